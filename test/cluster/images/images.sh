@@ -1,0 +1,30 @@
+# shellcheck shell=bash disable=SC2034
+# The test-cluster images: short names, references, build order. Sourced by build.sh and
+# save.sh (and usable by other harness scripts). Requires lib/versions.sh to be sourced.
+
+# Dependency order: every image comes after the images it is built FROM.
+TP_IMAGE_NAMES=(base-debian base-node pause echo coredns)
+
+# Short name -> image reference. Prints nothing and fails for an unknown name.
+tp_image_ref() {
+  case "$1" in
+    base-debian) echo "tp-local/base-debian:bookworm" ;;
+    base-node) echo "tp-local/base-node:bookworm" ;;
+    pause) echo "tp-local/pause:3.10" ;;
+    coredns) echo "tp-local/coredns:${COREDNS_VERSION:?COREDNS_VERSION unset: source test/cluster/lib/versions.sh}" ;;
+    echo) echo "tp-local/echo:1" ;;
+    *) return 1 ;;
+  esac
+}
+
+# Short name -> the short names it is built FROM (space separated).
+tp_image_deps() {
+  case "$1" in
+    base-node) echo "base-debian" ;;
+    echo) echo "base-node" ;;
+    *) echo "" ;;
+  esac
+}
+
+# The image label that records the hash of everything an image was built from.
+TP_IMAGE_HASH_LABEL=dev.telepresence-ts.input-hash

@@ -1,0 +1,9 @@
+# Pinned versions and cache locations for the test cluster. Sourced by the harness scripts.
+#
+# Kubernetes 1.33: its kubelet still starts on a cgroup v1 host by default (`failCgroupV1`
+# only defaults to true from 1.35), every one of its staging modules is on the Go module
+# proxy, and kubectl 1.32 (one minor behind) is within the supported version skew.
+K8S_VERSION=${TP_K8S_VERSION:-v1.33.13}
+COREDNS_VERSION=${TP_COREDNS_VERSION:-v1.14.7}
+TP_CACHE=${TP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telepresence-ts}
+TP_K8S_BIN=${TP_K8S_BIN:-$TP_CACHE/k8s-$K8S_VERSION-coredns-$COREDNS_VERSION/bin}
