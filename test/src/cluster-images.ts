@@ -1,0 +1,55 @@
+/**
+ * Makes the project's test images available on the cluster's node, through the harness scripts
+ * `test/cluster/images/build.sh` and `test/cluster/load-image.sh`, so an e2e suite works on any
+ * cluster that `npm run cluster:up` brought up.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { formatCommandLine, processRunner, type ProcessRunner } from './process-runner.js';
+
+const MARKER = join('test', 'cluster', 'up.sh');
+
+/**
+ * The repository root: the nearest directory at or above `from` holding test/cluster/up.sh.
+ * Searching from the working directory works for tap run from the root or from test/.
+ */
+export function findRepoRoot(from: string = process.cwd(), exists: (p: string) => boolean = existsSync): string {
+  let dir = resolve(from);
+  for (;;) {
+    if (exists(join(dir, MARKER))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cannot find the repository root (a directory with ${MARKER}) above ${from}`);
+    dir = parent;
+  }
+}
+
+export interface PrepareImageOptions {
+  readonly repoRoot: string;
+  /** The folder under test/cluster/images/, e.g. `echo`. */
+  readonly imageDir: string;
+  /** The tag build.sh produces, e.g. `tp-local/echo:1`. */
+  readonly image: string;
+  readonly kubeconfig: string;
+  readonly runner?: ProcessRunner;
+}
+
+// A cold image build on the 2-core machine can take minutes; a warm one is seconds.
+const BUILD_TIMEOUT_MS = 10 * 60_000;
+const LOAD_TIMEOUT_MS = 5 * 60_000;
+
+/** Builds the image and loads it onto the node(s); throws with the script's output on failure. */
+export async function prepareImage(options: PrepareImageOptions): Promise<void> {
+  const runner = options.runner ?? processRunner;
+  const env = { ...process.env, KUBECONFIG: options.kubeconfig };
+  const steps: Array<[string[], number]> = [
+    [[join('test', 'cluster', 'images', 'build.sh'), options.imageDir], BUILD_TIMEOUT_MS],
+    [[join('test', 'cluster', 'load-image.sh'), options.image], LOAD_TIMEOUT_MS],
+  ];
+  for (const [args, timeoutMs] of steps) {
+    const r = await runner.run('bash', args, { cwd: options.repoRoot, env, timeoutMs });
+    if (r.timedOut || r.exitCode !== 0) {
+      const how = r.timedOut ? `timed out after ${timeoutMs} ms` : `failed (exit ${String(r.exitCode)})`;
+      throw new Error(`${formatCommandLine('bash', args)} ${how}:\n${r.stdout}${r.stderr}`);
+    }
+  }
+}
