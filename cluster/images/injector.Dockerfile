@@ -1,0 +1,14 @@
+ARG BASE_IMAGE=node:20-bookworm-slim
+FROM ${BASE_IMAGE}
+# The agent-injector image: Node plus the one bundled file from `npm run build`. Build context is
+# cluster/ (see cluster/.dockerignore):
+#   npm run build && docker build -f cluster/images/injector.Dockerfile -t IMAGE cluster
+# BASE_IMAGE lets the test harness use a locally built Node image instead of pulling one.
+WORKDIR /app
+COPY dist/injector.js dist/injector.js.map /app/
+ENV NODE_ENV=production
+# Any non-root uid; numeric so that base images without a passwd entry for it work too.
+USER 1000:1000
+# the admission webhook (for now /healthz)
+EXPOSE 8443
+ENTRYPOINT ["node", "--enable-source-maps", "/app/injector.js"]

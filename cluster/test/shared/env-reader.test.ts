@@ -1,0 +1,95 @@
+import { TpError } from '@telepresence-ts/core';
+import t from 'tap';
+import { EnvReader } from '../../src/shared/env-reader.js';
+
+t.test('port', (t) => {
+  const cases: ReadonlyArray<{ value: string | undefined; want: number; ok: boolean }> = [
+    { value: undefined, want: 80, ok: true },
+    { value: '', want: 80, ok: true },
+    { value: ' 8081 ', want: 8081, ok: true },
+    { value: '65535', want: 65535, ok: true },
+    { value: '0', want: 80, ok: false },
+    { value: '65536', want: 80, ok: false },
+    { value: '80a', want: 80, ok: false },
+    { value: '-1', want: 80, ok: false },
+    { value: '1e3', want: 80, ok: false },
+  ];
+  for (const c of cases) {
+    const r = new EnvReader({ P: c.value });
+    t.equal(r.port('P', 80), c.want, `P=${String(c.value)}`);
+    if (c.ok) {
+      t.doesNotThrow(() => r.done('x', null), `P=${String(c.value)} is valid`);
+    } else {
+      t.throws(() => r.done('x', null), { code: 'bad-environment' }, `P=${String(c.value)} is rejected`);
+    }
+  }
+  t.end();
+});
+
+t.test('dnsLabel', (t) => {
+  t.equal(new EnvReader({}).dnsLabel('N', 'dflt'), 'dflt');
+  t.equal(new EnvReader({ N: 'my-ns' }).dnsLabel('N', 'dflt'), 'my-ns');
+  for (const bad of ['My-NS', '-ns', 'ns-', 'a.b', 'x'.repeat(64)]) {
+    const r = new EnvReader({ N: bad });
+    r.dnsLabel('N', 'dflt');
+    t.throws(() => r.done('x', null), /not a valid Kubernetes name/, bad);
+  }
+  const missing = new EnvReader({});
+  missing.dnsLabel('N');
+  t.throws(() => missing.done('x', null), /N is required but not set/, 'required without fallback');
+  t.end();
+});
+
+t.test('hostName and ip', (t) => {
+  const r = new EnvReader({ H1: 'traffic-manager.tp-system', H2: '10.0.0.1', H3: 'Bad_Host', I1: 'fd00::1', I2: '300.1.1.1' });
+  t.equal(r.hostName('H1', 'x'), 'traffic-manager.tp-system');
+  t.equal(r.hostName('H2', 'x'), '10.0.0.1');
+  t.equal(r.hostName('H0', 'fallback.ns'), 'fallback.ns');
+  r.hostName('H3', 'x');
+  t.equal(r.ip('I1'), 'fd00::1');
+  t.equal(r.ip('I0'), undefined);
+  r.ip('I2');
+  t.throws(() => r.done('x', null), {
+    message: 'invalid environment: H3="Bad_Host" is not a host name or IP address; I2="300.1.1.1" is not an IP address',
+  });
+  t.end();
+});
+
+t.test('logLevel', (t) => {
+  t.equal(new EnvReader({}).logLevel('L'), 'info');
+  t.equal(new EnvReader({ L: 'DEBUG' }).logLevel('L'), 'debug');
+  const r = new EnvReader({ L: 'verbose' });
+  t.equal(r.logLevel('L'), 'info');
+  t.throws(() => r.done('x', null), /L="verbose" is not one of debug, info, warn, error/);
+  t.end();
+});
+
+t.test('done reports every problem at once, as a config TpError with a hint', (t) => {
+  const r = new EnvReader({ A: 'x', B: 'y' });
+  r.port('A', 1);
+  r.port('B', 2);
+  r.required('C');
+  try {
+    r.done('traffic-agent', null);
+    t.fail('should throw');
+  } catch (err: unknown) {
+    t.ok(err instanceof TpError);
+    if (err instanceof TpError) {
+      t.equal(err.category, 'config');
+      t.equal(
+        err.message,
+        'invalid environment: A="x" is not a port number (1-65535); B="y" is not a port number (1-65535); C is required but not set',
+      );
+      t.equal(err.hint, 'fix the environment of the traffic-agent container');
+    }
+  }
+  t.end();
+});
+
+t.test('optional treats blank as unset', (t) => {
+  const r = new EnvReader({ A: '  ', B: 'v' });
+  t.equal(r.optional('A'), undefined);
+  t.equal(r.optional('B'), 'v');
+  t.equal(r.done('x', 42), 42);
+  t.end();
+});

@@ -1,0 +1,102 @@
+/**
+ * The shared names of telepresence-ts: everything the client, traffic-manager, agent-injector and
+ * traffic-agent must agree on is defined here, once, and imported by all of them.
+ */
+
+/** Prefix of every label and annotation key we own. */
+export const KEY_PREFIX = 'telepresence.io/';
+
+/** The namespace the traffic-manager (and its injector) is installed into unless told otherwise. */
+export const DEFAULT_MANAGER_NAMESPACE = 'tp-system';
+
+/** The ConfigMap, in each workload namespace, holding one agent configuration per workload. */
+export const AGENTS_CONFIGMAP = 'telepresence-agents';
+
+/** Names of the Kubernetes objects the install creates in the manager namespace. */
+export const RESOURCE_NAMES = {
+  /** Deployment and Service of the traffic-manager; the Service port is named `api`. */
+  manager: 'traffic-manager',
+  managerPortName: 'api',
+  /** Deployment and Service of the agent-injector webhook; the Service port is named `https`. */
+  injector: 'agent-injector',
+  injectorPortName: 'https',
+  /** The MutatingWebhookConfiguration; suffixed with the manager namespace since it is cluster-scoped. */
+  webhookConfigPrefix: 'agent-injector-webhook-',
+  /** The Secret holding the webhook's TLS key pair and CA. */
+  injectorTlsSecret: 'agent-injector-tls',
+} as const;
+
+/** The sidecar container the injector adds to an intercepted pod. */
+export const AGENT_CONTAINER_NAME = 'traffic-agent';
+
+/** Default ports. The manager's is the gRPC API; the agent's is the first port it forwards. */
+export const DEFAULT_PORTS = {
+  manager: 8081,
+  agent: 9900,
+  /** Container port of the webhook; the Service exposes it as 443. */
+  injector: 8443,
+} as const;
+
+/** HTTP path answered by every in-cluster program while it is able to serve. */
+export const HEALTHZ_PATH = '/healthz';
+
+/** Label keys (selectors must be at most 63 characters after the prefix). */
+export const LABELS = {
+  /** Name of the workload that owns an injected pod. */
+  workloadName: `${KEY_PREFIX}workload-name`,
+  /** Kind of that workload (Deployment, ReplicaSet, StatefulSet). */
+  workloadKind: `${KEY_PREFIX}workload-kind`,
+  /** `true` on pods that carry a traffic-agent. */
+  agentInjected: `${KEY_PREFIX}agent-injected`,
+  /** Marks objects created by the install, so that uninstall can find them. */
+  managedBy: 'app.kubernetes.io/managed-by',
+} as const;
+
+/** Value of `LABELS.managedBy` on every object we create. */
+export const MANAGED_BY_VALUE = 'telepresence-ts';
+
+/** Annotation keys. */
+export const ANNOTATIONS = {
+  /** On a pod template: `enabled` to inject an agent, `disabled` to never inject one. */
+  injectTrafficAgent: `${KEY_PREFIX}inject-traffic-agent`,
+  /** On a pod template: bumped to roll a workload out when its agent config changes. */
+  restartedAt: `${KEY_PREFIX}restarted-at`,
+} as const;
+
+/** Values understood by `ANNOTATIONS.injectTrafficAgent`. */
+export const INJECT_VALUES = ['enabled', 'disabled'] as const;
+export type InjectValue = (typeof INJECT_VALUES)[number];
+
+/** Environment variables read by the in-cluster programs (each parses them in its own env.ts). */
+export const ENV = {
+  /** `debug` | `info` | `warn` | `error`, for every program. */
+  logLevel: 'TP_LOG_LEVEL',
+  /** Namespace of the traffic-manager; set from the downward API in the manager and injector. */
+  managerNamespace: 'TP_MANAGER_NAMESPACE',
+  /** gRPC port the traffic-manager listens on. */
+  managerPort: 'TP_MANAGER_PORT',
+  /** Host name the agent dials to reach the manager. */
+  managerHost: 'TP_MANAGER_HOST',
+  /** HTTPS port of the agent-injector webhook. */
+  injectorPort: 'TP_INJECTOR_PORT',
+  /** Port of the agent's own API. */
+  agentPort: 'TP_AGENT_PORT',
+  /** Name of the workload the agent serves (its key in the agents ConfigMap). */
+  agentName: 'TP_AGENT_NAME',
+  /** Namespace of the agent's pod (downward API `metadata.namespace`). */
+  agentNamespace: 'TP_AGENT_NAMESPACE',
+  /** Name and IP of the agent's pod (downward API `metadata.name`, `status.podIP`). */
+  podName: 'TP_POD_NAME',
+  podIp: 'TP_POD_IP',
+} as const;
+
+export type EnvName = (typeof ENV)[keyof typeof ENV];
+
+/** Log levels, most verbose first. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** `traffic-manager.<namespace>`: the in-cluster DNS name of the manager Service. */
+export function managerServiceHost(namespace: string = DEFAULT_MANAGER_NAMESPACE): string {
+  return `${RESOURCE_NAMES.manager}.${namespace}`;
+}

@@ -1,0 +1,112 @@
+// Builds every artifact of telepresence-ts: one esbuild call per artifact, all bundled for Node 18
+// (the cluster images' floor: Debian bookworm's nodejs), with source maps. `npm run build`.
+//
+// Where the output goes: each artifact lands where its consumer looks for it, and every dist/
+// folder gets a package.json naming its module format so Node never guesses.
+//   dist/kubectl-telepresence.js      the CLI (ESM), executable
+//   dist/bin/kubectl-telepresence     shim: put dist/bin on PATH and kubectl's plugin discovery
+//                                     finds it, so `kubectl telepresence ...` works
+//   vscode-extension/dist/extension.js  the extension (CJS, `vscode` external): the manifest's main
+//   cluster/dist/{manager,injector,agent}.js  the in-cluster programs (CJS): the build context of
+//                                     cluster/images/*.Dockerfile
+import * as esbuild from 'esbuild';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = dirname(fileURLToPath(import.meta.url));
+const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+
+const CLI_DIST = join(ROOT, 'dist');
+const EXTENSION_DIST = join(ROOT, 'vscode-extension', 'dist');
+const CLUSTER_DIST = join(ROOT, 'cluster', 'dist');
+
+/** Settings shared by every artifact. */
+const common = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  target: 'node18',
+  sourcemap: true,
+  // Unminified: these run on servers and developer machines, where readable stacks beat bytes.
+  minify: false,
+  // core/src/version.ts reads this; unbundled code (tests) falls back to a development version.
+  define: { __TP_VERSION__: JSON.stringify(version) },
+  logLevel: 'warning',
+};
+
+/** The CLI is ESM (yargs' ESM build uses import.meta); CJS dependencies bundled into it still call require. */
+const ESM_REQUIRE_BANNER = "import { createRequire as __tpCreateRequire } from 'node:module'; const require = __tpCreateRequire(import.meta.url);";
+
+// sh, not node, so the shim works whatever module format Node would assume for an extensionless
+// file; readlink -f follows a symlinked shim (e.g. from ~/bin) back to dist/bin.
+const CLI_SHIM = `#!/bin/sh
+here=$(dirname -- "$(readlink -f -- "$0")")
+exec node --enable-source-maps "$here/../kubectl-telepresence.js" "$@"
+`;
+
+function writePackageJson(dir, type) {
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ type }, null, 2)}\n`);
+}
+
+async function buildCli() {
+  const outfile = join(CLI_DIST, 'kubectl-telepresence.js');
+  await esbuild.build({
+    ...common,
+    entryPoints: ['kubectl-plugin/src/main.ts'],
+    outfile,
+    format: 'esm',
+    banner: { js: `#!/usr/bin/env node\n${ESM_REQUIRE_BANNER}` },
+  });
+  chmodSync(outfile, 0o755);
+  mkdirSync(join(CLI_DIST, 'bin'), { recursive: true });
+  writeFileSync(join(CLI_DIST, 'bin', 'kubectl-telepresence'), CLI_SHIM, { mode: 0o755 });
+  writePackageJson(CLI_DIST, 'module');
+  return [outfile, join(CLI_DIST, 'bin', 'kubectl-telepresence')];
+}
+
+async function buildExtension() {
+  const outfile = join(EXTENSION_DIST, 'extension.js');
+  await esbuild.build({
+    ...common,
+    entryPoints: ['vscode-extension/src/extension.ts'],
+    outfile,
+    format: 'cjs',
+    // Provided by the extension host at run time; there is no npm package to bundle.
+    external: ['vscode'],
+  });
+  writePackageJson(EXTENSION_DIST, 'commonjs');
+  return [outfile];
+}
+
+async function buildClusterProgram(name) {
+  const outfile = join(CLUSTER_DIST, `${name}.js`);
+  await esbuild.build({
+    ...common,
+    entryPoints: [`cluster/src/${name}/main.ts`],
+    outfile,
+    // CJS, so the images can run the file without a package.json beside it.
+    format: 'cjs',
+  });
+  return [outfile];
+}
+
+async function main() {
+  for (const dir of [CLI_DIST, EXTENSION_DIST, CLUSTER_DIST]) {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const outputs = await Promise.all([
+    buildCli(),
+    buildExtension(),
+    buildClusterProgram('manager'),
+    buildClusterProgram('injector'),
+    buildClusterProgram('agent'),
+  ]);
+  writePackageJson(CLUSTER_DIST, 'commonjs');
+  for (const file of outputs.flat()) {
+    process.stdout.write(`built ${file.slice(ROOT.length + 1)}\n`);
+  }
+  process.stdout.write(`version ${version}\n`);
+}
+
+await main();

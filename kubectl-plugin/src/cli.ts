@@ -1,0 +1,50 @@
+import { TpError, exitCodeFor, formatTpError, toTpError } from '@telepresence-ts/core';
+import yargs, { type Argv } from 'yargs';
+import { commands } from './commands/index.js';
+import type { CommandDeps } from './command-deps.js';
+import { globalOptions, type GlobalOptions } from './global-options.js';
+
+/** The name users type; yargs shows it in usage lines. */
+export const SCRIPT_NAME = 'kubectl telepresence';
+
+const HELP_HINT = `run \`${SCRIPT_NAME} --help\` for usage`;
+
+/** Builds the yargs parser with the global options and every command registered. */
+export function buildParser(args: readonly string[], deps: CommandDeps): Argv<GlobalOptions> {
+  let parser = yargs([...args])
+    .scriptName(SCRIPT_NAME)
+    .options(globalOptions)
+    .strict()
+    .demandCommand(1, 'no command given')
+    // Our `version` command reports more than yargs' --version would.
+    .version(false)
+    .help()
+    // main.ts decides the exit code; yargs must never call process.exit itself.
+    .exitProcess(false)
+    .fail((message: string | undefined, err: Error | undefined) => {
+      // yargs calls this for its own validation (message set) and for errors thrown by handlers.
+      // Some of its messages span lines; ours are one line.
+      const oneLine = (message ?? 'invalid command line').replace(/\s*\n\s*/g, ' ');
+      throw err ?? new TpError('user', 'bad-usage', oneLine, { hint: HELP_HINT });
+    })
+    .wrap(null) as Argv<GlobalOptions>;
+  for (const command of commands(deps)) {
+    parser = parser.command(command);
+  }
+  return parser;
+}
+
+/**
+ * Runs one command line and returns the process exit code. Every error surfaces as a TpError: a
+ * one-line message and a hint on stderr, and the exit code of its category.
+ */
+export async function run(args: readonly string[], deps: CommandDeps): Promise<number> {
+  try {
+    await buildParser(args, deps).parseAsync();
+    return 0;
+  } catch (thrown: unknown) {
+    const err = toTpError(thrown);
+    deps.io.err(`${formatTpError(err)}\n`);
+    return exitCodeFor(err.category);
+  }
+}

@@ -1,0 +1,45 @@
+import { TpError } from '@telepresence-ts/core';
+import t from 'tap';
+import { run } from '../src/cli.js';
+import { BufferIo } from './fixtures/buffer-io.js';
+
+const usageErrors: ReadonlyArray<{ name: string; args: string[]; message: RegExp }> = [
+  { name: 'no command', args: [], message: /no command given/ },
+  { name: 'unknown command', args: ['frobnicate'], message: /Unknown argument: frobnicate/ },
+  { name: 'unknown option', args: ['version', '--frob'], message: /Unknown argument/ },
+  { name: 'bad --output', args: ['version', '--output', 'yaml'], message: /Invalid values/ },
+];
+
+for (const c of usageErrors) {
+  t.test(`usage error: ${c.name}`, async (t) => {
+    const io = new BufferIo();
+    const code = await run(c.args, { io, version: '1.2.3' });
+    t.equal(code, 2, 'user errors exit with 2');
+    t.equal(io.stdout, '', 'nothing on stdout');
+    const lines = io.stderr.trimEnd().split('\n');
+    t.match(lines[0], /^telepresence: /, 'one message line');
+    t.match(lines[0], c.message);
+    t.equal(lines[1], 'hint: run `kubectl telepresence --help` for usage', 'then a hint');
+    t.equal(lines.length, 2);
+  });
+}
+
+t.test('a TpError thrown by a command keeps its category and hint', async (t) => {
+  const io = new BufferIo();
+  io.out = () => {
+    throw new TpError('cluster', 'manager-unreachable', 'cannot reach the traffic-manager', { hint: 'check the cluster' });
+  };
+  const code = await run(['version'], { io, version: '1.2.3' });
+  t.equal(code, 4);
+  t.equal(io.stderr, 'telepresence: cannot reach the traffic-manager\nhint: check the cluster\n');
+});
+
+t.test('any other error is internal and points to the logs', async (t) => {
+  const io = new BufferIo();
+  io.out = () => {
+    throw new Error('disk full');
+  };
+  const code = await run(['version'], { io, version: '1.2.3' });
+  t.equal(code, 5);
+  t.equal(io.stderr, 'telepresence: disk full\nhint: see the logs for details\n');
+});

@@ -1,0 +1,28 @@
+import t from 'tap';
+import { run } from '../../src/cli.js';
+import { formatVersionText, versionReport } from '../../src/commands/version.js';
+import { BufferIo } from '../fixtures/buffer-io.js';
+
+const cases: ReadonlyArray<{ name: string; args: string[]; stdout: string }> = [
+  { name: 'text by default', args: ['version'], stdout: 'Client: v1.2.3\n' },
+  { name: '--output text', args: ['version', '--output', 'text'], stdout: 'Client: v1.2.3\n' },
+  { name: '--output json', args: ['version', '--output', 'json'], stdout: '{"client":{"version":"1.2.3"}}\n' },
+  { name: '-o json before the verb', args: ['-o', 'json', 'version'], stdout: '{"client":{"version":"1.2.3"}}\n' },
+  { name: 'global kube options are accepted', args: ['version', '--context', 'kind', '-n', 'default', '--kubeconfig', '/tmp/k'], stdout: 'Client: v1.2.3\n' },
+];
+
+for (const c of cases) {
+  t.test(c.name, async (t) => {
+    const io = new BufferIo();
+    const code = await run(c.args, { io, version: '1.2.3' });
+    t.equal(code, 0, 'exit code');
+    t.equal(io.stdout, c.stdout, 'stdout');
+    t.equal(io.stderr, '', 'stderr');
+  });
+}
+
+t.test('the JSON report has exactly the documented shape', (t) => {
+  t.strictSame(versionReport('0.1.0'), { client: { version: '0.1.0' } });
+  t.equal(formatVersionText(versionReport('0.1.0')), 'Client: v0.1.0\n');
+  t.end();
+});
