@@ -34,7 +34,7 @@ export const protobufFileName = "manager/v1/manager.proto";
  *
  * Errors are gRPC statuses. A status caused by the caller's input carries, in its trailing
  * metadata, `tp-error-category` (user | config | cluster | internal), `tp-error-code` (a stable
- * code such as `AMBIGUOUS_PORT`) and `tp-error-hint` (what to type instead); the status message is
+ * code such as `ambiguous-port`) and `tp-error-hint` (what to type instead); the status message is
  * the one-line description. Clients branch on the code, never on message text.
  */
 
@@ -137,7 +137,7 @@ export interface HeaderMatch {
 
 /**
  * What the user asked for. Optional fields are empty strings / zero when not given; the manager
- * fills them in when there is exactly one choice and answers AMBIGUOUS_* when there are several.
+ * fills them in when there is exactly one choice and answers `ambiguous-*` when there are several.
  */
 export interface InterceptSpec {
   /** Unique among the client's intercepts; defaults to "<workload>-<namespace>". */
