@@ -10,6 +10,8 @@
 #   pause        tp-local/pause:3.10            pod sandbox: static pause.c, FROM scratch
 #   echo         tp-local/echo:1                test/fixtures/echo-server on base-node
 #   coredns      tp-local/coredns:$COREDNS_VERSION  $TP_K8S_BIN/coredns, FROM scratch
+#   traffic-manager, agent-injector, traffic-agent   tp-local/<name>:<product version>
+#                the product's cluster images: cluster/dist/*.js (npm run build) on base-node
 #
 # The images an image is built FROM are built first (so `build.sh echo` also makes the
 # bases). Each image is skipped when it already carries the hash of all its inputs in the
@@ -322,6 +324,33 @@ make_coredns() {
   cp "$coredns_bin" "$ctx/coredns"
   docker_build "$ref" "$h" "$ctx"
 }
+
+# ---------------------------------------------------------------------------------------
+# traffic-manager, agent-injector, traffic-agent: the product's cluster images, from the
+# bundles of `npm run build` (cluster/dist) and cluster/images/<program>.Dockerfile.
+
+product_ctx="$repo/cluster"
+product_program() {
+  case "$1" in traffic-manager) echo manager ;; agent-injector) echo injector ;; traffic-agent) echo agent ;; esac
+}
+hash_product() {
+  local program bundle
+  program=$(product_program "$1")
+  bundle="$product_ctx/dist/$program.js"
+  if [ ! -f "$bundle" ]; then
+    echo "$bundle not found: run npm run build first" >&2
+    return 1
+  fi
+  { hash_files "$bundle" "$product_ctx/images/$program.Dockerfile"; echo "base=$(image_id "$(tp_image_ref base-node)")"; } | sha
+}
+make_product() {
+  local name=$1 h=$2 ref=$3
+  docker_build "$ref" "$h" "$product_ctx" -f "$product_ctx/images/$(product_program "$name").Dockerfile" \
+    --build-arg "BASE_IMAGE=$(tp_image_ref base-node)"
+}
+for _n in traffic-manager agent-injector traffic-agent; do
+  eval "hash_${_n//-/_}() { hash_product $_n; }; prereq_${_n//-/_}() { :; }; make_${_n//-/_}() { make_product $_n \"\$@\"; }"
+done
 
 # ---------------------------------------------------------------------------------------
 # driver

@@ -3,7 +3,10 @@
 # save.sh (and usable by other harness scripts). Requires lib/versions.sh to be sourced.
 
 # Dependency order: every image comes after the images it is built FROM.
-TP_IMAGE_NAMES=(base-debian base-node pause echo coredns)
+TP_IMAGE_NAMES=(base-debian base-node pause echo coredns traffic-manager agent-injector traffic-agent)
+
+# The product's version: the tag of its three cluster images.
+tp_product_version() { sed -n 's/^  "version": "\(.*\)",$/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../../../package.json" | head -n 1; }
 
 # Short name -> image reference. Prints nothing and fails for an unknown name.
 tp_image_ref() {
@@ -13,6 +16,7 @@ tp_image_ref() {
     pause) echo "tp-local/pause:3.10" ;;
     coredns) echo "tp-local/coredns:${COREDNS_VERSION:?COREDNS_VERSION unset: source test/cluster/lib/versions.sh}" ;;
     echo) echo "tp-local/echo:1" ;;
+    traffic-manager | agent-injector | traffic-agent) echo "tp-local/$1:$(tp_product_version)" ;;
     *) return 1 ;;
   esac
 }
@@ -21,7 +25,7 @@ tp_image_ref() {
 tp_image_deps() {
   case "$1" in
     base-node) echo "base-debian" ;;
-    echo) echo "base-node" ;;
+    echo | traffic-manager | agent-injector | traffic-agent) echo "base-node" ;;
     *) echo "" ;;
   esac
 }
