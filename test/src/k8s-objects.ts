@@ -28,7 +28,7 @@ export interface Node {
 
 export interface Pod {
   readonly metadata: ObjectMeta;
-  readonly spec?: { readonly nodeName?: string };
+  readonly spec?: { readonly nodeName?: string; readonly containers?: ReadonlyArray<{ readonly name: string }> };
   readonly status?: {
     readonly phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
     readonly podIP?: string;
@@ -38,7 +38,10 @@ export interface Pod {
 
 export interface Deployment {
   readonly metadata: ObjectMeta;
-  readonly spec?: { readonly replicas?: number };
+  readonly spec?: {
+    readonly replicas?: number;
+    readonly template?: { readonly metadata?: { readonly annotations?: Readonly<Record<string, string>> } };
+  };
   readonly status?: {
     readonly replicas?: number;
     readonly readyReplicas?: number;

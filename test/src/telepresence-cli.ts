@@ -1,0 +1,89 @@
+/**
+ * Runs the product's CLI the way a user does: `kubectl telepresence ...`, found by kubectl's
+ * plugin discovery on a PATH that starts with the build's `dist/bin`. Each instance has its own
+ * runtime folder, so its daemon (socket, logs) is separate from any other test's or the user's.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatCommandLine, processRunner, type ProcessRunner, type RunResult } from './process-runner.js';
+
+export interface TelepresenceCliOptions {
+  readonly repoRoot: string;
+  readonly kubeconfig: string;
+  /** Passed as --namespace to every command unless the call names its own. */
+  readonly namespace?: string;
+  readonly runner?: ProcessRunner;
+}
+
+export class TelepresenceCliError extends Error {
+  constructor(
+    readonly args: readonly string[],
+    readonly result: RunResult,
+  ) {
+    super(
+      `kubectl telepresence ${formatCommandLine('', [...args]).trim()} exited ${String(result.exitCode)}` +
+        `${result.timedOut ? ' (timed out)' : ''}:\n${result.stdout}${result.stderr}`,
+    );
+    this.name = 'TelepresenceCliError';
+  }
+}
+
+export interface TelepresenceCli {
+  /** The folder holding this instance's daemon socket and logs. */
+  readonly runtimeDir: string;
+  /** Runs a command; resolves with the result whatever the exit status. */
+  run(args: readonly string[], timeoutMs?: number): Promise<RunResult>;
+  /** Runs a command that must succeed; returns stdout. */
+  ok(args: readonly string[], timeoutMs?: number): Promise<string>;
+  /** Runs a command with `--output json` that must succeed; returns the parsed stdout. */
+  json<T>(args: readonly string[], timeoutMs?: number): Promise<T>;
+  /** Stops this instance's daemon (if any) and removes its runtime folder. */
+  dispose(): Promise<void>;
+}
+
+const DEFAULT_TIMEOUT_MS = 180_000;
+
+export function createTelepresenceCli(options: TelepresenceCliOptions): TelepresenceCli {
+  const runner = options.runner ?? processRunner;
+  const runtimeDir = mkdtempSync(join(tmpdir(), 'tp-cli-'));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${join(options.repoRoot, 'dist', 'bin')}:${process.env['PATH'] ?? ''}`,
+    KUBECONFIG: options.kubeconfig,
+    // The daemon's socket and logs live here (see core's daemon paths).
+    XDG_RUNTIME_DIR: runtimeDir,
+    XDG_CACHE_HOME: join(runtimeDir, 'cache'),
+  };
+  const withNamespace = (args: readonly string[]): string[] =>
+    options.namespace !== undefined && !args.some((a) => a === '--namespace' || a.startsWith('--namespace=') || a === '-n')
+      ? [...args, '--namespace', options.namespace]
+      : [...args];
+
+  const run = (args: readonly string[], timeoutMs = DEFAULT_TIMEOUT_MS): Promise<RunResult> =>
+    runner.run('kubectl', ['telepresence', ...withNamespace(args)], { env, timeoutMs });
+
+  const ok = async (args: readonly string[], timeoutMs?: number): Promise<string> => {
+    const result = await run(args, timeoutMs);
+    if (result.exitCode !== 0 || result.timedOut) throw new TelepresenceCliError(args, result);
+    return result.stdout;
+  };
+
+  return {
+    runtimeDir,
+    run,
+    ok,
+    async json<T>(args: readonly string[], timeoutMs?: number): Promise<T> {
+      const out = await ok([...args, '--output', 'json'], timeoutMs);
+      try {
+        return JSON.parse(out) as T;
+      } catch {
+        throw new Error(`kubectl telepresence ${args.join(' ')} --output json printed no JSON:\n${out}`);
+      }
+    },
+    async dispose(): Promise<void> {
+      await run(['quit'], 30_000);
+      rmSync(runtimeDir, { recursive: true, force: true });
+    },
+  };
+}
