@@ -1,24 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is needed, builds, checks
-# types, lint and generated code, runs the unit tests, brings up the real local Kubernetes,
-# runs the end-to-end suites against it, and takes the cluster down again, checking that
-# nothing of it remains. Exits non-zero when anything fails.
+# types, lint and generated code, runs the unit tests and the cluster harness's own checks,
+# brings up the real local Kubernetes, runs the end-to-end suites against it, and takes the
+# cluster down again, checking that nothing of it remains. Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
-step "dependencies"
-bash scripts/install-deps.sh
-step "build";      npm run -s build
-step "typecheck";  npm run -s typecheck
-step "lint";       npm run -s lint
-step "generated code is up to date"; npm run -s -w proto check
-
 results=$(mktemp)
-step "unit tests"
-TP_TAP_RESULTS=$results npm run -s test:unit
-
-step "cluster up"
 cluster_up=false
 finish() {
   rc=$?
@@ -28,12 +17,28 @@ finish() {
   fi
   if [ -s "$results" ]; then
     # Each tap run appended "passed failed"; this is the total over all of them.
-    awk '{ p += $1; f += $2 } END { printf "\n%d passed, %d failed\n", p, f }' "$results"
+    awk '{ p += $1; f += $2 } END { printf "\nall suites: %d passed, %d failed\n", p, f }' "$results"
   fi
   rm -f "$results"
   exit $rc
 }
 trap finish EXIT
+
+step "dependencies"
+bash scripts/install-deps.sh
+step "build";      npm run -s build
+step "typecheck";  npm run -s typecheck
+step "lint";       npm run -s lint
+step "generated code is up to date"; npm run -s -w proto check
+
+step "unit tests"
+TP_TAP_RESULTS=$results npm run -s test:unit
+
+step "cluster harness: its checks of the machine (no cluster may be up)"
+bash test/cluster/down.sh >/dev/null
+TP_TAP_RESULTS=$results npm run -s test:harness
+
+step "cluster up"
 cluster_up=true
 kubeconfig=$(bash test/cluster/up.sh | tail -n 1)
 export "${kubeconfig?}"
