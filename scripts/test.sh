@@ -17,7 +17,7 @@ finish() {
   fi
   if [ -s "$results" ]; then
     # Each tap run appended "passed failed"; this is the total over all of them.
-    awk '{ p += $1; f += $2 } END { printf "\nall suites: %d passed, %d failed\n", p, f }' "$results"
+    awk '{ p += $1; f += $2 } END { printf "\ntotal: %d passed, %d failed\n", p, f }' "$results"
   fi
   rm -f "$results"
   exit $rc

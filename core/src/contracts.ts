@@ -88,6 +88,16 @@ export const ENV = {
   /** Name and IP of the agent's pod (downward API `metadata.name`, `status.podIP`). */
   podName: 'TP_POD_NAME',
   podIp: 'TP_POD_IP',
+  /** Path of the agent's configuration file (its ConfigMap entry, mounted by the injector). */
+  agentConfigPath: 'TP_AGENT_CONFIG',
+  /**
+   * For the agent's `init` mode (the `tel-agent-init` container): the numeric target ports to
+   * redirect, as comma-separated `containerPort:agentPort` pairs, e.g. `8080:9901,8443:9902`.
+   */
+  agentInitPorts: 'TP_AGENT_INIT_PORTS',
+  /** Paths of the agent-injector's TLS serving certificate and key (PEM), mounted from its Secret. */
+  injectorTlsCert: 'TP_INJECTOR_TLS_CERT',
+  injectorTlsKey: 'TP_INJECTOR_TLS_KEY',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
@@ -100,3 +110,19 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export function managerServiceHost(namespace: string = DEFAULT_MANAGER_NAMESPACE): string {
   return `${RESOURCE_NAMES.manager}.${namespace}`;
 }
+
+/** Env var set by `install` on the traffic-manager (and injector): the traffic-agent image to inject. */
+export const ENV_AGENT_IMAGE = 'TP_AGENT_IMAGE';
+
+/** Where the agent-injector's Deployment mounts Secret `agent-injector-tls` (tls.crt, tls.key, ca.crt). */
+export const INJECTOR_TLS_DIR = '/etc/agent-injector/tls';
+
+/** The HTTPS path the API server calls on the agent-injector for each new pod. */
+export const INJECTOR_WEBHOOK_PATH = '/agent-injector/mutate';
+
+/** The image repositories of the three cluster programs; `install` tags them with the version. */
+export const IMAGE_REPOSITORIES = {
+  manager: 'tp-local/traffic-manager',
+  injector: 'tp-local/agent-injector',
+  agent: 'tp-local/traffic-agent',
+} as const;

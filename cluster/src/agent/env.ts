@@ -1,32 +1,99 @@
-import { DEFAULT_PORTS, ENV, managerServiceHost, type LogLevel } from '@telepresence-ts/core';
+import { ENV, LOG_LEVELS, TpError, type LogLevel } from '@telepresence-ts/core';
+import { AgentConfigError, parseAgentConfig, type AgentConfig } from '../shared/agent-config.js';
 import { EnvReader, type Env } from '../shared/env-reader.js';
 
-/** The traffic-agent's configuration, from the environment the injector gives its container. */
-export interface AgentConfig {
-  /** The workload it serves: its key in the agents ConfigMap. */
-  readonly agentName: string;
-  /** The namespace of its pod. */
-  readonly namespace: string;
+/** What the traffic-agent reads from its environment (set by the injector and the downward API). */
+export interface AgentEnv {
+  /** The mounted agent configuration (the workload's `telepresence-agents` entry). */
+  readonly configPath: string;
+  /** The workload's name: the entry's key, which the file's `agentName` must equal. */
+  readonly agentName: string | undefined;
+  readonly namespace: string | undefined;
   readonly podName: string | undefined;
   readonly podIp: string | undefined;
-  /** The agent's own API port (for now, the health port). */
-  readonly port: number;
+  /** Overrides of the configuration's values, for running the agent by hand. */
+  readonly apiPort: number | undefined;
+  readonly managerHost: string | undefined;
+  readonly managerPort: number | undefined;
+  readonly logLevel: LogLevel | undefined;
+}
+
+/** Parses the traffic-agent's environment; throws a `config` TpError naming every bad variable. */
+export function parseAgentEnv(env: Env): AgentEnv {
+  const r = new EnvReader(env);
+  const given = (name: string): boolean => r.optional(name) !== undefined;
+  return r.done('traffic-agent', {
+    configPath: r.required(ENV.agentConfigPath),
+    agentName: given(ENV.agentName) ? r.dnsLabel(ENV.agentName) : undefined,
+    namespace: given(ENV.agentNamespace) ? r.dnsLabel(ENV.agentNamespace) : undefined,
+    podName: r.optional(ENV.podName),
+    podIp: r.ip(ENV.podIp),
+    apiPort: given(ENV.agentPort) ? r.port(ENV.agentPort, 0) : undefined,
+    managerHost: given(ENV.managerHost) ? r.hostName(ENV.managerHost, '') : undefined,
+    managerPort: given(ENV.managerPort) ? r.port(ENV.managerPort, 0) : undefined,
+    logLevel: given(ENV.logLevel) ? r.logLevel(ENV.logLevel) : undefined,
+  });
+}
+
+/** Everything the agent runs with: its configuration file, completed by its environment. */
+export interface AgentSettings {
+  readonly config: AgentConfig;
+  readonly namespace: string;
+  readonly podName: string;
+  /** Empty when the downward API did not provide it. */
+  readonly podIp: string;
+  readonly apiPort: number;
   readonly managerHost: string;
   readonly managerPort: number;
   readonly logLevel: LogLevel;
 }
 
-/** Parses the traffic-agent's environment; throws a `config` TpError naming every bad variable. */
-export function parseAgentEnv(env: Env): AgentConfig {
-  const r = new EnvReader(env);
-  return r.done('traffic-agent', {
-    agentName: r.dnsLabel(ENV.agentName),
-    namespace: r.dnsLabel(ENV.agentNamespace),
-    podName: r.optional(ENV.podName),
-    podIp: r.ip(ENV.podIp),
-    port: r.port(ENV.agentPort, DEFAULT_PORTS.agent),
-    managerHost: r.hostName(ENV.managerHost, managerServiceHost()),
-    managerPort: r.port(ENV.managerPort, DEFAULT_PORTS.manager),
-    logLevel: r.logLevel(ENV.logLevel),
-  });
+/**
+ * Reads and checks the configuration file named by the environment, and merges the two: the
+ * environment wins where both say something (the pod's namespace, a hand-set port or log level).
+ * Throws a `config` TpError when either is bad.
+ */
+export function loadAgentSettings(env: Env, readText: (path: string) => string, hostName: () => string): AgentSettings {
+  const e = parseAgentEnv(env);
+  let text: string;
+  try {
+    text = readText(e.configPath);
+  } catch (err: unknown) {
+    throw new TpError('config', 'agent-config-unreadable', `cannot read the agent configuration ${e.configPath}: ${(err as Error).message}`, {
+      hint: `check that ${ENV.agentConfigPath} names the file mounted from the telepresence-agents ConfigMap`,
+      cause: err,
+    });
+  }
+  let config: AgentConfig;
+  try {
+    config = parseAgentConfig(e.agentName ?? nameInFile(text), text);
+  } catch (err: unknown) {
+    if (!(err instanceof AgentConfigError)) throw err;
+    throw new TpError('config', 'bad-agent-config', err.message, {
+      hint: 'remove the workload\'s entry from the telepresence-agents ConfigMap and intercept again, so the traffic-manager writes it anew',
+      cause: err,
+    });
+  }
+  return {
+    config,
+    namespace: e.namespace ?? config.namespace,
+    // The kubelet sets a pod's host name to the pod's name.
+    podName: e.podName ?? hostName(),
+    podIp: e.podIp ?? '',
+    apiPort: e.apiPort ?? config.agentApiPort,
+    managerHost: e.managerHost ?? config.managerHost,
+    managerPort: e.managerPort ?? config.managerPort,
+    // The file's level is not checked by parseAgentConfig; an unknown one must not silence the logs.
+    logLevel: e.logLevel ?? (LOG_LEVELS.includes(config.logLevel) ? config.logLevel : 'info'),
+  };
+}
+
+/** Without TP_AGENT_NAME, the file names itself (parseAgentConfig then checks the rest). */
+function nameInFile(text: string): string {
+  try {
+    const raw = JSON.parse(text) as { agentName?: unknown };
+    return typeof raw.agentName === 'string' ? raw.agentName : '';
+  } catch {
+    return '';
+  }
 }

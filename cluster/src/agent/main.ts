@@ -1,14 +1,45 @@
-/** Composition root of the traffic-agent: for now, version + config + /healthz on its API port. */
-import { startHealthServer } from '../shared/healthz.js';
+/**
+ * Composition root of the traffic-agent image. Argv (after `node agent.js`):
+ * - `agent` (or nothing): the sidecar; reads its configuration file ($TP_AGENT_CONFIG) and serves.
+ * - `init`: the init container; adds the iptables redirects ($TP_AGENT_INIT_PORTS) and exits 0.
+ */
+import { ENV, exitCodeFor, formatTpError, LOG_LEVELS, toTpError, type LogLevel } from '@telepresence-ts/core';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { commandRunner } from '../shared/command-runner.js';
+import { createLogger } from '../shared/log.js';
 import { runProgram } from '../shared/program.js';
-import { parseAgentEnv } from './env.js';
+import { startAgent } from './agent.js';
+import { loadAgentSettings } from './env.js';
+import { parseAgentMode, runInit, type AgentMode } from './init.js';
 
-void runProgram({
-  name: 'traffic-agent',
-  parseEnv: () => parseAgentEnv(process.env),
-  start: async (config, log) => {
-    const health = await startHealthServer(config.port);
-    log.info('serving /healthz', { port: health.port });
-    return () => health.close();
-  },
-});
+const NAME = 'traffic-agent';
+
+function fail(thrown: unknown): never {
+  const err = toTpError(thrown);
+  process.stderr.write(`${formatTpError(err, NAME)}\n`);
+  process.exit(exitCodeFor(err.category));
+}
+
+let mode: AgentMode;
+try {
+  mode = parseAgentMode(process.argv.slice(2));
+} catch (thrown: unknown) {
+  fail(thrown);
+}
+
+if (mode === 'init') {
+  const wanted = process.env[ENV.logLevel]?.trim().toLowerCase();
+  const level: LogLevel = LOG_LEVELS.find((l) => l === wanted) ?? 'info';
+  const log = createLogger(`${NAME}-init`, level, (line) => process.stdout.write(line));
+  runInit(commandRunner, process.env, log).then(() => process.exit(0), fail);
+} else {
+  void runProgram({
+    name: NAME,
+    parseEnv: () => loadAgentSettings(process.env, (path) => readFileSync(path, 'utf8'), hostname),
+    start: async (settings, log) => {
+      const agent = await startAgent(settings, log);
+      return () => agent.stop();
+    },
+  });
+}

@@ -2,16 +2,27 @@ import t from 'tap';
 import { parseInjectorEnv } from '../../src/injector/env.js';
 
 t.test('defaults', (t) => {
-  t.strictSame(parseInjectorEnv({}), { namespace: 'tp-system', port: 8443, logLevel: 'info' });
+  t.strictSame(parseInjectorEnv({}), {
+    namespace: 'tp-system',
+    port: 8443,
+    tlsCertPath: '/etc/agent-injector/tls/tls.crt',
+    tlsKeyPath: '/etc/agent-injector/tls/tls.key',
+    logLevel: 'info',
+  });
   t.end();
 });
 
 t.test('every variable read', (t) => {
-  t.strictSame(parseInjectorEnv({ TP_MANAGER_NAMESPACE: 'tele', TP_INJECTOR_PORT: '443', TP_LOG_LEVEL: 'warn' }), {
-    namespace: 'tele',
-    port: 443,
-    logLevel: 'warn',
-  });
+  t.strictSame(
+    parseInjectorEnv({
+      TP_MANAGER_NAMESPACE: 'tele',
+      TP_INJECTOR_PORT: '443',
+      TP_INJECTOR_TLS_CERT: '/tls/c.pem',
+      TP_INJECTOR_TLS_KEY: '/tls/k.pem',
+      TP_LOG_LEVEL: 'warn',
+    }),
+    { namespace: 'tele', port: 443, tlsCertPath: '/tls/c.pem', tlsKeyPath: '/tls/k.pem', logLevel: 'warn' },
+  );
   t.end();
 });
 
