@@ -4,11 +4,27 @@ FROM ${BASE_IMAGE}
 # cluster/ (see cluster/.dockerignore):
 #   npm run build && docker build -f cluster/images/agent.Dockerfile -t IMAGE cluster
 # BASE_IMAGE lets the test harness use a locally built Node image instead of pulling one.
+#
+# How the agent-injector starts it (cluster/src/injector/inject.ts): the ENTRYPOINT below is the
+# agent program and the pod's `args` pick its mode, so the injector never sets `command`:
+#   args ["agent"]  the `traffic-agent` sidecar (also the default with no argument)
+#   args ["init"]   the `tel-agent-init` init container: adds the iptables redirects listed in
+#                   TP_AGENT_INIT_PORTS and exits; it runs as uid 0 with NET_ADMIN (set by the
+#                   injector's securityContext), so the image needs the iptables binaries. The
+#                   harness's base-node has them (base-debian installs iptables); the default
+#                   node:*-slim does not, hence the install below when they are missing.
+ARG INSTALL_IPTABLES=auto
+RUN if [ "$INSTALL_IPTABLES" = auto ] && ! command -v iptables >/dev/null 2>&1; then \
+      apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*; \
+    fi
 WORKDIR /app
 COPY dist/agent.js dist/agent.js.map /app/
 ENV NODE_ENV=production
 # Any non-root uid; numeric so that base images without a passwd entry for it work too.
 USER 1000:1000
-# the agent API (for now /healthz)
+# the agent API (/healthz); intercepted ports follow it (9901, ...)
 EXPOSE 9900
-ENTRYPOINT ["node", "--enable-source-maps", "/app/agent.js"]
+# No --enable-source-maps here, unlike the manager: Node 18 parses the whole map at start-up,
+# which costs the sidecar of every intercepted pod over 38 MB. The bundle is not minified, so
+# its stack traces stay readable; the map is still in the image for offline use.
+ENTRYPOINT ["node", "/app/agent.js"]

@@ -126,3 +126,12 @@ export const IMAGE_REPOSITORIES = {
   injector: 'tp-local/agent-injector',
   agent: 'tp-local/traffic-agent',
 } as const;
+
+/** Env var of the traffic-manager: how long PrepareIntercept waits for a pod with the agent, in seconds (default 120). */
+export const ENV_PREPARE_TIMEOUT_SECONDS = 'TP_PREPARE_TIMEOUT_SECONDS';
+
+/**
+ * On every object `install` creates: the manager namespace it belongs to, so that
+ * `uninstall --everything` removes one installation and leaves another (in another namespace) alone.
+ */
+export const MANAGER_NAMESPACE_LABEL = `${KEY_PREFIX}manager-namespace`;

@@ -1,3 +1,4 @@
+import type { Clock, DaemonApi, KubeApiFactory } from '@telepresence-ts/core';
 import type { Io } from './io.js';
 
 /** What every command module may use; built once by main.ts and handed to each command. */
@@ -5,4 +6,16 @@ export interface CommandDeps {
   readonly io: Io;
   /** The client's version (core's VERSION in production, a fixed string in tests). */
   readonly version: string;
+  /**
+   * A client of the running daemon. With `start`, a daemon is launched when none answers;
+   * without, undefined means "no daemon".
+   */
+  readonly daemon: (options: { start: boolean }) => Promise<DaemonApi | undefined>;
+  /** The Kubernetes API for a set of kubectl flags (install and uninstall talk to it directly). */
+  readonly kube: KubeApiFactory;
+  readonly clock: Clock;
+  /** The caller's $KUBECONFIG and working directory: the daemon must resolve kube flags as this shell would. */
+  readonly env: { readonly kubeconfig: string | undefined; readonly cwd: string };
+  /** Runs the daemon in this process until it quits (the hidden `daemon-foreground`). */
+  readonly runDaemon: () => Promise<void>;
 }

@@ -1,10 +1,21 @@
 /**
- * Composition root of the `kubectl-telepresence` binary: binds the real terminal and version, then
- * hands the command line to the CLI. The only place in the plugin that touches `process`.
+ * Composition root of the `kubectl-telepresence` binary: binds the real terminal, Kubernetes
+ * adapter, daemon socket and launcher, then hands the command line to the CLI. The only place in
+ * the plugin that touches `process`.
  */
-import { VERSION } from '@telepresence-ts/core';
+import {
+  VERSION,
+  createKubeApi,
+  daemonLogPath,
+  daemonSocketPath,
+  detachedDaemonLauncher,
+  openDaemon,
+  runDaemon,
+  systemClock,
+} from '@telepresence-ts/core';
 import { hideBin } from 'yargs/helpers';
 import { run } from './cli.js';
+import type { CommandDeps } from './command-deps.js';
 import type { Io } from './io.js';
 
 const io: Io = {
@@ -12,5 +23,30 @@ const io: Io = {
   err: (text) => process.stderr.write(text),
 };
 
+const socketPath = daemonSocketPath();
+const logPath = daemonLogPath();
+// The daemon is this same bundle run with the hidden verb; argv[1] is its path.
+const cliPath = process.argv[1] ?? '';
+
+const deps: CommandDeps = {
+  io,
+  version: VERSION,
+  clock: systemClock,
+  env: { kubeconfig: process.env.KUBECONFIG, cwd: process.cwd() },
+  kube: createKubeApi,
+  daemon: ({ start }) => openDaemon({ socketPath, logPath, start: start ? detachedDaemonLauncher(cliPath, logPath) : undefined }),
+  runDaemon: async () => {
+    const stop = new AbortController();
+    process.once('SIGTERM', () => stop.abort());
+    process.once('SIGINT', () => stop.abort());
+    await runDaemon({ socketPath, logPath, version: VERSION, kubeFactory: createKubeApi, signal: stop.signal });
+  },
+};
+
+const args = hideBin(process.argv);
 // exitCode rather than exit(): stdout may still be draining into a pipe.
-process.exitCode = await run(hideBin(process.argv), { io, version: VERSION });
+process.exitCode = await run(args, deps);
+if (args[0] === 'daemon-foreground') {
+  // The daemon has stopped serving; keep-alive sockets of the Kubernetes client must not keep it alive.
+  process.exit();
+}

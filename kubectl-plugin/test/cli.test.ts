@@ -1,5 +1,6 @@
 import { TpError } from '@telepresence-ts/core';
 import t from 'tap';
+import { fakeEnv } from './fixtures/fake-deps.js';
 import { run } from '../src/cli.js';
 import { BufferIo } from './fixtures/buffer-io.js';
 
@@ -13,7 +14,7 @@ const usageErrors: ReadonlyArray<{ name: string; args: string[]; message: RegExp
 for (const c of usageErrors) {
   t.test(`usage error: ${c.name}`, async (t) => {
     const io = new BufferIo();
-    const code = await run(c.args, { io, version: '1.2.3' });
+    const code = await run(c.args, { ...fakeEnv({ running: false }).deps, io });
     t.equal(code, 2, 'user errors exit with 2');
     t.equal(io.stdout, '', 'nothing on stdout');
     const lines = io.stderr.trimEnd().split('\n');
@@ -29,7 +30,7 @@ t.test('a TpError thrown by a command keeps its category and hint', async (t) =>
   io.out = () => {
     throw new TpError('cluster', 'manager-unreachable', 'cannot reach the traffic-manager', { hint: 'check the cluster' });
   };
-  const code = await run(['version'], { io, version: '1.2.3' });
+  const code = await run(['version'], { ...fakeEnv({ running: false }).deps, io });
   t.equal(code, 4);
   t.equal(io.stderr, 'telepresence: cannot reach the traffic-manager\nhint: check the cluster\n');
 });
@@ -39,7 +40,7 @@ t.test('any other error is internal and points to the logs', async (t) => {
   io.out = () => {
     throw new Error('disk full');
   };
-  const code = await run(['version'], { io, version: '1.2.3' });
+  const code = await run(['version'], { ...fakeEnv({ running: false }).deps, io });
   t.equal(code, 5);
   t.equal(io.stderr, 'telepresence: disk full\nhint: see the logs for details\n');
 });

@@ -27,7 +27,7 @@ void runProgram({
       tls: readTls(),
       admit: (request) => admit(request, { kube: adapter.kube, managerNamespace: config.namespace }),
       log,
-      ready: adapter.synced,
+      ready: () => adapter.synced(),
     });
     log.info('serving the webhook', { port: server.port });
     try {

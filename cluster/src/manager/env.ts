@@ -1,21 +1,68 @@
-import { DEFAULT_MANAGER_NAMESPACE, DEFAULT_PORTS, ENV, type LogLevel } from '@telepresence-ts/core';
+import {
+  DEFAULT_MANAGER_NAMESPACE,
+  DEFAULT_PORTS,
+  ENV,
+  ENV_AGENT_IMAGE,
+  ENV_PREPARE_TIMEOUT_SECONDS,
+  IMAGE_REPOSITORIES,
+  TpError,
+  VERSION,
+  managerServiceHost,
+  type LogLevel,
+} from '@telepresence-ts/core';
 import { EnvReader, type Env } from '../shared/env-reader.js';
+
+/** Default prepare timeout (ADR 0002: bounded): a rollout with an image pull fits in two minutes. */
+export const DEFAULT_PREPARE_TIMEOUT_SECONDS = 120;
 
 /** The traffic-manager's configuration, from its environment. */
 export interface ManagerConfig {
   /** The namespace it is installed in (downward API `metadata.namespace`). */
   readonly namespace: string;
-  /** The gRPC port (for now, the health port). */
+  /** The gRPC port, which also answers `GET /healthz`. */
   readonly port: number;
   readonly logLevel: LogLevel;
+  /** The traffic-agent image written into every agent configuration. */
+  readonly agentImage: string;
+  /** How agents reach the manager: `traffic-manager.<namespace>` and `port`. */
+  readonly managerHost: string;
+  readonly prepareTimeoutMs: number;
 }
 
 /** Parses the traffic-manager's environment; throws a `config` TpError naming every bad variable. */
 export function parseManagerEnv(env: Env): ManagerConfig {
   const r = new EnvReader(env);
-  return r.done('traffic-manager', {
-    namespace: r.dnsLabel(ENV.managerNamespace, DEFAULT_MANAGER_NAMESPACE),
-    port: r.port(ENV.managerPort, DEFAULT_PORTS.manager),
-    logLevel: r.logLevel(ENV.logLevel),
-  });
+  const namespace = r.dnsLabel(ENV.managerNamespace, DEFAULT_MANAGER_NAMESPACE);
+  const port = r.port(ENV.managerPort, DEFAULT_PORTS.manager);
+  const logLevel = r.logLevel(ENV.logLevel);
+  const agentImage = r.optional(ENV_AGENT_IMAGE) ?? `${IMAGE_REPOSITORIES.agent}:${VERSION}`;
+  // EnvReader has no reader for durations; collect this one's problem into the same message.
+  const extra: string[] = [];
+  const rawTimeout = env[ENV_PREPARE_TIMEOUT_SECONDS]?.trim() ?? '';
+  let timeoutSeconds = DEFAULT_PREPARE_TIMEOUT_SECONDS;
+  if (rawTimeout !== '') {
+    timeoutSeconds = /^\d+$/.test(rawTimeout) ? Number(rawTimeout) : NaN;
+    if (!(timeoutSeconds >= 1 && timeoutSeconds <= 3600)) {
+      extra.push(`${ENV_PREPARE_TIMEOUT_SECONDS}=${JSON.stringify(rawTimeout)} is not a number of seconds (1-3600)`);
+    }
+  }
+  if (/\s/.test(agentImage)) extra.push(`${ENV_AGENT_IMAGE}=${JSON.stringify(agentImage)} is not an image reference`);
+  const config: ManagerConfig = {
+    namespace,
+    port,
+    logLevel,
+    agentImage,
+    managerHost: managerServiceHost(namespace),
+    prepareTimeoutMs: timeoutSeconds * 1000,
+  };
+  try {
+    r.done('traffic-manager', config);
+  } catch (err: unknown) {
+    if (extra.length === 0 || !(err instanceof TpError)) throw err;
+    throw new TpError('config', 'bad-environment', `${err.message}; ${extra.join('; ')}`, { hint: err.hint });
+  }
+  if (extra.length > 0) {
+    throw new TpError('config', 'bad-environment', `invalid environment: ${extra.join('; ')}`, { hint: 'fix the environment of the traffic-manager container' });
+  }
+  return config;
 }

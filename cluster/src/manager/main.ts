@@ -1,14 +1,56 @@
-/** Composition root of the traffic-manager: for now, version + config + /healthz on its gRPC port. */
-import { startHealthServer } from '../shared/healthz.js';
+/**
+ * Composition root of the traffic-manager: the environment, the Kubernetes adapter, the State,
+ * the gRPC service (with /healthz on the same port), and the agent-configuration watcher.
+ */
+import { Server } from '@grpc/grpc-js';
+import { systemClock } from '../shared/clock.js';
+import { listenGrpcAndHealth } from '../shared/grpc-http-mux.js';
 import { runProgram } from '../shared/program.js';
 import { parseManagerEnv } from './env.js';
+import { ClientNodeKubeApi } from './kube.js';
+import { AgentConfigWatcher } from './rollout.js';
+import { addToServer } from './service.js';
+import { State } from './state.js';
+
+/** How long a SIGTERM waits for open calls (tunnels) before cutting them. */
+const SHUTDOWN_GRACE_MS = 5000;
 
 void runProgram({
   name: 'traffic-manager',
   parseEnv: () => parseManagerEnv(process.env),
   start: async (config, log) => {
-    const health = await startHealthServer(config.port);
-    log.info('serving /healthz', { port: health.port });
-    return () => health.close();
+    const kube = ClientNodeKubeApi.fromEnvironment((path, err) =>
+      log.warn('watch failed; re-opening', { path, error: err instanceof Error ? err.message : String(err) }),
+    );
+    const state = new State(systemClock);
+    const server = new Server();
+    addToServer(server, {
+      state,
+      kube,
+      clock: systemClock,
+      build: { agentImage: config.agentImage, managerHost: config.managerHost, managerPort: config.port, logLevel: config.logLevel },
+      prepareTimeoutMs: config.prepareTimeoutMs,
+      log,
+    });
+    let stopping = false;
+    const listener = await listenGrpcAndHealth(server, config.port, '0.0.0.0', () => !stopping);
+    log.info('serving gRPC and /healthz', { port: listener.port });
+    const watcher = new AgentConfigWatcher({ kube, clock: systemClock, log });
+    watcher.start();
+    return async () => {
+      stopping = true;
+      watcher.stop();
+      // Ends every watch stream and fails pending tunnels, so the graceful shutdown can finish.
+      state.close();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      server.forceShutdown();
+      await listener.close();
+    };
   },
 });

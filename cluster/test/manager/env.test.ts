@@ -1,17 +1,37 @@
+import { VERSION } from '@telepresence-ts/core';
 import t from 'tap';
 import { parseManagerEnv } from '../../src/manager/env.js';
 
 t.test('defaults', (t) => {
-  t.strictSame(parseManagerEnv({}), { namespace: 'tp-system', port: 8081, logLevel: 'info' });
+  t.strictSame(parseManagerEnv({}), {
+    namespace: 'tp-system',
+    port: 8081,
+    logLevel: 'info',
+    agentImage: `tp-local/traffic-agent:${VERSION}`,
+    managerHost: 'traffic-manager.tp-system',
+    prepareTimeoutMs: 120_000,
+  });
   t.end();
 });
 
 t.test('every variable read', (t) => {
-  t.strictSame(parseManagerEnv({ TP_MANAGER_NAMESPACE: 'tele', TP_MANAGER_PORT: '9000', TP_LOG_LEVEL: 'debug' }), {
-    namespace: 'tele',
-    port: 9000,
-    logLevel: 'debug',
-  });
+  t.strictSame(
+    parseManagerEnv({
+      TP_MANAGER_NAMESPACE: 'tele',
+      TP_MANAGER_PORT: '9000',
+      TP_LOG_LEVEL: 'debug',
+      TP_AGENT_IMAGE: 'registry.example/agent:1.2',
+      TP_PREPARE_TIMEOUT_SECONDS: '30',
+    }),
+    {
+      namespace: 'tele',
+      port: 9000,
+      logLevel: 'debug',
+      agentImage: 'registry.example/agent:1.2',
+      managerHost: 'traffic-manager.tele',
+      prepareTimeoutMs: 30_000,
+    },
+  );
   t.end();
 });
 
@@ -21,5 +41,13 @@ t.test('bad values fail with one config error naming each', (t) => {
     message: /^invalid environment: TP_MANAGER_NAMESPACE="Tele" .*; TP_MANAGER_PORT="http" is not a port number/,
     hint: 'fix the environment of the traffic-manager container',
   });
+  t.throws(() => parseManagerEnv({ TP_MANAGER_PORT: 'http', TP_PREPARE_TIMEOUT_SECONDS: '2m' }), {
+    category: 'config',
+    message: /^invalid environment: TP_MANAGER_PORT="http" is not a port number.*; TP_PREPARE_TIMEOUT_SECONDS="2m" is not a number of seconds/,
+  });
+  for (const bad of ['0', '-5', '3601', '1.5']) {
+    t.throws(() => parseManagerEnv({ TP_PREPARE_TIMEOUT_SECONDS: bad }), { code: 'bad-environment', message: /TP_PREPARE_TIMEOUT_SECONDS/ }, bad);
+  }
+  t.throws(() => parseManagerEnv({ TP_AGENT_IMAGE: 'a b' }), { message: /TP_AGENT_IMAGE="a b" is not an image reference/ });
   t.end();
 });

@@ -1,12 +1,31 @@
-import type { CommandModule } from 'yargs';
-import type { GlobalOptions } from '../global-options.js';
 import type { CommandDeps } from '../command-deps.js';
+import { connectCommand } from './connect.js';
+import { daemonForegroundCommand } from './daemon-foreground.js';
+import type { AnyCommand } from './define.js';
+import { installCommand } from './install.js';
+import { interceptCommand } from './intercept.js';
+import { leaveCommand } from './leave.js';
+import { listCommand } from './list.js';
+import { quitCommand } from './quit.js';
+import { statusCommand } from './status.js';
+import { uninstallCommand } from './uninstall.js';
 import { versionCommand } from './version.js';
 
 /**
  * Every verb of the CLI, in help order. Listed by hand because esbuild cannot bundle a directory
  * scan (yargs' commandDir).
  */
-export function commands(deps: CommandDeps): ReadonlyArray<CommandModule<GlobalOptions, GlobalOptions>> {
-  return [versionCommand(deps)];
+export function commands(deps: CommandDeps): readonly AnyCommand[] {
+  return [
+    installCommand(deps),
+    connectCommand(deps),
+    statusCommand(deps),
+    listCommand(deps),
+    interceptCommand(deps),
+    leaveCommand(deps),
+    uninstallCommand(deps),
+    quitCommand(deps),
+    versionCommand(deps),
+    daemonForegroundCommand(deps),
+  ];
 }

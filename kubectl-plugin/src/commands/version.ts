@@ -1,29 +1,53 @@
-import type { CommandModule } from 'yargs';
-import type { GlobalOptions } from '../global-options.js';
 import type { CommandDeps } from '../command-deps.js';
+import { defineCommand, type AnyCommand } from './define.js';
 
-/** What `version --output json` prints. Later versions add `manager` and `agent` next to `client`. */
+/** What `version --output json` prints; `daemon` and `manager` appear when a daemon runs (and is connected). */
 export interface VersionReport {
   client: { version: string };
+  daemon?: { version: string };
+  manager?: { version: string };
 }
 
-export function versionReport(clientVersion: string): VersionReport {
-  return { client: { version: clientVersion } };
+export function versionReport(clientVersion: string, daemonVersion?: string, managerVersion?: string): VersionReport {
+  const report: VersionReport = { client: { version: clientVersion } };
+  if (daemonVersion !== undefined && daemonVersion !== '') {
+    report.daemon = { version: daemonVersion };
+  }
+  if (managerVersion !== undefined && managerVersion !== '') {
+    report.manager = { version: managerVersion };
+  }
+  return report;
 }
 
 /** Renders the report as `--output text` shows it. */
 export function formatVersionText(report: VersionReport): string {
-  return `Client: v${report.client.version}\n`;
+  let text = `Client: v${report.client.version}\n`;
+  if (report.daemon !== undefined) {
+    text += `Daemon: v${report.daemon.version}\n`;
+  }
+  if (report.manager !== undefined) {
+    text += `Traffic manager: v${report.manager.version}\n`;
+  }
+  return text;
 }
 
-/** `kubectl telepresence version`: prints the client's version (the cluster's once connected). */
-export function versionCommand(deps: CommandDeps): CommandModule<GlobalOptions, GlobalOptions> {
-  return {
+/** `kubectl telepresence version`: the client's version, and the daemon's and manager's when there are. */
+export function versionCommand(deps: CommandDeps): AnyCommand {
+  return defineCommand({
     command: 'version',
     describe: 'Show version information',
-    handler: (argv) => {
-      const report = versionReport(deps.version);
+    handler: async (argv) => {
+      const daemon = await deps.daemon({ start: false });
+      let report = versionReport(deps.version);
+      if (daemon !== undefined) {
+        try {
+          const v = await daemon.version();
+          report = versionReport(deps.version, v.daemonVersion, v.managerVersion);
+        } finally {
+          daemon.close();
+        }
+      }
       deps.io.out(argv.output === 'json' ? `${JSON.stringify(report)}\n` : formatVersionText(report));
     },
-  };
+  });
 }

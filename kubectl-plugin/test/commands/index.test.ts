@@ -1,9 +1,9 @@
 import t from 'tap';
+import { fakeEnv } from '../fixtures/fake-deps.js';
 import { commands } from '../../src/commands/index.js';
-import { BufferIo } from '../fixtures/buffer-io.js';
 
 t.test('every command has an explicit, unique command string', (t) => {
-  const list = commands({ io: new BufferIo(), version: '0.0.0' });
+  const list = commands(fakeEnv().deps);
   const verbs = list.map((c) => {
     t.type(c.command, 'string');
     return String(c.command).split(' ')[0];

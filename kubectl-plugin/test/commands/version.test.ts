@@ -1,4 +1,5 @@
 import t from 'tap';
+import { fakeEnv, runCli } from '../fixtures/fake-deps.js';
 import { run } from '../../src/cli.js';
 import { formatVersionText, versionReport } from '../../src/commands/version.js';
 import { BufferIo } from '../fixtures/buffer-io.js';
@@ -14,7 +15,7 @@ const cases: ReadonlyArray<{ name: string; args: string[]; stdout: string }> = [
 for (const c of cases) {
   t.test(c.name, async (t) => {
     const io = new BufferIo();
-    const code = await run(c.args, { io, version: '1.2.3' });
+    const code = await run(c.args, { ...fakeEnv({ running: false }).deps, io });
     t.equal(code, 0, 'exit code');
     t.equal(io.stdout, c.stdout, 'stdout');
     t.equal(io.stderr, '', 'stderr');
@@ -25,4 +26,18 @@ t.test('the JSON report has exactly the documented shape', (t) => {
   t.strictSame(versionReport('0.1.0'), { client: { version: '0.1.0' } });
   t.equal(formatVersionText(versionReport('0.1.0')), 'Client: v0.1.0\n');
   t.end();
+});
+
+t.test('with a daemon running and connected, version shows the daemon and the manager', async (t) => {
+  const env = fakeEnv({ running: true });
+  const res = await runCli(env, ['version']);
+  t.equal(res.stdout, 'Client: v1.2.3\nDaemon: v1.2.3\nTraffic manager: v1.2.3\n');
+  const json = await runCli(fakeEnv({ running: true }), ['version', '-o', 'json']);
+  t.strictSame(JSON.parse(json.stdout), { client: { version: '1.2.3' }, daemon: { version: '1.2.3' }, manager: { version: '1.2.3' } });
+});
+
+t.test('version never starts a daemon', async (t) => {
+  const env = fakeEnv({ running: false });
+  await runCli(env, ['version']);
+  t.equal(env.running, false);
 });

@@ -1,0 +1,134 @@
+import { TpError } from '@telepresence-ts/core';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../shared/log.js';
+import type { ForwardRoute } from './routes.js';
+import { splice } from './splice.js';
+
+/** Where a connection is sent, decided once when it is accepted. */
+export interface ForwarderPorts {
+  /** The id of the intercept that takes new connections on `route`, if one does now. */
+  readonly interceptFor: (route: ForwardRoute) => string | undefined;
+  /**
+   * A tunnel to the intercept's owner for one connection from `source` ("ip:port"), or undefined
+   * when there is no manager session to open one on (the connection then goes to the app).
+   */
+  readonly openTunnel: (interceptId: string, source: string) => Duplex | undefined;
+  /** A connection to the app's port (connecting; writes are buffered until it is). */
+  readonly dialApp: (port: number) => Duplex;
+}
+
+export interface ForwarderOptions {
+  /** Address to listen on; undefined: every interface (IPv6 and IPv4 where the pod has both). */
+  readonly host?: string | undefined;
+  /** The port actually bound for a route; tests pass 0 to get a free one. */
+  readonly bindPort?: (route: ForwardRoute) => number;
+}
+
+/** Connects to the app on the pod's loopback, which the init container's iptables rule never redirects. */
+export function dialLocalApp(port: number): Duplex {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  socket.setNoDelay(true);
+  return socket;
+}
+
+interface Listener {
+  readonly route: ForwardRoute;
+  readonly server: Server;
+  readonly port: number;
+}
+
+/**
+ * The traffic-agent's data path: one TCP listener per route (an intercepted connection of the
+ * agent configuration); each accepted connection is spliced either to a tunnel to the owning
+ * client, when an intercept takes the route at that moment, or to the app, unchanged.
+ *
+ * The choice is made per connection at accept time: a connection keeps its destination for its
+ * whole life, so an intercept created or removed mid-connection affects only later connections.
+ * Passthrough depends on nothing but the app: it works while the manager is unreachable.
+ */
+export class Forwarder {
+  readonly #listeners: Listener[];
+  readonly #connections = new Set<Socket>();
+  readonly #ports: ForwarderPorts;
+  readonly #log: Logger;
+
+  private constructor(listeners: Listener[], ports: ForwarderPorts, log: Logger) {
+    this.#listeners = listeners;
+    this.#ports = ports;
+    this.#log = log;
+  }
+
+  /** Listens on every route; fails (and listens on none) when a port cannot be bound. */
+  static async start(routes: readonly ForwardRoute[], ports: ForwarderPorts, log: Logger, options: ForwarderOptions = {}): Promise<Forwarder> {
+    const listeners: Listener[] = [];
+    const forwarder = new Forwarder(listeners, ports, log);
+    try {
+      for (const route of routes) {
+        const server = createServer({ allowHalfOpen: true }, (socket) => forwarder.#accept(route, socket));
+        const port = await listen(server, options.bindPort?.(route) ?? route.agentPort, options.host);
+        listeners.push({ route, server, port });
+        log.info('forwarding', { route: route.label, container: route.containerName, agentPort: port, containerPort: route.containerPort });
+      }
+    } catch (err: unknown) {
+      await forwarder.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new TpError('config', 'agent-port-unavailable', `cannot listen on an agent port: ${(err as Error).message}`, {
+        hint: code === 'EADDRINUSE' ? 'another container of the pod uses the port; regenerate the agent configuration' : undefined,
+        cause: err,
+      });
+    }
+    return forwarder;
+  }
+
+  /** The port bound for the route of `agentPort` (that port, unless the options chose another). */
+  boundPort(agentPort: number): number | undefined {
+    return this.#listeners.find((l) => l.route.agentPort === agentPort)?.port;
+  }
+
+  /** Connections currently open (accepted and not yet closed). */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  #accept(route: ForwardRoute, socket: Socket): void {
+    socket.setNoDelay(true);
+    const source = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    let peer: Duplex | undefined;
+    let via = 'app';
+    const interceptId = this.#ports.interceptFor(route);
+    if (interceptId !== undefined) {
+      try {
+        peer = this.#ports.openTunnel(interceptId, source);
+        via = `intercept ${interceptId}`;
+      } catch (err: unknown) {
+        // Better the app than a refused connection: the intercept's owner just misses this one.
+        this.#log.warn('cannot open a tunnel; passing the connection to the app', { interceptId, error: (err as Error).message });
+      }
+    }
+    peer ??= this.#ports.dialApp(route.containerPort);
+    this.#connections.add(socket);
+    this.#log.debug('connection accepted', { route: route.label, source, via });
+    void splice(socket, peer).then((result) => {
+      this.#connections.delete(socket);
+      this.#log.debug('connection closed', { route: route.label, source, via, sent: result.aToB, received: result.bToA, error: result.error?.message });
+    });
+  }
+
+  /** Stops listening and drops every open connection (the pod is stopping). */
+  async close(): Promise<void> {
+    const closing = this.#listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
+    for (const socket of this.#connections) socket.destroy();
+    await Promise.all(closing);
+  }
+}
+
+function listen(server: Server, port: number, host: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

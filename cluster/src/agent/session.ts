@@ -1,0 +1,245 @@
+import { credentials, Metadata, status, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { ManagerClient, type AgentInfo, type InterceptInfo, type SessionInfo, type VersionInfo } from '@telepresence-ts/proto/manager/v1';
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { systemClock, type Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/log.js';
+import { TunnelStream } from './tunnel-stream.js';
+
+/** Reconnect delays: the first retry after `initialMs`, doubling up to `maxMs`. */
+export interface Backoff {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+/** 0.5 s doubling to 5 s: a restarted manager (a few seconds) is found again within one step. */
+export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 5000 };
+
+/** Used when the manager's SessionInfo names no heartbeat (the proto's documented default). */
+const DEFAULT_HEARTBEAT_MS = 5000;
+/** A unary call that takes longer than this is a manager we cannot rely on. */
+const CALL_DEADLINE_MS = 10_000;
+/** Depart on stop is a courtesy to the manager (it would expire the session anyway); do not hold up a stop. */
+const DEPART_DEADLINE_MS = 1000;
+
+/**
+ * A client for the manager at `address` ("host:port", plain text inside the cluster). grpc-js
+ * would otherwise back off up to 2 minutes between reconnects; capping its backoff at the
+ * session's keeps a restarted manager from going unnoticed for longer than our own retries.
+ */
+export function createManagerClient(address: string, backoff: Backoff = DEFAULT_BACKOFF): ManagerClient {
+  return new ManagerClient(address, credentials.createInsecure(), {
+    'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
+    'grpc.max_reconnect_backoff_ms': backoff.maxMs,
+  });
+}
+
+export interface SessionOptions {
+  readonly client: ManagerClient;
+  /** What the agent tells the manager about itself on every arrival. */
+  readonly agent: AgentInfo;
+  readonly log: Logger;
+  readonly backoff?: Backoff;
+  readonly clock?: Clock;
+}
+
+/**
+ * The traffic-agent's session with the traffic-manager: arrive, keep the session alive with
+ * Remain at the manager's heartbeat, and follow the workload's intercepts (WatchIntercepts).
+ *
+ * Any failure (a failed call, the watch ending, Remain answering NOT_FOUND for an expired
+ * session) drops the session and the intercept snapshot at once, so new connections go to the
+ * app, and arrives again after a capped backoff. Nothing here is on the passthrough path.
+ */
+export class ManagerSession {
+  readonly #client: ManagerClient;
+  readonly #agent: AgentInfo;
+  readonly #log: Logger;
+  readonly #backoff: Backoff;
+  readonly #clock: Clock;
+  #session: SessionInfo | undefined;
+  #intercepts: readonly InterceptInfo[] = [];
+  #stopped = false;
+  /** Ends whatever the loop is waiting for (a backoff, or the current session). */
+  #interrupt: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+  #arrivals = 0;
+  /** Unary calls in flight, cancelled by stop() so that a stop never waits for a deadline. */
+  readonly #calls = new Set<ClientUnaryCall>();
+
+  constructor(options: SessionOptions) {
+    this.#client = options.client;
+    this.#agent = options.agent;
+    this.#log = options.log;
+    this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The intercepts of the workload as of the manager's latest snapshot; empty without a session. */
+  get intercepts(): readonly InterceptInfo[] {
+    return this.#intercepts;
+  }
+
+  /** The current session's id, undefined while not in session. */
+  get sessionId(): string | undefined {
+    return this.#session?.sessionId;
+  }
+
+  /** How many times the agent has arrived (a second arrival means a reconnect). */
+  get arrivals(): number {
+    return this.#arrivals;
+  }
+
+  /** Starts arriving (and re-arriving) in the background. */
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Stops retrying, ends the streams and departs (best effort). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#interrupt?.();
+    for (const call of this.#calls) call.cancel();
+    await this.#loop;
+  }
+
+  /**
+   * Opens a Tunnel for one accepted connection to the owner of `interceptId`. Undefined when not
+   * in session: the manager could not pair a tunnel from an agent it does not know.
+   */
+  openTunnel(interceptId: string, source: string): Duplex | undefined {
+    const sessionId = this.#session?.sessionId;
+    if (sessionId === undefined) return undefined;
+    const connectionId = randomUUID();
+    this.#log.debug('opening tunnel', { interceptId, connectionId, source });
+    return new TunnelStream(this.#client.tunnel(), { sessionId, connectionId, interceptId });
+  }
+
+  async #run(): Promise<void> {
+    let delay = this.#backoff.initialMs;
+    while (!this.#stopped) {
+      try {
+        await this.#arrive();
+        delay = this.#backoff.initialMs;
+        await this.#serve();
+      } catch (err: unknown) {
+        if (!this.#stopped) this.#log.warn('no session with the traffic-manager; connections go to the app', { error: describe(err), retryInMs: delay });
+      }
+      const session = this.#session;
+      this.#session = undefined;
+      this.#setIntercepts([]);
+      if (this.#stopped) {
+        if (session !== undefined) await this.#depart(session);
+        break;
+      }
+      await this.#sleep(delay);
+      delay = Math.min(delay * 2, this.#backoff.maxMs);
+    }
+  }
+
+  async #arrive(): Promise<void> {
+    const version = await this.#unary<VersionInfo>((md, opts, cb) => this.#client.version({}, md, opts, cb));
+    const session = await this.#unary<SessionInfo>((md, opts, cb) => this.#client.arriveAsAgent(this.#agent, md, opts, cb));
+    if (this.#stopped) {
+      // stop() came while arriving: leave no session behind on the manager.
+      await this.#depart(session);
+      throw new Error('stopped');
+    }
+    this.#session = session;
+    this.#arrivals++;
+    this.#log.info('arrived at the traffic-manager', { sessionId: session.sessionId, managerVersion: version.version, heartbeatSeconds: session.heartbeatSeconds });
+  }
+
+  /** Follows intercepts and heartbeats until something fails (rejects) or stop() (resolves). */
+  #serve(): Promise<void> {
+    const session = this.#session;
+    if (session === undefined) return Promise.resolve();
+    const heartbeatMs = session.heartbeatSeconds > 0 ? session.heartbeatSeconds * 1000 : DEFAULT_HEARTBEAT_MS;
+    return new Promise<void>((resolve, reject) => {
+      const watch = this.#client.watchIntercepts(session);
+      let cancelTimer = (): void => {};
+      let done = false;
+      const finish = (err?: Error): void => {
+        if (done) return;
+        done = true;
+        this.#interrupt = undefined;
+        cancelTimer();
+        watch.removeAllListeners('data');
+        // The 'error' listener stays: cancel() makes the call emit CANCELLED, which must not throw.
+        watch.cancel();
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      this.#interrupt = () => finish();
+      watch.on('data', (snapshot: { intercepts: InterceptInfo[] }) => this.#setIntercepts(snapshot.intercepts));
+      watch.on('error', (err: Error) => finish(err));
+      watch.on('end', () => finish(new Error('the traffic-manager ended the intercept stream')));
+      const beat = (): void => {
+        cancelTimer = this.#clock.setTimer(heartbeatMs, () => {
+          // The deadline makes a vanished manager (no RST, no FIN) show up within one heartbeat.
+          this.#unary((md, opts, cb) => this.#client.remain(session, md, opts, cb), heartbeatMs).then(
+            () => {
+              if (!done) beat();
+            },
+            (err: unknown) => finish(err as Error),
+          );
+        });
+      };
+      beat();
+    });
+  }
+
+  #setIntercepts(intercepts: readonly InterceptInfo[]): void {
+    const key = (list: readonly InterceptInfo[]): string => list.map((ic) => `${ic.id}/${ic.disposition}`).join(',');
+    if (key(intercepts) !== key(this.#intercepts)) {
+      this.#log.info('intercepts', { intercepts: intercepts.map((ic) => ({ id: ic.id, disposition: ic.disposition, agentPort: ic.target?.agentPort })) });
+    }
+    this.#intercepts = intercepts;
+  }
+
+  async #depart(session: SessionInfo): Promise<void> {
+    try {
+      await this.#unary((md, opts, cb) => this.#client.depart(session, md, opts, cb), DEPART_DEADLINE_MS, false);
+    } catch (err: unknown) {
+      this.#log.debug('depart failed', { error: describe(err) });
+    }
+  }
+
+  /** A unary call as a promise, with a deadline; `cancellable` ones are cancelled by stop(). */
+  #unary<Res>(call: UnaryCall<Res>, deadlineMs = CALL_DEADLINE_MS, cancellable = true): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const handle = call(new Metadata(), { deadline: new Date(Date.now() + deadlineMs) }, (err, res) => {
+        this.#calls.delete(handle);
+        if (err) reject(err);
+        else resolve(res);
+      });
+      if (cancellable) this.#calls.add(handle);
+    });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const cancel = this.#clock.setTimer(ms, () => {
+        this.#interrupt = undefined;
+        resolve();
+      });
+      this.#interrupt = () => {
+        cancel();
+        resolve();
+      };
+    });
+  }
+}
+
+type UnaryCall<Res> = (
+  md: Metadata,
+  options: { deadline: Date },
+  callback: (err: ServiceError | null, res: Res) => void,
+) => ClientUnaryCall;
+
+
+function describe(err: unknown): string {
+  const e = err as Partial<ServiceError>;
+  if (typeof e.code === 'number') return `${status[e.code] ?? e.code}: ${e.details ?? e.message ?? ''}`;
+  return err instanceof Error ? err.message : String(err);
+}

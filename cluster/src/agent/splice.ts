@@ -1,0 +1,54 @@
+import type { Duplex } from 'node:stream';
+
+/** How a spliced pair ended, for logs. */
+export interface SpliceResult {
+  /** Bytes read from `a` (and written to `b`), and the other way. */
+  readonly aToB: number;
+  readonly bToA: number;
+  /** The first error either side reported, if any. */
+  readonly error: Error | undefined;
+}
+
+/**
+ * Pipes two byte streams into each other until both directions are done, and resolves then.
+ *
+ * - Backpressure: `pipe` pauses a reader while the other side's writer is full.
+ * - Half-close: the end of one side's data ends the other side's writing (a TCP FIN, or a
+ *   TunnelClose), while data still flows the other way; the sockets must allow half-open.
+ * - Failure: when one side is destroyed before both of its directions finished (an error, a
+ *   reset, a cancelled tunnel), the other is destroyed too, so neither peer waits forever. When
+ *   that side's data had ended cleanly, the other first finishes writing it. A side that closed
+ *   cleanly both ways is left alone: destroying the other then could drop bytes it still writes.
+ */
+export function splice(a: Duplex, b: Duplex): Promise<SpliceResult> {
+  let aToB = 0;
+  let bToA = 0;
+  let error: Error | undefined;
+  a.on('data', (chunk: Buffer) => (aToB += chunk.length));
+  b.on('data', (chunk: Buffer) => (bToA += chunk.length));
+  a.pipe(b);
+  b.pipe(a);
+  return new Promise((resolve) => {
+    let closed = 0;
+    const watch = (self: Duplex, other: Duplex): void => {
+      // Errors are reported through 'close' (and the result); without a listener they would throw.
+      self.on('error', (err: Error) => (error ??= err));
+      self.once('close', () => {
+        if (!(self.readableEnded && self.writableFinished)) {
+          if (!self.readableEnded || self.errored !== null) {
+            other.destroy();
+          } else if (other.writableFinished) {
+            other.destroy();
+          } else {
+            // Everything `self` sent was passed on, and `other` was told the end: let it flush
+            // that before it goes, as a TCP peer closing both ways would.
+            other.once('finish', () => other.destroy());
+          }
+        }
+        if (++closed === 2) resolve({ aToB, bToA, error });
+      });
+    };
+    watch(a, b);
+    watch(b, a);
+  });
+}

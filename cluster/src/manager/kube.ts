@@ -1,0 +1,353 @@
+/**
+ * The traffic-manager's Kubernetes access: the `KubeApi` port and its one adapter. This is the
+ * only file of the manager that imports `@kubernetes/client-node` at run time; the rest imports
+ * its types from here (`import type`, erased by the bundler).
+ */
+import {
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type CoreV1Event,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V1Pod,
+  type V1ReplicaSet,
+  type V1Service,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
+import { AGENTS_CONFIGMAP, ANNOTATIONS, LABELS, MANAGED_BY_VALUE, TpError, isTpError } from '@telepresence-ts/core';
+import type { WorkloadKind } from '../shared/agent-config.js';
+
+export type { CoreV1Event as KubeEvent, V1Pod as KubePod, V1Service as KubeService };
+
+/** A workload found by name, with its kind (the API objects do not always carry `kind`). */
+export interface KubeWorkload {
+  readonly kind: WorkloadKind;
+  readonly name: string;
+  readonly namespace: string;
+  readonly object: V1Deployment | V1ReplicaSet | V1StatefulSet;
+}
+
+export interface WorkloadRefKey {
+  readonly kind: WorkloadKind;
+  readonly name: string;
+  readonly namespace: string;
+}
+
+/** A change to a `telepresence-agents` ConfigMap; `data` is empty for a deleted map. */
+export interface AgentsConfigMapEvent {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  readonly namespace: string;
+  readonly data: Readonly<Record<string, string>>;
+}
+
+export interface PodEvent {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  readonly pod: V1Pod;
+}
+
+/** Stops a watch. */
+export type StopWatch = () => void;
+
+/**
+ * What the manager asks of Kubernetes. Every failure is a TpError (`cluster`, or `config` when
+ * RBAC forbids it).
+ */
+export interface KubeApi {
+  /** Deployments, ReplicaSets and StatefulSets named `name` (only of `kind` when given). */
+  findWorkloads(namespace: string, name: string, kind?: WorkloadKind): Promise<KubeWorkload[]>;
+  listServices(namespace: string): Promise<V1Service[]>;
+  /** One entry of the namespace's `telepresence-agents` ConfigMap. */
+  getAgentConfig(namespace: string, name: string): Promise<string | undefined>;
+  /** Every entry, of one namespace or (namespace undefined) of all. */
+  listAgentConfigs(namespace?: string): Promise<Array<{ namespace: string; name: string; value: string }>>;
+  /** Writes one entry (creating the ConfigMap when missing); false when it already had this value. */
+  applyAgentConfig(namespace: string, name: string, value: string): Promise<boolean>;
+  /** Removes one entry; false when there was none. */
+  removeAgentConfig(namespace: string, name: string): Promise<boolean>;
+  /** Sets the pod-template annotation `telepresence.io/restarted-at` (and nothing else). */
+  restartWorkload(ref: WorkloadRefKey, at: string): Promise<void>;
+  /** The pods the workload's selector selects. */
+  listWorkloadPods(ref: WorkloadRefKey): Promise<V1Pod[]>;
+  deletePod(namespace: string, name: string): Promise<void>;
+  /** Events of the namespace, or of the objects named `involvedName` when given. */
+  listEvents(namespace: string, involvedName?: string): Promise<CoreV1Event[]>;
+  /** Every `telepresence-agents` ConfigMap of every namespace; starts with ADDED for each existing one. */
+  watchAgentConfigMaps(onEvent: (e: AgentsConfigMapEvent) => void): StopWatch;
+  /** The pods of a namespace. */
+  watchPods(namespace: string, onEvent: (e: PodEvent) => void): StopWatch;
+}
+
+/** How many times a ConfigMap write is retried after a conflict (someone else wrote in between). */
+const CONFLICT_RETRIES = 5;
+/** Pause before re-opening a watch the API server closed (they do, every few minutes). */
+const REWATCH_DELAY_MS = 1000;
+
+function httpCode(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/**
+ * The API server's own words: client-node's ApiException message is "HTTP-Code: 403\nMessage:
+ * ...\nBody: ...", with the Kubernetes Status (whose `message` says what was refused) as body.
+ */
+function errorDetail(err: unknown): string {
+  const body: unknown = (err as { body?: unknown } | null)?.body;
+  let status: unknown = body;
+  if (typeof body === 'string') {
+    try {
+      status = JSON.parse(body);
+    } catch {
+      status = undefined;
+    }
+  }
+  const fromStatus = (status as { message?: unknown } | undefined)?.message;
+  if (typeof fromStatus === 'string' && fromStatus !== '') return fromStatus;
+  const text = err instanceof Error ? err.message : String(err);
+  const line = text.split('\n').find((l) => l.startsWith('Message: '));
+  return (line?.slice('Message: '.length) ?? text.split('\n')[0] ?? text).trim();
+}
+
+/** A client-node failure as a TpError. */
+export function kubeError(err: unknown, what: string): TpError {
+  if (isTpError(err)) return err;
+  const code = httpCode(err);
+  const detail = errorDetail(err);
+  if (code === 403) {
+    return new TpError('config', 'forbidden', `the traffic-manager may not ${what}: ${detail}`, {
+      hint: "check the traffic-manager's RBAC (re-run `kubectl telepresence install`)",
+      cause: err,
+    });
+  }
+  return new TpError('cluster', 'kube-api', `could not ${what}: ${detail}`, { cause: err });
+}
+
+function selectorString(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+/** The adapter over a KubeConfig (in-cluster, or from KUBECONFIG for a local run). */
+export class ClientNodeKubeApi implements KubeApi {
+  readonly #core: CoreV1Api;
+  readonly #apps: AppsV1Api;
+  readonly #watch: Watch;
+  readonly #onWatchError: (path: string, err: unknown) => void;
+
+  constructor(kc: KubeConfig, onWatchError: (path: string, err: unknown) => void = () => undefined) {
+    this.#core = kc.makeApiClient(CoreV1Api);
+    this.#apps = kc.makeApiClient(AppsV1Api);
+    this.#watch = new Watch(kc);
+    this.#onWatchError = onWatchError;
+  }
+
+  /**
+   * KUBECONFIG (or ~/.kube/config) when there is one, for a local run; otherwise, in a pod, the
+   * service account.
+   */
+  static fromEnvironment(onWatchError?: (path: string, err: unknown) => void): ClientNodeKubeApi {
+    const kc = new KubeConfig();
+    kc.loadFromDefault();
+    return new ClientNodeKubeApi(kc, onWatchError);
+  }
+
+  async findWorkloads(namespace: string, name: string, kind?: WorkloadKind): Promise<KubeWorkload[]> {
+    const readers: Record<WorkloadKind, () => Promise<V1Deployment | V1ReplicaSet | V1StatefulSet>> = {
+      Deployment: () => this.#apps.readNamespacedDeployment({ namespace, name }),
+      ReplicaSet: () => this.#apps.readNamespacedReplicaSet({ namespace, name }),
+      StatefulSet: () => this.#apps.readNamespacedStatefulSet({ namespace, name }),
+    };
+    const kinds = kind === undefined ? (Object.keys(readers) as WorkloadKind[]) : [kind];
+    const found = await Promise.all(
+      kinds.map(async (k): Promise<KubeWorkload | undefined> => {
+        try {
+          return { kind: k, name, namespace, object: await readers[k]() };
+        } catch (err: unknown) {
+          if (httpCode(err) === 404) return undefined;
+          throw kubeError(err, `read ${k.toLowerCase()}/${name} in ${namespace}`);
+        }
+      }),
+    );
+    return found.filter((w): w is KubeWorkload => w !== undefined);
+  }
+
+  async listServices(namespace: string): Promise<V1Service[]> {
+    try {
+      return (await this.#core.listNamespacedService({ namespace })).items;
+    } catch (err: unknown) {
+      throw kubeError(err, `list the Services of ${namespace}`);
+    }
+  }
+
+  async #readAgentsMap(namespace: string): Promise<V1ConfigMap | undefined> {
+    try {
+      return await this.#core.readNamespacedConfigMap({ namespace, name: AGENTS_CONFIGMAP });
+    } catch (err: unknown) {
+      if (httpCode(err) === 404) return undefined;
+      throw kubeError(err, `read ${namespace}/${AGENTS_CONFIGMAP}`);
+    }
+  }
+
+  async getAgentConfig(namespace: string, name: string): Promise<string | undefined> {
+    return (await this.#readAgentsMap(namespace))?.data?.[name];
+  }
+
+  async listAgentConfigs(namespace?: string): Promise<Array<{ namespace: string; name: string; value: string }>> {
+    try {
+      const fieldSelector = `metadata.name=${AGENTS_CONFIGMAP}`;
+      const list = namespace === undefined ? await this.#core.listConfigMapForAllNamespaces({ fieldSelector }) : await this.#core.listNamespacedConfigMap({ namespace, fieldSelector });
+      return list.items.flatMap((cm) => Object.entries(cm.data ?? {}).map(([name, value]) => ({ namespace: cm.metadata?.namespace ?? '', name, value })));
+    } catch (err: unknown) {
+      throw kubeError(err, `list the ${AGENTS_CONFIGMAP} ConfigMaps`);
+    }
+  }
+
+  /**
+   * Read-modify-write of the map with its resourceVersion: a concurrent writer makes the write
+   * fail with 409 and we read again, so no entry written by someone else is lost.
+   */
+  async #updateAgentsMap(namespace: string, change: (data: Record<string, string>) => boolean): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      const cm = await this.#readAgentsMap(namespace);
+      const data = { ...(cm?.data ?? {}) };
+      if (!change(data)) return false;
+      try {
+        if (cm === undefined) {
+          await this.#core.createNamespacedConfigMap({
+            namespace,
+            body: { metadata: { name: AGENTS_CONFIGMAP, namespace, labels: { [LABELS.managedBy]: MANAGED_BY_VALUE } }, data },
+          });
+        } else {
+          await this.#core.replaceNamespacedConfigMap({ namespace, name: AGENTS_CONFIGMAP, body: { ...cm, data } });
+        }
+        return true;
+      } catch (err: unknown) {
+        if (httpCode(err) === 409 && attempt < CONFLICT_RETRIES) continue;
+        throw kubeError(err, `write ${namespace}/${AGENTS_CONFIGMAP}`);
+      }
+    }
+  }
+
+  applyAgentConfig(namespace: string, name: string, value: string): Promise<boolean> {
+    return this.#updateAgentsMap(namespace, (data) => {
+      if (data[name] === value) return false;
+      data[name] = value;
+      return true;
+    });
+  }
+
+  removeAgentConfig(namespace: string, name: string): Promise<boolean> {
+    return this.#updateAgentsMap(namespace, (data) => {
+      if (!(name in data)) return false;
+      delete data[name];
+      return true;
+    });
+  }
+
+  async restartWorkload(ref: WorkloadRefKey, at: string): Promise<void> {
+    // A merge patch of this one annotation: the only change the manager ever makes to a workload.
+    const body = { spec: { template: { metadata: { annotations: { [ANNOTATIONS.restartedAt]: at } } } } };
+    const opts = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    const { namespace, name } = ref;
+    try {
+      switch (ref.kind) {
+        case 'Deployment':
+          await this.#apps.patchNamespacedDeployment({ namespace, name, body }, opts);
+          break;
+        case 'StatefulSet':
+          await this.#apps.patchNamespacedStatefulSet({ namespace, name, body }, opts);
+          break;
+        case 'ReplicaSet':
+          await this.#apps.patchNamespacedReplicaSet({ namespace, name, body }, opts);
+          break;
+      }
+    } catch (err: unknown) {
+      throw kubeError(err, `annotate ${ref.kind.toLowerCase()}/${name} in ${namespace}`);
+    }
+  }
+
+  async listWorkloadPods(ref: WorkloadRefKey): Promise<V1Pod[]> {
+    const [w] = await this.findWorkloads(ref.namespace, ref.name, ref.kind);
+    const labels = w?.object.spec?.selector?.matchLabels;
+    if (labels === undefined || Object.keys(labels).length === 0) return [];
+    try {
+      return (await this.#core.listNamespacedPod({ namespace: ref.namespace, labelSelector: selectorString(labels) })).items;
+    } catch (err: unknown) {
+      throw kubeError(err, `list the pods of ${ref.kind.toLowerCase()}/${ref.name}`);
+    }
+  }
+
+  async deletePod(namespace: string, name: string): Promise<void> {
+    try {
+      await this.#core.deleteNamespacedPod({ namespace, name });
+    } catch (err: unknown) {
+      if (httpCode(err) !== 404) throw kubeError(err, `delete pod ${namespace}/${name}`);
+    }
+  }
+
+  async listEvents(namespace: string, involvedName?: string): Promise<CoreV1Event[]> {
+    try {
+      const fieldSelector = involvedName === undefined ? undefined : `involvedObject.name=${involvedName}`;
+      return (await this.#core.listNamespacedEvent({ namespace, fieldSelector })).items;
+    } catch (err: unknown) {
+      throw kubeError(err, `list the events of ${namespace}`);
+    }
+  }
+
+  watchAgentConfigMaps(onEvent: (e: AgentsConfigMapEvent) => void): StopWatch {
+    return this.#watchForever('/api/v1/configmaps', { fieldSelector: `metadata.name=${AGENTS_CONFIGMAP}` }, (type, obj: V1ConfigMap) =>
+      onEvent({ type, namespace: obj.metadata?.namespace ?? '', data: type === 'DELETED' ? {} : (obj.data ?? {}) }),
+    );
+  }
+
+  watchPods(namespace: string, onEvent: (e: PodEvent) => void): StopWatch {
+    return this.#watchForever(`/api/v1/namespaces/${namespace}/pods`, {}, (type, pod: V1Pod) => onEvent({ type, pod }));
+  }
+
+  /**
+   * A watch that re-opens whenever the server ends it. Each (re)start lists from scratch (no
+   * resourceVersion), so the handler sees ADDED for every existing object again; handlers are
+   * written to be idempotent for that reason.
+   */
+  #watchForever<T>(path: string, query: Record<string, string>, handle: (type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T) => void): StopWatch {
+    let stopped = false;
+    let abort: AbortController | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const start = (): void => {
+      if (stopped) return;
+      const again = (err?: unknown): void => {
+        abort = undefined;
+        // The server ends every watch after a while (err null): only real failures are reported.
+        if (err !== undefined && err !== null && !stopped) this.#onWatchError(path, err);
+        if (!stopped) retry = setTimeout(start, REWATCH_DELAY_MS);
+      };
+      this.#watch
+        .watch(
+          path,
+          query,
+          (phase, obj: T) => {
+            if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') handle(phase, obj);
+          },
+          again,
+        )
+        .then(
+          (ac) => {
+            abort = ac;
+            if (stopped) ac.abort();
+          },
+          again,
+        );
+    };
+    start();
+    return () => {
+      stopped = true;
+      if (retry !== undefined) clearTimeout(retry);
+      abort?.abort();
+    };
+  }
+}

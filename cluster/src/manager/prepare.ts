@@ -1,0 +1,243 @@
+/**
+ * PrepareIntercept (ADR 0002, "Prepare"): find the workload, build and write its agent
+ * configuration, resolve the spec to one connection, and wait until a pod with that configuration
+ * is Ready and its agent has arrived. A prepare that fails leaves the ConfigMap as it found it.
+ */
+import { ENV_AGENT_IMAGE, TpError } from '@telepresence-ts/core';
+import type { InterceptSpec, PreparedIntercept } from '@telepresence-ts/proto/manager/v1';
+import { agentConfigHash } from '../shared/agent-config-hash.js';
+import { WORKLOAD_KINDS, serializeAgentConfig, type WorkloadKind } from '../shared/agent-config.js';
+import type { Clock } from '../shared/clock.js';
+import { buildAgentConfig, resolveTarget, resolvedSpec, toInterceptTarget, workloadRef, type BuildOptions } from './agent-config-builder.js';
+import type { KubeApi, KubeEvent, KubePod, KubeWorkload } from './kube.js';
+import { isLivePod, podConfigHash, podHasAgent, refOf } from './rollout.js';
+import type { State } from './state.js';
+
+/** How often the pods are listed while waiting; agent arrivals are seen at once (State events). */
+export const PREPARE_POLL_MS = 1000;
+
+export interface PrepareDeps {
+  readonly kube: KubeApi;
+  readonly state: Pick<State, 'agents' | 'onAgentsChanged'>;
+  readonly clock: Clock;
+  readonly build: BuildOptions;
+  /** How long to wait for a pod with the agent (ADR: bounded, default 120 s). */
+  readonly timeoutMs: number;
+}
+
+/** Finds the one workload the spec names: `unknown-workload` / `ambiguous-workload` otherwise. */
+export async function findWorkload(kube: KubeApi, spec: InterceptSpec): Promise<KubeWorkload> {
+  if (spec.workloadName === '') throw new TpError('user', 'missing-workload', 'the intercept names no workload');
+  if (spec.namespace === '') throw new TpError('user', 'missing-namespace', 'the intercept names no namespace');
+  let kind: WorkloadKind | undefined;
+  if (spec.workloadKind !== '') {
+    kind = WORKLOAD_KINDS.find((k) => k.toLowerCase() === spec.workloadKind.toLowerCase());
+    if (kind === undefined) {
+      throw new TpError('user', 'unknown-workload-kind', `"${spec.workloadKind}" is not a workload kind telepresence can intercept`, {
+        hint: `use one of ${WORKLOAD_KINDS.join(', ')}`,
+      });
+    }
+  }
+  const found = await kube.findWorkloads(spec.namespace, spec.workloadName, kind);
+  const only = found[0];
+  if (found.length === 1 && only !== undefined) return only;
+  if (found.length === 0) {
+    const kinds = kind ?? 'Deployment, ReplicaSet or StatefulSet';
+    throw new TpError('user', 'unknown-workload', `no ${kinds} named "${spec.workloadName}" in namespace ${spec.namespace}`, {
+      hint: `see what can be intercepted with kubectl telepresence list -n ${spec.namespace}`,
+    });
+  }
+  throw new TpError('user', 'ambiguous-workload', `"${spec.workloadName}" names ${found.length} workloads in namespace ${spec.namespace}: ${found.map(workloadRef).join(', ')}`, {
+    hint: `name the kind too, e.g. ${workloadRef(found[0]!)}`,
+  });
+}
+
+function isReady(pod: KubePod): boolean {
+  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+const IMAGE_PULL = /ErrImagePull|ImagePullBackOff|Back-off pulling image|Failed to pull image/;
+
+/**
+ * Why no pod with the agent became ready, from the pods and the non-Normal events of the workload
+ * and its ReplicaSets (their names start with the workload's). Pure, for tests.
+ */
+export function explainTimeout(input: {
+  workload: Pick<KubeWorkload, 'kind' | 'name'>;
+  pods: readonly KubePod[];
+  events: readonly KubeEvent[];
+  hash: string;
+  /** Pods created before this were there before the prepare; only newer ones say the webhook was skipped. */
+  since: number;
+  arrivedPods: ReadonlySet<string>;
+}): { reasons: string[]; hint: string } {
+  const reasons: string[] = [];
+  const hints: string[] = [];
+  const lastSeen = (e: KubeEvent): number => (e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp)?.getTime() ?? Number.MAX_SAFE_INTEGER;
+  // Warnings about the workload, its ReplicaSets and pods (names start with the workload's) seen
+  // since the prepare began; older ones are about earlier rollouts.
+  const relevant = input.events
+    .filter((e) => e.type !== 'Normal' && (e.involvedObject.name ?? '').startsWith(input.workload.name) && lastSeen(e) >= input.since)
+    .sort((a, b) => lastSeen(b) - lastSeen(a));
+  const seen = new Set<string>();
+  const once = (s: string): void => {
+    if (!seen.has(s)) {
+      seen.add(s);
+      reasons.push(s);
+    }
+  };
+  // One line per object and kind of trouble (the newest): a ReplicaSet retries FailedCreate a dozen times.
+  const told = new Set<string>();
+  const firstFor = (e: KubeEvent, kind: string): boolean => {
+    const k = `${e.involvedObject.kind ?? ''}/${e.involvedObject.name ?? ''}/${kind}`;
+    if (told.has(k)) return false;
+    told.add(k);
+    return true;
+  };
+  for (const e of relevant) {
+    const what = `${(e.involvedObject.kind ?? 'object').toLowerCase()} ${e.involvedObject.name ?? ''}`;
+    const msg = (e.message ?? '').trim();
+    if (IMAGE_PULL.test(`${e.reason ?? ''} ${msg}`)) {
+      if (firstFor(e, 'pull')) once(`${what} cannot pull an image: ${msg}`);
+      hints.push(`check the image names (the traffic-agent image is set by ${ENV_AGENT_IMAGE} on the traffic-manager) and that the node can pull them`);
+    } else if (e.reason === 'FailedCreate') {
+      if (firstFor(e, 'create')) once(`${what} cannot create pods: ${msg}`);
+      if (/quota/i.test(msg)) hints.push('the namespace quota has no room for the pods with the agent; raise it or scale the workload down');
+    } else if (e.reason === 'FailedScheduling' || e.reason === 'BackOff' || e.reason === 'Failed' || e.reason === 'Unhealthy') {
+      if (firstFor(e, e.reason)) once(`${what}: ${e.reason}: ${msg}`);
+    }
+  }
+  for (const pod of input.pods.filter(isLivePod)) {
+    const name = pod.metadata?.name ?? '';
+    const created = pod.metadata?.creationTimestamp?.getTime() ?? 0;
+    if (!podHasAgent(pod)) {
+      if (created >= input.since) {
+        once(`the agent-injector webhook was not called for pod ${name}: check the MutatingWebhookConfiguration and the injector's logs`);
+        hints.push('kubectl get mutatingwebhookconfigurations; kubectl logs -n <manager namespace> deploy/agent-injector');
+      }
+    } else if (podConfigHash(pod) === input.hash) {
+      if (!isReady(pod)) once(`pod ${name} has the agent but is not ready`);
+      else if (!input.arrivedPods.has(name)) {
+        once(`the traffic-agent of pod ${name} did not arrive at the traffic-manager`);
+        hints.push(`see its logs: kubectl logs ${name} -c traffic-agent`);
+      }
+    }
+  }
+  if (reasons.length === 0) reasons.push('no pod with the new agent configuration was created');
+  return { reasons, hint: hints[0] ?? `see kubectl describe ${workloadRef(input.workload)} and the events of its pods` };
+}
+
+/**
+ * Runs a prepare, reporting progress lines. `signal` aborts the wait (the caller went away); the
+ * ConfigMap is restored then too.
+ */
+export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, progress: (line: string) => void, signal?: AbortSignal): Promise<PreparedIntercept> {
+  const { kube, clock } = deps;
+  const workload = await findWorkload(kube, spec);
+  const config = buildAgentConfig(workload, await kube.listServices(workload.namespace), deps.build);
+  const target = resolveTarget(config, spec);
+  const ref = refOf(config);
+  const name = workloadRef(workload);
+  const hash = agentConfigHash(config);
+  const startedAt = clock.now();
+
+  const previous = await kube.getAgentConfig(workload.namespace, workload.name);
+  const wrote = await kube.applyAgentConfig(workload.namespace, workload.name, serializeAgentConfig(config));
+  if (wrote) progress(`wrote the traffic-agent configuration of ${name}; rolling it out`);
+
+  let podName: string;
+  try {
+    podName = await waitForAgent(deps, ref, name, hash, progress, signal);
+  } catch (err: unknown) {
+    // Leave nothing behind: put back what was there (the watcher then rolls the pods back).
+    if (wrote) {
+      if (previous === undefined) await kube.removeAgentConfig(workload.namespace, workload.name);
+      else await kube.applyAgentConfig(workload.namespace, workload.name, previous);
+    }
+    if (err instanceof TpError && err.code === 'agent-timeout') {
+      const [pods, events] = await Promise.all([kube.listWorkloadPods(ref), kube.listEvents(workload.namespace)]);
+      const arrivedPods = new Set(deps.state.agents().filter((a) => a.namespace === workload.namespace).map((a) => a.podName));
+      const { reasons, hint } = explainTimeout({ workload, pods, events, hash, since: startedAt, arrivedPods });
+      throw new TpError('cluster', 'agent-timeout', `${err.message}: ${reasons.join('; ')}`, { hint });
+    }
+    throw err;
+  }
+  return { spec: resolvedSpec(spec, config, target), target: toInterceptTarget(target), podName, rolledOut: wrote };
+}
+
+/** Resolves with the name of a Ready pod with the hash whose agent has arrived. */
+function waitForAgent(
+  deps: PrepareDeps,
+  ref: ReturnType<typeof refOf>,
+  name: string,
+  hash: string,
+  progress: (line: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const { kube, clock, state } = deps;
+  return new Promise<string>((resolve, reject) => {
+    let done = false;
+    let checking = false;
+    let again = false;
+    let lastLine = '';
+    let cancelPoll: () => void = () => undefined;
+    const finish = (err: Error | undefined, pod?: string): void => {
+      if (done) return;
+      done = true;
+      cancelPoll();
+      cancelDeadline();
+      unsubscribe();
+      signal?.removeEventListener('abort', onAbort);
+      if (err !== undefined) reject(err);
+      else resolve(pod ?? '');
+    };
+    const check = async (): Promise<void> => {
+      // One listing at a time; a trigger during one asks for another right after.
+      if (checking) {
+        again = true;
+        return;
+      }
+      checking = true;
+      try {
+        do {
+          again = false;
+          const pods = (await kube.listWorkloadPods(ref)).filter(isLivePod);
+          if (done) return;
+          const withAgent = pods.filter((p) => podConfigHash(p) === hash);
+          const ready = withAgent.filter(isReady);
+          const arrived = new Set(state.agents().filter((a) => a.namespace === ref.namespace && a.name === ref.name).map((a) => a.podName));
+          const pod = ready.find((p) => arrived.has(p.metadata?.name ?? ''));
+          if (pod !== undefined) {
+            finish(undefined, pod.metadata?.name ?? '');
+            return;
+          }
+          const line = `waiting for ${name}: ${withAgent.length} pod(s) with the agent, ${ready.length} ready, ${ready.filter((p) => arrived.has(p.metadata?.name ?? '')).length} arrived`;
+          if (line !== lastLine) {
+            lastLine = line;
+            progress(line);
+          }
+        } while (again && !done);
+      } catch (err: unknown) {
+        finish(err as Error);
+      } finally {
+        checking = false;
+      }
+    };
+    const poll = (): void => {
+      cancelPoll = clock.setTimer(PREPARE_POLL_MS, () => {
+        void check().then(() => {
+          if (!done) poll();
+        });
+      });
+    };
+    const cancelDeadline = clock.setTimer(deps.timeoutMs, () =>
+      finish(new TpError('cluster', 'agent-timeout', `timed out after ${Math.round(deps.timeoutMs / 1000)} s waiting for the traffic-agent of ${name}`)),
+    );
+    const unsubscribe = state.onAgentsChanged(() => void check());
+    const onAbort = (): void => finish(new TpError('cluster', 'cancelled', `the prepare of ${name} was cancelled`));
+    signal?.addEventListener('abort', onAbort);
+    if (signal?.aborted === true) onAbort();
+    void check();
+    poll();
+  });
+}

@@ -1,0 +1,253 @@
+/**
+ * The Manager gRPC service: a thin edge that maps messages onto State, prepare and the KubeApi,
+ * and every error onto a gRPC status with `tp-error-*` trailing metadata.
+ */
+import type {
+  Server,
+  ServerDuplexStream,
+  ServerErrorResponse,
+  ServerWritableStream,
+  handleServerStreamingCall,
+  handleUnaryCall,
+  sendUnaryData,
+} from '@grpc/grpc-js';
+import { TpError, VERSION, isTpError } from '@telepresence-ts/core';
+import { ManagerService, type ManagerServer, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
+import { parseAgentConfig } from '../shared/agent-config.js';
+import type { Clock } from '../shared/clock.js';
+import { toServiceError } from '../shared/grpc-errors.js';
+import type { Logger } from '../shared/log.js';
+import { resolveTarget, resolvedSpec, toInterceptTarget, type BuildOptions } from './agent-config-builder.js';
+import type { KubeApi } from './kube.js';
+import { prepareIntercept } from './prepare.js';
+import type { State } from './state.js';
+
+export interface ServiceDeps {
+  readonly state: State;
+  readonly kube: KubeApi;
+  readonly clock: Clock;
+  readonly build: BuildOptions;
+  readonly prepareTimeoutMs: number;
+  readonly log: Logger;
+}
+
+function logFailure(log: Logger, method: string, err: unknown): ServerErrorResponse {
+  const e = toServiceError(err);
+  // Internal errors are our bugs: log them with the stack. The rest is the caller's business.
+  if (!isTpError(err) || err.category === 'internal') log.error(`${method} failed`, { error: e.message, stack: (err as Error).stack });
+  else log.debug(`${method} refused`, { code: err.code, error: err.message });
+  return e;
+}
+
+function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Res | Promise<Res>): handleUnaryCall<Req, Res> {
+  return (call, callback: sendUnaryData<Res>) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(logFailure(log, method, err)),
+      );
+  };
+}
+
+/** A server stream fed by a State subscription until the session ends or the caller goes away. */
+function watch<Req, Res, T>(
+  log: Logger,
+  method: string,
+  subscribe: (req: Req, sub: { next(v: T): void; end(): void }) => () => void,
+  toMessage: (v: T) => Res,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    let unsubscribe: () => void;
+    try {
+      unsubscribe = subscribe(call.request, {
+        next: (v) => void call.write(toMessage(v)),
+        end: () => call.end(),
+      });
+    } catch (err: unknown) {
+      call.emit('error', logFailure(log, method, err));
+      return;
+    }
+    call.once('cancelled', unsubscribe);
+    call.once('close', unsubscribe);
+  };
+}
+
+const missing = (what: string): TpError => new TpError('user', 'bad-request', `the request has no ${what}`);
+
+/** Adds the Manager service to a grpc-js server. */
+export function addToServer(server: Server, deps: ServiceDeps): void {
+  const { state, kube, log } = deps;
+  const impl: ManagerServer = {
+    version: unary(log, 'Version', () => ({ version: VERSION, name: 'traffic-manager' })),
+    arriveAsClient: unary(log, 'ArriveAsClient', (info) => {
+      const s = state.arriveAsClient(info);
+      log.info('client arrived', { session: s.sessionId, name: info.name });
+      return s;
+    }),
+    arriveAsAgent: unary(log, 'ArriveAsAgent', (info) => {
+      const s = state.arriveAsAgent(info);
+      log.info('agent arrived', { session: s.sessionId, pod: `${info.namespace}/${info.podName}` });
+      return s;
+    }),
+    remain: unary(log, 'Remain', (s) => {
+      state.remain(s.sessionId);
+      return {};
+    }),
+    depart: unary(log, 'Depart', (s) => {
+      state.depart(s.sessionId);
+      return {};
+    }),
+    watchAgents: watch(log, 'WatchAgents', (s, sub) => state.watchAgents(s.sessionId, sub), (agents) => ({ agents })),
+    watchIntercepts: watch(log, 'WatchIntercepts', (s, sub) => state.watchIntercepts(s.sessionId, sub), (intercepts) => ({ intercepts })),
+    watchDials: watch(log, 'WatchDials', (s, sub) => state.watchDials(s.sessionId, sub), (dial) => dial),
+
+    prepareIntercept: (call) => {
+      const ac = new AbortController();
+      call.once('cancelled', () => ac.abort());
+      Promise.resolve()
+        .then(async () => {
+          const { session, spec } = call.request;
+          if (session === undefined || spec === undefined) throw missing('session or spec');
+          state.requireClient(session.sessionId);
+          return prepareIntercept(
+            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs },
+            spec,
+            (progress) => void call.write({ progress }),
+            ac.signal,
+          );
+        })
+        .then(
+          (prepared) => {
+            call.write({ prepared });
+            call.end();
+          },
+          (err: unknown) => {
+            if (!ac.signal.aborted) call.emit('error', logFailure(log, 'PrepareIntercept', err));
+          },
+        );
+    },
+
+    createIntercept: unary(log, 'CreateIntercept', async ({ session, spec }) => {
+      if (session === undefined || spec === undefined) throw missing('session or spec');
+      state.requireClient(session.sessionId);
+      const text = await kube.getAgentConfig(spec.namespace, spec.workloadName);
+      if (text === undefined) {
+        throw new TpError('user', 'not-prepared', `${spec.namespace}/${spec.workloadName} has no traffic-agent configuration`, {
+          hint: 'prepare the intercept first (PrepareIntercept)',
+        });
+      }
+      const config = parseAgentConfig(spec.workloadName, text);
+      const target = resolveTarget(config, spec);
+      const info = state.createIntercept(session.sessionId, resolvedSpec(spec, config, target), toInterceptTarget(target));
+      log.info('intercept created', { id: info.id, client: info.clientName });
+      return info;
+    }),
+
+    removeIntercept: unary(log, 'RemoveIntercept', ({ session, name }) => {
+      if (session === undefined) throw missing('session');
+      state.removeIntercept(session.sessionId, name);
+      return {};
+    }),
+
+    uninstallAgents: unary(log, 'UninstallAgents', async (req) => {
+      if (req.session === undefined) throw missing('session');
+      state.requireClient(req.session.sessionId);
+      if (!req.all && req.workloadNames.length === 0) {
+        throw new TpError('user', 'bad-request', 'name the workloads whose agents to remove, or ask for all', { hint: 'kubectl telepresence uninstall --agent <workload> (or --all-agents)' });
+      }
+      const entries = await kube.listAgentConfigs(req.namespace === '' ? undefined : req.namespace);
+      const chosen = req.all ? entries : entries.filter((e) => req.workloadNames.includes(e.name));
+      const unknown = req.all ? [] : req.workloadNames.filter((n) => !chosen.some((e) => e.name === n));
+      if (unknown.length > 0) {
+        throw new TpError('user', 'unknown-agent', `no traffic-agent is configured for ${unknown.join(', ')} in ${req.namespace === '' ? 'any namespace' : `namespace ${req.namespace}`}`);
+      }
+      const removed: string[] = [];
+      for (const e of chosen) {
+        if (await kube.removeAgentConfig(e.namespace, e.name)) removed.push(`${e.namespace}/${e.name}`);
+      }
+      return { removed };
+    }),
+
+    tunnel: (call) => tunnel(state, log, call),
+  };
+  server.addService(ManagerService, impl);
+}
+
+type TunnelCall = ServerDuplexStream<TunnelMessage, TunnelMessage>;
+
+/**
+ * One side of a connection. The first message must be `open`; the stream is paused until it is
+ * paired (further messages wait in the stream's buffer). The client's side, which completes the
+ * pairing, starts the relay; the agent's side only reports a failed pairing.
+ */
+function tunnel(state: State, log: Logger, call: TunnelCall): void {
+  call.once('data', (first: TunnelMessage) => {
+    // Pause at once: in flowing mode, messages without a 'data' listener would be dropped.
+    call.pause();
+    const open = first.open;
+    if (open === undefined) {
+      call.emit('error', toServiceError(new TpError('internal', 'bad-tunnel', 'the first tunnel message must be open')));
+      return;
+    }
+    const isClient = state.sessionKind(open.sessionId) === 'client';
+    const paired = state.openTunnel<TunnelCall>(open, call);
+    // An agent whose caller hangs up before the owner dials back: forget the connection.
+    if (!isClient) call.once('cancelled', () => state.cancelTunnel(open.connectionId));
+    paired.then(
+      (peer) => {
+        if (isClient) relay(peer, call, log, open.connectionId);
+      },
+      (err: unknown) => call.emit('error', logFailure(log, 'Tunnel', err)),
+    );
+  });
+}
+
+/**
+ * Relays messages between the agent's and the client's streams until both sides have closed.
+ * `close` (or the end of a stream) is a half-close passed on; a close with an error, or a stream
+ * that fails, ends the pair. Backpressure: when the receiving side's write() returns false, the
+ * sending side is paused until 'drain'.
+ */
+export function relay(agent: TunnelCall, client: TunnelCall, log: Logger, connectionId: string): void {
+  let finished = false;
+  const closedFrom = new Set<TunnelCall>();
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    for (const s of [agent, client]) if (!s.writableEnded) s.end();
+  };
+  const oneWay = (from: TunnelCall, to: TunnelCall): void => {
+    let draining = false;
+    const closeFrom = (error: string): void => {
+      if (closedFrom.has(from)) return;
+      closedFrom.add(from);
+      if (!to.writableEnded) to.write({ close: { error } });
+      if (error !== '' || closedFrom.size === 2) finish();
+    };
+    from.on('data', (m: TunnelMessage) => {
+      if (finished) return;
+      if (m.data !== undefined) {
+        if (!to.write({ data: m.data }) && !draining) {
+          draining = true;
+          from.pause();
+          to.once('drain', () => {
+            draining = false;
+            from.resume();
+          });
+        }
+      } else if (m.close !== undefined) {
+        closeFrom(m.close.error);
+      }
+    });
+    from.on('end', () => closeFrom(''));
+    from.on('cancelled', () => closeFrom('the other side of the connection went away'));
+    from.on('error', (err: Error) => {
+      log.debug('tunnel stream failed', { connectionId, error: err.message });
+      closeFrom(err.message || 'stream error');
+    });
+    from.resume();
+  };
+  oneWay(agent, client);
+  oneWay(client, agent);
+}

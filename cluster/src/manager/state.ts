@@ -1,0 +1,405 @@
+/**
+ * The traffic-manager's state: sessions, intercepts, watchers, dial requests and tunnel pairing.
+ * It imports neither grpc-js nor the Kubernetes client: the gRPC service (service.ts) translates
+ * messages onto it, and tests drive it with a fake clock.
+ */
+import { TpError } from '@telepresence-ts/core';
+import {
+  InterceptDisposition,
+  type AgentInfo,
+  type ClientInfo,
+  type DialRequest,
+  type InterceptInfo,
+  type InterceptSpec,
+  type InterceptTarget,
+  type SessionInfo,
+  type TunnelOpen,
+} from '@telepresence-ts/proto/manager/v1';
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../shared/clock.js';
+
+/** Session timing (ADR 0002): clients call Remain every 5 s and expire after 15 s of silence. */
+export const HEARTBEAT_SECONDS = 5;
+export const EXPIRY_SECONDS = 15;
+/** How long an agent's tunnel waits for the owner's (ADR 0002 and manager.proto). */
+export const TUNNEL_PAIR_TIMEOUT_MS = 10_000;
+
+/** A stream subscriber: `next` gets a full snapshot on every change; `end` when its session ends. */
+export interface Subscriber<T> {
+  next(value: T): void;
+  end(): void;
+}
+
+type Session =
+  | { kind: 'client'; id: string; info: ClientInfo; cancelExpiry: () => void }
+  | { kind: 'agent'; id: string; info: AgentInfo; cancelExpiry: () => void };
+
+interface PendingTunnel {
+  readonly connectionId: string;
+  readonly agentSessionId: string;
+  readonly clientSessionId: string;
+  readonly handle: unknown;
+  readonly resolve: (peer: unknown) => void;
+  readonly reject: (err: TpError) => void;
+  readonly cancelTimer: () => void;
+}
+
+interface StateOptions {
+  /** Session ids; random UUIDs unless a test wants predictable ones. */
+  readonly newId?: () => string;
+}
+
+/** The key two intercepts conflict on: the same app port of the same workload. */
+function targetKey(spec: InterceptSpec, target: InterceptTarget): string {
+  return `${spec.namespace}/${spec.workloadName}/${target.containerName}:${target.containerPort}`;
+}
+
+/** Header sets compared regardless of order and header-name case. */
+function headerKey(spec: InterceptSpec): string {
+  return spec.headers
+    .map((h) => `${h.name.toLowerCase()}=${h.value}`)
+    .sort()
+    .join('\n');
+}
+
+function describeTarget(spec: InterceptSpec, target: InterceptTarget): string {
+  const kind = spec.workloadKind === '' ? 'workload' : spec.workloadKind.toLowerCase();
+  return `${kind}/${spec.workloadName} (namespace ${spec.namespace}, container ${target.containerName} port ${target.containerPort})`;
+}
+
+/** Ends (and forgets) the subscriptions a session holds. */
+function endWatchersOf<T>(watchers: Map<Subscriber<T>, string>, sessionId: string): void {
+  for (const [sub, owner] of watchers) {
+    if (owner === sessionId) {
+      watchers.delete(sub);
+      sub.end();
+    }
+  }
+}
+
+export class State {
+  readonly #clock: Clock;
+  readonly #newId: () => string;
+  readonly #sessions = new Map<string, Session>();
+  /** Keyed by intercept id `<client session>:<name>`, in creation order. */
+  readonly #intercepts = new Map<string, InterceptInfo>();
+  readonly #agentWatchers = new Map<Subscriber<AgentInfo[]>, string>();
+  readonly #interceptWatchers = new Map<Subscriber<InterceptInfo[]>, string>();
+  readonly #dialWatchers = new Map<Subscriber<DialRequest>, string>();
+  readonly #pending = new Map<string, PendingTunnel>();
+  /** Called whenever the set of agents changes (prepare waits on it). */
+  readonly #agentListeners = new Set<() => void>();
+
+  constructor(clock: Clock, options: StateOptions = {}) {
+    this.#clock = clock;
+    this.#newId = options.newId ?? randomUUID;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sessions
+
+  arriveAsClient(info: ClientInfo): SessionInfo {
+    const id = this.#newId();
+    this.#sessions.set(id, { kind: 'client', id, info, cancelExpiry: this.#armExpiry(id) });
+    return this.#sessionInfo(id);
+  }
+
+  arriveAsAgent(info: AgentInfo): SessionInfo {
+    const id = this.#newId();
+    this.#sessions.set(id, { kind: 'agent', id, info, cancelExpiry: this.#armExpiry(id) });
+    this.#agentsChanged();
+    return this.#sessionInfo(id);
+  }
+
+  /** A heartbeat: restarts the session's expiry. `session-expired` when it is gone. */
+  remain(sessionId: string): void {
+    const s = this.#session(sessionId);
+    s.cancelExpiry();
+    s.cancelExpiry = this.#armExpiry(sessionId);
+  }
+
+  /** Ends a session now; unknown sessions are ignored (a depart after expiry is fine). */
+  depart(sessionId: string): void {
+    this.#end(sessionId);
+  }
+
+  /** The session's kind, or undefined when it is not (or no longer) in session. */
+  sessionKind(sessionId: string): 'client' | 'agent' | undefined {
+    return this.#sessions.get(sessionId)?.kind;
+  }
+
+  /** Throws `session-expired` for an unknown session, `not-a-client` for an agent's. */
+  requireClient(sessionId: string): void {
+    this.#client(sessionId);
+  }
+
+  /** Every agent in session, in arrival order. */
+  agents(): AgentInfo[] {
+    return [...this.#sessions.values()].flatMap((s) => (s.kind === 'agent' ? [s.info] : []));
+  }
+
+  /** Calls `listener` whenever agents arrive or leave; returns the unsubscribe function. */
+  onAgentsChanged(listener: () => void): () => void {
+    this.#agentListeners.add(listener);
+    return () => this.#agentListeners.delete(listener);
+  }
+
+  #sessionInfo(id: string): SessionInfo {
+    return { sessionId: id, heartbeatSeconds: HEARTBEAT_SECONDS, expirySeconds: EXPIRY_SECONDS };
+  }
+
+  #armExpiry(id: string): () => void {
+    return this.#clock.setTimer(EXPIRY_SECONDS * 1000, () => this.#end(id));
+  }
+
+  #session(sessionId: string): Session {
+    const s = this.#sessions.get(sessionId);
+    if (s === undefined) {
+      throw new TpError('cluster', 'session-expired', `session ${sessionId} is not known to the traffic-manager (expired or never arrived)`, {
+        hint: 'arrive again: the session timed out or the traffic-manager restarted',
+      });
+    }
+    return s;
+  }
+
+  #client(sessionId: string): Session & { kind: 'client' } {
+    const s = this.#session(sessionId);
+    if (s.kind !== 'client') throw new TpError('user', 'not-a-client', `session ${sessionId} is an agent's, not a client's`);
+    return s;
+  }
+
+  #end(sessionId: string): void {
+    const s = this.#sessions.get(sessionId);
+    if (s === undefined) return;
+    s.cancelExpiry();
+    this.#sessions.delete(sessionId);
+    endWatchersOf(this.#agentWatchers, sessionId);
+    endWatchersOf(this.#interceptWatchers, sessionId);
+    endWatchersOf(this.#dialWatchers, sessionId);
+    for (const p of this.#pending.values()) {
+      if (p.agentSessionId === sessionId || p.clientSessionId === sessionId) {
+        this.#failPending(p, new TpError('cluster', 'session-ended', `the ${s.kind} session of connection ${p.connectionId} ended`));
+      }
+    }
+    if (s.kind === 'client') {
+      // An expired client's intercepts go with it: the agent passes traffic to the app again.
+      let removed = false;
+      for (const [id, ic] of this.#intercepts) {
+        if (ic.clientSessionId === sessionId) {
+          this.#intercepts.delete(id);
+          removed = true;
+        }
+      }
+      if (removed) this.#interceptsChanged();
+    } else {
+      this.#agentsChanged();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Intercepts
+
+  /**
+   * Records an intercept in `WAITING` (or `ACTIVE` when an agent of the workload is in session).
+   * `intercept-exists` when the client has one of that name; `intercept-conflict` when it would
+   * take traffic another intercept takes: a global one (no headers) conflicts with any other on
+   * the same target, personal ones conflict only with an identical header set.
+   */
+  createIntercept(sessionId: string, spec: InterceptSpec, target: InterceptTarget): InterceptInfo {
+    const client = this.#client(sessionId);
+    const id = `${sessionId}:${spec.name}`;
+    if (this.#intercepts.has(id)) {
+      throw new TpError('user', 'intercept-exists', `you already have an intercept named "${spec.name}"`, {
+        hint: `leave it first (kubectl telepresence leave ${spec.name}) or choose another name`,
+      });
+    }
+    const key = targetKey(spec, target);
+    const headers = headerKey(spec);
+    for (const other of this.#intercepts.values()) {
+      if (other.spec === undefined || other.target === undefined || targetKey(other.spec, other.target) !== key) continue;
+      const otherHeaders = headerKey(other.spec);
+      if (headers === '' || otherHeaders === '' || headers === otherHeaders) {
+        const what = otherHeaders === '' ? 'a global intercept' : 'a personal intercept with the same headers';
+        throw new TpError(
+          'user',
+          'intercept-conflict',
+          `${describeTarget(spec, target)} is already intercepted by ${other.clientName} (${what}, intercept "${other.spec.name}")`,
+          {
+            hint:
+              headers === '' || otherHeaders === ''
+                ? `ask ${other.clientName} to leave "${other.spec.name}"; a global intercept takes all traffic of the port`
+                : 'use different --http-header values',
+          },
+        );
+      }
+    }
+    const info: InterceptInfo = {
+      id,
+      spec,
+      target,
+      clientSessionId: sessionId,
+      clientName: client.info.name,
+      disposition: InterceptDisposition.WAITING,
+      message: '',
+      createdAt: this.#clock.now(),
+    };
+    this.#intercepts.set(id, info);
+    this.#interceptsChanged();
+    return this.#withDisposition(info);
+  }
+
+  /** Removes the client's intercept `name`; `unknown-intercept` when it has none. */
+  removeIntercept(sessionId: string, name: string): void {
+    this.#client(sessionId);
+    if (!this.#intercepts.delete(`${sessionId}:${name}`)) {
+      throw new TpError('user', 'unknown-intercept', `you have no intercept named "${name}"`, {
+        hint: 'see your intercepts with `kubectl telepresence list`',
+      });
+    }
+    this.#interceptsChanged();
+  }
+
+  /** Every intercept, with its disposition as of now. */
+  intercepts(): InterceptInfo[] {
+    return [...this.#intercepts.values()].map((ic) => this.#withDisposition(ic));
+  }
+
+  /** ACTIVE while an agent of the intercepted workload is in session, else WAITING. */
+  #withDisposition(ic: InterceptInfo): InterceptInfo {
+    const served = this.agents().some((a) => a.namespace === ic.spec?.namespace && a.name === ic.spec.workloadName);
+    return { ...ic, disposition: served ? InterceptDisposition.ACTIVE : InterceptDisposition.WAITING };
+  }
+
+  /** What a session sees: a client every intercept, an agent those of its workload. */
+  #interceptsFor(sessionId: string): InterceptInfo[] {
+    const s = this.#sessions.get(sessionId);
+    const all = this.intercepts();
+    if (s?.kind !== 'agent') return all;
+    return all.filter((ic) => ic.spec?.namespace === s.info.namespace && ic.spec.workloadName === s.info.name);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Watchers: each gets the current snapshot at once, then one on every change.
+
+  watchAgents(sessionId: string, sub: Subscriber<AgentInfo[]>): () => void {
+    this.#session(sessionId);
+    this.#agentWatchers.set(sub, sessionId);
+    sub.next(this.agents());
+    return () => this.#agentWatchers.delete(sub);
+  }
+
+  watchIntercepts(sessionId: string, sub: Subscriber<InterceptInfo[]>): () => void {
+    this.#session(sessionId);
+    this.#interceptWatchers.set(sub, sessionId);
+    sub.next(this.#interceptsFor(sessionId));
+    return () => this.#interceptWatchers.delete(sub);
+  }
+
+  /** A client's dial requests (see `openTunnel`). */
+  watchDials(sessionId: string, sub: Subscriber<DialRequest>): () => void {
+    this.#client(sessionId);
+    this.#dialWatchers.set(sub, sessionId);
+    return () => this.#dialWatchers.delete(sub);
+  }
+
+  #agentsChanged(): void {
+    const agents = this.agents();
+    for (const sub of this.#agentWatchers.keys()) sub.next(agents);
+    for (const l of this.#agentListeners) l();
+    // Dispositions follow the agents.
+    this.#interceptsChanged();
+  }
+
+  #interceptsChanged(): void {
+    for (const [sub, sessionId] of this.#interceptWatchers) sub.next(this.#interceptsFor(sessionId));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Tunnels
+
+  /**
+   * Pairs the two Tunnel streams of one intercepted connection. `handle` is the caller's end (the
+   * service passes its stream); the promise gives the peer's.
+   *
+   * The agent's call comes first: it must name an intercept of its workload; the owner is asked to
+   * dial, and the promise waits up to 10 s for the owner's call (`dial-timeout` after). The
+   * client's call must name a pending connection of one of its intercepts.
+   */
+  openTunnel<H>(open: TunnelOpen, handle: H): Promise<H> {
+    try {
+      const s = this.#session(open.sessionId);
+      if (open.connectionId === '') throw new TpError('internal', 'bad-tunnel-open', 'the tunnel open message has no connection_id');
+      return s.kind === 'agent' ? this.#openAgentSide(s, open, handle) : this.#openClientSide(s.id, open, handle);
+    } catch (err: unknown) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** Forgets a pending connection whose agent stream ended before the owner answered. */
+  cancelTunnel(connectionId: string): void {
+    const p = this.#pending.get(connectionId);
+    if (p !== undefined) {
+      p.cancelTimer();
+      this.#pending.delete(connectionId);
+    }
+  }
+
+  #openAgentSide<H>(agent: Session & { kind: 'agent' }, open: TunnelOpen, handle: H): Promise<H> {
+    const ic = this.#intercepts.get(open.interceptId);
+    if (ic === undefined || ic.spec?.namespace !== agent.info.namespace || ic.spec.workloadName !== agent.info.name) {
+      throw new TpError('cluster', 'unknown-intercept', `no intercept "${open.interceptId}" of ${agent.info.namespace}/${agent.info.name}`);
+    }
+    if (this.#pending.has(open.connectionId)) {
+      throw new TpError('internal', 'duplicate-connection', `connection ${open.connectionId} is already open`);
+    }
+    const spec = ic.spec;
+    return new Promise<H>((resolve, reject) => {
+      const pending: PendingTunnel = {
+        connectionId: open.connectionId,
+        agentSessionId: agent.id,
+        clientSessionId: ic.clientSessionId,
+        handle,
+        resolve: resolve as (peer: unknown) => void,
+        reject,
+        cancelTimer: this.#clock.setTimer(TUNNEL_PAIR_TIMEOUT_MS, () =>
+          this.#failPending(
+            pending,
+            new TpError('cluster', 'dial-timeout', `${ic.clientName} did not answer the dial of connection ${open.connectionId} within ${TUNNEL_PAIR_TIMEOUT_MS / 1000} s`),
+          ),
+        ),
+      };
+      this.#pending.set(open.connectionId, pending);
+      const dial: DialRequest = {
+        connectionId: open.connectionId,
+        interceptId: ic.id,
+        localPort: spec.localPort,
+        source: agent.info.podIp === '' ? agent.info.podName : agent.info.podIp,
+      };
+      for (const [sub, owner] of this.#dialWatchers) {
+        if (owner === ic.clientSessionId) sub.next(dial);
+      }
+    });
+  }
+
+  #openClientSide<H>(clientSessionId: string, open: TunnelOpen, handle: H): Promise<H> {
+    const p = this.#pending.get(open.connectionId);
+    if (p === undefined || p.clientSessionId !== clientSessionId) {
+      throw new TpError('cluster', 'unknown-connection', `connection ${open.connectionId} is not waiting for this client (timed out or closed)`);
+    }
+    p.cancelTimer();
+    this.#pending.delete(open.connectionId);
+    p.resolve(handle);
+    return Promise.resolve(p.handle as H);
+  }
+
+  #failPending(p: PendingTunnel, err: TpError): void {
+    p.cancelTimer();
+    this.#pending.delete(p.connectionId);
+    p.reject(err);
+  }
+
+  /** Ends every session (the manager is stopping): watchers end, pending tunnels fail. */
+  close(): void {
+    for (const id of [...this.#sessions.keys()]) this.#end(id);
+  }
+}

@@ -1,0 +1,225 @@
+import { AGENT_CONTAINER_NAME, LABELS } from '@telepresence-ts/core';
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import t from 'tap';
+import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../../src/shared/agent-config-hash.js';
+import {
+  AGENT_CONFIG_VOLUME,
+  AGENT_INIT_CONTAINER_NAME,
+  hiddenPortName,
+  injectAgent,
+  isInjected,
+  removeAgent,
+} from '../../src/injector/inject.js';
+import { diffToJsonPatch, jsonEqual } from '../../src/injector/patch.js';
+import { config, container, intercept, pod } from './samples.js';
+
+// IANA_SVC_NAME as Kubernetes validates container port names.
+const IANA_SVC_NAME = /^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$/;
+
+function find(p: V1Pod, name: string): V1Container {
+  const c = p.spec?.containers.find((x) => x.name === name);
+  if (c === undefined) throw new Error(`no container ${name}`);
+  return c;
+}
+
+t.test('hiddenPortName keeps within IANA_SVC_NAME', (t) => {
+  const cases: ReadonlyArray<[string, string]> = [
+    ['http', 'tm-http'],
+    ['h', 'tm-h'],
+    ['http-alt', 'tm-http-alt'],
+    ['abcdefghijklmno', 'tm-abcdefghijkl'],
+    // Cut after a hyphen: the trailing hyphen goes.
+    ['abcdefghijk-lmn', 'tm-abcdefghijk'],
+    ['abcdefghij--x', 'tm-abcdefghij'],
+  ];
+  for (const [name, want] of cases) {
+    const got = hiddenPortName(name);
+    t.equal(got, want, name);
+    t.match(got, IANA_SVC_NAME, `${got} is a valid port name`);
+  }
+  t.end();
+});
+
+t.test('symbolic target port: the app port is hidden and the agent takes its name', (t) => {
+  const input = pod([container('app', ['http:8080', 'debug:5005'])]);
+  const frozen = structuredClone(input);
+  const cfg = config({ app: [intercept('http', 8080, 9901)] });
+  const out = injectAgent(input, cfg);
+
+  t.strictSame(input, frozen, 'the input pod is not mutated');
+  t.strictSame(find(out, 'app').ports, [
+    { name: 'tm-http', containerPort: 8080, protocol: 'TCP' },
+    { name: 'debug', containerPort: 5005, protocol: 'TCP' },
+  ]);
+  const agent = find(out, AGENT_CONTAINER_NAME);
+  t.equal(agent.image, 'tp-local/traffic-agent:0.1.0');
+  t.strictSame(agent.args, ['agent']);
+  t.strictSame(agent.ports, [{ name: 'http', containerPort: 9901, protocol: 'TCP' }]);
+  t.strictSame(agent.readinessProbe?.httpGet, { path: '/healthz', port: 9900 });
+  t.strictSame(agent.volumeMounts, [{ name: AGENT_CONFIG_VOLUME, mountPath: '/etc/traffic-agent', readOnly: true }]);
+  t.ok(agent.resources?.requests, 'requests resources');
+  t.equal(out.spec?.initContainers, undefined, 'no init container for symbolic ports');
+  t.strictSame(out.spec?.volumes, [
+    { name: AGENT_CONFIG_VOLUME, configMap: { name: 'telepresence-agents', items: [{ key: 'web', path: 'config.json' }] } },
+  ]);
+  t.equal(out.metadata?.annotations?.[AGENT_CONFIG_HASH_ANNOTATION], agentConfigHash(cfg));
+  t.equal(out.metadata?.labels?.[LABELS.agentInjected], 'true');
+  t.equal(out.metadata?.labels?.[LABELS.workloadName], 'web');
+  t.equal(out.metadata?.labels?.[LABELS.workloadKind], 'Deployment');
+  t.equal(out.metadata?.labels?.['app'], 'web', 'existing labels kept');
+  t.end();
+});
+
+t.test('the agent environment follows the contract', (t) => {
+  const agent = find(injectAgent(pod([container('app', ['http:8080'])]), config({ app: [intercept('http', 8080, 9901)] })), AGENT_CONTAINER_NAME);
+  const env = Object.fromEntries((agent.env ?? []).map((e) => [e.name, e.value ?? `fieldRef:${e.valueFrom?.fieldRef?.fieldPath}`]));
+  t.strictSame(env, {
+    TP_AGENT_NAME: 'web',
+    TP_AGENT_NAMESPACE: 'fieldRef:metadata.namespace',
+    TP_POD_NAME: 'fieldRef:metadata.name',
+    TP_POD_IP: 'fieldRef:status.podIP',
+    TP_MANAGER_HOST: 'traffic-manager.tp-system',
+    TP_MANAGER_PORT: '8081',
+    TP_AGENT_PORT: '9900',
+    TP_LOG_LEVEL: 'info',
+    TP_AGENT_CONFIG: '/etc/traffic-agent/config.json',
+  });
+  t.end();
+});
+
+t.test('numeric target port: an init container redirects it to an unnamed agent port', (t) => {
+  const out = injectAgent(
+    pod([container('app', [':8080', ':8443'])], { initContainers: [container('migrate', [])] }),
+    config({ app: [intercept('', 8080, 9901, { numeric: true }), intercept('', 8443, 9902, { numeric: true, service: 'tls' })] }),
+  );
+  t.strictSame(find(out, 'app').ports, [
+    { containerPort: 8080, protocol: 'TCP' },
+    { containerPort: 8443, protocol: 'TCP' },
+  ], 'app ports untouched');
+  t.strictSame(find(out, AGENT_CONTAINER_NAME).ports, [
+    { containerPort: 9901, protocol: 'TCP' },
+    { containerPort: 9902, protocol: 'TCP' },
+  ]);
+  const inits = out.spec?.initContainers ?? [];
+  t.strictSame(inits.map((c) => c.name), ['migrate', AGENT_INIT_CONTAINER_NAME], 'appended after the existing init containers');
+  const init = inits[1];
+  t.equal(init?.image, 'tp-local/traffic-agent:0.1.0');
+  t.strictSame(init?.args, ['init']);
+  t.strictSame(init?.securityContext, { capabilities: { add: ['NET_ADMIN'] }, runAsUser: 0, runAsNonRoot: false });
+  t.equal(init?.env?.find((e) => e.name === 'TP_AGENT_INIT_PORTS')?.value, '8080:9901,8443:9902');
+  t.end();
+});
+
+t.test('probes and hooks that named the hidden port get its number; others are kept', (t) => {
+  const out = injectAgent(
+    pod([
+      container('app', ['http:8080', 'admin:8081'], {
+        livenessProbe: { httpGet: { path: '/live', port: 'http' } },
+        readinessProbe: { tcpSocket: { port: 'http' } },
+        startupProbe: { httpGet: { path: '/s', port: 'admin' } },
+        lifecycle: { preStop: { httpGet: { path: '/drain', port: 'http' } } },
+      }),
+    ]),
+    config({ app: [intercept('http', 8080, 9901)] }),
+  );
+  const app = find(out, 'app');
+  t.equal(app.livenessProbe?.httpGet?.port, 8080);
+  t.equal(app.readinessProbe?.tcpSocket?.port, 8080);
+  t.equal(app.startupProbe?.httpGet?.port, 'admin');
+  t.equal(app.lifecycle?.preStop?.httpGet?.port, 8080);
+  t.end();
+});
+
+t.test('two containers: each hides its own port', (t) => {
+  const out = injectAgent(
+    pod([container('app', ['http:8080']), container('grpc', ['grpc:50051'])]),
+    config({ app: [intercept('http', 8080, 9901)], grpc: [intercept('grpc', 50051, 9902, { service: 'grpc' })] }),
+  );
+  t.equal(find(out, 'app').ports?.[0]?.name, 'tm-http');
+  t.equal(find(out, 'grpc').ports?.[0]?.name, 'tm-grpc');
+  t.strictSame(find(out, AGENT_CONTAINER_NAME).ports?.map((p) => p.name), ['http', 'grpc']);
+  t.strictSame(out.spec?.containers.map((c) => c.name), ['app', 'grpc', AGENT_CONTAINER_NAME], 'agent last');
+  t.end();
+});
+
+t.test('a configured port the container no longer has: the agent still serves the name', (t) => {
+  const out = injectAgent(pod([container('app', ['web:8080'])]), config({ app: [intercept('http', 8080, 9901)] }));
+  t.equal(find(out, 'app').ports?.[0]?.name, 'web');
+  t.equal(find(out, AGENT_CONTAINER_NAME).ports?.[0]?.name, 'http');
+  t.end();
+});
+
+t.test('two Services on one named port: one agent port', (t) => {
+  const out = injectAgent(
+    pod([container('app', ['http:8080'])]),
+    config({ app: [intercept('http', 8080, 9901), intercept('http', 8080, 9902, { service: 'web-internal' })] }),
+  );
+  t.strictSame(find(out, AGENT_CONTAINER_NAME).ports, [{ name: 'http', containerPort: 9901, protocol: 'TCP' }]);
+  t.end();
+});
+
+t.test('a hidden name already taken is a config error', (t) => {
+  t.throws(() => injectAgent(pod([container('app', ['http:8080', 'tm-http:8081'])]), config({ app: [intercept('http', 8080, 9901)] })), {
+    name: 'TpError',
+    category: 'config',
+    code: 'agent-injection-failed',
+  });
+  t.end();
+});
+
+t.test('idempotent: the same config again changes nothing', (t) => {
+  const cfg = config({ app: [intercept('http', 8080, 9901), intercept('', 9090, 9902, { numeric: true, service: 'm' })] });
+  const once = injectAgent(pod([container('app', ['http:8080', ':9090'])]), cfg);
+  const twice = injectAgent(once, cfg);
+  t.strictSame(twice, once);
+  t.strictSame(diffToJsonPatch(once, twice), []);
+  t.end();
+});
+
+t.test('an old config is replaced as if injected afresh', (t) => {
+  // (Without probes naming ports: a probe once rewritten to a number keeps it, see removeAgent.)
+  const original = pod([container('app', ['http:8080', ':9090'])], {
+    initContainers: [container('migrate', [])],
+  });
+  const cases: ReadonlyArray<{ name: string; from: ReturnType<typeof config>; to: ReturnType<typeof config> }> = [
+    {
+      name: 'symbolic to numeric',
+      from: config({ app: [intercept('http', 8080, 9901)] }),
+      to: config({ app: [intercept('', 9090, 9901, { numeric: true })] }),
+    },
+    {
+      name: 'numeric to symbolic',
+      from: config({ app: [intercept('', 9090, 9901, { numeric: true })] }),
+      to: config({ app: [intercept('http', 8080, 9905)] }),
+    },
+    {
+      name: 'new image and agent port',
+      from: config({ app: [intercept('http', 8080, 9901), intercept('', 9090, 9902, { numeric: true })] }),
+      to: config({ app: [intercept('http', 8080, 9911), intercept('', 9090, 9912, { numeric: true })] }, { agentImage: 'tp-local/traffic-agent:0.2.0' }),
+    },
+  ];
+  for (const c of cases) {
+    const stale = injectAgent(original, c.from);
+    const again = injectAgent(stale, c.to);
+    t.ok(jsonEqual(again, injectAgent(original, c.to)), c.name);
+    t.equal(again.spec?.containers.filter((x) => x.name === AGENT_CONTAINER_NAME).length, 1, `${c.name}: one agent`);
+    t.ok((again.spec?.initContainers ?? []).filter((x) => x.name === AGENT_INIT_CONTAINER_NAME).length <= 1, `${c.name}: at most one init`);
+  }
+  t.end();
+});
+
+t.test('removeAgent undoes an injection (probes keep their numbers)', (t) => {
+  const original = pod([container('app', ['http:8080', ':9090'])], { initContainers: [container('migrate', [])] });
+  const cfg = config({ app: [intercept('http', 8080, 9901), intercept('', 9090, 9902, { numeric: true })] });
+  const injected = injectAgent(original, cfg);
+  t.ok(isInjected(injected));
+  const removed = removeAgent(injected);
+  t.notOk(isInjected(removed));
+  t.strictSame(removed.spec, original.spec);
+  const withProbe = pod([container('app', ['http:8080'], { readinessProbe: { tcpSocket: { port: 'http' } } })]);
+  const back = removeAgent(injectAgent(withProbe, config({ app: [intercept('http', 8080, 9901)] })));
+  t.equal(back.spec?.containers[0]?.ports?.[0]?.name, 'http', 'the port name is restored');
+  t.equal(back.spec?.containers[0]?.readinessProbe?.tcpSocket?.port, 8080, 'the probe keeps the number');
+  t.notOk(isInjected(original));
+  t.end();
+});

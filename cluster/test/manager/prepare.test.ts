@@ -1,0 +1,220 @@
+import t from 'tap';
+import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
+import { explainTimeout, prepareIntercept, type PrepareDeps } from '../../src/manager/prepare.js';
+import { AgentConfigWatcher } from '../../src/manager/rollout.js';
+import { State } from '../../src/manager/state.js';
+import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
+import { serializeAgentConfig } from '../../src/shared/agent-config.js';
+import { createLogger } from '../../src/shared/log.js';
+import { FakeClock } from '../shared/fake-clock.js';
+import { FakeKube, event, pod } from './fake-kube.js';
+import { service, workload } from './fixtures.js';
+
+const build: BuildOptions = { agentImage: 'tp-local/traffic-agent:0.1.0', managerHost: 'traffic-manager.tp-system', managerPort: 8081, logLevel: 'info' };
+const spec = (over: Record<string, unknown> = {}) => ({
+  name: '',
+  namespace: 'default',
+  workloadName: 'web',
+  workloadKind: '',
+  serviceName: '',
+  servicePort: '',
+  containerName: '',
+  localPort: 3000,
+  headers: [],
+  ...over,
+});
+const web = workload('web', [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }, { name: 'grpc', containerPort: 9090 }] }]);
+const webRef = { kind: 'Deployment' as const, name: 'web', namespace: 'default' };
+
+/** Lets queued promise callbacks (fake Kubernetes calls, the watcher) run. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}
+
+function setup(services = [service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' })]) {
+  const kube = new FakeKube();
+  kube.workloads.push(web);
+  kube.services.push(...services);
+  const clock = new FakeClock();
+  const state = new State(clock);
+  const watcher = new AgentConfigWatcher({ kube, clock, log: createLogger('m', 'error', () => undefined) });
+  watcher.start();
+  const deps: PrepareDeps = { kube, state, clock, build, timeoutMs: 120_000 };
+  const hash = services.length === 0 ? '' : agentConfigHash(buildAgentConfig(web, kube.services, build));
+  const lines: string[] = [];
+  return { kube, clock, state, watcher, deps, hash, lines, progress: (l: string) => void lines.push(l) };
+}
+
+t.test('rolls out, waits for a ready pod whose agent arrived, and resolves the spec', async (t) => {
+  const { kube, state, deps, hash, lines, progress, clock } = setup();
+  kube.setPods(webRef, [pod('web-old')]);
+  kube.onRestart = () => kube.setPods(webRef, [pod('web-old', { deleting: true }), pod('web-new', { agent: true, hash, ready: false })]);
+  const result = prepareIntercept(deps, spec(), progress);
+  await flush();
+  t.strictSame(kube.calls, ['apply default/web', 'restart default/Deployment/web']);
+  kube.setPods(webRef, [pod('web-new', { agent: true, hash })]);
+  clock.advance(1000);
+  await flush();
+  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment' });
+  const prepared = await result;
+  t.strictSame(prepared, {
+    spec: { ...spec(), name: 'web-default', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app' },
+    target: { serviceName: 'web', serviceUid: 'uid-web', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 9901 },
+    podName: 'web-new',
+    rolledOut: true,
+  });
+  t.strictSame(lines, [
+    'wrote the traffic-agent configuration of deployment/web; rolling it out',
+    'waiting for deployment/web: 0 pod(s) with the agent, 0 ready, 0 arrived',
+    'waiting for deployment/web: 1 pod(s) with the agent, 1 ready, 0 arrived',
+  ]);
+  t.equal(clock.pending, 1, 'the prepare’s timers are cancelled: only the agent session’s expiry is left');
+});
+
+t.test('an agent already in place: no write, no rollout, at once', async (t) => {
+  const { kube, state, deps, hash, lines, progress } = setup();
+  kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, kube.services, build)) });
+  kube.setPods(webRef, [pod('web-1', { agent: true, hash })]);
+  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-1', podIp: '', version: '0.1.0', kind: 'Deployment' });
+  const prepared = await prepareIntercept(deps, spec(), progress);
+  t.equal(prepared.podName, 'web-1');
+  t.equal(prepared.rolledOut, false);
+  t.strictSame(kube.calls, []);
+  t.strictSame(lines, []);
+});
+
+t.test('user errors come before anything is written', async (t) => {
+  const twoPorts = [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' })];
+  const cases = [
+    { name: 'ambiguous port', services: twoPorts, spec: spec(), code: 'ambiguous-port' },
+    { name: 'unknown port', services: twoPorts, spec: spec({ servicePort: 'x' }), code: 'unknown-port' },
+    { name: 'unknown workload', services: twoPorts, spec: spec({ workloadName: 'nope' }), code: 'unknown-workload' },
+    { name: 'unknown kind', services: twoPorts, spec: spec({ workloadKind: 'DaemonSet' }), code: 'unknown-workload-kind' },
+    { name: 'kind filters', services: twoPorts, spec: spec({ workloadKind: 'statefulset' }), code: 'unknown-workload' },
+    { name: 'no service', services: [], spec: spec(), code: 'no-service' },
+  ];
+  for (const c of cases) {
+    t.test(c.name, async (t) => {
+      const { kube, deps, progress } = setup(c.services);
+      await t.rejects(prepareIntercept(deps, c.spec, progress), { category: 'user', code: c.code });
+      t.strictSame(kube.calls, []);
+    });
+  }
+  t.test('ambiguous workload', async (t) => {
+    const { kube, deps, progress } = setup();
+    kube.workloads.push(workload('web', [], { kind: 'StatefulSet' }));
+    await t.rejects(prepareIntercept(deps, spec(), progress), {
+      code: 'ambiguous-workload',
+      message: '"web" names 2 workloads in namespace default: deployment/web, statefulset/web',
+      hint: 'name the kind too, e.g. deployment/web',
+    });
+  });
+});
+
+t.test('on timeout: explains from events and pods, and removes the entry it wrote', async (t) => {
+  const cases: ReadonlyArray<{ name: string; after: (s: ReturnType<typeof setup>) => void; message: RegExp; hint: RegExp }> = [
+    {
+      name: 'image pull failure',
+      after: ({ kube, hash }) => {
+        kube.setPods(webRef, [pod('web-new', { agent: true, hash, phase: 'Pending', ready: false })]);
+        kube.events.push(event({ kind: 'Pod', name: 'web-new' }, 'Failed', 'Failed to pull image "tp-local/traffic-agent:0.1.0": ErrImagePull'));
+      },
+      message: /^timed out after 120 s waiting for the traffic-agent of deployment\/web: pod web-new cannot pull an image: Failed to pull image .*; pod web-new has the agent but is not ready$/,
+      hint: /TP_AGENT_IMAGE/,
+    },
+    {
+      name: 'quota on the ReplicaSet',
+      after: ({ kube }) => {
+        kube.events.push(event({ kind: 'ReplicaSet', name: 'web-6d4f9' }, 'FailedCreate', 'pods "web-6d4f9-x" is forbidden: exceeded quota: q, requested: cpu=1'));
+      },
+      message: /replicaset web-6d4f9 cannot create pods: pods "web-6d4f9-x" is forbidden: exceeded quota/,
+      hint: /quota/,
+    },
+    {
+      name: 'pods created without the agent',
+      after: ({ kube, clock }) => kube.setPods(webRef, [pod('web-new', { created: new Date(clock.now()) })]),
+      message: /the agent-injector webhook was not called for pod web-new: check the MutatingWebhookConfiguration and the injector's logs/,
+      hint: /mutatingwebhookconfigurations/,
+    },
+    {
+      name: 'an agent that never arrives',
+      after: ({ kube, hash }) => kube.setPods(webRef, [pod('web-new', { agent: true, hash })]),
+      message: /the traffic-agent of pod web-new did not arrive at the traffic-manager/,
+      hint: /kubectl logs web-new -c traffic-agent/,
+    },
+    {
+      name: 'nothing happened',
+      after: () => undefined,
+      message: /: no pod with the new agent configuration was created$/,
+      hint: /kubectl describe deployment\/web/,
+    },
+  ];
+  for (const c of cases) {
+    t.test(c.name, async (t) => {
+      const s = setup();
+      const result = prepareIntercept(s.deps, spec(), s.progress);
+      result.catch(() => undefined);
+      await flush();
+      c.after(s);
+      s.clock.advance(120_000);
+      await flush();
+      await t.rejects(result, { category: 'cluster', code: 'agent-timeout', message: c.message, hint: c.hint });
+      t.strictSame(s.kube.maps.get('default'), {}, 'the entry is gone');
+      t.ok(s.kube.calls.includes('remove default/web'), 'removed through the API');
+    });
+  }
+});
+
+t.test('a prepare that replaced an entry puts the old one back', async (t) => {
+  const s = setup();
+  s.kube.maps.set('default', { web: 'the old entry' });
+  const result = prepareIntercept(s.deps, spec(), s.progress);
+  result.catch(() => undefined);
+  await flush();
+  s.clock.advance(120_000);
+  await flush();
+  await t.rejects(result, { code: 'agent-timeout' });
+  t.strictSame(s.kube.maps.get('default'), { web: 'the old entry' });
+});
+
+t.test('an aborted prepare stops waiting and cleans up', async (t) => {
+  const s = setup();
+  const ac = new AbortController();
+  const result = prepareIntercept(s.deps, spec(), s.progress, ac.signal);
+  result.catch(() => undefined);
+  await flush();
+  ac.abort();
+  await t.rejects(result, { code: 'cancelled' });
+  t.strictSame(s.kube.maps.get('default'), {});
+});
+
+t.test('explainTimeout ignores Normal events, other workloads, and old pods without the agent', async (t) => {
+  const { reasons } = explainTimeout({
+    workload: { kind: 'Deployment', name: 'web' },
+    pods: [pod('web-old', { created: new Date(0) })],
+    events: [event({ kind: 'Pod', name: 'web-1' }, 'Pulled', 'ok', 'Normal'), event({ kind: 'Pod', name: 'api-1' }, 'Failed', 'ErrImagePull')],
+    hash: 'h',
+    since: 1000,
+    arrivedPods: new Set(),
+  });
+  t.strictSame(reasons, ['no pod with the new agent configuration was created']);
+});
+
+t.test('explainTimeout: one line per object and trouble (the newest), nothing from before the prepare', async (t) => {
+  const at = (ms: number, e: ReturnType<typeof event>) => ({ ...e, lastTimestamp: new Date(ms) });
+  const rs = { kind: 'ReplicaSet', name: 'web-6d4f9' };
+  const { reasons, hint } = explainTimeout({
+    workload: { kind: 'Deployment', name: 'web' },
+    pods: [],
+    events: [
+      at(2000, event(rs, 'FailedCreate', 'exceeded quota: older retry')),
+      at(3000, event(rs, 'FailedCreate', 'exceeded quota: newest retry')),
+      at(500, event({ kind: 'Pod', name: 'web-old' }, 'Failed', 'ErrImagePull from an earlier rollout')),
+    ],
+    hash: 'h',
+    since: 1000,
+    arrivedPods: new Set(),
+  });
+  t.strictSame(reasons, ['replicaset web-6d4f9 cannot create pods: exceeded quota: newest retry']);
+  t.match(hint, /quota/);
+});

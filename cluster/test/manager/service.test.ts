@@ -1,0 +1,262 @@
+import { Server, credentials, status, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { ManagerClient, type CreateInterceptRequest, type DialRequest, type InterceptInfo, type PrepareInterceptResponse, type SessionInfo, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
+import { randomBytes } from 'node:crypto';
+import t, { type Test } from 'tap';
+import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
+import { addToServer } from '../../src/manager/service.js';
+import { State } from '../../src/manager/state.js';
+import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
+import { serializeAgentConfig } from '../../src/shared/agent-config.js';
+import { fromServiceError } from '../../src/shared/grpc-errors.js';
+import { listenGrpcAndHealth } from '../../src/shared/grpc-http-mux.js';
+import { createLogger } from '../../src/shared/log.js';
+import { FakeClock } from '../shared/fake-clock.js';
+import { FakeKube, pod } from './fake-kube.js';
+import { service, workload } from './fixtures.js';
+
+const build: BuildOptions = { agentImage: 'tp-local/traffic-agent:0.1.0', managerHost: 'traffic-manager.tp-system', managerPort: 8081, logLevel: 'info' };
+const web = workload('web', [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }, { name: 'grpc', containerPort: 9090 }] }]);
+const webRef = { kind: 'Deployment' as const, name: 'web', namespace: 'default' };
+const spec = (over: Record<string, unknown> = {}) => ({
+  name: '',
+  namespace: 'default',
+  workloadName: 'web',
+  workloadKind: '',
+  serviceName: '',
+  servicePort: '',
+  containerName: '',
+  localPort: 3000,
+  headers: [],
+  ...over,
+});
+
+async function startManager(t: Test, services = [service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' })]) {
+  const kube = new FakeKube();
+  kube.workloads.push(web);
+  kube.services.push(...services);
+  const clock = new FakeClock();
+  const state = new State(clock);
+  const server = new Server();
+  addToServer(server, { state, kube, clock, build, prepareTimeoutMs: 120_000, log: createLogger('traffic-manager', 'error', () => undefined) });
+  const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1');
+  const client = new ManagerClient(`127.0.0.1:${listener.port}`, credentials.createInsecure());
+  t.teardown(async () => {
+    client.close();
+    state.close();
+    await listener.close();
+    server.forceShutdown();
+  });
+  return { kube, clock, state, client };
+}
+
+/** A unary call as a promise. */
+function call<Req, Res>(fn: (req: Req, cb: (err: ServiceError | null, res: Res) => void) => unknown, req: Req): Promise<Res> {
+  return new Promise((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+/** Everything a server stream sends, and how it ended. */
+function collect<T>(stream: ClientReadableStream<T>): Promise<{ messages: T[]; error?: ServiceError }> {
+  return new Promise((resolve) => {
+    const messages: T[] = [];
+    stream.on('data', (m: T) => messages.push(m));
+    stream.on('error', (error: ServiceError) => resolve({ messages, error }));
+    stream.on('end', () => resolve({ messages }));
+  });
+}
+
+const alice = { name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0' };
+const bob = { name: 'bob@desk', installId: 'b', product: 'cli', version: '0.1.0' };
+const agentInfo = (podName = 'web-1') => ({ name: 'web', namespace: 'default', podName, podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment' });
+
+t.test('version, arrive, remain, depart and expiry over gRPC', async (t) => {
+  const { client, clock } = await startManager(t);
+  t.match(await call(client.version.bind(client), {}), { name: 'traffic-manager' });
+  const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  t.match(s, { heartbeatSeconds: 5, expirySeconds: 15 });
+  t.strictSame(await call(client.remain.bind(client), s), {});
+  clock.advance(15_000);
+  const err = await call(client.remain.bind(client), s).then(
+    () => undefined,
+    (e: ServiceError) => e,
+  );
+  t.equal(err?.code, status.NOT_FOUND, 'an expired session is NOT_FOUND');
+  t.equal(err?.metadata.get('tp-error-code')[0], 'session-expired');
+  const a = await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
+  await call(client.depart.bind(client), a);
+  await t.rejects(call(client.remain.bind(client), a), { code: status.NOT_FOUND }, 'departed');
+});
+
+t.test('WatchAgents streams a snapshot on every change and ends with its session', async (t) => {
+  const { client, clock } = await startManager(t);
+  const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  const stream = client.watchAgents(s);
+  const got: string[][] = [];
+  let ended = false;
+  stream.on('end', () => (ended = true));
+  stream.on('error', () => undefined);
+  stream.on('data', (snap: { agents: Array<{ podName: string }> }) => got.push(snap.agents.map((a) => a.podName)));
+  await eventually(() => got.length === 1);
+  await call(client.arriveAsAgent.bind(client), agentInfo('web-1'));
+  await eventually(() => got.length === 2);
+  clock.advance(14_000);
+  await call(client.remain.bind(client), s);
+  clock.advance(1000);
+  await eventually(() => got.length === 3);
+  t.strictSame(got, [[], ['web-1'], []], 'none, the agent, none after the agent expired');
+  t.notOk(ended);
+  clock.advance(14_000);
+  await eventually(() => ended);
+  t.ok(ended, 'the stream ends when the watching session expires');
+});
+
+/** Polls (bounded) until `cond` holds: the style guide's alternative to sleeping. */
+async function eventually(cond: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+t.test('PrepareIntercept', async (t) => {
+  t.test('streams progress, then prepared', async (t) => {
+    const { client, kube, state } = await startManager(t);
+    const hash = agentConfigHash(buildAgentConfig(web, kube.services, build));
+    kube.onRestart = () => kube.setPods(webRef, [pod('web-new', { agent: true, hash })]);
+    const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+    const stream = client.prepareIntercept({ session: s, spec: spec() });
+    const messages: PrepareInterceptResponse[] = [];
+    stream.on('data', (m: PrepareInterceptResponse) => messages.push(m));
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    // The manager's watcher is not running here: roll out by hand, as it would.
+    await eventually(() => messages.length >= 2);
+    await kube.restartWorkload(webRef, 'now');
+    state.arriveAsAgent(agentInfo('web-new'));
+    await ended;
+    t.match(messages[0], { progress: 'wrote the traffic-agent configuration of deployment/web; rolling it out' });
+    t.match(messages.at(-1), { prepared: { podName: 'web-new', rolledOut: true, spec: { name: 'web-default', servicePort: 'http' }, target: { agentPort: 9901 } } });
+    t.ok(messages.slice(1, -1).every((m) => m.progress?.startsWith('waiting for deployment/web') === true), 'waiting lines in between');
+  });
+
+  t.test('an ambiguous port fails with the code, category and hint as metadata', async (t) => {
+    const { client } = await startManager(t, [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' })]);
+    const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+    const { messages, error } = await collect(client.prepareIntercept({ session: s, spec: spec() }));
+    t.strictSame(messages, []);
+    t.equal(error?.code, status.INVALID_ARGUMENT);
+    t.equal(error?.details, 'deployment/web has 2 interceptable ports; choose one with --port <local>:<port>: http (service web, 80 -> container app:8080), grpc (service web, 90 -> container app:9090)');
+    t.equal(error?.metadata.get('tp-error-category')[0], 'user');
+    t.equal(error?.metadata.get('tp-error-code')[0], 'ambiguous-port');
+    t.equal(error?.metadata.get('tp-error-hint')[0], 'e.g. --port 8080:http');
+    t.match(fromServiceError(error!), { category: 'user', code: 'ambiguous-port', hint: 'e.g. --port 8080:http' }, 'a client gets the TpError back');
+  });
+
+  t.test('an unknown session is refused', async (t) => {
+    const { client } = await startManager(t);
+    const { error } = await collect(client.prepareIntercept({ session: { sessionId: 'nope', heartbeatSeconds: 0, expirySeconds: 0 }, spec: spec() }));
+    t.equal(error?.code, status.NOT_FOUND);
+  });
+});
+
+t.test('CreateIntercept, conflicts, RemoveIntercept and UninstallAgents', async (t) => {
+  const { client, kube } = await startManager(t);
+  const a = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  const b = await call<typeof bob, SessionInfo>(client.arriveAsClient.bind(client), bob);
+  await t.rejects(call(client.createIntercept.bind(client), { session: a, spec: spec() }), { code: status.INVALID_ARGUMENT, details: /has no traffic-agent configuration/ }, 'not prepared');
+  kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, kube.services, build)) });
+  const info = await call(client.createIntercept.bind(client), { session: a, spec: spec() });
+  t.match(info, { id: `${a.sessionId}:web-default`, clientName: 'alice@laptop', target: { containerPort: 8080 } });
+  const err = await call(client.createIntercept.bind(client), { session: b, spec: spec() }).then(
+    () => undefined,
+    (e: ServiceError) => e,
+  );
+  t.equal(err?.code, status.INVALID_ARGUMENT);
+  t.equal(err?.metadata.get('tp-error-code')[0], 'intercept-conflict');
+  t.match(err?.details, /already intercepted by alice@laptop/);
+  await call(client.createIntercept.bind(client), { session: b, spec: spec({ headers: [{ name: 'x-user', value: 'bob' }] }) }).then(
+    () => t.fail('a personal intercept still conflicts with a global one'),
+    (e: ServiceError) => t.equal(e.metadata.get('tp-error-code')[0], 'intercept-conflict'),
+  );
+  await call(client.removeIntercept.bind(client), { session: a, name: 'web-default' });
+  t.match(await call(client.createIntercept.bind(client), { session: b, spec: spec() }), { clientName: 'bob@desk' }, 'free again after remove');
+  t.strictSame(await call(client.uninstallAgents.bind(client), { session: a, namespace: 'default', workloadNames: ['web'], all: false }), { removed: ['default/web'] });
+  t.strictSame(kube.maps.get('default'), {});
+  await t.rejects(call(client.uninstallAgents.bind(client), { session: a, namespace: 'default', workloadNames: ['web'], all: false }), { code: status.INVALID_ARGUMENT, details: /no traffic-agent is configured for web/ });
+});
+
+t.test('Tunnel relays 1 MiB each way with half-close', async (t) => {
+  const { client, kube } = await startManager(t);
+  kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, kube.services, build)) });
+  const a = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  const agent = await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
+  const ic = await call<CreateInterceptRequest, InterceptInfo>(client.createIntercept.bind(client), { session: a, spec: spec() });
+  const dials = client.watchDials(a);
+  const dialed = new Promise<DialRequest>((resolve) => dials.once('data', resolve));
+  dials.on('error', () => undefined);
+
+  const toClient = randomBytes(1024 * 1024);
+  const toAgent = randomBytes(1024 * 1024);
+  /** Sends `payload` in 16 KiB messages honouring backpressure, then a close; collects what arrives until the peer's close. */
+  function endpoint(stream: ClientDuplexStream<TunnelMessage, TunnelMessage>, payload: Buffer): Promise<{ received: Buffer; closes: string[] }> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const closes: string[] = [];
+      stream.on('data', (m: TunnelMessage) => {
+        if (m.data !== undefined) chunks.push(m.data);
+        if (m.close !== undefined) closes.push(m.close.error);
+      });
+      stream.on('error', reject);
+      stream.on('end', () => resolve({ received: Buffer.concat(chunks), closes }));
+      let offset = 0;
+      const pump = (): void => {
+        while (offset < payload.length) {
+          const chunk = payload.subarray(offset, offset + 16 * 1024);
+          offset += chunk.length;
+          if (!stream.write({ data: chunk })) {
+            stream.once('drain', pump);
+            return;
+          }
+        }
+        stream.write({ close: { error: '' } });
+        stream.end();
+      };
+      // Half-close only after sending everything; the other direction keeps flowing.
+      setImmediate(pump);
+    });
+  }
+
+  const agentStream = client.tunnel();
+  agentStream.write({ open: { sessionId: agent.sessionId, connectionId: 'conn-1', interceptId: ic.id } });
+  const dial = await dialed;
+  t.strictSame(dial, { connectionId: 'conn-1', interceptId: ic.id, localPort: 3000, source: '10.0.0.9' });
+  const agentSide = endpoint(agentStream, toClient);
+  const clientStream = client.tunnel();
+  clientStream.write({ open: { sessionId: a.sessionId, connectionId: 'conn-1', interceptId: '' } });
+  const clientSide = endpoint(clientStream, toAgent);
+  const [atAgent, atClient] = await Promise.all([agentSide, clientSide]);
+  t.ok(atClient.received.equals(toClient), `the client got the agent's 1 MiB (${atClient.received.length} bytes)`);
+  t.ok(atAgent.received.equals(toAgent), `the agent got the client's 1 MiB (${atAgent.received.length} bytes)`);
+  t.strictSame(atClient.closes, [''], 'one clean close each way');
+  t.strictSame(atAgent.closes, ['']);
+  dials.cancel();
+});
+
+t.test('Tunnel: a client that never dials fails the agent after 10 s', async (t) => {
+  const { client, kube, clock } = await startManager(t);
+  kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, kube.services, build)) });
+  const a = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  const agent = await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
+  const ic = await call<CreateInterceptRequest, InterceptInfo>(client.createIntercept.bind(client), { session: a, spec: spec() });
+  const stream = client.tunnel();
+  const failed = new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+  stream.on('data', () => undefined);
+  stream.write({ open: { sessionId: agent.sessionId, connectionId: 'c', interceptId: ic.id } });
+  await eventually(() => clock.pending >= 3);
+  clock.advance(10_000);
+  const err = await failed;
+  t.equal(err.code, status.UNAVAILABLE);
+  t.equal(err.metadata.get('tp-error-code')[0], 'dial-timeout');
+});

@@ -1,0 +1,522 @@
+/**
+ * The user daemon's centre: one traffic-manager session at a time, its heartbeat, its watches
+ * (agents, intercepts, dials), the intercepts this workstation owns and their tunnels. The gRPC
+ * edge (server.ts) maps the Daemon service onto these methods; front ends never talk to the
+ * manager themselves.
+ */
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import {
+  ConnectionState,
+  type ConnectionStatus,
+  type ListResponse,
+  type StateSnapshot,
+  type VersionResponse,
+  type WorkloadInfo,
+} from '@telepresence-ts/proto/daemon/v1';
+import type {
+  AgentInfo,
+  AgentSnapshot,
+  DialRequest,
+  InterceptInfo,
+  InterceptSnapshot,
+  InterceptSpec,
+  SessionInfo,
+  UninstallAgentsResponse,
+} from '@telepresence-ts/proto/manager/v1';
+import { AGENTS_CONFIGMAP } from '../contracts.js';
+import { TpError, toTpError } from '../errors.js';
+import { deadlineIn, unary } from '../grpc-call.js';
+import type { KubeFlags } from '../kube/kube-api.js';
+import type { V1ConfigMap, V1Deployment, V1ReplicaSet, V1StatefulSet } from '../kube/kube-types.js';
+import type { Logger } from './logger.js';
+import type { ManagerConnection, ManagerConnector } from './manager-connection.js';
+import { runTunnel } from './tunnel.js';
+import { fromServiceError } from '../wire-errors.js';
+
+export interface DaemonDeps {
+  /** This build's version; the manager's major.minor must match it. */
+  readonly version: string;
+  readonly connector: ManagerConnector;
+  readonly log: Logger;
+  /** "user@host" and a stable per-install id, for ArriveAsClient. */
+  readonly clientName: string;
+  readonly installId: string;
+}
+
+export interface ConnectArgs {
+  readonly flags: KubeFlags;
+  readonly managerNamespace: string;
+  /** "cli" or "vscode". */
+  readonly product: string;
+}
+
+/** Deadline of the unary calls we make to the manager: a port-forward hop, but no cluster work. */
+const CALL_TIMEOUT_MS = 10_000;
+/** Consecutive failed heartbeats after which the port-forward is presumed dead and remade. */
+const HEARTBEATS_BEFORE_RECONNECT = 3;
+/** Pause before re-opening a watch that the manager ended, so a restarting manager is not hammered. */
+const REWATCH_DELAY_MS = 1_000;
+
+/** `major.minor` of a version string, or the whole string when it has no such prefix. */
+export function majorMinor(version: string): string {
+  const m = /^v?(\d+)\.(\d+)/.exec(version);
+  return m === null ? version : `${m[1]}.${m[2]}`;
+}
+
+/** `version-mismatch` unless both versions share major.minor. */
+export function checkManagerVersion(client: string, manager: string): void {
+  if (majorMinor(client) !== majorMinor(manager)) {
+    throw new TpError('config', 'version-mismatch', `this client is v${client} but the traffic-manager is v${manager}: their major.minor versions must match`, {
+      hint: `run \`kubectl telepresence install\` with this v${client} client to replace the traffic-manager, or use a v${majorMinor(manager)}.x client`,
+    });
+  }
+}
+
+function managerUnavailable(details: string): TpError {
+  return new TpError('cluster', 'manager-unreachable', `cannot reach the traffic-manager: ${details}`, {
+    hint: 'check the connection with `kubectl telepresence status`, then `kubectl telepresence quit` and connect again',
+  });
+}
+
+const callOptions = (): { deadline: Date; unavailable: (d: string) => TpError } => ({ deadline: deadlineIn(CALL_TIMEOUT_MS), unavailable: managerUnavailable });
+
+/** The gRPC status code under a TpError rebuilt from a failed call, if any. */
+function grpcCodeOf(err: unknown): number | undefined {
+  const cause = err instanceof Error ? err.cause : undefined;
+  return cause instanceof Error && typeof (cause as Partial<ServiceError>).code === 'number' ? (cause as ServiceError).code : undefined;
+}
+
+interface Cancellable {
+  cancel(): void;
+}
+
+/** One live connection: the port-forwarded channel, the session on it and its background work. */
+interface Session {
+  readonly args: ConnectArgs;
+  conn: ManagerConnection;
+  info: SessionInfo;
+  readonly managerVersion: string;
+  streams: Cancellable[];
+  heartbeat: NodeJS.Timeout | undefined;
+  failedHeartbeats: number;
+  closing: boolean;
+}
+
+function sameArgs(a: ConnectArgs, b: ConnectArgs): boolean {
+  return (
+    (a.flags.kubeconfig ?? '') === (b.flags.kubeconfig ?? '') &&
+    (a.flags.kubeconfigEnv ?? '') === (b.flags.kubeconfigEnv ?? '') &&
+    (a.flags.context ?? '') === (b.flags.context ?? '') &&
+    (a.flags.namespace ?? '') === (b.flags.namespace ?? '') &&
+    a.managerNamespace === b.managerNamespace
+  );
+}
+
+export class Daemon {
+  private readonly deps: DaemonDeps;
+  private session: Session | undefined;
+  private connecting = false;
+  private lastError = '';
+  /** Our intercepts by spec.name. */
+  private readonly intercepts = new Map<string, InterceptInfo>();
+  /** Local ports of intercepts being created, so two concurrent intercepts cannot both take one. */
+  private readonly pendingPorts = new Set<number>();
+  /** Ids of our intercepts that a WatchIntercepts snapshot has shown. */
+  private readonly seenIntercepts = new Set<string>();
+  private agents: AgentInfo[] = [];
+  private allIntercepts: InterceptInfo[] = [];
+  private readonly listeners = new Set<(s: StateSnapshot) => void>();
+  private readonly tunnels = new Set<Promise<void>>();
+
+  constructor(deps: DaemonDeps) {
+    this.deps = deps;
+  }
+
+  version(): VersionResponse {
+    return { daemonVersion: this.deps.version, managerVersion: this.session?.managerVersion ?? '' };
+  }
+
+  status(): ConnectionStatus {
+    const s = this.session;
+    return {
+      state: s !== undefined ? ConnectionState.CONNECTED : this.connecting ? ConnectionState.CONNECTING : ConnectionState.DISCONNECTED,
+      context: s?.conn.target.context ?? '',
+      namespace: s?.conn.target.namespace ?? '',
+      clusterServer: s?.conn.target.server ?? '',
+      managerNamespace: s?.args.managerNamespace ?? '',
+      managerVersion: s?.managerVersion ?? '',
+      sessionId: s?.info.sessionId ?? '',
+      daemonVersion: this.deps.version,
+      error: this.lastError,
+    };
+  }
+
+  snapshot(): StateSnapshot {
+    return { connection: this.status(), intercepts: [...this.intercepts.values()] };
+  }
+
+  /** Calls `listener` now and on every change; returns the unsubscribe function. */
+  watchState(listener: (s: StateSnapshot) => void): () => void {
+    this.listeners.add(listener);
+    listener(this.snapshot());
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(): void {
+    const snap = this.snapshot();
+    for (const l of this.listeners) {
+      l(snap);
+    }
+  }
+
+  /** Connects, or returns the current connection when the flags match it. */
+  async connect(args: ConnectArgs): Promise<ConnectionStatus> {
+    if (this.session !== undefined && sameArgs(this.session.args, args)) {
+      return this.status();
+    }
+    if (this.connecting) {
+      throw new TpError('user', 'connect-in-progress', 'another connect is in progress', { hint: 'wait for it, then run the command again' });
+    }
+    await this.disconnect();
+    this.connecting = true;
+    this.lastError = '';
+    this.emit();
+    try {
+      this.session = await this.openSession(args);
+      this.deps.log('info', `connected to ${this.session.conn.target.context} (manager v${this.session.managerVersion}, session ${this.session.info.sessionId})`);
+      return this.status();
+    } catch (err: unknown) {
+      this.lastError = toTpError(err).message;
+      throw err;
+    } finally {
+      this.connecting = false;
+      this.emit();
+    }
+  }
+
+  private async openSession(args: ConnectArgs): Promise<Session> {
+    const conn = await this.deps.connector(args.flags, args.managerNamespace);
+    try {
+      const mgr = conn.manager;
+      const version = await unary(mgr.version.bind(mgr), {}, callOptions());
+      checkManagerVersion(this.deps.version, version.version);
+      const info = await this.arrive(conn, args);
+      const session: Session = { args, conn, info, managerVersion: version.version, streams: [], heartbeat: undefined, failedHeartbeats: 0, closing: false };
+      this.startBackground(session);
+      return session;
+    } catch (err: unknown) {
+      await conn.close();
+      throw err;
+    }
+  }
+
+  private async arrive(conn: ManagerConnection, args: ConnectArgs): Promise<SessionInfo> {
+    const mgr = conn.manager;
+    return unary(
+      mgr.arriveAsClient.bind(mgr),
+      { name: this.deps.clientName, installId: this.deps.installId, product: args.product, version: this.deps.version },
+      callOptions(),
+    );
+  }
+
+  private startBackground(s: Session): void {
+    const seconds = s.info.heartbeatSeconds > 0 ? s.info.heartbeatSeconds : 5;
+    s.heartbeat = setInterval(() => void this.heartbeat(s), seconds * 1000);
+    this.startWatches(s);
+  }
+
+  private startWatches(s: Session): void {
+    for (const stream of s.streams) {
+      stream.cancel();
+    }
+    const mgr = s.conn.manager;
+    const agents = mgr.watchAgents(s.info);
+    agents.on('data', (snap: AgentSnapshot) => {
+      this.agents = snap.agents;
+      this.emit();
+    });
+    const intercepts = mgr.watchIntercepts(s.info);
+    intercepts.on('data', (snap: InterceptSnapshot) => {
+      this.allIntercepts = snap.intercepts;
+      const present = new Set(snap.intercepts.map((ii) => ii.id));
+      for (const ii of snap.intercepts) {
+        const name = ii.spec?.name ?? '';
+        if (ii.clientSessionId === s.info.sessionId && this.intercepts.has(name)) {
+          this.intercepts.set(name, ii);
+          this.seenIntercepts.add(ii.id);
+        }
+      }
+      // Removed on the manager's side (an agent uninstalled, an admin): forget it too. Only ids a
+      // snapshot has shown before, so that a snapshot older than our CreateIntercept cannot drop one.
+      for (const [name, ii] of this.intercepts) {
+        if (this.seenIntercepts.has(ii.id) && !present.has(ii.id)) {
+          this.deps.log('info', `intercept ${ii.id} was removed by the traffic-manager`);
+          this.intercepts.delete(name);
+          this.seenIntercepts.delete(ii.id);
+        }
+      }
+      this.emit();
+    });
+    const dials = mgr.watchDials(s.info);
+    dials.on('data', (dial: DialRequest) => this.dial(s, dial));
+    const streams = [agents, intercepts, dials];
+    for (const [name, stream] of [['WatchAgents', agents], ['WatchIntercepts', intercepts], ['WatchDials', dials]] as const) {
+      stream.on('error', (err: Error) => this.watchEnded(s, streams, name, err));
+      stream.on('end', () => this.watchEnded(s, streams, name, undefined));
+    }
+    s.streams = streams;
+  }
+
+  /** A watch ended: unless we cancelled it, open all three again a little later. */
+  private watchEnded(s: Session, streams: Cancellable[], name: string, err: Error | undefined): void {
+    if (s.closing || s.streams !== streams || this.session !== s) {
+      return;
+    }
+    this.deps.log('warn', `${name} ended${err !== undefined ? `: ${err.message}` : ''}; watching again`);
+    s.streams = [];
+    for (const stream of streams) {
+      stream.cancel();
+    }
+    setTimeout(() => {
+      if (!s.closing && this.session === s && s.streams.length === 0) {
+        this.startWatches(s);
+      }
+    }, REWATCH_DELAY_MS).unref();
+  }
+
+  private dial(s: Session, dial: DialRequest): void {
+    this.deps.log('debug', `dial ${dial.connectionId} from ${dial.source} to 127.0.0.1:${dial.localPort}`);
+    const mgr = s.conn.manager;
+    const done = runTunnel(() => mgr.tunnel(), s.info.sessionId, dial, this.deps.log);
+    this.tunnels.add(done);
+    void done.finally(() => this.tunnels.delete(done));
+  }
+
+  /** Remain; arrive again when the session expired; remake the port-forward when calls keep failing. */
+  private async heartbeat(s: Session): Promise<void> {
+    if (s.closing) {
+      return;
+    }
+    try {
+      const mgr = s.conn.manager;
+      await unary(mgr.remain.bind(mgr), s.info, callOptions());
+      s.failedHeartbeats = 0;
+      if (this.lastError !== '') {
+        this.lastError = '';
+        this.emit();
+      }
+    } catch (err: unknown) {
+      if (s.closing) {
+        return;
+      }
+      if (grpcCodeOf(err) === grpcStatus.NOT_FOUND) {
+        await this.rearrive(s, false);
+        return;
+      }
+      s.failedHeartbeats++;
+      this.lastError = toTpError(err).message;
+      this.deps.log('warn', `heartbeat failed (${s.failedHeartbeats}): ${this.lastError}`);
+      this.emit();
+      if (s.failedHeartbeats >= HEARTBEATS_BEFORE_RECONNECT) {
+        await this.rearrive(s, true);
+      }
+    }
+  }
+
+  /** A new session on the same (or, with `reconnect`, a fresh) port-forward; the manager dropped our intercepts. */
+  private async rearrive(s: Session, reconnect: boolean): Promise<void> {
+    try {
+      if (reconnect) {
+        const conn = await this.deps.connector(s.args.flags, s.args.managerNamespace);
+        const old = s.conn;
+        s.conn = conn;
+        await old.close();
+        // Only the port-forward may have died (a manager pod still running, a network blip): then
+        // the session, and with it our intercepts, is still alive on the manager.
+        try {
+          await unary(conn.manager.remain.bind(conn.manager), s.info, callOptions());
+          s.failedHeartbeats = 0;
+          this.lastError = '';
+          this.deps.log('info', `reconnected; session ${s.info.sessionId} is still alive`);
+          this.startWatches(s);
+          this.emit();
+          return;
+        } catch (err: unknown) {
+          if (grpcCodeOf(err) !== grpcStatus.NOT_FOUND) {
+            throw err;
+          }
+        }
+      }
+      s.info = await this.arrive(s.conn, s.args);
+      s.failedHeartbeats = 0;
+      if (this.intercepts.size > 0) {
+        this.lastError = `the session expired and the traffic-manager removed intercepts ${[...this.intercepts.keys()].join(', ')}`;
+        this.intercepts.clear();
+      } else {
+        this.lastError = '';
+      }
+      this.deps.log('info', `arrived again as session ${s.info.sessionId}`);
+      this.startWatches(s);
+    } catch (err: unknown) {
+      this.lastError = toTpError(err).message;
+      this.deps.log('warn', `arriving again failed: ${this.lastError}`);
+    }
+    this.emit();
+  }
+
+  private requireSession(): Session {
+    if (this.session === undefined) {
+      throw new TpError('user', 'not-connected', 'not connected to a cluster', { hint: 'run: kubectl telepresence connect' });
+    }
+    return this.session;
+  }
+
+  /** Departs and closes the connection; a no-op when not connected. */
+  async disconnect(): Promise<void> {
+    const s = this.session;
+    if (s === undefined) {
+      return;
+    }
+    s.closing = true;
+    this.session = undefined;
+    clearInterval(s.heartbeat);
+    for (const stream of s.streams) {
+      stream.cancel();
+    }
+    try {
+      const mgr = s.conn.manager;
+      await unary(mgr.depart.bind(mgr), s.info, { deadline: deadlineIn(2_000) });
+    } catch (err: unknown) {
+      this.deps.log('warn', `depart failed: ${toTpError(err).message}`);
+    }
+    await s.conn.close();
+    this.intercepts.clear();
+    this.agents = [];
+    this.allIntercepts = [];
+    this.emit();
+  }
+
+  /** Workloads of a namespace, with their agent and intercepts. */
+  async list(namespace: string): Promise<ListResponse> {
+    const s = this.requireSession();
+    const ns = namespace !== '' ? namespace : s.conn.target.namespace;
+    const kube = s.conn.kube;
+    const [deployments, replicaSets, statefulSets, configMap] = await Promise.all([
+      kube.list<V1Deployment>('apps/v1', 'Deployment', { namespace: ns }),
+      kube.list<V1ReplicaSet>('apps/v1', 'ReplicaSet', { namespace: ns }),
+      kube.list<V1StatefulSet>('apps/v1', 'StatefulSet', { namespace: ns }),
+      kube.get<V1ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', name: AGENTS_CONFIGMAP, namespace: ns }),
+    ]);
+    const configured = new Set(Object.keys(configMap?.data ?? {}));
+    const workloads: WorkloadInfo[] = [];
+    const add = (kind: string, name: string, ready: number, replicas: number): void => {
+      const installed = this.agents.some((a) => a.namespace === ns && a.name === name);
+      workloads.push({
+        name,
+        namespace: ns,
+        kind,
+        readyReplicas: ready,
+        replicas,
+        agentState: installed ? 'installed' : configured.has(name) ? 'configured' : 'none',
+        intercepts: this.allIntercepts.filter((ii) => ii.spec?.namespace === ns && ii.spec.workloadName === name),
+      });
+    };
+    for (const d of deployments) {
+      add('Deployment', d.metadata?.name ?? '', d.status?.readyReplicas ?? 0, d.spec?.replicas ?? 1);
+    }
+    // A ReplicaSet managed by a Deployment is listed as its Deployment.
+    for (const rs of replicaSets.filter((r) => !(r.metadata?.ownerReferences ?? []).some((o) => o.controller === true))) {
+      add('ReplicaSet', rs.metadata?.name ?? '', rs.status?.readyReplicas ?? 0, rs.spec?.replicas ?? 1);
+    }
+    for (const ss of statefulSets) {
+      add('StatefulSet', ss.metadata?.name ?? '', ss.status?.readyReplicas ?? 0, ss.spec?.replicas ?? 1);
+    }
+    workloads.sort((a, b) => a.name.localeCompare(b.name) || a.kind.localeCompare(b.kind));
+    return { workloads };
+  }
+
+  /** Prepare (streaming `progress`), then create; resolves with the created intercept. */
+  async intercept(requested: InterceptSpec, progress: (line: string) => void): Promise<InterceptInfo> {
+    const s = this.requireSession();
+    if (requested.workloadName === '') {
+      throw new TpError('user', 'bad-usage', 'no workload given', { hint: 'kubectl telepresence intercept <workload> --port <local port>' });
+    }
+    if (!Number.isInteger(requested.localPort) || requested.localPort < 1 || requested.localPort > 65535) {
+      throw new TpError('user', 'bad-port', `local port ${requested.localPort} is not a port number (1-65535)`, { hint: 'pass --port <local port>[:<service port>]' });
+    }
+    const namespace = requested.namespace !== '' ? requested.namespace : s.conn.target.namespace;
+    const name = requested.name !== '' ? requested.name : `${requested.workloadName}-${namespace}`;
+    if (this.intercepts.has(name)) {
+      throw new TpError('user', 'intercept-exists', `there is already an intercept named ${name}`, { hint: `run \`kubectl telepresence leave ${name}\` first, or pass --name` });
+    }
+    const holder = [...this.intercepts.values()].find((ii) => ii.spec?.localPort === requested.localPort);
+    if (holder !== undefined || this.pendingPorts.has(requested.localPort)) {
+      throw new TpError('user', 'local-port-in-use', `local port ${requested.localPort} already receives intercept ${holder?.spec?.name ?? '(being created)'}`, {
+        hint: holder !== undefined ? `choose another --port, or run \`kubectl telepresence leave ${holder.spec?.name ?? ''}\`` : 'choose another --port',
+      });
+    }
+    const spec: InterceptSpec = { ...requested, name, namespace };
+    this.pendingPorts.add(spec.localPort);
+    try {
+      const mgr = s.conn.manager;
+      const stream = mgr.prepareIntercept({ session: s.info, spec });
+      let prepared: InterceptSpec | undefined;
+      try {
+        for await (const event of stream as AsyncIterable<{ progress?: string; prepared?: { spec?: InterceptSpec } }>) {
+          if (event.progress !== undefined) {
+            progress(event.progress);
+          } else if (event.prepared !== undefined) {
+            prepared = event.prepared.spec;
+          }
+        }
+      } catch (err: unknown) {
+        throw fromServiceError(err, { unavailable: managerUnavailable });
+      }
+      if (prepared === undefined) {
+        throw new TpError('internal', 'prepare-incomplete', `the traffic-manager ended the prepare of ${name} without a result`);
+      }
+      const info = await unary(mgr.createIntercept.bind(mgr), { session: s.info, spec: prepared }, callOptions());
+      this.intercepts.set(name, info);
+      this.deps.log('info', `intercept ${info.id} created`);
+      this.emit();
+      return info;
+    } finally {
+      this.pendingPorts.delete(spec.localPort);
+    }
+  }
+
+  async leave(name: string): Promise<void> {
+    const s = this.requireSession();
+    if (!this.intercepts.has(name)) {
+      const ours = [...this.intercepts.keys()];
+      throw new TpError('user', 'unknown-intercept', `there is no intercept named ${name}`, {
+        hint: ours.length > 0 ? `intercepts: ${ours.join(', ')}` : 'run `kubectl telepresence list` to see the intercepts',
+      });
+    }
+    const mgr = s.conn.manager;
+    await unary(mgr.removeIntercept.bind(mgr), { session: s.info, name }, callOptions());
+    this.seenIntercepts.delete(this.intercepts.get(name)?.id ?? '');
+    this.intercepts.delete(name);
+    this.emit();
+  }
+
+  /** Removes agent configurations; `allNamespaces` (with `all`) reaches every namespace. */
+  async uninstallAgents(req: { namespace: string; workloadNames: readonly string[]; all: boolean; allNamespaces: boolean }): Promise<UninstallAgentsResponse> {
+    const s = this.requireSession();
+    const mgr = s.conn.manager;
+    const { workloadNames, all } = req;
+    if (!all && workloadNames.length === 0) {
+      throw new TpError('user', 'bad-usage', 'no agents named', { hint: 'pass --agent <workload> or --all-agents' });
+    }
+    // The manager reads an empty namespace with `all` as every namespace.
+    const ns = all && req.allNamespaces ? '' : req.namespace !== '' ? req.namespace : s.conn.target.namespace;
+    return unary(mgr.uninstallAgents.bind(mgr), { session: s.info, namespace: ns, workloadNames: [...workloadNames], all }, callOptions());
+  }
+
+  /** Disconnects and waits (briefly) for tunnels to finish; the edge then stops the process. */
+  async shutdown(): Promise<void> {
+    await this.disconnect();
+    await Promise.race([Promise.allSettled([...this.tunnels]), new Promise((r) => setTimeout(r, 1_000).unref())]);
+    this.listeners.clear();
+  }
+}

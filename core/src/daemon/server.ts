@@ -1,0 +1,91 @@
+/**
+ * The Daemon service's gRPC edge: maps each RPC onto the Daemon centre and every thrown error onto
+ * a status with tp-error-* trailing metadata.
+ */
+import { ServerCredentials, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { DaemonService, type DaemonServer, type InterceptEvent, type StateSnapshot } from '@telepresence-ts/proto/daemon/v1';
+import { DEFAULT_MANAGER_NAMESPACE } from '../contracts.js';
+import { toStatus } from '../wire-errors.js';
+import type { Daemon } from './daemon.js';
+import type { Logger } from './logger.js';
+
+function unaryHandler<Req, Res>(log: Logger, name: string, body: (req: Req) => Promise<Res> | Res) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    Promise.resolve()
+      .then(() => body(call.request))
+      .then(
+        (res) => callback(null, res),
+        (err: unknown) => {
+          const status = toStatus(err);
+          log('info', `${name} failed: ${status.details ?? ''}`);
+          callback(status);
+        },
+      );
+  };
+}
+
+/** Registers the Daemon service; `onQuit` runs after Quit has been answered. */
+export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, onQuit: () => void): void {
+  const impl: DaemonServer = {
+    version: unaryHandler(log, 'Version', () => daemon.version()),
+    connect: unaryHandler(log, 'Connect', (req) =>
+      daemon.connect({
+        flags: { kubeconfig: req.kube?.kubeconfig, context: req.kube?.context, namespace: req.kube?.namespace, kubeconfigEnv: req.kube?.kubeconfigEnv },
+        managerNamespace: req.managerNamespace !== '' ? req.managerNamespace : DEFAULT_MANAGER_NAMESPACE,
+        product: req.product !== '' ? req.product : 'cli',
+      }),
+    ),
+    status: unaryHandler(log, 'Status', () => daemon.status()),
+    list: unaryHandler(log, 'List', (req) => daemon.list(req.namespace)),
+    intercept: (call: ServerWritableStream<{ spec?: Parameters<Daemon['intercept']>[0] | undefined }, InterceptEvent>) => {
+      const spec = call.request.spec;
+      daemon
+        .intercept(
+          spec ?? { name: '', namespace: '', workloadName: '', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 0, headers: [] },
+          (line) => call.write({ progress: line }),
+        )
+        .then(
+          (info) => {
+            call.write({ intercept: info });
+            call.end();
+          },
+          (err: unknown) => {
+            const status = toStatus(err);
+            log('info', `Intercept failed: ${status.details ?? ''}`);
+            // grpc-js turns an 'error' event on a server stream into the call's final status.
+            call.emit('error', status);
+          },
+        );
+    },
+    leave: unaryHandler(log, 'Leave', async (req) => {
+      await daemon.leave(req.name);
+      return {};
+    }),
+    uninstallAgents: unaryHandler(log, 'UninstallAgents', (req) => daemon.uninstallAgents(req)),
+    quit: (_call, callback) => {
+      daemon.shutdown().then(
+        () => {
+          callback(null, {});
+          setImmediate(onQuit);
+        },
+        (err: unknown) => {
+          callback(toStatus(err));
+          setImmediate(onQuit);
+        },
+      );
+    },
+    watchState: (call: ServerWritableStream<unknown, StateSnapshot>) => {
+      const unsubscribe = daemon.watchState((snap) => call.write(snap));
+      call.on('cancelled', unsubscribe);
+      call.on('close', unsubscribe);
+    },
+  };
+  server.addService(DaemonService, impl);
+}
+
+/** Binds a server to a Unix socket path (or `host:port` for tests) and returns the bound port. */
+export function bindServer(server: Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err !== null ? reject(err) : resolve(port)));
+  });
+}

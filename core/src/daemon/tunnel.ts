@@ -1,0 +1,96 @@
+/**
+ * The client end of one intercepted connection: dial the intercept's local port, open a manager
+ * Tunnel, and pipe both ways with backpressure (a full socket pauses the stream and vice versa) and
+ * half-close (`close` from the manager ends our writes to the socket; the socket's EOF becomes our
+ * `close`). See the Tunnels section of manager.proto.
+ */
+import net from 'node:net';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import type { DialRequest, TunnelMessage } from '@telepresence-ts/proto/manager/v1';
+import type { Logger } from './logger.js';
+
+/** Opens the Tunnel stream (the manager client's `tunnel()`). */
+export type OpenTunnel = () => ClientDuplexStream<TunnelMessage, TunnelMessage>;
+
+/** Where intercepted traffic goes: the user's process on this host. */
+export const LOCAL_HOST = '127.0.0.1';
+
+/** Runs one tunnel; resolves when both directions are done. */
+export function runTunnel(openTunnel: OpenTunnel, sessionId: string, dial: DialRequest, log: Logger): Promise<void> {
+  const tag = `tunnel ${dial.connectionId} (${dial.source} -> ${LOCAL_HOST}:${dial.localPort})`;
+  const call = openTunnel();
+  call.write({ open: { sessionId, connectionId: dial.connectionId, interceptId: dial.interceptId } });
+  // allowHalfOpen: the app may finish sending before it has read everything (and vice versa).
+  const socket = net.connect({ host: LOCAL_HOST, port: dial.localPort, allowHalfOpen: true });
+  let sentClose = false;
+  let receivedClose = false;
+  let callDone = false;
+
+  const endCall = (): void => {
+    if (!callDone) {
+      callDone = true;
+      call.end();
+    }
+  };
+  const sendClose = (error: string): void => {
+    if (!sentClose && !callDone) {
+      sentClose = true;
+      call.write({ close: { error } });
+    }
+    if (receivedClose || error !== '') {
+      endCall();
+    }
+  };
+
+  socket.on('data', (chunk: Buffer) => {
+    if (!call.write({ data: chunk })) {
+      socket.pause();
+      call.once('drain', () => socket.resume());
+    }
+  });
+  socket.on('end', () => sendClose(''));
+  socket.on('error', (err) => {
+    log('warn', `${tag}: ${err.message}`);
+    sendClose(err.message);
+    socket.destroy();
+  });
+
+  call.on('data', (msg: TunnelMessage) => {
+    if (msg.data !== undefined) {
+      if (!socket.write(msg.data)) {
+        call.pause();
+        socket.once('drain', () => call.resume());
+      }
+    } else if (msg.close !== undefined) {
+      receivedClose = true;
+      if (msg.close.error !== '') {
+        log('info', `${tag}: closed by the peer: ${msg.close.error}`);
+        socket.destroy();
+      } else {
+        socket.end();
+      }
+      if (sentClose) {
+        endCall();
+      }
+    }
+  });
+
+  return new Promise<void>((resolve) => {
+    call.on('error', (err: Error) => {
+      // CANCELLED after our own end is the normal finish of a bidi stream on some paths.
+      if (!callDone) {
+        log('warn', `${tag}: ${err.message}`);
+      }
+      callDone = true;
+      socket.destroy();
+      resolve();
+    });
+    call.on('end', () => {
+      // The manager ended the pair: flush what we have and stop.
+      socket.end();
+      endCall();
+      resolve();
+    });
+    call.on('status', () => resolve());
+  });
+}

@@ -1,0 +1,248 @@
+/**
+ * `install` and `uninstall --everything`: the only client code that writes to the cluster. The
+ * traffic-manager does everything else (agent configurations, rollouts).
+ */
+import { AGENTS_CONFIGMAP, IMAGE_REPOSITORIES, LABELS, MANAGED_BY_VALUE, MANAGER_NAMESPACE_LABEL, RESOURCE_NAMES } from '../contracts.js';
+import { type Clock, type Progress } from '../clock.js';
+import { TpError } from '../errors.js';
+import { refOf, type KubeApi, type KubeObject } from '../kube/kube-api.js';
+import type { V1Deployment, V1Pod, V1Secret } from '../kube/kube-types.js';
+import { makeInjectorTls, type InjectorTls } from './certs.js';
+import {
+  baseManifests,
+  injectorDeployment,
+  injectorTlsSecret,
+  managerDeployment,
+  webhookConfigName,
+  webhookConfiguration,
+  type InstallOptions,
+} from './manifests.js';
+
+/** The default image of each program for a version: `tp-local/<program>:<version>`. */
+export function defaultImages(version: string): { manager: string; injector: string; agent: string } {
+  return {
+    manager: `${IMAGE_REPOSITORIES.manager}:${version}`,
+    injector: `${IMAGE_REPOSITORIES.injector}:${version}`,
+    agent: `${IMAGE_REPOSITORIES.agent}:${version}`,
+  };
+}
+
+export interface InstallDeps {
+  readonly kube: KubeApi;
+  readonly clock: Clock;
+  readonly progress: Progress;
+  /** Certificate maker (tests pass a canned one: RSA key generation is slow-ish). */
+  readonly makeTls?: (service: string, namespace: string) => InjectorTls;
+}
+
+export interface InstallRequest extends InstallOptions {
+  /** Wait for both Deployments to be available (default true). */
+  readonly wait?: boolean;
+  /** How long to wait, in ms. */
+  readonly timeoutMs?: number;
+  /** Validate against the API server without persisting (kubectl's --dry-run=server). */
+  readonly dryRun?: boolean;
+}
+
+export interface InstallResult {
+  readonly namespace: string;
+  readonly images: { manager: string; injector: string; agent: string };
+  /** `<kind>/<name>` of every object applied, in order. */
+  readonly applied: string[];
+  /** False when a TLS Secret from an earlier install was kept. */
+  readonly newCertificates: boolean;
+}
+
+/** Two minutes: a first pull of three small images on a slow link, with margin. */
+export const DEFAULT_INSTALL_TIMEOUT_MS = 120_000;
+const POLL_MS = 1_000;
+
+function decode(secret: V1Secret, key: string): string | undefined {
+  const value = secret.data?.[key];
+  return value === undefined || value === '' ? undefined : Buffer.from(value, 'base64').toString('utf8');
+}
+
+/** The TLS Secret of an earlier install, so that re-running install keeps the running injector's cert. */
+async function existingTls(kube: KubeApi, namespace: string): Promise<InjectorTls | undefined> {
+  const secret = await kube.get<V1Secret>({ apiVersion: 'v1', kind: 'Secret', name: RESOURCE_NAMES.injectorTlsSecret, namespace });
+  if (secret === undefined) {
+    return undefined;
+  }
+  const caCert = decode(secret, 'ca.crt');
+  const cert = decode(secret, 'tls.crt');
+  const key = decode(secret, 'tls.key');
+  return caCert !== undefined && cert !== undefined && key !== undefined ? { caCert, cert, key } : undefined;
+}
+
+/** Installs (or updates) the traffic-manager and agent-injector; idempotent (server-side apply). */
+export async function install(deps: InstallDeps, req: InstallRequest): Promise<InstallResult> {
+  const { kube, progress } = deps;
+  const applied: string[] = [];
+  const apply = async (obj: KubeObject): Promise<void> => {
+    await kube.apply(obj, { dryRun: req.dryRun });
+    applied.push(`${obj.kind ?? ''}/${obj.metadata?.name ?? ''}`);
+  };
+  progress(`installing the traffic-manager into namespace ${req.namespace} (context ${kube.target.context})`);
+  for (const obj of baseManifests(req)) {
+    await apply(obj);
+  }
+  const kept = req.dryRun === true ? undefined : await existingTls(kube, req.namespace);
+  const tls = kept ?? (deps.makeTls ?? makeInjectorTls)(RESOURCE_NAMES.injector, req.namespace);
+  await apply(injectorTlsSecret(req, tls));
+  await apply(managerDeployment(req));
+  await apply(injectorDeployment(req));
+  await apply(webhookConfiguration(req, tls.caCert));
+  if (req.wait !== false && req.dryRun !== true) {
+    await waitForDeployments(deps, req.namespace, [RESOURCE_NAMES.manager, RESOURCE_NAMES.injector], req.timeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS);
+  }
+  return {
+    namespace: req.namespace,
+    images: { manager: req.managerImage, injector: req.injectorImage, agent: req.agentImage },
+    applied,
+    newCertificates: kept === undefined,
+  };
+}
+
+/** One Deployment's rollout, read from its status. */
+export function deploymentReadiness(d: V1Deployment | undefined): { ready: boolean; summary: string } {
+  if (d === undefined) {
+    return { ready: false, summary: 'not found' };
+  }
+  const want = d.spec?.replicas ?? 1;
+  const status = d.status ?? {};
+  const updated = status.updatedReplicas ?? 0;
+  const available = status.availableReplicas ?? 0;
+  const observed = (status.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
+  const availableCondition = (status.conditions ?? []).some((c) => c.type === 'Available' && c.status === 'True');
+  const ready = observed && availableCondition && updated >= want && available >= want && (status.replicas ?? 0) === want;
+  return { ready, summary: `${Math.min(available, updated)} of ${want} ready` };
+}
+
+/** Why a Deployment's pods are not ready, from their container states ("ErrImageNeverPull: ..."). */
+async function podProblems(kube: KubeApi, namespace: string, name: string): Promise<string[]> {
+  const pods = await kube.list<V1Pod>('v1', 'Pod', { namespace, labelSelector: `app.kubernetes.io/name=${name}` });
+  const problems = new Set<string>();
+  for (const pod of pods) {
+    for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+      const waiting = cs.state?.waiting;
+      if (waiting?.reason !== undefined && waiting.reason !== 'ContainerCreating' && waiting.reason !== 'PodInitializing') {
+        problems.add(`${pod.metadata?.name ?? ''}: ${waiting.reason}${waiting.message !== undefined ? `: ${waiting.message}` : ''}`);
+      }
+    }
+    for (const c of pod.status?.conditions ?? []) {
+      if (c.type === 'PodScheduled' && c.status === 'False') {
+        problems.add(`${pod.metadata?.name ?? ''}: not scheduled: ${c.message ?? c.reason ?? ''}`);
+      }
+    }
+  }
+  return [...problems];
+}
+
+/** Waits for Deployments to be available, printing a line whenever one's count changes. */
+export async function waitForDeployments(deps: InstallDeps, namespace: string, names: readonly string[], timeoutMs: number): Promise<void> {
+  const { kube, clock, progress } = deps;
+  const deadline = clock.now() + timeoutMs;
+  const last = new Map<string, string>();
+  for (;;) {
+    let allReady = true;
+    for (const name of names) {
+      const d = await kube.get<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', name, namespace });
+      const { ready, summary } = deploymentReadiness(d);
+      allReady &&= ready;
+      const line = `waiting for deployment/${name}: ${summary}`;
+      if (last.get(name) !== line) {
+        last.set(name, line);
+        progress(ready ? `deployment/${name} is available` : line);
+      }
+    }
+    if (allReady) {
+      return;
+    }
+    if (clock.now() >= deadline) {
+      const problems = (await Promise.all(names.map((n) => podProblems(kube, namespace, n)))).flat();
+      throw new TpError(
+        'cluster',
+        'install-timeout',
+        `the traffic-manager did not become available within ${Math.round(timeoutMs / 1000)}s${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`,
+        { hint: `check \`kubectl -n ${namespace} get pods\`; images must be loadable by the cluster (--manager-image, --injector-image)` },
+      );
+    }
+    await clock.sleep(POLL_MS);
+  }
+}
+
+export interface UninstallEverythingDeps extends InstallDeps {
+  /**
+   * Removes every agent configuration through the manager and returns what it removed; undefined
+   * when the manager is not reachable (then the agents' ConfigMaps are deleted directly and the
+   * workloads keep their agent until they next roll out).
+   */
+  readonly removeAllAgents?: (() => Promise<string[]>) | undefined;
+}
+
+export interface UninstallEverythingResult {
+  readonly agentsRemoved: string[];
+  /** `<kind>/<name>` (namespaced: `<kind>/<namespace>/<name>`) of every object deleted. */
+  readonly deleted: string[];
+}
+
+/** Kinds install creates (and the ConfigMaps the manager creates), namespaced ones first. */
+const MANAGED_KINDS: ReadonlyArray<{ apiVersion: string; kind: string }> = [
+  { apiVersion: 'apps/v1', kind: 'Deployment' },
+  { apiVersion: 'v1', kind: 'Service' },
+  { apiVersion: 'v1', kind: 'Secret' },
+  { apiVersion: 'v1', kind: 'ServiceAccount' },
+  { apiVersion: 'v1', kind: 'ConfigMap' },
+  { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
+];
+
+/**
+ * `uninstall --everything`: rolls every agent out (through the manager, while it still runs),
+ * then deletes everything labelled managed-by=telepresence-ts of this installation (label
+ * telepresence.io/manager-namespace, so that an installation in another namespace survives), the
+ * webhook configuration, the manager namespace and every telepresence-agents ConfigMap.
+ */
+export async function uninstallEverything(deps: UninstallEverythingDeps, namespace: string, timeoutMs = DEFAULT_INSTALL_TIMEOUT_MS): Promise<UninstallEverythingResult> {
+  const { kube, clock, progress } = deps;
+  let agentsRemoved: string[] = [];
+  if (deps.removeAllAgents !== undefined) {
+    agentsRemoved = await deps.removeAllAgents();
+    if (agentsRemoved.length > 0) {
+      progress(`removed the agents of ${agentsRemoved.join(', ')}; waiting for the workloads to roll out`);
+      const deadline = clock.now() + timeoutMs;
+      for (;;) {
+        const pods = await kube.list<V1Pod>('v1', 'Pod', { labelSelector: `${LABELS.agentInjected}=true` });
+        const live = pods.filter((p) => p.metadata?.deletionTimestamp === undefined);
+        if (live.length === 0) {
+          break;
+        }
+        if (clock.now() >= deadline) {
+          progress(`${live.length} pods still carry an agent; they lose it when their workload next rolls out`);
+          break;
+        }
+        await clock.sleep(POLL_MS);
+      }
+    }
+  }
+  const deleted: string[] = [];
+  const remove = async (obj: KubeObject): Promise<void> => {
+    const ref = refOf(obj);
+    if (await kube.delete(ref)) {
+      deleted.push(`${ref.kind}/${ref.namespace !== undefined ? `${ref.namespace}/` : ''}${ref.name}`);
+    }
+  };
+  for (const { apiVersion, kind } of MANAGED_KINDS) {
+    for (const obj of await kube.list(apiVersion, kind, { labelSelector: `${LABELS.managedBy}=${MANAGED_BY_VALUE},${MANAGER_NAMESPACE_LABEL}=${namespace}` })) {
+      await remove(obj);
+    }
+  }
+  await remove({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: webhookConfigName(namespace) } });
+  for (const cm of await kube.list('v1', 'ConfigMap', { fieldSelector: `metadata.name=${AGENTS_CONFIGMAP}` })) {
+    await remove(cm);
+  }
+  await remove({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  progress(`deleted ${deleted.length} objects`);
+  return { agentsRemoved, deleted };
+}

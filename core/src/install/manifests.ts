@@ -1,0 +1,249 @@
+/**
+ * Everything `install` creates, as typed objects. Every object carries
+ * `app.kubernetes.io/managed-by: telepresence-ts`, which `uninstall --everything` deletes by.
+ */
+import {
+  DEFAULT_PORTS,
+  ENV,
+  ENV_AGENT_IMAGE,
+  INJECTOR_TLS_DIR,
+  INJECTOR_WEBHOOK_PATH,
+  LABELS,
+  MANAGED_BY_VALUE,
+  MANAGER_NAMESPACE_LABEL,
+  RESOURCE_NAMES,
+} from '../contracts.js';
+import type {
+  V1ClusterRole,
+  V1ClusterRoleBinding,
+  V1Deployment,
+  V1MutatingWebhookConfiguration,
+  V1Namespace,
+  V1Secret,
+  V1Service,
+  V1ServiceAccount,
+} from '../kube/kube-types.js';
+import type { InjectorTls } from './certs.js';
+
+export interface InstallOptions {
+  readonly namespace: string;
+  readonly managerImage: string;
+  readonly injectorImage: string;
+  readonly agentImage: string;
+}
+
+/** Label naming the program in its pods; the Deployments select on it. */
+const APP_LABEL = 'app.kubernetes.io/name';
+
+/** The labels of every object of the installation in `namespace` (and of the pods of `app`). */
+export function installLabels(namespace: string, app?: string): Record<string, string> {
+  const base = { [LABELS.managedBy]: MANAGED_BY_VALUE, [MANAGER_NAMESPACE_LABEL]: namespace };
+  return app === undefined ? base : { ...base, [APP_LABEL]: app };
+}
+
+/** Cluster-scoped names carry the manager namespace, so two installs in two namespaces coexist. */
+export function clusterScopedName(base: string, namespace: string): string {
+  return `${base}-${namespace}`;
+}
+
+export function webhookConfigName(namespace: string): string {
+  return `${RESOURCE_NAMES.webhookConfigPrefix}${namespace}`;
+}
+
+export function namespaceManifest(o: InstallOptions): V1Namespace {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: o.namespace, labels: installLabels(o.namespace) } };
+}
+
+export function serviceAccountManifest(o: InstallOptions, name: string): V1ServiceAccount {
+  return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: o.namespace, labels: installLabels(o.namespace, name) } };
+}
+
+const READ = ['get', 'list', 'watch'];
+
+export function managerClusterRole(o: InstallOptions): V1ClusterRole {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: clusterScopedName(RESOURCE_NAMES.manager, o.namespace), labels: installLabels(o.namespace, RESOURCE_NAMES.manager) },
+    rules: [
+      { apiGroups: ['apps'], resources: ['deployments', 'replicasets', 'statefulsets'], verbs: [...READ, 'patch'] },
+      { apiGroups: [''], resources: ['pods', 'services', 'events', 'namespaces'], verbs: READ },
+      // A bare ReplicaSet does not replace its pods when its template changes: the manager
+      // deletes them to roll the agent in or out.
+      { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
+      { apiGroups: [''], resources: ['configmaps'], verbs: [...READ, 'create', 'update', 'patch', 'delete'] },
+    ],
+  };
+}
+
+export function injectorClusterRole(o: InstallOptions): V1ClusterRole {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: clusterScopedName(RESOURCE_NAMES.injector, o.namespace), labels: installLabels(o.namespace, RESOURCE_NAMES.injector) },
+    rules: [
+      { apiGroups: [''], resources: ['configmaps'], verbs: READ },
+      { apiGroups: ['apps'], resources: ['replicasets', 'deployments', 'statefulsets'], verbs: READ },
+    ],
+  };
+}
+
+export function clusterRoleBinding(o: InstallOptions, name: string): V1ClusterRoleBinding {
+  const scoped = clusterScopedName(name, o.namespace);
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: scoped, labels: installLabels(o.namespace, name) },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: scoped },
+    subjects: [{ kind: 'ServiceAccount', name, namespace: o.namespace }],
+  };
+}
+
+const namespaceFromDownwardApi = { name: ENV.managerNamespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } };
+
+export function managerDeployment(o: InstallOptions): V1Deployment {
+  const name = RESOURCE_NAMES.manager;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: o.namespace, labels: installLabels(o.namespace, name) },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { [APP_LABEL]: name } },
+      template: {
+        metadata: { labels: installLabels(o.namespace, name) },
+        spec: {
+          serviceAccountName: name,
+          containers: [
+            {
+              name,
+              image: o.managerImage,
+              imagePullPolicy: 'IfNotPresent',
+              ports: [{ name: RESOURCE_NAMES.managerPortName, containerPort: DEFAULT_PORTS.manager, protocol: 'TCP' }],
+              env: [
+                namespaceFromDownwardApi,
+                { name: ENV_AGENT_IMAGE, value: o.agentImage },
+                { name: ENV.managerPort, value: String(DEFAULT_PORTS.manager) },
+              ],
+              // A TCP probe: the port serves gRPC (HTTP/2), which an httpGet probe cannot speak.
+              readinessProbe: { tcpSocket: { port: RESOURCE_NAMES.managerPortName }, periodSeconds: 2 },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function managerService(o: InstallOptions): V1Service {
+  const name = RESOURCE_NAMES.manager;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: o.namespace, labels: installLabels(o.namespace, name) },
+    spec: {
+      selector: { [APP_LABEL]: name },
+      ports: [{ name: RESOURCE_NAMES.managerPortName, port: DEFAULT_PORTS.manager, targetPort: RESOURCE_NAMES.managerPortName, protocol: 'TCP' }],
+    },
+  };
+}
+
+export function injectorDeployment(o: InstallOptions): V1Deployment {
+  const name = RESOURCE_NAMES.injector;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: o.namespace, labels: installLabels(o.namespace, name) },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { [APP_LABEL]: name } },
+      template: {
+        metadata: { labels: installLabels(o.namespace, name) },
+        spec: {
+          serviceAccountName: name,
+          containers: [
+            {
+              name,
+              image: o.injectorImage,
+              imagePullPolicy: 'IfNotPresent',
+              ports: [{ name: RESOURCE_NAMES.injectorPortName, containerPort: DEFAULT_PORTS.injector, protocol: 'TCP' }],
+              env: [
+                namespaceFromDownwardApi,
+                { name: ENV_AGENT_IMAGE, value: o.agentImage },
+                { name: ENV.injectorPort, value: String(DEFAULT_PORTS.injector) },
+              ],
+              volumeMounts: [{ name: 'tls', mountPath: INJECTOR_TLS_DIR, readOnly: true }],
+              readinessProbe: { tcpSocket: { port: RESOURCE_NAMES.injectorPortName }, periodSeconds: 2 },
+            },
+          ],
+          volumes: [{ name: 'tls', secret: { secretName: RESOURCE_NAMES.injectorTlsSecret } }],
+        },
+      },
+    },
+  };
+}
+
+export function injectorService(o: InstallOptions): V1Service {
+  const name = RESOURCE_NAMES.injector;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: o.namespace, labels: installLabels(o.namespace, name) },
+    spec: {
+      selector: { [APP_LABEL]: name },
+      ports: [{ name: RESOURCE_NAMES.injectorPortName, port: 443, targetPort: RESOURCE_NAMES.injectorPortName, protocol: 'TCP' }],
+    },
+  };
+}
+
+export function injectorTlsSecret(o: InstallOptions, tls: InjectorTls): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: RESOURCE_NAMES.injectorTlsSecret, namespace: o.namespace, labels: installLabels(o.namespace, RESOURCE_NAMES.injector) },
+    type: 'kubernetes.io/tls',
+    stringData: { 'tls.crt': tls.cert, 'tls.key': tls.key, 'ca.crt': tls.caCert },
+  };
+}
+
+export function webhookConfiguration(o: InstallOptions, caCertPem: string): V1MutatingWebhookConfiguration {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: webhookConfigName(o.namespace), labels: installLabels(o.namespace, RESOURCE_NAMES.injector) },
+    webhooks: [
+      {
+        name: `agent-injector.${o.namespace}.telepresence.io`,
+        clientConfig: {
+          service: { name: RESOURCE_NAMES.injector, namespace: o.namespace, path: INJECTOR_WEBHOOK_PATH, port: 443 },
+          caBundle: Buffer.from(caCertPem, 'utf8').toString('base64'),
+        },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+        // Ignore: a broken injector must never stop pods from being created.
+        failurePolicy: 'Ignore',
+        timeoutSeconds: 5,
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+        reinvocationPolicy: 'Never',
+        namespaceSelector: {
+          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', o.namespace] }],
+        },
+      },
+    ],
+  };
+}
+
+/** Everything but the TLS Secret and the webhook (which need the certificates), in apply order. */
+export function baseManifests(o: InstallOptions) {
+  return [
+    namespaceManifest(o),
+    serviceAccountManifest(o, RESOURCE_NAMES.manager),
+    serviceAccountManifest(o, RESOURCE_NAMES.injector),
+    managerClusterRole(o),
+    injectorClusterRole(o),
+    clusterRoleBinding(o, RESOURCE_NAMES.manager),
+    clusterRoleBinding(o, RESOURCE_NAMES.injector),
+    managerService(o),
+    injectorService(o),
+  ];
+}

@@ -1,0 +1,69 @@
+/**
+ * TpError on the gRPC wire: a status whose code follows the error's category and whose trailing
+ * metadata carries `tp-error-category`, `tp-error-code` and `tp-error-hint` (see manager.proto).
+ * Servers send with `toStatus`; clients rebuild the TpError with `fromServiceError`.
+ */
+import { Metadata, status as grpcStatus, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { ERROR_CATEGORIES, TpError, categoryForGrpcStatus, grpcStatusFor, toTpError, type ErrorCategory } from './errors.js';
+
+/** Trailing-metadata keys (gRPC metadata keys are lower case). */
+export const TP_ERROR_METADATA = {
+  category: 'tp-error-category',
+  code: 'tp-error-code',
+  hint: 'tp-error-hint',
+} as const;
+
+/** The status a server sends for anything thrown by a handler. */
+export function toStatus(err: unknown): Partial<StatusObject> {
+  const tp = toTpError(err);
+  const metadata = new Metadata();
+  metadata.set(TP_ERROR_METADATA.category, tp.category);
+  metadata.set(TP_ERROR_METADATA.code, tp.code);
+  if (tp.hint !== undefined) {
+    metadata.set(TP_ERROR_METADATA.hint, tp.hint);
+  }
+  return { code: grpcStatusFor(tp.category), details: tp.message, metadata };
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'details' in err;
+}
+
+function firstString(md: Metadata | undefined, key: string): string | undefined {
+  const value = md?.get(key)[0];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** Options for statuses that carry no TpError metadata (the peer is not ours, or is unreachable). */
+export interface FromStatusOptions {
+  /** What an UNAVAILABLE status means to this caller (e.g. "the daemon is not running"). */
+  readonly unavailable?: (details: string) => TpError;
+}
+
+/**
+ * Rebuilds the TpError a server sent. A status without our metadata gets the category of its gRPC
+ * code and the code `grpc-<status name>`; branch on `code`, never on the message.
+ */
+export function fromServiceError(err: unknown, options: FromStatusOptions = {}): TpError {
+  if (err instanceof TpError || !isServiceError(err)) {
+    return toTpError(err);
+  }
+  const code = firstString(err.metadata, TP_ERROR_METADATA.code);
+  const category = firstString(err.metadata, TP_ERROR_METADATA.category);
+  if (code !== undefined && category !== undefined && (ERROR_CATEGORIES as readonly string[]).includes(category)) {
+    return new TpError(category as ErrorCategory, code, err.details, {
+      hint: firstString(err.metadata, TP_ERROR_METADATA.hint),
+      cause: err,
+    });
+  }
+  if (err.code === grpcStatus.UNAVAILABLE && options.unavailable !== undefined) {
+    return options.unavailable(err.details);
+  }
+  const name = (grpcStatus[err.code] ?? String(err.code)).toLowerCase().replace(/_/g, '-');
+  return new TpError(categoryForGrpcStatus(err.code), `grpc-${name}`, err.details || err.message, { cause: err });
+}
+
+/** True when a failed call ended with this gRPC status code. */
+export function hasGrpcStatus(err: unknown, code: grpcStatus): boolean {
+  return isServiceError(err) && err.code === code;
+}

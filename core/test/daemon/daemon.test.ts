@@ -1,0 +1,250 @@
+import net from 'node:net';
+import t from 'tap';
+import { ConnectionState } from '@telepresence-ts/proto/daemon/v1';
+import { InterceptDisposition, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
+import { checkManagerVersion, majorMinor } from '../../src/daemon/daemon.js';
+import { TpError } from '../../src/errors.js';
+import { CONNECT_ARGS, daemonSetup, spec } from '../fixtures/daemon-setup.js';
+import { eventually } from '../fixtures/eventually.js';
+
+t.test('majorMinor and the version check', (t) => {
+  t.equal(majorMinor('1.2.3'), '1.2');
+  t.equal(majorMinor('v0.1.0-dev'), '0.1');
+  t.doesNotThrow(() => checkManagerVersion('1.2.3', '1.2.0'));
+  t.throws(() => checkManagerVersion('1.2.3', '1.3.0'), { code: 'version-mismatch', category: 'config' });
+  t.end();
+});
+
+t.test('connect arrives, watches, and a second connect with the same flags reuses the session', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  const status = await s.daemon.connect(CONNECT_ARGS);
+  t.equal(status.state, ConnectionState.CONNECTED);
+  t.equal(status.context, 'kind-tp');
+  t.equal(status.managerVersion, '1.2.0');
+  t.equal(status.sessionId, 'sess-1');
+  await eventually(() => ['WatchAgents', 'WatchIntercepts', 'WatchDials'].every((c) => s.manager.calls.includes(c)), 5_000, 'watches');
+  const again = await s.daemon.connect(CONNECT_ARGS);
+  t.equal(again.sessionId, 'sess-1');
+  t.equal(s.manager.calls.filter((c) => c === 'ArriveAsClient').length, 1);
+});
+
+t.test('a manager of another major.minor is refused with version-mismatch', async (t) => {
+  const s = await daemonSetup('2.0.0');
+  t.teardown(() => s.manager.stop());
+  const err = await s.daemon.connect(CONNECT_ARGS).catch((e: unknown) => e);
+  t.ok(err instanceof TpError);
+  t.match(err, { code: 'version-mismatch', category: 'config' });
+  t.match((err as TpError).message, /v2\.0\.0.*v1\.2\.0/);
+  t.match((err as TpError).hint, /kubectl telepresence install/);
+  t.equal(s.daemon.status().state, ConnectionState.DISCONNECTED);
+  t.notOk(s.manager.calls.includes('ArriveAsClient'), 'no session is opened');
+});
+
+t.test('commands that need a connection say so', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(() => s.manager.stop());
+  await t.rejects(s.daemon.list(''), { code: 'not-connected', category: 'user' });
+  await t.rejects(s.daemon.intercept(spec('echo', 8080), () => undefined), { code: 'not-connected' });
+});
+
+t.test('intercept: prepare progress, create, the agent activates it, list and leave', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  s.kube.add({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'echo', namespace: 'default' }, spec: { replicas: 1 }, status: { readyReplicas: 1 } } as never);
+  s.kube.add({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'telepresence-agents', namespace: 'default' }, data: { echo: '{}' } } as never);
+  await s.daemon.connect(CONNECT_ARGS);
+  const states: number[] = [];
+  s.daemon.watchState((snap) => states.push(snap.intercepts.length));
+
+  const progress: string[] = [];
+  const info = await s.daemon.intercept(spec('echo', 8080, { servicePort: 'http' }), (l) => progress.push(l));
+  t.strictSame(progress, ['preparing deployment/echo']);
+  t.equal(info.id, 'sess-1:echo-default', 'name defaults to <workload>-<namespace>');
+  t.equal(info.spec?.namespace, 'default', 'namespace defaults to the connection');
+  t.equal(info.spec?.servicePort, 'http');
+  await eventually(() => s.daemon.snapshot().intercepts[0]?.disposition === InterceptDisposition.ACTIVE, 5_000, 'ACTIVE');
+  t.ok(states.includes(1), 'WatchState saw the intercept');
+
+  const list = await s.daemon.list('');
+  t.equal(list.workloads.length, 1);
+  t.match(list.workloads[0], { name: 'echo', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'configured' });
+  t.equal(list.workloads[0]?.intercepts[0]?.id, 'sess-1:echo-default');
+
+  await t.rejects(s.daemon.intercept(spec('other', 8080), () => undefined), { code: 'local-port-in-use', category: 'user' }, 'one local port, one intercept');
+  await t.rejects(s.daemon.intercept(spec('echo', 8081), () => undefined), { code: 'intercept-exists' });
+  await t.rejects(s.daemon.intercept(spec('echo', 0), () => undefined), { code: 'bad-port' });
+
+  await t.rejects(s.daemon.leave('nope'), { code: 'unknown-intercept', category: 'user' });
+  await s.daemon.leave('echo-default');
+  t.equal(s.daemon.snapshot().intercepts.length, 0);
+  t.equal(s.manager.intercepts.size, 0, 'removed on the manager');
+});
+
+t.test("the manager's TpErrors reach the caller with category, code and hint", async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  s.manager.prepareErrors.set('ghost', new TpError('user', 'unknown-workload', 'no workload named ghost in default', { hint: 'run `kubectl telepresence list`' }));
+  await s.daemon.connect(CONNECT_ARGS);
+  const err = await s.daemon.intercept(spec('ghost', 8080), () => undefined).catch((e: unknown) => e);
+  t.match(err, { category: 'user', code: 'unknown-workload', message: 'no workload named ghost in default', hint: 'run `kubectl telepresence list`' });
+  // The failed intercept released its port.
+  const ok = await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  t.equal(ok.spec?.localPort, 8080);
+});
+
+t.test('uninstallAgents resolves the namespace', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  t.strictSame((await s.daemon.uninstallAgents({ namespace: '', workloadNames: ['echo'], all: false, allNamespaces: false })).removed, ['default/echo']);
+  t.strictSame((await s.daemon.uninstallAgents({ namespace: '', workloadNames: [], all: true, allNamespaces: true })).removed, ['*/all']);
+  await t.rejects(s.daemon.uninstallAgents({ namespace: '', workloadNames: [], all: false, allNamespaces: false }), { code: 'bad-usage' });
+});
+
+t.test('an expired session arrives again (its intercepts are gone)', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  s.manager.expireSessions();
+  await eventually(() => s.daemon.status().sessionId === 'sess-2', 5_000, 'a new session');
+  t.equal(s.daemon.snapshot().intercepts.length, 0);
+  t.match(s.daemon.status().error, /session expired/);
+});
+
+t.test('shutdown departs', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(() => s.manager.stop());
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.daemon.shutdown();
+  t.ok(s.manager.calls.includes('Depart'));
+  t.equal(s.daemon.status().state, ConnectionState.DISCONNECTED);
+  t.equal(s.manager.sessions.size, 0);
+});
+
+/** A TCP echo server that supports half-close: it ends its side once ours has ended. */
+async function echoServer(): Promise<net.Server> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+function portOf(server: net.Server): number {
+  const a = server.address();
+  return typeof a === 'object' && a !== null ? a.port : 0;
+}
+
+/** Collects a tunnel's data until the daemon's close, and whether the stream then ended. */
+function collect(call: NodeJS.EventEmitter): Promise<{ data: Buffer; close: TunnelMessage['close'] }> {
+  const chunks: Buffer[] = [];
+  return new Promise((resolve) => {
+    call.on('data', (msg: TunnelMessage) => {
+      if (msg.data !== undefined) {
+        chunks.push(msg.data);
+      } else if (msg.close !== undefined) {
+        resolve({ data: Buffer.concat(chunks), close: msg.close });
+      }
+    });
+  });
+}
+
+t.test('a dial becomes a tunnel: bytes flow both ways, with half-close', async (t) => {
+  const s = await daemonSetup();
+  const echo = await echoServer();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+    echo.close();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.manager.waitForDialStream();
+  const call = await s.manager.dialAndOpen('conn-1', portOf(echo));
+  t.ok(s.manager.calls.includes('Tunnel conn-1 from sess-1'), 'opened with our session and the connection id');
+  const received = collect(call);
+  // 1 MiB in 16 KiB messages: more than the socket and HTTP/2 windows hold, so backpressure is exercised.
+  const payload = Buffer.alloc(1 << 20);
+  for (let i = 0; i < payload.length; i++) {
+    payload[i] = i % 251;
+  }
+  for (let off = 0; off < payload.length; off += 16 << 10) {
+    call.write({ data: payload.subarray(off, off + (16 << 10)) });
+  }
+  // Half-close: we are done sending; the echo server answers everything, then ends too.
+  call.write({ close: { error: '' } });
+  const { data, close } = await received;
+  t.equal(data.length, payload.length, 'every byte came back');
+  t.ok(data.equals(payload), 'in order');
+  t.equal(close?.error, '', 'a normal close');
+  await new Promise<void>((resolve) => {
+    call.on('end', resolve);
+    call.end();
+  });
+});
+
+t.test('a dial to a port nobody listens on answers open then close with the error', async (t) => {
+  const s = await daemonSetup();
+  const unused = await echoServer();
+  const port = portOf(unused);
+  await new Promise<void>((resolve) => unused.close(() => resolve()));
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.manager.waitForDialStream();
+  const call = await s.manager.dialAndOpen('conn-2', port);
+  const { data, close } = await collect(call);
+  t.equal(data.length, 0);
+  t.match(close?.error, /ECONNREFUSED/);
+  call.end();
+});
+
+t.test('an intercept the manager removes disappears from the daemon too', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  await eventually(() => s.daemon.snapshot().intercepts[0]?.disposition === InterceptDisposition.ACTIVE, 5_000, 'ACTIVE');
+  s.manager.removeAll();
+  await eventually(() => s.daemon.snapshot().intercepts.length === 0, 5_000, 'the intercept to go');
+  const again = await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  t.equal(again.spec?.localPort, 8080, 'its local port is free again');
+});
+
+t.test('when the manager stops answering, the daemon reconnects and keeps a session that is still alive', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  // Heartbeats fail (as through a dead port-forward) until the connector is asked again.
+  let broken = true;
+  s.manager.failRemain = () => broken;
+  const connectsBefore = s.connects;
+  await eventually(() => s.connects > connectsBefore, 10_000, 'a reconnect');
+  broken = false;
+  await eventually(() => s.daemon.status().error === '', 10_000, 'a healthy session');
+  t.equal(s.daemon.status().sessionId, 'sess-1', 'the same session');
+  t.equal(s.daemon.snapshot().intercepts.length, 1, 'its intercepts kept');
+});

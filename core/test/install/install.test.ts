@@ -1,0 +1,138 @@
+import t from 'tap';
+import type { Clock } from '../../src/clock.js';
+import { defaultImages, deploymentReadiness, install, uninstallEverything, type InstallRequest } from '../../src/install/install.js';
+import { baseManifests, injectorDeployment, managerClusterRole, managerDeployment, webhookConfiguration } from '../../src/install/manifests.js';
+import type { KubeObject } from '../../src/kube/kube-api.js';
+import { FakeKube } from '../fixtures/fake-kube.js';
+
+const TLS = { caCert: 'CA-PEM', cert: 'CERT-PEM', key: 'KEY-PEM' };
+const REQ: InstallRequest = { namespace: 'tp-system', ...(() => { const i = defaultImages('1.2.3'); return { managerImage: i.manager, injectorImage: i.injector, agentImage: i.agent }; })() };
+
+function fakeClock(): Clock & { t: number } {
+  const c = { t: 0, now: () => c.t, sleep: async (ms: number) => void (c.t += ms) };
+  return c;
+}
+
+/** Deployments become available on the third read after install applied them. */
+function rollingOut(kube: FakeKube): void {
+  const reads = new Map<string, number>();
+  kube.onGetDeployment = (d) => {
+    const name = d.metadata?.name ?? '';
+    const n = (reads.get(name) ?? 0) + 1;
+    reads.set(name, n);
+    const ready = n >= 3 ? 1 : 0;
+    return { ...d, status: { replicas: 1, updatedReplicas: 1, availableReplicas: ready, observedGeneration: 1, conditions: [{ type: 'Available', status: ready === 1 ? 'True' : 'False' }] } } as KubeObject;
+  };
+}
+
+t.test('default images are tp-local/<program>:<version>', (t) => {
+  t.strictSame(defaultImages('1.2.3'), { manager: 'tp-local/traffic-manager:1.2.3', injector: 'tp-local/agent-injector:1.2.3', agent: 'tp-local/traffic-agent:1.2.3' });
+  t.end();
+});
+
+t.test('the manifests', (t) => {
+  t.matchSnapshot([...baseManifests(REQ), managerDeployment(REQ), injectorDeployment(REQ), webhookConfiguration(REQ, 'CA-PEM')], 'every object install applies');
+  const webhook = webhookConfiguration(REQ, 'CA-PEM').webhooks?.[0];
+  t.match(webhook, {
+    clientConfig: { service: { name: 'agent-injector', namespace: 'tp-system', path: '/agent-injector/mutate', port: 443 }, caBundle: Buffer.from('CA-PEM').toString('base64') },
+    failurePolicy: 'Ignore',
+    timeoutSeconds: 5,
+    sideEffects: 'None',
+    admissionReviewVersions: ['v1'],
+    rules: [{ operations: ['CREATE'], resources: ['pods'] }],
+    namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'tp-system'] }] },
+  });
+  const mgr = managerDeployment(REQ).spec?.template.spec?.containers[0];
+  t.equal(mgr?.image, 'tp-local/traffic-manager:1.2.3');
+  t.equal(mgr?.imagePullPolicy, 'IfNotPresent');
+  t.match(mgr?.env, [{ name: 'TP_MANAGER_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }, { name: 'TP_AGENT_IMAGE', value: 'tp-local/traffic-agent:1.2.3' }]);
+  const rules = managerClusterRole(REQ).rules ?? [];
+  t.ok(rules.some((r) => r.resources?.includes('deployments') && r.verbs.includes('patch')), 'the manager may patch workloads');
+  t.ok(rules.some((r) => r.resources?.includes('configmaps') && r.verbs.includes('delete')), 'and write ConfigMaps');
+  for (const obj of [...baseManifests(REQ), managerDeployment(REQ), webhookConfiguration(REQ, 'x')]) {
+    t.equal(obj.metadata?.labels?.['app.kubernetes.io/managed-by'], 'telepresence-ts', `${obj.kind ?? ''} is labelled`);
+  }
+  t.end();
+});
+
+t.test('install applies everything, then waits with progress lines', async (t) => {
+  const kube = new FakeKube();
+  rollingOut(kube);
+  const progress: string[] = [];
+  const result = await install({ kube, clock: fakeClock(), progress: (l) => progress.push(l), makeTls: () => TLS }, REQ);
+  t.matchSnapshot(kube.log, 'apply order');
+  t.equal(result.newCertificates, true);
+  t.matchSnapshot(progress, 'progress lines');
+  t.ok(progress.includes('deployment/traffic-manager is available'));
+});
+
+t.test('re-running install keeps the TLS Secret (and so the running injector) as it is', async (t) => {
+  const kube = new FakeKube();
+  rollingOut(kube);
+  const deps = { kube, clock: fakeClock(), progress: () => undefined, makeTls: () => TLS };
+  await install(deps, REQ);
+  let made = 0;
+  const second = await install({ ...deps, makeTls: () => (made++, { ...TLS, caCert: 'OTHER' }) }, REQ);
+  t.equal(made, 0, 'no new certificates');
+  t.equal(second.newCertificates, false);
+  const webhook = await kube.get<ReturnType<typeof webhookConfiguration>>({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: 'agent-injector-webhook-tp-system' });
+  t.equal(webhook?.webhooks?.[0]?.clientConfig.caBundle, Buffer.from('CA-PEM').toString('base64'));
+});
+
+t.test('a rollout that never finishes times out and says why', async (t) => {
+  const kube = new FakeKube();
+  kube.add({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'traffic-manager-abc', namespace: 'tp-system', labels: { 'app.kubernetes.io/name': 'traffic-manager' } },
+    status: { containerStatuses: [{ name: 'traffic-manager', state: { waiting: { reason: 'ErrImageNeverPull', message: 'image not present' } } }] },
+  } as KubeObject);
+  const err = await install({ kube, clock: fakeClock(), progress: () => undefined, makeTls: () => TLS }, { ...REQ, timeoutMs: 10_000 }).catch((e: unknown) => e);
+  t.match(err, { category: 'cluster', code: 'install-timeout', message: /within 10s: traffic-manager-abc: ErrImageNeverPull: image not present/, hint: /kubectl -n tp-system get pods/ });
+});
+
+t.test('--no-wait and --dry-run do not wait', async (t) => {
+  const kube = new FakeKube();
+  await install({ kube, clock: fakeClock(), progress: () => undefined, makeTls: () => TLS }, { ...REQ, wait: false });
+  const dry = new FakeKube();
+  await install({ kube: dry, clock: fakeClock(), progress: () => undefined, makeTls: () => TLS }, { ...REQ, dryRun: true });
+  t.equal(dry.objects.size, 0, 'dry run stores nothing');
+  t.ok(dry.log.every((l) => l.endsWith('(dry run)')));
+});
+
+t.test('deploymentReadiness', (t) => {
+  t.strictSame(deploymentReadiness(undefined), { ready: false, summary: 'not found' });
+  const d = { metadata: { generation: 2 }, spec: { replicas: 1 }, status: { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1, conditions: [{ type: 'Available', status: 'True' }] } };
+  t.equal(deploymentReadiness(d as never).ready, false, 'a newer generation is not observed yet');
+  t.equal(deploymentReadiness({ ...d, metadata: { generation: 1 } } as never).ready, true);
+  t.end();
+});
+
+t.test('uninstall --everything removes agents first, then this installation only', async (t) => {
+  const kube = new FakeKube();
+  rollingOut(kube);
+  await install({ kube, clock: fakeClock(), progress: () => undefined, makeTls: () => TLS }, REQ);
+  // Another installation, in another namespace, must survive.
+  await install({ kube, clock: fakeClock(), progress: () => undefined, makeTls: () => TLS }, { ...REQ, namespace: 'tp-other' });
+  kube.add({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'telepresence-agents', namespace: 'apps' } });
+  // An agent pod that goes away after the manager removed its entry.
+  kube.add({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'echo-1', namespace: 'apps', labels: { 'telepresence.io/agent-injected': 'true' } } });
+  const clock = fakeClock();
+  const progress: string[] = [];
+  const result = await uninstallEverything(
+    {
+      kube,
+      clock: { now: () => clock.now(), sleep: async (ms) => { await clock.sleep(ms); kube.objects.delete('Pod/apps/echo-1'); } },
+      progress: (l) => progress.push(l),
+      removeAllAgents: async () => ['apps/echo'],
+    },
+    'tp-system',
+  );
+  t.strictSame(result.agentsRemoved, ['apps/echo']);
+  t.ok(progress.some((l) => /waiting for the workloads to roll out/.test(l)));
+  t.matchSnapshot(result.deleted.sort(), 'deleted');
+  const left = [...kube.objects.keys()].sort();
+  t.notOk(left.some((k) => k.includes('/tp-system/') || k.endsWith('-tp-system') || k === 'Namespace//tp-system'), 'nothing of tp-system is left');
+  t.ok(left.includes('Deployment/tp-other/traffic-manager'), 'the other installation is untouched');
+  t.notOk(left.includes('ConfigMap/apps/telepresence-agents'), 'agent ConfigMaps are gone');
+});

@@ -1,0 +1,53 @@
+import { Metadata, status } from '@grpc/grpc-js';
+import t from 'tap';
+import { TpError } from '../src/errors.js';
+import { TP_ERROR_METADATA, fromServiceError, toStatus } from '../src/wire-errors.js';
+
+/** What a grpc-js client receives for a status the server sent. */
+function received(s: ReturnType<typeof toStatus>): Error {
+  return Object.assign(new Error(`${s.code ?? 0} ${s.details ?? ''}`), { code: s.code, details: s.details, metadata: s.metadata });
+}
+
+const cases: ReadonlyArray<{ name: string; err: TpError; grpc: number }> = [
+  { name: 'user', err: new TpError('user', 'ambiguous-port', 'echo has ports http and grpc', { hint: 'use --port 8080:http' }), grpc: status.INVALID_ARGUMENT },
+  { name: 'config', err: new TpError('config', 'version-mismatch', 'v1 vs v2', { hint: 'run install' }), grpc: status.FAILED_PRECONDITION },
+  { name: 'cluster', err: new TpError('cluster', 'cluster-unreachable', 'cannot reach'), grpc: status.UNAVAILABLE },
+  { name: 'internal', err: new TpError('internal', 'unexpected', 'bug'), grpc: status.INTERNAL },
+];
+
+for (const c of cases) {
+  t.test(`a ${c.name} TpError survives the wire`, (t) => {
+    const s = toStatus(c.err);
+    t.equal(s.code, c.grpc);
+    t.equal(s.details, c.err.message);
+    t.equal(s.metadata?.get(TP_ERROR_METADATA.code)[0], c.err.code);
+    const back = fromServiceError(received(s));
+    t.match(back, { category: c.err.category, code: c.err.code, message: c.err.message, hint: c.err.hint });
+    t.end();
+  });
+}
+
+t.test('a plain Error is internal on the wire', (t) => {
+  const s = toStatus(new Error('boom'));
+  t.equal(s.code, status.INTERNAL);
+  t.equal(s.metadata?.get(TP_ERROR_METADATA.code)[0], 'unexpected');
+  t.end();
+});
+
+t.test('a status without our metadata gets its category from the gRPC code', (t) => {
+  const err = Object.assign(new Error('x'), { code: status.NOT_FOUND, details: 'session expired', metadata: new Metadata() });
+  t.match(fromServiceError(err), { category: 'cluster', code: 'grpc-not-found', message: 'session expired' });
+  const unavailable = Object.assign(new Error('x'), { code: status.UNAVAILABLE, details: 'No connection established', metadata: new Metadata() });
+  const mapped = fromServiceError(unavailable, { unavailable: (d) => new TpError('cluster', 'daemon-unreachable', d) });
+  t.match(mapped, { code: 'daemon-unreachable', message: 'No connection established' });
+  t.end();
+});
+
+t.test('metadata with an unknown category is not trusted', (t) => {
+  const md = new Metadata();
+  md.set(TP_ERROR_METADATA.category, 'weird');
+  md.set(TP_ERROR_METADATA.code, 'x');
+  const err = Object.assign(new Error('x'), { code: status.INVALID_ARGUMENT, details: 'd', metadata: md });
+  t.match(fromServiceError(err), { category: 'user', code: 'grpc-invalid-argument' });
+  t.end();
+});

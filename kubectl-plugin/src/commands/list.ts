@@ -1,0 +1,79 @@
+import { InterceptDisposition, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
+import type { CommandDeps } from '../command-deps.js';
+import { connectedDaemon } from '../connection.js';
+import { print, table } from '../output.js';
+import { defineCommand, type AnyCommand } from './define.js';
+
+/** An intercept as `list` and `intercept` print it in JSON. */
+export function interceptJson(ii: InterceptInfo) {
+  return {
+    id: ii.id,
+    name: ii.spec?.name ?? '',
+    namespace: ii.spec?.namespace ?? '',
+    workload: ii.spec?.workloadName ?? '',
+    client: ii.clientName,
+    localPort: ii.spec?.localPort ?? 0,
+    service: ii.target?.serviceName ?? '',
+    servicePort: ii.target?.servicePortName !== undefined && ii.target.servicePortName !== '' ? ii.target.servicePortName : String(ii.target?.servicePort ?? ''),
+    container: ii.target?.containerName ?? '',
+    containerPort: ii.target?.containerPort ?? 0,
+    state: dispositionName(ii.disposition),
+    ...(ii.message !== '' ? { message: ii.message } : {}),
+  };
+}
+
+export function dispositionName(d: InterceptDisposition): string {
+  switch (d) {
+    case InterceptDisposition.WAITING:
+      return 'WAITING';
+    case InterceptDisposition.ACTIVE:
+      return 'ACTIVE';
+    case InterceptDisposition.AGENT_ERROR:
+      return 'AGENT_ERROR';
+    default:
+      return 'UNKNOWN';
+  }
+}
+
+export function listJson(res: ListResponse) {
+  return {
+    workloads: res.workloads.map((w) => ({
+      name: w.name,
+      namespace: w.namespace,
+      kind: w.kind,
+      readyReplicas: w.readyReplicas,
+      replicas: w.replicas,
+      agent: w.agentState,
+      intercepts: w.intercepts.map(interceptJson),
+    })),
+  };
+}
+
+export function formatListText(res: ListResponse): string {
+  if (res.workloads.length === 0) {
+    return 'No workloads (Deployments, ReplicaSets, StatefulSets) found\n';
+  }
+  const rows: string[][] = [['NAME', 'KIND', 'READY', 'AGENT', 'INTERCEPTED']];
+  for (const w of res.workloads) {
+    const intercepted = w.intercepts.map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName} -> 127.0.0.1:${ii.spec?.localPort ?? 0} (${dispositionName(ii.disposition)})`).join(', ');
+    rows.push([w.name, w.kind, `${w.readyReplicas}/${w.replicas}`, w.agentState, intercepted === '' ? '-' : intercepted]);
+  }
+  return table(rows);
+}
+
+/** `list`: the workloads of a namespace with their agent and intercepts. */
+export function listCommand(deps: CommandDeps): AnyCommand {
+  return defineCommand({
+    command: 'list',
+    describe: 'List workloads, their agents and intercepts',
+    handler: async (argv) => {
+      const { daemon } = await connectedDaemon(deps, argv);
+      try {
+        const res = await daemon.list(argv.namespace ?? '');
+        print(deps.io, argv.output, listJson(res), () => formatListText(res));
+      } finally {
+        daemon.close();
+      }
+    },
+  });
+}

@@ -1,0 +1,42 @@
+import t from 'tap';
+import { ConnectionState } from '@telepresence-ts/core';
+import { fakeEnv, interceptInfo, runCli } from '../fixtures/fake-deps.js';
+
+function withWorkloads() {
+  const env = fakeEnv();
+  const ii = interceptInfo({ name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] });
+  env.daemon.listResponse = {
+    workloads: [
+      { name: 'echo', namespace: 'default', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [ii] },
+      { name: 'db', namespace: 'default', kind: 'StatefulSet', readyReplicas: 0, replicas: 1, agentState: 'none', intercepts: [] },
+    ],
+  };
+  return env;
+}
+
+t.test('list prints a table', async (t) => {
+  const res = await runCli(withWorkloads(), ['list']);
+  t.equal(res.code, 0);
+  t.matchSnapshot(res.stdout, 'text');
+});
+
+t.test('list -o json', async (t) => {
+  t.matchSnapshot(JSON.parse((await runCli(withWorkloads(), ['list', '-o', 'json'])).stdout), 'json');
+});
+
+t.test('list with no workloads', async (t) => {
+  t.equal((await runCli(fakeEnv(), ['list'])).stdout, 'No workloads (Deployments, ReplicaSets, StatefulSets) found\n');
+});
+
+t.test('list connects first when the daemon is not connected, and passes --namespace', async (t) => {
+  const env = fakeEnv({ running: false });
+  env.daemon.status_ = { ...env.daemon.status_, state: ConnectionState.DISCONNECTED };
+  await runCli(env, ['list', '-n', 'apps']);
+  t.strictSame(env.daemon.calls, ['version', 'status', 'connect  tp-system', 'list apps']);
+});
+
+t.test('list keeps an existing connection when no other context is asked for', async (t) => {
+  const env = fakeEnv();
+  await runCli(env, ['list']);
+  t.strictSame(env.daemon.calls, ['version', 'status', 'list ']);
+});

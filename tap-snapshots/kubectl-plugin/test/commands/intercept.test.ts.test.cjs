@@ -1,0 +1,32 @@
+/* IMPORTANT
+ * This snapshot file is auto-generated, but designed for humans.
+ * It should be checked into source control and tracked carefully.
+ * Re-generate by setting TAP_SNAPSHOT=1 and running tests.
+ * Make sure to inspect the output below.  Do not ignore changes!
+ */
+'use strict'
+exports[`kubectl-plugin/test/commands/intercept.test.ts > TAP > intercept -o json > json 1`] = `
+Object {
+  "client": "alice@laptop",
+  "container": "echo",
+  "containerPort": 8080,
+  "id": "sess-1:echo-default",
+  "localPort": 8080,
+  "name": "echo-default",
+  "namespace": "default",
+  "service": "echo",
+  "servicePort": "http",
+  "state": "ACTIVE",
+  "workload": "echo",
+}
+`
+
+exports[`kubectl-plugin/test/commands/intercept.test.ts > TAP > intercept: progress on stderr, the result on stdout > text 1`] = `
+Using Deployment echo
+   Intercept name : echo-default
+   State          : ACTIVE
+   Destination    : 127.0.0.1:8080
+   Service port   : echo:http (80)
+   Container      : echo:8080
+
+`
