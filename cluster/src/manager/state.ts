@@ -18,9 +18,13 @@ import {
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 
-/** Session timing (ADR 0002): clients call Remain every 5 s and expire after 15 s of silence. */
-export const HEARTBEAT_SECONDS = 5;
-export const EXPIRY_SECONDS = 15;
+/**
+ * Session timing (ADR 0002): holders call Remain every 3 s and expire after 10 s of silence, so a
+ * killed client's intercepts are gone (and its traffic back with the app) within 10 s, and
+ * three heartbeats may be lost before a live session ends.
+ */
+export const HEARTBEAT_SECONDS = 3;
+export const EXPIRY_SECONDS = 10;
 /** How long an agent's tunnel waits for the owner's (ADR 0002 and manager.proto). */
 export const TUNNEL_PAIR_TIMEOUT_MS = 10_000;
 

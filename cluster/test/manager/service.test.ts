@@ -72,9 +72,9 @@ t.test('version, arrive, remain, depart and expiry over gRPC', async (t) => {
   const { client, clock } = await startManager(t);
   t.match(await call(client.version.bind(client), {}), { name: 'traffic-manager' });
   const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
-  t.match(s, { heartbeatSeconds: 5, expirySeconds: 15 });
+  t.match(s, { heartbeatSeconds: 3, expirySeconds: 10 });
   t.strictSame(await call(client.remain.bind(client), s), {});
-  clock.advance(15_000);
+  clock.advance(10_000);
   const err = await call(client.remain.bind(client), s).then(
     () => undefined,
     (e: ServiceError) => e,
@@ -98,13 +98,13 @@ t.test('WatchAgents streams a snapshot on every change and ends with its session
   await eventually(() => got.length === 1);
   await call(client.arriveAsAgent.bind(client), agentInfo('web-1'));
   await eventually(() => got.length === 2);
-  clock.advance(14_000);
+  clock.advance(9_000);
   await call(client.remain.bind(client), s);
   clock.advance(1000);
   await eventually(() => got.length === 3);
   t.strictSame(got, [[], ['web-1'], []], 'none, the agent, none after the agent expired');
   t.notOk(ended);
-  clock.advance(14_000);
+  clock.advance(9_000);
   await eventually(() => ended);
   t.ok(ended, 'the stream ends when the watching session expires');
 });
@@ -255,7 +255,11 @@ t.test('Tunnel: a client that never dials fails the agent after 10 s', async (t)
   stream.on('data', () => undefined);
   stream.write({ open: { sessionId: agent.sessionId, connectionId: 'c', interceptId: ic.id } });
   await eventually(() => clock.pending >= 3);
-  clock.advance(10_000);
+  // Keep both sessions alive past the pairing timeout, which is as long as a session's expiry.
+  clock.advance(9_000);
+  await call(client.remain.bind(client), a);
+  await call(client.remain.bind(client), agent);
+  clock.advance(1_000);
   const err = await failed;
   t.equal(err.code, status.UNAVAILABLE);
   t.equal(err.metadata.get('tp-error-code')[0], 'dial-timeout');

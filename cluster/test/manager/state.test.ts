@@ -62,17 +62,17 @@ function recorder<T>(): Subscriber<T> & { values: T[]; ended: boolean } {
 t.test('sessions: heartbeat and expiry', async (t) => {
   const cases: ReadonlyArray<{ name: string; steps: ReadonlyArray<'remain' | number>; alive: boolean }> = [
     { name: 'fresh session is alive', steps: [], alive: true },
-    { name: 'alive just before 15 s', steps: [14_999], alive: true },
-    { name: 'expires after 15 s of silence', steps: [15_000], alive: false },
-    { name: 'remain every 5 s keeps it', steps: [5000, 'remain', 5000, 'remain', 5000, 'remain', 5000, 'remain'], alive: true },
-    { name: 'remain at 14 s extends to 29 s', steps: [14_000, 'remain', 14_999], alive: true },
-    { name: 'expires 15 s after the last remain', steps: [14_000, 'remain', 15_000], alive: false },
+    { name: 'alive just before 10 s', steps: [9_999], alive: true },
+    { name: 'expires after 10 s of silence', steps: [10_000], alive: false },
+    { name: 'remain every 3 s keeps it', steps: [3000, 'remain', 3000, 'remain', 3000, 'remain', 3000, 'remain'], alive: true },
+    { name: 'remain at 9 s extends to 19 s', steps: [9_000, 'remain', 9_999], alive: true },
+    { name: 'expires 10 s after the last remain', steps: [9_000, 'remain', 10_000], alive: false },
   ];
   for (const c of cases) {
     t.test(c.name, async (t) => {
       const { state, clock } = newState();
       const s = state.arriveAsClient(client('alice'));
-      t.strictSame(s, { sessionId: 's1', heartbeatSeconds: 5, expirySeconds: 15 });
+      t.strictSame(s, { sessionId: 's1', heartbeatSeconds: 3, expirySeconds: 10 });
       for (const step of c.steps) {
         if (step === 'remain') state.remain(s.sessionId);
         else clock.advance(step);
@@ -102,9 +102,9 @@ t.test('an expired client loses its intercepts; watchers see it and its own watc
   state.watchIntercepts(bob.sessionId, bobsView);
   state.watchIntercepts(alice.sessionId, alicesView);
   t.equal(bobsView.values.at(-1)?.length, 1, 'bob sees alice’s intercept');
-  clock.advance(10_000);
+  clock.advance(9_000);
   state.remain(bob.sessionId);
-  clock.advance(5000);
+  clock.advance(1000);
   t.equal(state.sessionKind(alice.sessionId), undefined, 'alice expired');
   t.strictSame(state.intercepts(), []);
   t.strictSame(bobsView.values.at(-1), [], 'bob got the empty snapshot');
@@ -119,7 +119,7 @@ t.test('agents: arrive, watch, expire', async (t) => {
   state.watchAgents(c.sessionId, watch);
   const a = state.arriveAsAgent(agentInfo());
   t.equal(state.sessionKind(a.sessionId), 'agent');
-  clock.advance(14_000);
+  clock.advance(9_000);
   state.remain(c.sessionId);
   clock.advance(1000);
   t.strictSame(
@@ -128,7 +128,7 @@ t.test('agents: arrive, watch, expire', async (t) => {
     'snapshots: none, the agent, none after its expiry',
   );
   t.notOk(watch.ended);
-  clock.advance(15_000);
+  clock.advance(10_000);
   t.ok(watch.ended, 'the stream ends with its session');
 });
 
@@ -247,14 +247,21 @@ t.test('tunnel pairing', async (t) => {
     const clientSide = await state.openTunnel({ sessionId: alice.sessionId, connectionId: 'c1', interceptId: '' }, 'client-end');
     t.equal(clientSide, 'agent-end');
     t.equal(await agentSide, 'client-end');
-    clock.advance(10_000);
+    clock.advance(9_000);
+    state.remain(alice.sessionId);
+    state.remain(agent.sessionId);
+    clock.advance(1_000);
     await t.rejects(state.openTunnel({ sessionId: alice.sessionId, connectionId: 'c1', interceptId: '' }, 'again'), { code: 'unknown-connection' }, 'a connection pairs once');
   });
 
   t.test('10 s without the owner fails the agent side', async (t) => {
-    const { state, ic, agent, clock } = setup();
+    const { state, alice, ic, agent, clock } = setup();
     const agentSide = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: ic.id }, 'agent-end');
-    clock.advance(9999);
+    // Both sessions stay alive past the pairing timeout, which is as long as a session's expiry.
+    clock.advance(9_000);
+    state.remain(alice.sessionId);
+    state.remain(agent.sessionId);
+    clock.advance(999);
     let settled = false;
     agentSide.then(
       () => (settled = true),

@@ -244,5 +244,18 @@ export async function uninstallEverything(deps: UninstallEverythingDeps, namespa
   }
   await remove({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
   progress(`deleted ${deleted.length} objects`);
+  // A namespace lingers while its pods terminate; an install started before it is gone would be
+  // refused, so wait (bounded) until it has really left.
+  const deadline = clock.now() + timeoutMs;
+  let said = false;
+  while ((await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: namespace })) !== undefined) {
+    if (clock.now() >= deadline) {
+      progress(`namespace ${namespace} is still terminating; it will be gone once its pods have stopped`);
+      break;
+    }
+    if (!said) progress(`waiting for namespace ${namespace} to terminate`);
+    said = true;
+    await clock.sleep(POLL_MS);
+  }
   return { agentsRemoved, deleted };
 }

@@ -121,6 +121,17 @@ Array [
           "",
         ],
         "resources": Array [
+          "pods",
+        ],
+        "verbs": Array [
+          "delete",
+        ],
+      },
+      Object {
+        "apiGroups": Array [
+          "",
+        ],
+        "resources": Array [
           "configmaps",
         ],
         "verbs": Array [
