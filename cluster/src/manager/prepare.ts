@@ -165,7 +165,10 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
   return { spec: resolvedSpec(spec, config, target), target: toInterceptTarget(target), podName, rolledOut: wrote };
 }
 
-/** Resolves with the name of a Ready pod with the hash whose agent has arrived. */
+/**
+ * Resolves with the name of a Ready pod with the hash whose agent has arrived, once no live pod of
+ * the workload lacks the agent.
+ */
 function waitForAgent(
   deps: PrepareDeps,
   ref: ReturnType<typeof refOf>,
@@ -207,11 +210,17 @@ function waitForAgent(
           const ready = withAgent.filter(isReady);
           const arrived = new Set(state.agents().filter((a) => a.namespace === ref.namespace && a.name === ref.name).map((a) => a.podName));
           const pod = ready.find((p) => arrived.has(p.metadata?.name ?? ''));
-          if (pod !== undefined) {
+          // A pod still without the agent keeps taking part of the Service's traffic, which would
+          // then bypass the intercept: done only once the rollout has replaced every such pod.
+          const without = pods.length - withAgent.length;
+          if (pod !== undefined && without === 0) {
             finish(undefined, pod.metadata?.name ?? '');
             return;
           }
-          const line = `waiting for ${name}: ${withAgent.length} pod(s) with the agent, ${ready.length} ready, ${ready.filter((p) => arrived.has(p.metadata?.name ?? '')).length} arrived`;
+          const line =
+            `waiting for ${name}: ${withAgent.length} pod(s) with the agent, ${ready.length} ready, ` +
+            `${ready.filter((p) => arrived.has(p.metadata?.name ?? '')).length} arrived` +
+            (without > 0 ? `, ${without} still without it` : '');
           if (line !== lastLine) {
             lastLine = line;
             progress(line);

@@ -65,10 +65,30 @@ t.test('rolls out, waits for a ready pod whose agent arrived, and resolves the s
   });
   t.strictSame(lines, [
     'wrote the traffic-agent configuration of deployment/web; rolling it out',
-    'waiting for deployment/web: 0 pod(s) with the agent, 0 ready, 0 arrived',
+    'waiting for deployment/web: 0 pod(s) with the agent, 0 ready, 0 arrived, 1 still without it',
     'waiting for deployment/web: 1 pod(s) with the agent, 1 ready, 0 arrived',
   ]);
   t.equal(clock.pending, 1, 'the prepare’s timers are cancelled: only the agent session’s expiry is left');
+});
+
+t.test('with several replicas, waits until no live pod is left without the agent', async (t) => {
+  const { kube, state, deps, hash, lines, progress, clock } = setup();
+  kube.setPods(webRef, [pod('web-old-1'), pod('web-old-2')]);
+  // Mid-rollout: one new pod is ready with its agent, one old pod still serves the Service.
+  kube.onRestart = () => kube.setPods(webRef, [pod('web-old-1'), pod('web-new-1', { agent: true, hash })]);
+  const result = prepareIntercept(deps, spec(), progress);
+  let settled = false;
+  void result.then(() => (settled = true));
+  await flush();
+  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new-1', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment' });
+  clock.advance(1000);
+  await flush();
+  t.notOk(settled, 'not done while web-old-1 still takes traffic');
+  kube.setPods(webRef, [pod('web-old-1', { deleting: true }), pod('web-new-1', { agent: true, hash }), pod('web-new-2', { agent: true, hash })]);
+  clock.advance(1000);
+  await flush();
+  t.equal((await result).podName, 'web-new-1', 'done once every live pod carries the agent');
+  t.ok(lines.some((l) => l.endsWith('1 still without it')), 'the progress line says what it waits for');
 });
 
 t.test('an agent already in place: no write, no rollout, at once', async (t) => {
