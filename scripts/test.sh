@@ -34,6 +34,9 @@ step "generated code is up to date"; npm run -s -w proto check
 step "unit tests"
 TP_TAP_RESULTS=$results npm run -s test:unit
 
+step "the extension in a real VS Code (code-server, driven in Chromium)"
+TP_TAP_RESULTS=$results npm run -s test:vscode
+
 step "cluster harness: its checks of the machine (no cluster may be up)"
 bash test/cluster/down.sh >/dev/null
 TP_TAP_RESULTS=$results npm run -s test:harness
