@@ -16,12 +16,14 @@ import {
 import type {
   V1ClusterRole,
   V1ClusterRoleBinding,
+  V1Container,
   V1Deployment,
   V1MutatingWebhookConfiguration,
   V1Namespace,
   V1Secret,
   V1Service,
   V1ServiceAccount,
+  V1Volume,
 } from '../kube/kube-types.js';
 import type { InjectorTls } from './certs.js';
 
@@ -101,8 +103,17 @@ export function clusterRoleBinding(o: InstallOptions, name: string): V1ClusterRo
 
 const namespaceFromDownwardApi = { name: ENV.managerNamespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } };
 
-export function managerDeployment(o: InstallOptions): V1Deployment {
-  const name = RESOURCE_NAMES.manager;
+/**
+ * A one-container Deployment of one of our in-cluster programs, as install creates them: one
+ * replica, its own ServiceAccount, selected by the program's name label.
+ */
+function programDeployment(
+  o: InstallOptions,
+  name: string,
+  container: Omit<V1Container, 'name' | 'imagePullPolicy'> & { image: string },
+  volumes?: V1Volume[],
+): V1Deployment {
+  const { image, ...rest } = container;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -114,25 +125,26 @@ export function managerDeployment(o: InstallOptions): V1Deployment {
         metadata: { labels: installLabels(o.namespace, name) },
         spec: {
           serviceAccountName: name,
-          containers: [
-            {
-              name,
-              image: o.managerImage,
-              imagePullPolicy: 'IfNotPresent',
-              ports: [{ name: RESOURCE_NAMES.managerPortName, containerPort: DEFAULT_PORTS.manager, protocol: 'TCP' }],
-              env: [
-                namespaceFromDownwardApi,
-                { name: ENV_AGENT_IMAGE, value: o.agentImage },
-                { name: ENV.managerPort, value: String(DEFAULT_PORTS.manager) },
-              ],
-              // A TCP probe: the port serves gRPC (HTTP/2), which an httpGet probe cannot speak.
-              readinessProbe: { tcpSocket: { port: RESOURCE_NAMES.managerPortName }, periodSeconds: 2 },
-            },
-          ],
+          containers: [{ name, image, imagePullPolicy: 'IfNotPresent', ...rest }],
+          ...(volumes === undefined ? {} : { volumes }),
         },
       },
     },
   };
+}
+
+export function managerDeployment(o: InstallOptions): V1Deployment {
+  return programDeployment(o, RESOURCE_NAMES.manager, {
+    image: o.managerImage,
+    ports: [{ name: RESOURCE_NAMES.managerPortName, containerPort: DEFAULT_PORTS.manager, protocol: 'TCP' }],
+    env: [
+      namespaceFromDownwardApi,
+      { name: ENV_AGENT_IMAGE, value: o.agentImage },
+      { name: ENV.managerPort, value: String(DEFAULT_PORTS.manager) },
+    ],
+    // A TCP probe: the port serves gRPC (HTTP/2), which an httpGet probe cannot speak.
+    readinessProbe: { tcpSocket: { port: RESOURCE_NAMES.managerPortName }, periodSeconds: 2 },
+  });
 }
 
 export function managerService(o: InstallOptions): V1Service {
@@ -149,38 +161,22 @@ export function managerService(o: InstallOptions): V1Service {
 }
 
 export function injectorDeployment(o: InstallOptions): V1Deployment {
-  const name = RESOURCE_NAMES.injector;
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: o.namespace, labels: installLabels(o.namespace, name) },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { [APP_LABEL]: name } },
-      template: {
-        metadata: { labels: installLabels(o.namespace, name) },
-        spec: {
-          serviceAccountName: name,
-          containers: [
-            {
-              name,
-              image: o.injectorImage,
-              imagePullPolicy: 'IfNotPresent',
-              ports: [{ name: RESOURCE_NAMES.injectorPortName, containerPort: DEFAULT_PORTS.injector, protocol: 'TCP' }],
-              env: [
-                namespaceFromDownwardApi,
-                { name: ENV_AGENT_IMAGE, value: o.agentImage },
-                { name: ENV.injectorPort, value: String(DEFAULT_PORTS.injector) },
-              ],
-              volumeMounts: [{ name: 'tls', mountPath: INJECTOR_TLS_DIR, readOnly: true }],
-              readinessProbe: { tcpSocket: { port: RESOURCE_NAMES.injectorPortName }, periodSeconds: 2 },
-            },
-          ],
-          volumes: [{ name: 'tls', secret: { secretName: RESOURCE_NAMES.injectorTlsSecret } }],
-        },
-      },
+  return programDeployment(
+    o,
+    RESOURCE_NAMES.injector,
+    {
+      image: o.injectorImage,
+      ports: [{ name: RESOURCE_NAMES.injectorPortName, containerPort: DEFAULT_PORTS.injector, protocol: 'TCP' }],
+      env: [
+        namespaceFromDownwardApi,
+        { name: ENV_AGENT_IMAGE, value: o.agentImage },
+        { name: ENV.injectorPort, value: String(DEFAULT_PORTS.injector) },
+      ],
+      volumeMounts: [{ name: 'tls', mountPath: INJECTOR_TLS_DIR, readOnly: true }],
+      readinessProbe: { tcpSocket: { port: RESOURCE_NAMES.injectorPortName }, periodSeconds: 2 },
     },
-  };
+    [{ name: 'tls', secret: { secretName: RESOURCE_NAMES.injectorTlsSecret } }],
+  );
 }
 
 export function injectorService(o: InstallOptions): V1Service {

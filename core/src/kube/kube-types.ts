@@ -6,6 +6,7 @@ export type {
   V1ClusterRole,
   V1ClusterRoleBinding,
   V1ConfigMap,
+  V1Container,
   V1Deployment,
   V1MutatingWebhookConfiguration,
   V1Namespace,
@@ -15,5 +16,6 @@ export type {
   V1Service,
   V1ServiceAccount,
   V1StatefulSet,
+  V1Volume,
   CoreV1Event,
 } from '@kubernetes/client-node';
