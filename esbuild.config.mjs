@@ -7,6 +7,8 @@
 //   dist/bin/kubectl-telepresence     shim: put dist/bin on PATH and kubectl's plugin discovery
 //                                     finds it, so `kubectl telepresence ...` works
 //   vscode-extension/dist/extension.js  the extension (CJS, `vscode` external): the manifest's main
+//   vscode-extension/dist/{daemon,kube-helper}.js  the daemon the extension starts and its
+//                                     Kubernetes helper (CJS), shipped in the .vsix
 //   cluster/dist/{manager,injector,agent}.js  the in-cluster programs (CJS): the build context of
 //                                     cluster/images/*.Dockerfile
 import * as esbuild from 'esbuild';
@@ -39,10 +41,14 @@ const common = {
 const ESM_REQUIRE_BANNER = "import { createRequire as __tpCreateRequire } from 'node:module'; const require = __tpCreateRequire(import.meta.url);";
 
 // sh, not node, so the shim works whatever module format Node would assume for an extensionless
-// file; readlink -f follows a symlinked shim (e.g. from ~/bin) back to dist/bin.
+// file; readlink -f follows a symlinked shim (e.g. from ~/bin) back to dist/bin. No
+// --enable-source-maps: parsing the bundle's map costs every command most of a second; set
+// NODE_OPTIONS=--enable-source-maps to have stack traces point into the sources. The `--` ends
+// node's own options: Node 20 reads `--env-file` even after the script name, which would take the
+// intercept's --env-file for itself.
 const CLI_SHIM = `#!/bin/sh
 here=$(dirname -- "$(readlink -f -- "$0")")
-exec node --enable-source-maps "$here/../kubectl-telepresence.js" "$@"
+exec node -- "$here/../kubectl-telepresence.js" "$@"
 `;
 
 function writePackageJson(dir, type) {
@@ -75,8 +81,16 @@ async function buildExtension() {
     // Provided by the extension host at run time; there is no npm package to bundle.
     external: ['vscode'],
   });
+  // The daemon the extension starts when none runs (the CLI's, without the CLI): ships in the .vsix.
+  const daemonFile = join(EXTENSION_DIST, 'daemon.js');
+  // Its Kubernetes helper: watches and installs from plain Node, outside the extension host.
+  const helperFile = join(EXTENSION_DIST, 'kube-helper.js');
+  await Promise.all([
+    esbuild.build({ ...common, entryPoints: ['vscode-extension/src/daemon-main.ts'], outfile: daemonFile, format: 'cjs' }),
+    esbuild.build({ ...common, entryPoints: ['vscode-extension/src/kube-helper-main.ts'], outfile: helperFile, format: 'cjs' }),
+  ]);
   writePackageJson(EXTENSION_DIST, 'commonjs');
-  return [outfile];
+  return [outfile, daemonFile, helperFile];
 }
 
 async function buildClusterProgram(name) {

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # package:probe pairs: the package is installed when the probe (a command or a path) is missing.
 packages="etcd-server:etcd containerd:containerd runc:runc containernetworking-plugins:/usr/lib/cni/bridge
 iptables:iptables docker.io:dockerd debootstrap:debootstrap conntrack:conntrack curl:curl openssl:openssl
-iproute2:ss gcc:gcc libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a"
+iproute2:ss gcc:gcc libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a
+sshfs:sshfs fuse3:fusermount3 openssh-sftp-server:/usr/lib/openssh/sftp-server"
 missing=()
 for entry in $packages; do
   probe=${entry#*:}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is needed, builds, checks
 # types, lint and generated code, runs the unit tests and the cluster harness's own checks,
-# brings up the real local Kubernetes, runs the end-to-end suites against it, and takes the
-# cluster down again, checking that nothing of it remains. Exits non-zero when anything fails.
+# brings up the real local Kubernetes, runs the end-to-end suites and the VS Code suites (a real
+# code-server in Chromium) against it, and takes the cluster down again, checking that nothing
+# of it remains. Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -34,9 +35,6 @@ step "generated code is up to date"; npm run -s -w proto check
 step "unit tests"
 TP_TAP_RESULTS=$results npm run -s test:unit
 
-step "the extension in a real VS Code (code-server, driven in Chromium)"
-TP_TAP_RESULTS=$results npm run -s test:vscode
-
 step "cluster harness: its checks of the machine (no cluster may be up)"
 bash test/cluster/down.sh >/dev/null
 TP_TAP_RESULTS=$results npm run -s test:harness
@@ -48,3 +46,6 @@ export "${kubeconfig?}"
 
 step "end-to-end tests"
 TP_TAP_RESULTS=$results npm run -s test:e2e
+
+step "the extension in a real VS Code (code-server, driven in Chromium) on the cluster"
+TP_TAP_RESULTS=$results npm run -s test:vscode

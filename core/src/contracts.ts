@@ -37,6 +37,16 @@ export const DEFAULT_PORTS = {
   injector: 8443,
 } as const;
 
+/**
+ * The HTTP/2 receive window, per stream, of every gRPC party that carries tunnel data (the
+ * daemon's and the agent's channels to the manager, and the manager's server). HTTP/2's default
+ * of 64 KiB per round trip caps a tunnel behind a port-forward at 10-20 MB/s; 1 MiB does not.
+ */
+export const TUNNEL_WINDOW_BYTES = 1 << 20;
+
+/** gRPC channel options for the daemon's and the agent's clients of the manager. */
+export const TUNNEL_CHANNEL_OPTIONS = { 'grpc-node.flow_control_window': TUNNEL_WINDOW_BYTES } as const;
+
 /** HTTP path answered by every in-cluster program while it is able to serve. */
 export const HEALTHZ_PATH = '/healthz';
 
@@ -135,3 +145,18 @@ export const ENV_PREPARE_TIMEOUT_SECONDS = 'TP_PREPARE_TIMEOUT_SECONDS';
  * `uninstall --everything` removes one installation and leaves another (in another namespace) alone.
  */
 export const MANAGER_NAMESPACE_LABEL = `${KEY_PREFIX}manager-namespace`;
+
+/**
+ * Variables the client adds to an intercepted container's environment for the local process
+ * (Telepresence's names, so that existing scripts keep working).
+ */
+export const INTERCEPT_ENV = {
+  /** Where the container's volumes are mounted on the workstation (empty when not mounted). */
+  root: 'TELEPRESENCE_ROOT',
+  /** The container's mount paths, colon-separated; each is at `$TELEPRESENCE_ROOT<path>`. */
+  mounts: 'TELEPRESENCE_MOUNTS',
+  /** The intercept's id, `<session>:<name>`. */
+  interceptId: 'TELEPRESENCE_INTERCEPT_ID',
+  /** The intercepted container's name. */
+  container: 'TELEPRESENCE_CONTAINER',
+} as const;

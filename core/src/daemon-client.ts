@@ -8,6 +8,7 @@ import {
   type ConnectRequest,
   type ConnectionStatus,
   type InterceptEvent,
+  type InterceptRemote,
   type ListResponse,
   type StateSnapshot,
   type UninstallAgentsRequest,
@@ -20,14 +21,33 @@ import { TpError } from './errors.js';
 import { deadlineIn, unary } from './grpc-call.js';
 import { fromServiceError } from './wire-errors.js';
 
+/** What an intercept brings to the workstation besides traffic (daemon.proto InterceptRequest). */
+export interface InterceptOptions {
+  /** Mount the container's volumes with sshfs. */
+  readonly mount?: boolean;
+  /** Absolute; empty for a fresh temporary directory. */
+  readonly mountPoint?: string;
+  /** Absolute paths to write the environment to (dotenv, JSON). */
+  readonly envFile?: string;
+  readonly envJson?: string;
+  /** Let other users (a container) read the mount. */
+  readonly mountAllowOther?: boolean;
+}
+
+/** A created intercept with its environment and mount. */
+export type InterceptOutcome = InterceptInfo & { readonly remote?: InterceptRemote | undefined };
+
 /** What front ends can ask of the daemon (fakes implement it in CLI tests). */
 export interface DaemonApi {
   version(): Promise<VersionResponse>;
   connect(req: ConnectRequest): Promise<ConnectionStatus>;
   status(): Promise<ConnectionStatus>;
   list(namespace: string): Promise<ListResponse>;
-  /** Streams progress lines to `progress`; resolves with the created intercept. */
-  intercept(spec: InterceptSpec, progress: (line: string) => void): Promise<InterceptInfo>;
+  /**
+   * Streams progress lines to `progress`; resolves with the created intercept and, from a daemon
+   * that set them up, the container's environment and mount (`remote`).
+   */
+  intercept(spec: InterceptSpec, progress: (line: string) => void, options?: InterceptOptions): Promise<InterceptOutcome>;
   leave(name: string): Promise<void>;
   uninstallAgents(req: UninstallAgentsRequest): Promise<UninstallAgentsResponse>;
   /** Stops the daemon (it departs from the manager first). */
@@ -91,16 +111,23 @@ export class GrpcDaemonClient implements DaemonApi {
     await this.call(this.client.quit.bind(this.client), {});
   }
 
-  async intercept(spec: InterceptSpec, progress: (line: string) => void): Promise<InterceptInfo> {
+  async intercept(spec: InterceptSpec, progress: (line: string) => void, options: InterceptOptions = {}): Promise<InterceptOutcome> {
     // No deadline: prepare waits for a rollout, and the manager bounds that wait itself.
-    const stream: ClientReadableStream<InterceptEvent> = this.client.intercept({ spec });
-    let result: InterceptInfo | undefined;
+    const stream: ClientReadableStream<InterceptEvent> = this.client.intercept({
+      spec,
+      mount: options.mount ?? false,
+      mountPoint: options.mountPoint ?? '',
+      envFile: options.envFile ?? '',
+      envJson: options.envJson ?? '',
+      mountAllowOther: options.mountAllowOther ?? false,
+    });
+    let result: InterceptOutcome | undefined;
     try {
       for await (const event of stream as AsyncIterable<InterceptEvent>) {
         if (event.progress !== undefined) {
           progress(event.progress);
         } else if (event.intercept !== undefined) {
-          result = event.intercept;
+          result = { ...event.intercept, remote: event.remote };
         }
       }
     } catch (err: unknown) {

@@ -6,6 +6,7 @@ export * from './errors.js';
 export * from './version.js';
 export * from './wire-errors.js';
 export * from './kube/index.js';
+export * from './kube/watch.js';
 export * from './install/install.js';
 export { makeInjectorTls, type InjectorTls } from './install/certs.js';
 export type { InstallOptions } from './install/manifests.js';
@@ -18,3 +19,7 @@ export type { Logger } from './daemon/logger.js';
 // The wire types front ends handle, so that they need not depend on the proto package themselves.
 export { ConnectionState, type ConnectionStatus, type ListResponse, type StateSnapshot, type WorkloadInfo, type VersionResponse } from '@telepresence-ts/proto/daemon/v1';
 export { InterceptDisposition, type InterceptInfo, type InterceptSpec, type InterceptTarget } from '@telepresence-ts/proto/manager/v1';
+export type { ProcessExit, ProcessRunner, RunningProcess, StartOptions } from './process/process-runner.js';
+export { nodeProcessRunner } from './process/node-process-runner.js';
+export { formatDotenv, formatEnvJson, parseDotenv } from './daemon/remote-env.js';
+export type { InterceptRemote } from '@telepresence-ts/proto/daemon/v1';

@@ -1,6 +1,7 @@
 import { TpError, exitCodeFor, formatTpError, toTpError } from '@telepresence-ts/core';
 import yargs, { type Argv } from 'yargs';
 import { commands } from './commands/index.js';
+import { ExitStatus } from './launch.js';
 import type { CommandDeps } from './command-deps.js';
 import { globalOptions, type GlobalOptions } from './global-options.js';
 
@@ -43,6 +44,8 @@ export async function run(args: readonly string[], deps: CommandDeps): Promise<n
     await buildParser(args, deps).parseAsync();
     return 0;
   } catch (thrown: unknown) {
+    // `intercept ... -- cmd` exits with the command's status.
+    if (thrown instanceof ExitStatus) return thrown.code;
     const err = toTpError(thrown);
     deps.io.err(`${formatTpError(err)}\n`);
     return exitCodeFor(err.category);

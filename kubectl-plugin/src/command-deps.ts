@@ -1,4 +1,4 @@
-import type { Clock, DaemonApi, KubeApiFactory } from '@telepresence-ts/core';
+import type { Clock, DaemonApi, KubeApiFactory, ProcessRunner } from '@telepresence-ts/core';
 import type { Io } from './io.js';
 
 /** What every command module may use; built once by main.ts and handed to each command. */
@@ -16,6 +16,10 @@ export interface CommandDeps {
   readonly clock: Clock;
   /** The caller's $KUBECONFIG and working directory: the daemon must resolve kube flags as this shell would. */
   readonly env: { readonly kubeconfig: string | undefined; readonly cwd: string };
+  /** Starts the user's `-- command` (or docker) of an intercept. */
+  readonly processes: ProcessRunner;
+  /** The environment a started command inherits (the caller's, plus the intercept's). */
+  readonly processEnv: NodeJS.ProcessEnv;
   /** Runs the daemon in this process until it quits (the hidden `daemon-foreground`). */
   readonly runDaemon: () => Promise<void>;
 }

@@ -9,6 +9,7 @@ import {
   daemonLogPath,
   daemonSocketPath,
   detachedDaemonLauncher,
+  nodeProcessRunner,
   openDaemon,
   runDaemon,
   systemClock,
@@ -34,6 +35,8 @@ const deps: CommandDeps = {
   clock: systemClock,
   env: { kubeconfig: process.env.KUBECONFIG, cwd: process.cwd() },
   kube: createKubeApi,
+  processes: nodeProcessRunner,
+  processEnv: process.env,
   daemon: ({ start }) => openDaemon({ socketPath, logPath, start: start ? detachedDaemonLauncher(cliPath, logPath) : undefined }),
   runDaemon: async () => {
     const stop = new AbortController();

@@ -1,6 +1,12 @@
 import * as vscode from 'vscode';
 import type { TreeNode, WorkloadsTree } from './workloads-tree.js';
 
+const COLLAPSIBLE: Readonly<Record<TreeNode['collapsible'], vscode.TreeItemCollapsibleState>> = {
+  none: vscode.TreeItemCollapsibleState.None,
+  collapsed: vscode.TreeItemCollapsibleState.Collapsed,
+  expanded: vscode.TreeItemCollapsibleState.Expanded,
+};
+
 /** Adapts the vscode-free WorkloadsTree to VS Code's TreeDataProvider. */
 export class WorkloadsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
   readonly #changed = new vscode.EventEmitter<TreeNode | undefined>();
@@ -12,17 +18,16 @@ export class WorkloadsTreeProvider implements vscode.TreeDataProvider<TreeNode>,
   }
 
   getTreeItem(node: TreeNode): vscode.TreeItem {
-    const item = new vscode.TreeItem(
-      node.label,
-      node.collapsible ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None,
-    );
+    const item = new vscode.TreeItem(node.label, COLLAPSIBLE[node.collapsible]);
     item.id = node.id;
     item.description = node.description;
+    item.tooltip = node.tooltip;
     item.contextValue = node.contextValue;
+    item.iconPath = new vscode.ThemeIcon(node.icon);
     return item;
   }
 
-  getChildren(node?: TreeNode): Promise<TreeNode[]> {
+  getChildren(node?: TreeNode): TreeNode[] {
     return this.tree.getChildren(node);
   }
 

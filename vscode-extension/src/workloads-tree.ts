@@ -1,88 +1,188 @@
 /**
- * The logic of the `telepresence.workloads` view, free of any vscode import: which nodes exist,
- * their labels and when the view must refresh. vscode-tree.ts adapts it to a TreeDataProvider.
+ * The logic of the `telepresence.workloads` view, free of any vscode import: which rows exist,
+ * their labels, and the context values that the manifest's menus match. vscode-tree.ts adapts it
+ * to a TreeDataProvider. The shape: context > namespaces > workloads > ports and intercepts.
  */
+import type { InterceptInfo } from '@telepresence-ts/core';
+import { portId, portLabel, type InterceptablePort } from './ports.js';
+import type { WorkloadView } from './session.js';
 
-/** Whether a workload carries a traffic-agent and whether that agent intercepts. */
-export type AgentState = 'none' | 'installed' | 'intercepted';
-
-/** A workload as a WorkloadSource reports it. */
-export interface Workload {
-  readonly namespace: string;
-  readonly name: string;
-  /** Deployment, ReplicaSet or StatefulSet. */
-  readonly kind: string;
-  readonly agent: AgentState;
+/** What the tree reads from the session. */
+export interface TreeSource {
+  readonly phase: string;
+  readonly connection: { readonly context: string; readonly namespace: string; readonly clusterServer: string; readonly sessionId: string } | undefined;
+  readonly namespaces: readonly string[];
+  workloads(namespace: string): WorkloadView[];
+  onDidChange(listener: () => void): () => void;
 }
 
-/** Where the view's workloads come from (the connected session, later). */
-export interface WorkloadSource {
-  listWorkloads(): Promise<readonly Workload[]>;
-}
-
-/** A source with nothing in it: what the view shows until a session is connected. */
-export const EMPTY_SOURCE: WorkloadSource = {
-  listWorkloads: () => Promise.resolve([]),
-};
+export type NodeKind = 'context' | 'namespace' | 'workload' | 'port' | 'intercept';
 
 /** One row of the view, in terms the adapter maps 1:1 onto a vscode.TreeItem. */
 export interface TreeNode {
+  readonly kind: NodeKind;
   /** Stable across refreshes, so that VS Code keeps selection and expansion. */
   readonly id: string;
   readonly label: string;
   readonly description: string;
+  readonly tooltip: string;
   /** Drives `when` clauses of context-menu entries in package.json (`viewItem == ...`). */
   readonly contextValue: string;
-  readonly collapsible: boolean;
+  readonly collapsible: 'none' | 'collapsed' | 'expanded';
+  /** A codicon id. */
+  readonly icon: string;
+  readonly namespace?: string;
+  readonly workload?: WorkloadView;
+  readonly port?: InterceptablePort;
+  readonly intercept?: InterceptInfo;
 }
 
-const AGENT_DESCRIPTIONS: Readonly<Record<AgentState, string>> = {
-  none: '',
+const AGENT_TEXT: Readonly<Record<string, string>> = {
+  none: 'no agent',
+  configured: 'agent configured',
   installed: 'agent installed',
-  intercepted: 'intercepted',
+  unknown: '',
 };
 
-export function workloadNode(w: Workload): TreeNode {
+/** `x-user=alice, x-env=dev`, or '' for a global intercept. */
+export function headersText(ii: InterceptInfo): string {
+  return (ii.spec?.headers ?? []).map((h) => `${h.name}=${h.value}`).join(', ');
+}
+
+export function contextNode(connection: NonNullable<TreeSource['connection']>): TreeNode {
   return {
-    id: `workload/${w.namespace}/${w.kind}/${w.name}`,
-    label: w.name,
-    description: [w.namespace, AGENT_DESCRIPTIONS[w.agent]].filter((s) => s !== '').join(' · '),
-    contextValue: `workload.${w.agent}`,
-    collapsible: false,
+    kind: 'context',
+    id: `context/${connection.context}`,
+    label: connection.context,
+    description: connection.clusterServer,
+    tooltip: `Kubernetes context ${connection.context} (${connection.clusterServer})`,
+    contextValue: 'context',
+    collapsible: 'expanded',
+    icon: 'cloud',
   };
 }
 
-type Listener = () => void;
+export function namespaceNode(namespace: string, connected: boolean): TreeNode {
+  return {
+    kind: 'namespace',
+    id: `namespace/${namespace}`,
+    label: namespace,
+    description: connected ? 'connected namespace' : '',
+    tooltip: `Namespace ${namespace}`,
+    contextValue: 'namespace',
+    collapsible: connected ? 'expanded' : 'collapsed',
+    icon: 'symbol-namespace',
+    namespace,
+  };
+}
 
-/** The view's model: a flat list of workloads, sorted by namespace then name. */
+export function workloadNode(w: WorkloadView, sessionId: string): TreeNode {
+  const mine = w.intercepts.some((ii) => ii.clientSessionId === sessionId);
+  const intercepted = w.intercepts.length > 0;
+  const parts = [w.kind, `${w.readyReplicas}/${w.replicas} ready`, AGENT_TEXT[w.agentState] ?? w.agentState];
+  if (intercepted) parts.push(w.intercepts.length === 1 ? 'intercepted' : `${w.intercepts.length} intercepts`);
+  return {
+    kind: 'workload',
+    id: `workload/${w.namespace}/${w.kind}/${w.name}`,
+    label: w.name,
+    description: parts.filter((p) => p !== '').join(' · '),
+    tooltip: `${w.kind} ${w.namespace}/${w.name}: ${w.ports.length} interceptable port(s)`,
+    contextValue: w.ports.length > 0 ? (mine ? 'workload.intercepted' : 'workload.interceptable') : 'workload.unexposed',
+    collapsible: 'collapsed',
+    icon: intercepted ? 'debug-disconnect' : 'package',
+    namespace: w.namespace,
+    workload: w,
+  };
+}
+
+export function portNode(w: WorkloadView, p: InterceptablePort): TreeNode {
+  return {
+    kind: 'port',
+    id: `port/${w.namespace}/${w.kind}/${w.name}/${p.serviceName}/${p.servicePort}`,
+    label: portLabel(p),
+    description: '',
+    tooltip: `Intercept ${w.name} on service port ${p.serviceName}:${portId(p)}`,
+    contextValue: 'port',
+    collapsible: 'none',
+    icon: 'plug',
+    namespace: w.namespace,
+    workload: w,
+    port: p,
+  };
+}
+
+export function interceptNode(w: WorkloadView, ii: InterceptInfo, sessionId: string): TreeNode {
+  const mine = ii.clientSessionId === sessionId;
+  const headers = headersText(ii);
+  const target = ii.target !== undefined ? `${ii.target.serviceName}:${ii.target.servicePort}` : w.name;
+  return {
+    kind: 'intercept',
+    id: `intercept/${ii.id}`,
+    label: ii.spec?.name ?? ii.id,
+    description: [`${target} → localhost:${ii.spec?.localPort ?? 0}`, mine ? 'yours' : `by ${ii.clientName}`, headers !== '' ? headers : 'all traffic'].join(' · '),
+    tooltip: `Intercept ${ii.spec?.name ?? ''} owned by ${ii.clientName}${headers !== '' ? `, requests with ${headers}` : ', all traffic'}`,
+    contextValue: mine ? 'intercept.mine' : 'intercept.other',
+    collapsible: 'none',
+    icon: 'debug-alt',
+    namespace: w.namespace,
+    workload: w,
+    intercept: ii,
+  };
+}
+
+/** The view's model. */
 export class WorkloadsTree {
-  readonly #source: WorkloadSource;
-  readonly #listeners = new Set<Listener>();
+  readonly #source: TreeSource;
+  /** The parents VS Code has asked children of (by id; '' is the root): the rows it shows. */
+  readonly #asked = new Map<string, TreeNode | undefined>();
 
-  constructor(source: WorkloadSource) {
+  constructor(source: TreeSource) {
     this.#source = source;
   }
 
-  /** Children of `node`, or the top-level rows when `node` is undefined. Workloads are leaves. */
-  async getChildren(node?: TreeNode): Promise<TreeNode[]> {
-    if (node !== undefined) {
-      return [];
+  /** Children of `node`, or the top-level rows when `node` is undefined. No rows: the welcome view shows. */
+  getChildren(node?: TreeNode): TreeNode[] {
+    this.#asked.set(node?.id ?? '', node);
+    return this.#children(node);
+  }
+
+  /**
+   * What the shown rows look like now: the children of every parent VS Code asked about. A
+   * source change that leaves this alone (a Deployment's status ticking, a snapshot that only
+   * repeats the state) needs no refresh, and a refresh would close an open context menu.
+   */
+  signature(): string {
+    return JSON.stringify([...this.#asked].map(([id, node]) => [id, this.#children(node).map(({ workload: _w, port: _p, intercept: _i, ...row }) => row)]));
+  }
+
+  #children(node: TreeNode | undefined): TreeNode[] {
+    const conn = this.#source.connection;
+    if (this.#source.phase !== 'connected' || conn === undefined) return [];
+    if (node === undefined) return [contextNode(conn)];
+    switch (node.kind) {
+      case 'context':
+        return this.#source.namespaces.map((ns) => namespaceNode(ns, ns === conn.namespace));
+      case 'namespace':
+        return this.#source.workloads(node.namespace ?? '').map((w) => workloadNode(w, conn.sessionId));
+      case 'workload': {
+        // Re-read, so that a refreshed tree shows the workload's current ports and intercepts.
+        const w = this.#source.workloads(node.namespace ?? '').find((x) => x.name === node.workload?.name && x.kind === node.workload.kind);
+        if (w === undefined) return [];
+        return [...w.ports.map((p) => portNode(w, p)), ...w.intercepts.map((ii) => interceptNode(w, ii, conn.sessionId))];
+      }
+      default:
+        return [];
     }
-    const workloads = [...(await this.#source.listWorkloads())];
-    workloads.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
-    return workloads.map(workloadNode);
   }
 
-  /** Registers a listener for "the whole tree changed"; returns a function that unregisters it. */
-  onDidChange(listener: Listener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  /** Tells the view to ask for its children again. */
-  refresh(): void {
-    for (const listener of this.#listeners) {
+  /** Calls `listener` when a source change alters the shown rows (see `signature`). */
+  onDidChange(listener: () => void): () => void {
+    let last = this.signature();
+    return this.#source.onDidChange(() => {
+      const now = this.signature();
+      if (now === last) return;
+      last = now;
       listener();
-    }
+    });
   }
 }

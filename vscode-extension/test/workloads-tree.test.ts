@@ -1,71 +1,139 @@
+import { InterceptDisposition, type InterceptInfo } from '@telepresence-ts/core';
 import t from 'tap';
-import { EMPTY_SOURCE, WorkloadsTree, workloadNode, type Workload, type WorkloadSource } from '../src/workloads-tree.js';
+import type { WorkloadView } from '../src/session.js';
+import { WorkloadsTree, headersText, interceptNode, workloadNode, type TreeSource } from '../src/workloads-tree.js';
 
-/** A WorkloadSource whose contents the test sets. */
-class FakeSource implements WorkloadSource {
-  constructor(public workloads: Workload[]) {}
-  listWorkloads(): Promise<readonly Workload[]> {
-    return Promise.resolve(this.workloads);
+function intercept(name: string, session: string, headers: Array<{ name: string; value: string }> = []): InterceptInfo {
+  return {
+    id: `${session}:${name}`,
+    spec: { name, namespace: 'shop', workloadName: 'web', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app', localPort: 8080, headers },
+    target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 9901 },
+    clientSessionId: session,
+    clientName: session === 'me' ? 'me@here' : 'alice@laptop',
+    disposition: InterceptDisposition.ACTIVE,
+    message: '',
+    createdAt: 0,
+  };
+}
+
+function web(intercepts: InterceptInfo[] = [], ports = 1): WorkloadView {
+  return {
+    namespace: 'shop',
+    name: 'web',
+    kind: 'Deployment',
+    readyReplicas: 1,
+    replicas: 2,
+    agentState: 'installed',
+    ports: ports === 0 ? [] : [{ serviceName: 'web', servicePortName: 'http', servicePort: 80, containerName: 'app', containerPort: 8080 }],
+    intercepts,
+    containerEnv: new Map(),
+  };
+}
+
+/** A TreeSource whose contents the test sets. */
+class FakeSource implements TreeSource {
+  phase = 'connected';
+  connection: TreeSource['connection'] = { context: 'kind', namespace: 'shop', clusterServer: 'https://k:6443', sessionId: 'me' };
+  namespaces = ['shop', 'other'];
+  byNamespace = new Map<string, WorkloadView[]>([['shop', [web([intercept('web-shop', 'me'), intercept('alice', 'them', [{ name: 'x-user', value: 'alice' }])])]]]);
+  workloads(ns: string): WorkloadView[] {
+    return this.byNamespace.get(ns) ?? [];
+  }
+  onDidChange(_listener: () => void): () => void {
+    return () => undefined;
   }
 }
 
-t.test('the empty source gives an empty view', async (t) => {
-  t.same(await new WorkloadsTree(EMPTY_SOURCE).getChildren(), []);
+t.test('nothing while not connected (the welcome view shows instead)', (t) => {
+  const source = new FakeSource();
+  source.phase = 'disconnected';
+  t.same(new WorkloadsTree(source).getChildren(), []);
+  t.end();
 });
 
-t.test('workloads are sorted by namespace, then name, and are leaves', async (t) => {
-  const tree = new WorkloadsTree(
-    new FakeSource([
-      { namespace: 'web', name: 'b', kind: 'Deployment', agent: 'none' },
-      { namespace: 'api', name: 'z', kind: 'StatefulSet', agent: 'intercepted' },
-      { namespace: 'web', name: 'a', kind: 'Deployment', agent: 'installed' },
-    ]),
-  );
-  const nodes = await tree.getChildren();
-  t.same(
-    nodes.map((n) => n.id),
-    ['workload/api/StatefulSet/z', 'workload/web/Deployment/a', 'workload/web/Deployment/b'],
-  );
-  for (const node of nodes) {
-    t.same(await tree.getChildren(node), [], `${node.label} has no children`);
-  }
+t.test('context > namespaces > workloads > ports and intercepts', (t) => {
+  const tree = new WorkloadsTree(new FakeSource());
+  const [ctx, ...more] = tree.getChildren();
+  t.same(more, []);
+  t.match(ctx, { kind: 'context', label: 'kind', description: 'https://k:6443', collapsible: 'expanded' });
+  const namespaces = tree.getChildren(ctx);
+  t.same(namespaces.map((n) => [n.label, n.collapsible, n.description]), [
+    ['shop', 'expanded', 'connected namespace'],
+    ['other', 'collapsed', ''],
+  ]);
+  const [w] = tree.getChildren(namespaces[0]);
+  t.match(w, { kind: 'workload', label: 'web', description: 'Deployment · 1/2 ready · agent installed · 2 intercepts', contextValue: 'workload.intercepted' });
+  const children = tree.getChildren(w);
+  t.same(children.map((c) => [c.kind, c.label, c.description, c.contextValue]), [
+    ['port', 'web:80 (http) → app:8080', '', 'port'],
+    ['intercept', 'web-shop', 'web:80 → localhost:8080 · yours · all traffic', 'intercept.mine'],
+    ['intercept', 'alice', 'web:80 → localhost:8080 · by alice@laptop · x-user=alice', 'intercept.other'],
+  ]);
+  t.same(tree.getChildren(children[0]), [], 'ports are leaves');
+  t.end();
 });
 
-const nodeCases: ReadonlyArray<{ agent: Workload['agent']; description: string }> = [
-  { agent: 'none', description: 'default' },
-  { agent: 'installed', description: 'default · agent installed' },
-  { agent: 'intercepted', description: 'default · intercepted' },
+const contextValues = [
+  { name: 'no ports: nothing to intercept', view: web([], 0), want: 'workload.unexposed' },
+  { name: 'ports and no intercept of ours', view: web([intercept('a', 'them')]), want: 'workload.interceptable' },
+  { name: 'an intercept of ours', view: web([intercept('a', 'me')]), want: 'workload.intercepted' },
 ];
-for (const c of nodeCases) {
-  t.test(`node for a workload with agent ${c.agent}`, (t) => {
-    t.strictSame(workloadNode({ namespace: 'default', name: 'echo', kind: 'Deployment', agent: c.agent }), {
-      id: 'workload/default/Deployment/echo',
-      label: 'echo',
-      description: c.description,
-      contextValue: `workload.${c.agent}`,
-      collapsible: false,
-    });
+for (const c of contextValues) {
+  t.test(`workload context value: ${c.name}`, (t) => {
+    t.equal(workloadNode(c.view, 'me').contextValue, c.want);
     t.end();
   });
 }
 
-t.test('refresh notifies listeners until they unsubscribe', (t) => {
-  const tree = new WorkloadsTree(EMPTY_SOURCE);
-  let calls = 0;
-  const unsubscribe = tree.onDidChange(() => calls++);
-  tree.refresh();
-  t.equal(calls, 1);
-  unsubscribe();
-  tree.refresh();
-  t.equal(calls, 1);
+t.test('ids are stable, so VS Code keeps expansion across refreshes', (t) => {
+  const ii = intercept('web-shop', 'me');
+  t.equal(workloadNode(web(), 'me').id, 'workload/shop/Deployment/web');
+  t.equal(interceptNode(web(), ii, 'me').id, 'intercept/me:web-shop');
   t.end();
 });
 
-t.test('a refresh picks up the source\'s new contents', async (t) => {
-  const source = new FakeSource([]);
+t.test('headersText lists header matches', (t) => {
+  t.equal(headersText(intercept('a', 'me', [{ name: 'x-a', value: '1' }, { name: 'x-b', value: '2' }])), 'x-a=1, x-b=2');
+  t.equal(headersText(intercept('a', 'me')), '');
+  t.end();
+});
+
+t.test('a workload that vanished has no children', (t) => {
+  const source = new FakeSource();
   const tree = new WorkloadsTree(source);
-  t.same(await tree.getChildren(), []);
-  source.workloads = [{ namespace: 'default', name: 'echo', kind: 'Deployment', agent: 'none' }];
-  tree.refresh();
-  t.same((await tree.getChildren()).map((n) => n.label), ['echo']);
+  const [ctx] = tree.getChildren();
+  const [ns] = tree.getChildren(ctx);
+  const [w] = tree.getChildren(ns);
+  source.byNamespace.set('shop', []);
+  t.same(tree.getChildren(w), []);
+  t.end();
+});
+
+t.test('a change fires only when the rows VS Code has asked for look different', (t) => {
+  const source = new FakeSource();
+  let notify: () => void = () => undefined;
+  source.onDidChange = (listener: () => void) => {
+    notify = listener;
+    return () => undefined;
+  };
+  const tree = new WorkloadsTree(source);
+  let fired = 0;
+  tree.onDidChange(() => fired++);
+  const [ctx] = tree.getChildren();
+  const [ns] = tree.getChildren(ctx);
+  tree.getChildren(ns);
+  notify();
+  t.equal(fired, 1, 'the first change after rows were shown fires');
+  notify();
+  t.equal(fired, 1, 'the same rows again: no refresh');
+  source.byNamespace.set('shop', [{ ...web(), readyReplicas: 2 }]);
+  notify();
+  t.equal(fired, 2, 'a description changed: refresh');
+  source.namespaces = ['shop', 'other', 'new'];
+  notify();
+  t.equal(fired, 3, 'a namespace appeared: refresh');
+  source.byNamespace.set('other', [web()]);
+  notify();
+  t.equal(fired, 3, 'rows under a namespace never expanded are not shown, so no refresh');
+  t.end();
 });

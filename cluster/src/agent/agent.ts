@@ -1,10 +1,12 @@
-import { VERSION } from '@telepresence-ts/core';
+import { VERSION } from '@telepresence-ts/core/version';
+import { spawnPiped, type PipedProcess } from '../shared/command-runner.js';
 import { startHealthServer } from '../shared/healthz.js';
 import type { Logger } from '../shared/log.js';
 import type { AgentSettings } from './env.js';
 import { dialLocalApp, Forwarder, type ForwarderOptions } from './forwarder.js';
-import { chooseIntercept, forwardRoutes } from './routes.js';
+import { chooseIntercept, forwardRoutes, personalIntercepts } from './routes.js';
 import { createManagerClient, ManagerSession, type Backoff } from './session.js';
+import { startSftpServer, type SftpServer } from './sftp.js';
 
 /** A running traffic-agent. */
 export interface RunningAgent {
@@ -21,6 +23,24 @@ export interface AgentOptions {
   readonly forwarder?: ForwarderOptions;
   /** Address of the API server; every interface by default (the kubelet probes the pod IP). */
   readonly apiHost?: string;
+  /** Starts the sftp-server of each volume connection; the real one by default. */
+  readonly spawn?: (command: string, args: readonly string[]) => PipedProcess;
+}
+
+/**
+ * The SFTP server for the app containers' volumes, when any container has some. Remote volumes
+ * are an extra: when it cannot start, the agent still forwards traffic and reports no port.
+ */
+async function startVolumeServer(settings: AgentSettings, log: Logger, spawn: (command: string, args: readonly string[]) => PipedProcess): Promise<SftpServer | undefined> {
+  if (!settings.appContainers.some((c) => c.mounts.length > 0)) return undefined;
+  try {
+    const server = await startSftpServer({ spawn, log });
+    log.info('serving the app volumes over sftp on the loopback', { port: server.port });
+    return server;
+  } catch (err: unknown) {
+    log.warn('cannot serve the app volumes', { error: (err as Error).message });
+    return undefined;
+  }
 }
 
 /**
@@ -30,6 +50,7 @@ export interface AgentOptions {
  */
 export async function startAgent(settings: AgentSettings, log: Logger, options: AgentOptions = {}): Promise<RunningAgent> {
   const { config } = settings;
+  const sftp = await startVolumeServer(settings, log, options.spawn ?? spawnPiped);
   const client = createManagerClient(`${settings.managerHost}:${settings.managerPort}`, options.backoff);
   const session = new ManagerSession({
     client,
@@ -40,6 +61,8 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
       podIp: settings.podIp,
       version: VERSION,
       kind: config.workloadKind,
+      containers: settings.appContainers.map((c) => ({ name: c.name, env: c.env, mountRoot: c.mountRoot, mounts: c.mounts })),
+      sftpPort: sftp?.port ?? 0,
     },
     log,
     backoff: options.backoff,
@@ -50,6 +73,7 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
       forwardRoutes(config),
       {
         interceptFor: (route) => chooseIntercept(session.intercepts, route)?.id,
+        personalFor: (route) => personalIntercepts(session.intercepts, route),
         openTunnel: (interceptId, source) => session.openTunnel(interceptId, source),
         dialApp: dialLocalApp,
       },
@@ -68,11 +92,13 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
         await session.stop();
         await running.close();
         await health.close();
+        await sftp?.close();
         client.close();
       },
     };
   } catch (err: unknown) {
     await forwarder?.close();
+    await sftp?.close();
     client.close();
     throw err;
   }

@@ -1,5 +1,7 @@
-import { ENV, LOG_LEVELS, TpError, type LogLevel } from '@telepresence-ts/core';
-import { AgentConfigError, parseAgentConfig, type AgentConfig } from '../shared/agent-config.js';
+import { ENV, LOG_LEVELS, type LogLevel } from '@telepresence-ts/core/contracts';
+import { TpError } from '@telepresence-ts/core/errors';
+import { AgentConfigError, parseAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
+import { appEnvironment, appEnvPrefix } from '../shared/app-env.js';
 import { EnvReader, type Env } from '../shared/env-reader.js';
 
 /** What the traffic-agent reads from its environment (set by the injector and the downward API). */
@@ -46,6 +48,17 @@ export interface AgentSettings {
   readonly managerHost: string;
   readonly managerPort: number;
   readonly logLevel: LogLevel;
+  /** Each served app container's environment and volume mounts (ADR 0003), in config order. */
+  readonly appContainers: readonly AppContainer[];
+}
+
+/** An app container as the agent reports it to the manager. */
+export interface AppContainer {
+  readonly name: string;
+  readonly env: Record<string, string>;
+  /** Where the agent container sees the container's volumes: `<mountRoot><original path>`. */
+  readonly mountRoot: string;
+  readonly mounts: string[];
 }
 
 /**
@@ -85,6 +98,7 @@ export function loadAgentSettings(env: Env, readText: (path: string) => string, 
     managerPort: e.managerPort ?? config.managerPort,
     // The file's level is not checked by parseAgentConfig; an unknown one must not silence the logs.
     logLevel: e.logLevel ?? (LOG_LEVELS.includes(config.logLevel) ? config.logLevel : 'info'),
+    appContainers: config.containers.map((c, index) => ({ name: c.name, mountRoot: c.mountPoint, ...appEnvironment(env, appEnvPrefix(index)) })),
   };
 }
 

@@ -1,14 +1,17 @@
-import { TpError } from '@telepresence-ts/core';
+import { TpError } from '@telepresence-ts/core/errors';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
-import type { ForwardRoute } from './routes.js';
+import { HttpRouter } from './http-router.js';
+import { matchRequest, type ForwardRoute, type PersonalIntercept } from './routes.js';
 import { splice } from './splice.js';
 
-/** Where a connection is sent, decided once when it is accepted. */
+/** Where a connection (or, on a port with personal intercepts, a request) is sent. */
 export interface ForwarderPorts {
-  /** The id of the intercept that takes new connections on `route`, if one does now. */
+  /** The id of the global intercept that takes new connections on `route`, if one does now. */
   readonly interceptFor: (route: ForwardRoute) => string | undefined;
+  /** The personal (header) intercepts of `route` now, in matching order (see `personalIntercepts`). */
+  readonly personalFor: (route: ForwardRoute) => readonly PersonalIntercept[];
   /**
    * A tunnel to the intercept's owner for one connection from `source` ("ip:port"), or undefined
    * when there is no manager session to open one on (the connection then goes to the app).
@@ -41,15 +44,20 @@ interface Listener {
 /**
  * The traffic-agent's data path: one TCP listener per route (an intercepted connection of the
  * agent configuration); each accepted connection is spliced either to a tunnel to the owning
- * client, when an intercept takes the route at that moment, or to the app, unchanged.
+ * client, when a global intercept takes the route at that moment, or to the app, unchanged.
+ * When the route has personal intercepts instead, the connection goes to the route's
+ * `HttpRouter`, which chooses per request (docs/personal-intercepts.md).
  *
- * The choice is made per connection at accept time: a connection keeps its destination for its
- * whole life, so an intercept created or removed mid-connection affects only later connections.
- * Passthrough depends on nothing but the app: it works while the manager is unreachable.
+ * The choice between those is made per connection at accept time: a connection keeps its mode for
+ * its whole life, so an intercept created or removed mid-connection affects only later
+ * connections (and, in the router, later requests). Passthrough depends on nothing but the app and
+ * costs a splice: it works while the manager is unreachable.
  */
 export class Forwarder {
   readonly #listeners: Listener[];
   readonly #connections = new Set<Socket>();
+  /** One per route that has had personal intercepts, made when first needed. */
+  readonly #routers = new Map<ForwardRoute, HttpRouter>();
   readonly #ports: ForwarderPorts;
   readonly #log: Logger;
 
@@ -97,6 +105,10 @@ export class Forwarder {
     let peer: Duplex | undefined;
     let via = 'app';
     const interceptId = this.#ports.interceptFor(route);
+    if (interceptId === undefined && this.#ports.personalFor(route).length > 0) {
+      this.#route(route, socket, source);
+      return;
+    }
     if (interceptId !== undefined) {
       try {
         peer = this.#ports.openTunnel(interceptId, source);
@@ -112,6 +124,28 @@ export class Forwarder {
     void splice(socket, peer).then((result) => {
       this.#connections.delete(socket);
       this.#log.debug('connection closed', { route: route.label, source, via, sent: result.aToB, received: result.bToA, error: result.error?.message });
+    });
+  }
+
+  #route(route: ForwardRoute, socket: Socket, source: string): void {
+    let router = this.#routers.get(route);
+    if (router === undefined) {
+      router = new HttpRouter(
+        {
+          destinationFor: (headers) => this.#ports.interceptFor(route) ?? matchRequest(this.#ports.personalFor(route), headers),
+          openTunnel: (interceptId, from) => this.#ports.openTunnel(interceptId, from),
+          dialApp: () => this.#ports.dialApp(route.containerPort),
+        },
+        this.#log,
+        route.label,
+      );
+      this.#routers.set(route, router);
+    }
+    this.#connections.add(socket);
+    this.#log.debug('connection accepted', { route: route.label, source, via: 'http router' });
+    void router.handle(socket, source).then(() => {
+      this.#connections.delete(socket);
+      this.#log.debug('connection closed', { route: route.label, source, via: 'http router' });
     });
   }
 

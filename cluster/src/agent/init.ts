@@ -1,4 +1,5 @@
-import { ENV, TpError } from '@telepresence-ts/core';
+import { ENV } from '@telepresence-ts/core/contracts';
+import { TpError } from '@telepresence-ts/core/errors';
 import type { Env } from '../shared/env-reader.js';
 import { runIptablesInit, type CommandRunner } from '../shared/iptables-init.js';
 import type { Logger } from '../shared/log.js';

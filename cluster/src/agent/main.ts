@@ -3,7 +3,8 @@
  * - `agent` (or nothing): the sidecar; reads its configuration file ($TP_AGENT_CONFIG) and serves.
  * - `init`: the init container; adds the iptables redirects ($TP_AGENT_INIT_PORTS) and exits 0.
  */
-import { ENV, exitCodeFor, formatTpError, LOG_LEVELS, toTpError, type LogLevel } from '@telepresence-ts/core';
+import { ENV, LOG_LEVELS, type LogLevel } from '@telepresence-ts/core/contracts';
+import { exitCodeFor, formatTpError, toTpError } from '@telepresence-ts/core/errors';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { commandRunner } from '../shared/command-runner.js';

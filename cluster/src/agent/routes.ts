@@ -1,5 +1,5 @@
-import { InterceptDisposition, type InterceptInfo } from '@telepresence-ts/proto/manager/v1';
-import { allIntercepts, type AgentConfig } from '../shared/agent-config.js';
+import { InterceptDisposition, type HeaderMatch, type InterceptInfo } from '@telepresence-ts/proto/manager/v1';
+import { allIntercepts, type AgentConfig } from '@telepresence-ts/core/agent-config';
 
 /** One port the agent listens on, and where its traffic goes while nobody intercepts it. */
 export interface ForwardRoute {
@@ -23,25 +23,84 @@ export function forwardRoutes(config: AgentConfig): ForwardRoute[] {
 }
 
 /**
- * The intercept, if any, that takes new connections on `route`.
+ * Whether `ic` is an intercept of `route` that the agent serves. WAITING counts as well as ACTIVE:
+ * the manager decides dispositions (the agent has no review call in v1) and answers AGENT_ERROR
+ * for one that must not be served.
+ */
+function servedOn(ic: InterceptInfo, route: ForwardRoute): boolean {
+  const target = ic.target;
+  if (target === undefined || target.agentPort !== route.agentPort) return false;
+  if (target.containerName !== '' && target.containerName !== route.containerName) return false;
+  return ic.disposition === InterceptDisposition.ACTIVE || ic.disposition === InterceptDisposition.WAITING;
+}
+
+/** Older first, then the smaller id: an order every replica agrees on. */
+function olderFirst(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
+  return a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/**
+ * The global intercept, if any, that takes every connection on `route`.
  *
- * Only global intercepts qualify: one with headers is a personal intercept, which needs a
- * per-request HTTP router in the agent that does not exist yet, so its port keeps passing traffic
- * to the app. WAITING counts as well as ACTIVE: the manager decides dispositions (the agent has no
- * review call in v1) and answers AGENT_ERROR for one that must not be served. When several match
- * (the manager prevents that for global intercepts), the oldest wins, so every replica agrees.
+ * One with headers is a personal intercept (see `personalIntercepts`). When several global ones
+ * match (the manager prevents that), the oldest wins, so every replica agrees.
  */
 export function chooseIntercept(intercepts: readonly InterceptInfo[], route: ForwardRoute): InterceptInfo | undefined {
   let chosen: InterceptInfo | undefined;
   for (const ic of intercepts) {
-    const target = ic.target;
-    if (target === undefined || target.agentPort !== route.agentPort) continue;
-    if (target.containerName !== '' && target.containerName !== route.containerName) continue;
-    if (ic.disposition !== InterceptDisposition.ACTIVE && ic.disposition !== InterceptDisposition.WAITING) continue;
-    if ((ic.spec?.headers.length ?? 0) > 0) continue;
-    if (chosen === undefined || ic.createdAt < chosen.createdAt || (ic.createdAt === chosen.createdAt && ic.id < chosen.id)) {
-      chosen = ic;
-    }
+    if (!servedOn(ic, route) || (ic.spec?.headers.length ?? 0) > 0) continue;
+    if (chosen === undefined || olderFirst(ic, chosen) < 0) chosen = ic;
   }
   return chosen;
+}
+
+/** A personal intercept as the HTTP router matches requests against it. */
+export interface PersonalIntercept {
+  readonly id: string;
+  /** Every one must be present in a request; names compare case-insensitively, values exactly. */
+  readonly headers: readonly HeaderMatch[];
+  readonly createdAt: number;
+}
+
+/**
+ * The personal (header) intercepts of `route`, in the order requests are matched against them:
+ * the one with more headers first (the more specific rule wins when a request satisfies two,
+ * e.g. `x-user=a` and `x-user=a, x-team=t`), then the oldest.
+ */
+export function personalIntercepts(intercepts: readonly InterceptInfo[], route: ForwardRoute): PersonalIntercept[] {
+  return intercepts
+    .filter((ic) => servedOn(ic, route) && (ic.spec?.headers.length ?? 0) > 0)
+    .map((ic) => ({ id: ic.id, headers: ic.spec?.headers ?? [], createdAt: ic.createdAt }))
+    .sort((a, b) => b.headers.length - a.headers.length || olderFirst(a, b));
+}
+
+/** A request's header lines as (name, value) pairs, in any case, repeated names allowed. */
+export type HeaderPairs = ReadonlyArray<readonly [string, string]>;
+
+/** The pairs of a Node `rawHeaders` list (`[name, value, name, value, ...]`). */
+export function pairsFromRaw(raw: readonly string[]): HeaderPairs {
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
+  return pairs;
+}
+
+/** The pairs of an HTTP/2 header object (pseudo-headers such as `:path` are not matched on). */
+export function pairsFromObject(headers: Readonly<Record<string, string | string[] | undefined>>): HeaderPairs {
+  const pairs: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) pairs.push([name, v]);
+  }
+  return pairs;
+}
+
+/**
+ * The id of the first personal intercept (in `personal`'s order) whose every header the request
+ * carries, or undefined: the request goes to the app. A header named twice in the request
+ * matches when either line has the value.
+ */
+export function matchRequest(personal: readonly PersonalIntercept[], request: HeaderPairs): string | undefined {
+  if (personal.length === 0) return undefined;
+  const lines = new Set(request.map(([name, value]) => `${name.toLowerCase()}\n${value}`));
+  return personal.find((p) => p.headers.every((h) => lines.has(`${h.name.toLowerCase()}\n${h.value}`)))?.id;
 }

@@ -1,5 +1,6 @@
 import { credentials, Metadata, status, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { ManagerClient, type AgentInfo, type InterceptInfo, type SessionInfo, type VersionInfo } from '@telepresence-ts/proto/manager/v1';
+import { TUNNEL_CHANNEL_OPTIONS } from '@telepresence-ts/core/contracts';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { systemClock, type Clock } from '../shared/clock.js';
@@ -31,6 +32,7 @@ export function createManagerClient(address: string, backoff: Backoff = DEFAULT_
   return new ManagerClient(address, credentials.createInsecure(), {
     'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
     'grpc.max_reconnect_backoff_ms': backoff.maxMs,
+    ...TUNNEL_CHANNEL_OPTIONS,
   });
 }
 

@@ -3,10 +3,11 @@
  * workload, read its agent configuration, and answer the patch `injectAgent` implies. Kubernetes
  * is reached only through the `InjectorKube` port; the HTTP envelope is webhook.ts's.
  */
-import { ANNOTATIONS, toTpError } from '@telepresence-ts/core';
+import { ANNOTATIONS } from '@telepresence-ts/core/contracts';
+import { toTpError } from '@telepresence-ts/core/errors';
 import type { V1OwnerReference, V1Pod } from '@kubernetes/client-node';
 import { agentConfigHash } from '../shared/agent-config-hash.js';
-import { AgentConfigError, parseAgentConfig, type AgentConfig, type WorkloadKind } from '../shared/agent-config.js';
+import { AgentConfigError, parseAgentConfig, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
 import { injectAgent } from './inject.js';
 import { diffToJsonPatch, type JsonPatchOp } from './patch.js';
 

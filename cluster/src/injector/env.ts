@@ -1,4 +1,4 @@
-import { DEFAULT_MANAGER_NAMESPACE, DEFAULT_PORTS, ENV, INJECTOR_TLS_DIR, type LogLevel } from '@telepresence-ts/core';
+import { DEFAULT_MANAGER_NAMESPACE, DEFAULT_PORTS, ENV, INJECTOR_TLS_DIR, type LogLevel } from '@telepresence-ts/core/contracts';
 import { EnvReader, type Env } from '../shared/env-reader.js';
 
 /** The agent-injector's configuration, from its environment. */

@@ -6,26 +6,23 @@
  * The Kubernetes types are imported as types only (erased by esbuild): the pod is the plain JSON
  * of an AdmissionReview, which has the shape of V1Pod.
  */
-import {
-  AGENTS_CONFIGMAP,
-  AGENT_CONTAINER_NAME,
-  ENV,
-  HEALTHZ_PATH,
-  LABELS,
-  TpError,
-} from '@telepresence-ts/core';
+import { AGENTS_CONFIGMAP, AGENT_CONTAINER_NAME, ENV, HEALTHZ_PATH, LABELS } from '@telepresence-ts/core/contracts';
+import { TpError } from '@telepresence-ts/core/errors';
 import type {
   V1Container,
   V1ContainerPort,
+  V1EnvFromSource,
   V1EnvVar,
   V1LifecycleHandler,
   V1Pod,
   V1Probe,
   V1ResourceRequirements,
   V1Volume,
+  V1VolumeMount,
 } from '@kubernetes/client-node';
+import { appEnvPrefix, copyForAgent } from '../shared/app-env.js';
 import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../shared/agent-config-hash.js';
-import { allIntercepts, type AgentConfig, type AgentIntercept } from '../shared/agent-config.js';
+import { allIntercepts, type AgentConfig, type AgentIntercept } from '@telepresence-ts/core/agent-config';
 
 /** The init container that redirects numeric target ports to the agent with iptables. */
 export const AGENT_INIT_CONTAINER_NAME = 'tel-agent-init';
@@ -177,14 +174,29 @@ function addAgent(pod: V1Pod, config: AgentConfig, hash: string): V1Pod {
     if (app !== undefined) hidePort(spec.containers, app, name);
   }
 
+  // Each served container's env and volumes, for the kubelet to resolve as it does for the app
+  // (ADR 0003); its own variables after them, so that no app variable can shadow one.
+  const appEnv: V1EnvVar[] = [];
+  const appEnvFrom: V1EnvFromSource[] = [];
+  const appMounts: V1VolumeMount[] = [];
+  config.containers.forEach((c, index) => {
+    const app = spec.containers.find((sc) => sc.name === c.name);
+    if (app === undefined) return;
+    const copy = copyForAgent(app, appEnvPrefix(index), c.mountPoint);
+    appEnv.push(...copy.env);
+    appEnvFrom.push(...copy.envFrom);
+    appMounts.push(...copy.volumeMounts);
+  });
+
   const agent: V1Container = {
     name: AGENT_CONTAINER_NAME,
     image: config.agentImage,
     // The image's entrypoint is the agent program; its first argument picks the mode.
     args: ['agent'],
     ports: agentPorts,
-    env: agentEnv(config),
-    volumeMounts: [{ name: AGENT_CONFIG_VOLUME, mountPath: AGENT_CONFIG_DIR, readOnly: true }],
+    ...(appEnvFrom.length > 0 ? { envFrom: appEnvFrom } : {}),
+    env: [...appEnv, ...agentEnv(config)],
+    volumeMounts: [{ name: AGENT_CONFIG_VOLUME, mountPath: AGENT_CONFIG_DIR, readOnly: true }, ...appMounts],
     readinessProbe: {
       httpGet: { path: HEALTHZ_PATH, port: config.agentApiPort },
       periodSeconds: 5,

@@ -6,7 +6,7 @@
  *
  * RBAC it needs (cluster-wide): configmaps list+watch, replicasets get.
  */
-import { AGENTS_CONFIGMAP } from '@telepresence-ts/core';
+import { AGENTS_CONFIGMAP } from '@telepresence-ts/core/contracts';
 import { AppsV1Api, CoreV1Api, KubeConfig, ListWatch, Watch, type V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from '../shared/log.js';
 import type { InjectorKube, OwnerRef } from './admit.js';

@@ -6,7 +6,7 @@
  * It always answers `allowed: true`: the injector must never block a pod (the registration's
  * `failurePolicy: Ignore` covers it being down, this covers it failing).
  */
-import { HEALTHZ_PATH, INJECTOR_WEBHOOK_PATH } from '@telepresence-ts/core';
+import { HEALTHZ_PATH, INJECTOR_WEBHOOK_PATH } from '@telepresence-ts/core/contracts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';

@@ -2,7 +2,8 @@
  * Pure: the agent configuration of a workload, from the workload and its namespace's Services, and
  * the resolution of an intercept spec to one of its connections (ADR 0002, prepare steps 2-3).
  */
-import { DEFAULT_PORTS, TpError, type LogLevel } from '@telepresence-ts/core';
+import { DEFAULT_PORTS, type LogLevel } from '@telepresence-ts/core/contracts';
+import { TpError } from '@telepresence-ts/core/errors';
 import type { InterceptSpec, InterceptTarget } from '@telepresence-ts/proto/manager/v1';
 import {
   AGENT_CONFIG_VERSION,
@@ -10,7 +11,7 @@ import {
   type AgentConfig,
   type AgentContainer,
   type AgentIntercept,
-} from '../shared/agent-config.js';
+} from '@telepresence-ts/core/agent-config';
 import type { KubeService, KubeWorkload } from './kube.js';
 
 /** What the configuration takes from the manager rather than from the workload. */

@@ -1,15 +1,6 @@
-import {
-  DEFAULT_MANAGER_NAMESPACE,
-  DEFAULT_PORTS,
-  ENV,
-  ENV_AGENT_IMAGE,
-  ENV_PREPARE_TIMEOUT_SECONDS,
-  IMAGE_REPOSITORIES,
-  TpError,
-  VERSION,
-  managerServiceHost,
-  type LogLevel,
-} from '@telepresence-ts/core';
+import { DEFAULT_MANAGER_NAMESPACE, DEFAULT_PORTS, ENV, ENV_AGENT_IMAGE, ENV_PREPARE_TIMEOUT_SECONDS, IMAGE_REPOSITORIES, managerServiceHost, type LogLevel } from '@telepresence-ts/core/contracts';
+import { TpError } from '@telepresence-ts/core/errors';
+import { VERSION } from '@telepresence-ts/core/version';
 import { EnvReader, type Env } from '../shared/env-reader.js';
 
 /** Default prepare timeout (ADR 0002: bounded): a rollout with an image pull fits in two minutes. */

@@ -18,8 +18,9 @@ import {
   type V1Service,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
-import { AGENTS_CONFIGMAP, ANNOTATIONS, LABELS, MANAGED_BY_VALUE, TpError, isTpError } from '@telepresence-ts/core';
-import type { WorkloadKind } from '../shared/agent-config.js';
+import { AGENTS_CONFIGMAP, ANNOTATIONS, LABELS, MANAGED_BY_VALUE } from '@telepresence-ts/core/contracts';
+import { TpError, isTpError } from '@telepresence-ts/core/errors';
+import type { WorkloadKind } from '@telepresence-ts/core/agent-config';
 
 export type { CoreV1Event as KubeEvent, V1Pod as KubePod, V1Service as KubeService };
 

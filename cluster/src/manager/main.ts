@@ -5,6 +5,7 @@
 import { Server } from '@grpc/grpc-js';
 import { systemClock } from '../shared/clock.js';
 import { listenGrpcAndHealth } from '../shared/grpc-http-mux.js';
+import { widenServerStreamWindow } from '../shared/grpc-window.js';
 import { runProgram } from '../shared/program.js';
 import { parseManagerEnv } from './env.js';
 import { ClientNodeKubeApi } from './kube.js';
@@ -24,6 +25,7 @@ void runProgram({
     );
     const state = new State(systemClock);
     const server = new Server();
+    if (!widenServerStreamWindow(server)) log.warn('cannot widen the HTTP/2 stream window: this grpc-js differs; tunnels will be slower');
     addToServer(server, {
       state,
       kube,

@@ -3,10 +3,11 @@
  * configuration, resolve the spec to one connection, and wait until a pod with that configuration
  * is Ready and its agent has arrived. A prepare that fails leaves the ConfigMap as it found it.
  */
-import { ENV_AGENT_IMAGE, TpError } from '@telepresence-ts/core';
+import { ENV_AGENT_IMAGE } from '@telepresence-ts/core/contracts';
+import { TpError } from '@telepresence-ts/core/errors';
 import type { InterceptSpec, PreparedIntercept } from '@telepresence-ts/proto/manager/v1';
 import { agentConfigHash } from '../shared/agent-config-hash.js';
-import { WORKLOAD_KINDS, serializeAgentConfig, type WorkloadKind } from '../shared/agent-config.js';
+import { WORKLOAD_KINDS, serializeAgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
 import { buildAgentConfig, resolveTarget, resolvedSpec, toInterceptTarget, workloadRef, type BuildOptions } from './agent-config-builder.js';
 import type { KubeApi, KubeEvent, KubePod, KubeWorkload } from './kube.js';

@@ -3,9 +3,9 @@
  * entry in `telepresence-agents`. The only change it makes to a workload is the pod-template
  * annotation `telepresence.io/restarted-at`, which makes the workload roll out.
  */
-import { AGENT_CONTAINER_NAME } from '@telepresence-ts/core';
+import { AGENT_CONTAINER_NAME } from '@telepresence-ts/core/contracts';
 import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../shared/agent-config-hash.js';
-import { parseAgentConfig, type AgentConfig } from '../shared/agent-config.js';
+import { parseAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/log.js';
 import type { AgentsConfigMapEvent, KubeApi, KubePod, StopWatch, WorkloadRefKey } from './kube.js';

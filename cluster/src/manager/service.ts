@@ -11,11 +11,13 @@ import type {
   handleUnaryCall,
   sendUnaryData,
 } from '@grpc/grpc-js';
-import { TpError, VERSION, isTpError } from '@telepresence-ts/core';
+import { TpError, isTpError } from '@telepresence-ts/core/errors';
+import { VERSION } from '@telepresence-ts/core/version';
 import { ManagerService, type ManagerServer, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
-import { parseAgentConfig } from '../shared/agent-config.js';
+import { parseAgentConfig } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
 import { toServiceError } from '../shared/grpc-errors.js';
+import { widenConnectionWindow } from '../shared/grpc-window.js';
 import type { Logger } from '../shared/log.js';
 import { resolveTarget, resolvedSpec, toInterceptTarget, type BuildOptions } from './agent-config-builder.js';
 import type { KubeApi } from './kube.js';
@@ -150,6 +152,11 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
       return {};
     }),
 
+    getInterceptEnvironment: unary(log, 'GetInterceptEnvironment', ({ session, name }) => {
+      if (session === undefined) throw missing('session');
+      return state.interceptEnvironment(session.sessionId, name);
+    }),
+
     uninstallAgents: unary(log, 'UninstallAgents', async (req) => {
       if (req.session === undefined) throw missing('session');
       state.requireClient(req.session.sessionId);
@@ -182,6 +189,7 @@ type TunnelCall = ServerDuplexStream<TunnelMessage, TunnelMessage>;
  * pairing, starts the relay; the agent's side only reports a failed pairing.
  */
 function tunnel(state: State, log: Logger, call: TunnelCall): void {
+  widenConnectionWindow(call);
   call.once('data', (first: TunnelMessage) => {
     // Pause at once: in flowing mode, messages without a 'data' listener would be dropped.
     call.pause();

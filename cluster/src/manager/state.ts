@@ -3,12 +3,13 @@
  * It imports neither grpc-js nor the Kubernetes client: the gRPC service (service.ts) translates
  * messages onto it, and tests drive it with a fake clock.
  */
-import { TpError } from '@telepresence-ts/core';
+import { TpError } from '@telepresence-ts/core/errors';
 import {
   InterceptDisposition,
   type AgentInfo,
   type ClientInfo,
   type DialRequest,
+  type InterceptEnvironment,
   type InterceptInfo,
   type InterceptSpec,
   type InterceptTarget,
@@ -137,9 +138,12 @@ export class State {
     this.#client(sessionId);
   }
 
-  /** Every agent in session, in arrival order. */
+  /**
+   * Every agent in session, in arrival order, without the app containers' environments: this is
+   * what every client sees, and those hold secrets (see `interceptEnvironment`).
+   */
   agents(): AgentInfo[] {
-    return [...this.#sessions.values()].flatMap((s) => (s.kind === 'agent' ? [s.info] : []));
+    return [...this.#sessions.values()].flatMap((s) => (s.kind === 'agent' ? [{ ...s.info, containers: [] }] : []));
   }
 
   /** Calls `listener` whenever agents arrive or leave; returns the unsubscribe function. */
@@ -223,17 +227,25 @@ export class State {
       if (other.spec === undefined || other.target === undefined || targetKey(other.spec, other.target) !== key) continue;
       const otherHeaders = headerKey(other.spec);
       if (headers === '' || otherHeaders === '' || headers === otherHeaders) {
-        const what = otherHeaders === '' ? 'a global intercept' : 'a personal intercept with the same headers';
+        const holder = other.clientName;
+        const theirs = other.spec.headers.map((h) => `${h.name}=${h.value}`).join(', ');
+        let what: string;
+        let hint: string;
+        if (otherHeaders === '') {
+          what = 'a global intercept';
+          hint = `ask ${holder} to leave "${other.spec.name}": a global intercept takes every request of the port, so no other intercept can share it`;
+        } else if (headers === '') {
+          what = `a personal intercept for requests with ${theirs}`;
+          hint = `a global intercept would take ${holder}'s requests too; take only requests carrying your own header with --http-header <name>=<value>`;
+        } else {
+          what = `a personal intercept with the same headers, ${theirs}`;
+          hint = `choose other --http-header values: ${holder} already takes the requests with ${theirs}`;
+        }
         throw new TpError(
           'user',
           'intercept-conflict',
-          `${describeTarget(spec, target)} is already intercepted by ${other.clientName} (${what}, intercept "${other.spec.name}")`,
-          {
-            hint:
-              headers === '' || otherHeaders === ''
-                ? `ask ${other.clientName} to leave "${other.spec.name}"; a global intercept takes all traffic of the port`
-                : 'use different --http-header values',
-          },
+          `${describeTarget(spec, target)} is already intercepted by ${holder} (${what}, intercept "${other.spec.name}")`,
+          { hint },
         );
       }
     }
@@ -261,6 +273,39 @@ export class State {
       });
     }
     this.#interceptsChanged();
+  }
+
+  /**
+   * The intercepted container's environment and mounts, for the intercept's owner only, from the
+   * first agent of the workload in session. `unknown-intercept` when the client has no such
+   * intercept; `no-agent` when no agent of the workload is in session.
+   */
+  interceptEnvironment(sessionId: string, name: string): InterceptEnvironment {
+    this.#client(sessionId);
+    const ic = this.#intercepts.get(`${sessionId}:${name}`);
+    if (ic?.spec === undefined) {
+      throw new TpError('user', 'unknown-intercept', `you have no intercept named "${name}"`, {
+        hint: 'see your intercepts with `kubectl telepresence list`',
+      });
+    }
+    const { namespace, workloadName } = ic.spec;
+    const containerName = ic.target?.containerName ?? '';
+    for (const s of this.#sessions.values()) {
+      if (s.kind !== 'agent' || s.info.namespace !== namespace || s.info.name !== workloadName) continue;
+      const c = s.info.containers.find((x) => x.name === containerName);
+      return {
+        namespace,
+        podName: s.info.podName,
+        containerName,
+        env: { ...(c?.env ?? {}) },
+        mountRoot: c?.mountRoot ?? '',
+        mounts: [...(c?.mounts ?? [])],
+        sftpPort: s.info.sftpPort,
+      };
+    }
+    throw new TpError('cluster', 'no-agent', `no traffic-agent of ${namespace}/${workloadName} is connected to the traffic-manager`, {
+      hint: `check the workload's pods (kubectl -n ${namespace} get pods) and try again`,
+    });
   }
 
   /** Every intercept, with its disposition as of now. */

@@ -1,4 +1,4 @@
-import { serializeAgentConfig, type AgentConfig } from './agent-config.js';
+import { serializeAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
 import { createHash } from 'node:crypto';
 
 /** Length of the hash in hex characters: 64 bits, plenty to tell one workload's configs apart. */

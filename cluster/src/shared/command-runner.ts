@@ -1,5 +1,5 @@
 /** The child_process adapter behind `CommandRunner` (the only cluster file spawning processes). */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { CommandRunner } from './iptables-init.js';
 
 // iptables takes milliseconds; a minute means the xtables lock is stuck.
@@ -16,3 +16,36 @@ export const commandRunner: CommandRunner = {
       });
     }),
 };
+
+/** A process whose standard streams the caller uses (the agent's sftp-server per connection). */
+export interface PipedProcess {
+  readonly stdin: NodeJS.WritableStream;
+  readonly stdout: NodeJS.ReadableStream;
+  readonly stderr: NodeJS.ReadableStream;
+  /** Resolves with the exit code (null when killed by a signal or when it could not start). */
+  readonly exited: Promise<{ readonly exitCode: number | null; readonly error: Error | undefined }>;
+  kill(): void;
+}
+
+/** Starts `command` without a shell, its stdin, stdout and stderr piped to the caller. */
+export function spawnPiped(command: string, args: readonly string[]): PipedProcess {
+  const child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<{ exitCode: number | null; error: Error | undefined }>((resolve) => {
+    let error: Error | undefined;
+    child.once('error', (err) => {
+      error = err;
+      // A spawn failure (ENOENT) emits no 'close' when nothing was started.
+      if (child.pid === undefined) resolve({ exitCode: null, error });
+    });
+    child.once('close', (code) => resolve({ exitCode: code, error }));
+  });
+  return {
+    stdin: child.stdin,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+  };
+}

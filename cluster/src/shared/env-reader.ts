@@ -1,4 +1,5 @@
-import { LOG_LEVELS, TpError, type LogLevel } from '@telepresence-ts/core';
+import { LOG_LEVELS, type LogLevel } from '@telepresence-ts/core/contracts';
+import { TpError } from '@telepresence-ts/core/errors';
 import { isIP } from 'node:net';
 
 /** A process environment, or a literal one in tests. */

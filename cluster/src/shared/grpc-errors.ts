@@ -8,9 +8,10 @@
  *   "josé@host"): an illegal value would throw inside the error path and lose the error.
  */
 import { Metadata, status, type ServerErrorResponse } from '@grpc/grpc-js';
-import { TP_ERROR_METADATA, grpcStatusFor, toTpError } from '@telepresence-ts/core';
+import { grpcStatusFor, toTpError } from '@telepresence-ts/core/errors';
+import { TP_ERROR_METADATA } from '@telepresence-ts/core/wire-errors';
 
-export { fromServiceError } from '@telepresence-ts/core';
+export { fromServiceError } from '@telepresence-ts/core/wire-errors';
 
 const STATUS_BY_CODE: Readonly<Record<string, status>> = {
   'session-expired': status.NOT_FOUND,

@@ -1,5 +1,5 @@
 import { ServerCredentials, type Server as GrpcServer } from '@grpc/grpc-js';
-import { HEALTHZ_PATH } from '@telepresence-ts/core';
+import { HEALTHZ_PATH } from '@telepresence-ts/core/contracts';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 
 /** The first bytes of every HTTP/2 connection (RFC 9113 §3.4): gRPC always starts with them. */
@@ -48,6 +48,8 @@ export async function listenGrpcAndHealth(grpc: GrpcServer, port: number, host: 
   const server = createNetServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    // Tunnel data is request/response traffic: Nagle's delay would add to every round trip.
+    socket.setNoDelay(true);
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);

@@ -1,4 +1,4 @@
-import { HEALTHZ_PATH } from '@telepresence-ts/core';
+import { HEALTHZ_PATH } from '@telepresence-ts/core/contracts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 

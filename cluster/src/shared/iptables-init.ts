@@ -12,7 +12,8 @@
  * = comma-separated `containerPort:agentPort` pairs and `ENV.podIp` (ip6tables when it is IPv6),
  * runs as root with NET_ADMIN, and exits 0 when every rule is in place.
  */
-import { ENV, TpError } from '@telepresence-ts/core';
+import { ENV } from '@telepresence-ts/core/contracts';
+import { TpError } from '@telepresence-ts/core/errors';
 import { isIPv6 } from 'node:net';
 import type { Env } from './env-reader.js';
 

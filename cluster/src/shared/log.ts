@@ -1,4 +1,4 @@
-import { LOG_LEVELS, type LogLevel } from '@telepresence-ts/core';
+import { LOG_LEVELS, type LogLevel } from '@telepresence-ts/core/contracts';
 
 /** Structured logging: one JSON object per line, which `kubectl logs` and log shippers both read. */
 export interface Logger {

@@ -1,4 +1,6 @@
-import { VERSION, exitCodeFor, formatTpError, toTpError, type LogLevel } from '@telepresence-ts/core';
+import { type LogLevel } from '@telepresence-ts/core/contracts';
+import { exitCodeFor, formatTpError, toTpError } from '@telepresence-ts/core/errors';
+import { VERSION } from '@telepresence-ts/core/version';
 import { createLogger, type Logger } from './log.js';
 
 /** What a program needs to run once its configuration is known. */

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { request } from 'node:http';
 import { startAgent, type RunningAgent } from '../../src/agent/agent.js';
 import type { AgentSettings } from '../../src/agent/env.js';
-import type { AgentConfig } from '../../src/shared/agent-config.js';
+import type { AgentConfig } from '@telepresence-ts/core/agent-config';
 import { closeServer, exchange, FakeManager, intercept, memoryLogger, startReplyServer, until } from './helpers.js';
 
 function config(appPort: number, managerPort: number): AgentConfig {
@@ -57,6 +57,7 @@ async function setUp(t: Test, managerUp: boolean): Promise<{ agent: RunningAgent
     managerHost: '127.0.0.1',
     managerPort: manager.port,
     logLevel: 'debug',
+    appContainers: [],
   };
   const agent = await startAgent(settings, memoryLogger(), {
     backoff: { initialMs: 20, maxMs: 100 },
@@ -90,7 +91,8 @@ t.test('an intercept sends new connections through a Tunnel to the manager', asy
   t.ok(manager.tunnels[0]?.closed, 'the agent half-closed with TunnelClose');
   t.strictSame(app.received, [], 'the app saw nothing');
 
-  // A personal (header) intercept is not served by this agent yet: its port stays with the app.
+  // With a personal (header) intercept the port is routed per HTTP request; bytes that are not
+  // HTTP still reach the app (http-router.test.ts covers the requests).
   manager.setIntercepts([intercept('client-1:echo', 9901, { spec: { ...intercept('x:y', 1).spec!, headers: [{ name: 'x-user', value: 'me' }] } })]);
   await until(() => agent.session.intercepts[0]?.spec?.headers.length === 1, 'header intercept seen');
   t.equal(await exchange(port, 'again'), 'app:again');

@@ -30,12 +30,7 @@ async function bundledPackages(): Promise<Set<string>> {
   return packages;
 }
 
-t.test('the agent bundle carries no Kubernetes client, TLS toolkit or CLI code', {
-  // A known failure: core's entry point pulls @kubernetes/client-node and node-forge into the
-  // agent. The fix is subpath exports in core that the cluster programs import directly (see
-  // docs/roadmap.md); `"sideEffects": false` on core is not it, as it broke the manager at run time.
-  todo: 'core\'s entry point still pulls the Kubernetes client and node-forge into the agent bundle',
-}, async (t) => {
+t.test('the agent bundle carries no Kubernetes client, TLS toolkit or CLI code', async (t) => {
   const packages = await bundledPackages();
   t.strictSame([...packages].filter((p) => !ALLOWED.has(p)).sort(), [], 'only the allowed packages');
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { loadAgentSettings, parseAgentEnv } from '../../src/agent/env.js';
-import { serializeAgentConfig, type AgentConfig } from '../../src/shared/agent-config.js';
+import { serializeAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
 
 const CONFIG: AgentConfig = {
   version: 1,
@@ -64,7 +64,32 @@ t.test('settings from the file alone', (t) => {
     managerHost: 'traffic-manager.tp-system',
     managerPort: 8081,
     logLevel: 'info',
+    appContainers: [{ name: 'app', mountRoot: '/tel_app_mounts/app', env: {}, mounts: [] }],
   });
+  t.end();
+});
+
+t.test('the app container\'s environment: its prefixed variables and the service links, nothing else', (t) => {
+  const env = {
+    TP_AGENT_CONFIG: PATH,
+    PATH: '/usr/bin',
+    HOSTNAME: 'echo-1',
+    KUBERNETES_SERVICE_HOST: '10.96.0.1',
+    KUBERNETES_PORT_443_TCP_ADDR: '10.96.0.1',
+    TP_APP0_GREETING: 'hello',
+    TP_APP0_DB_PASSWORD: 's3cret',
+    TP_APP0_KUBERNETES_SERVICE_HOST: 'overridden',
+    TP_APP0_TELEPRESENCE_MOUNTS: '/etc/config:/data',
+    TP_APP1_OTHER: 'another container',
+  };
+  t.strictSame(loadAgentSettings(env, files(serializeAgentConfig(CONFIG)), host).appContainers, [
+    {
+      name: 'app',
+      mountRoot: '/tel_app_mounts/app',
+      env: { KUBERNETES_SERVICE_HOST: 'overridden', KUBERNETES_PORT_443_TCP_ADDR: '10.96.0.1', GREETING: 'hello', DB_PASSWORD: 's3cret' },
+      mounts: ['/etc/config', '/data'],
+    },
+  ]);
   t.end();
 });
 

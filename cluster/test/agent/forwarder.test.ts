@@ -17,6 +17,7 @@ function ports(tunnelPort?: number): ForwarderPorts & { intercepted: Map<number,
     intercepted,
     tunnels,
     interceptFor: (r) => intercepted.get(r.agentPort),
+    personalFor: () => [],
     openTunnel: (interceptId): Duplex | undefined => {
       if (tunnelPort === undefined) return undefined;
       tunnels.push(interceptId);
@@ -88,7 +89,7 @@ t.test('openTunnel throwing: the connection goes to the app and a warning is log
   const log = memoryLogger();
   const fwd = await Forwarder.start(
     [r],
-    { interceptFor: () => 'x:y', openTunnel: () => { throw new Error('boom'); }, dialApp: dialLocalApp },
+    { interceptFor: () => 'x:y', personalFor: () => [], openTunnel: () => { throw new Error('boom'); }, dialApp: dialLocalApp },
     log,
     { host: '127.0.0.1', bindPort: () => 0 },
   );

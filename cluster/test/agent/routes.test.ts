@@ -1,7 +1,16 @@
 import { InterceptDisposition } from '@telepresence-ts/proto/manager/v1';
 import t from 'tap';
-import { chooseIntercept, forwardRoutes, type ForwardRoute } from '../../src/agent/routes.js';
-import type { AgentConfig, AgentIntercept } from '../../src/shared/agent-config.js';
+import {
+  chooseIntercept,
+  forwardRoutes,
+  matchRequest,
+  pairsFromObject,
+  pairsFromRaw,
+  personalIntercepts,
+  type ForwardRoute,
+  type PersonalIntercept,
+} from '../../src/agent/routes.js';
+import type { AgentConfig, AgentIntercept } from '@telepresence-ts/core/agent-config';
 import { intercept } from './helpers.js';
 
 function ic(servicePortName: string, servicePort: number, containerPort: number, agentPort: number): AgentIntercept {
@@ -36,10 +45,61 @@ t.test('which intercept takes a route', (t) => {
     { name: 'another container', intercepts: [{ ...base, target: { ...base.target!, containerName: 'sidecar' } }], want: undefined },
     { name: 'no container named', intercepts: [{ ...base, target: { ...base.target!, containerName: '' } }], want: 'c1:echo' },
     { name: 'no target', intercepts: [{ ...base, target: undefined }], want: undefined },
-    { name: 'personal (headers): not here yet', intercepts: [{ ...base, spec: { ...base.spec!, headers: [{ name: 'x', value: 'y' }] } }], want: undefined },
+    { name: 'personal (headers): not a global one', intercepts: [{ ...base, spec: { ...base.spec!, headers: [{ name: 'x', value: 'y' }] } }], want: undefined },
     { name: 'the oldest of several', intercepts: [{ ...intercept('c2:echo', 9901), createdAt: 2 }, { ...intercept('c3:echo', 9901), createdAt: 1 }], want: 'c3:echo' },
     { name: 'equal ages: the smaller id', intercepts: [intercept('c2:echo', 9901), intercept('c1:echo', 9901)], want: 'c1:echo' },
   ];
   for (const c of cases) t.equal(chooseIntercept(c.intercepts, route)?.id, c.want, c.name);
+  t.end();
+});
+
+t.test('the personal intercepts of a route, most specific first, then the oldest', (t) => {
+  const route: ForwardRoute = { containerName: 'app', containerPort: 8080, agentPort: 9901, label: 'echo:http' };
+  const personal = (id: string, headers: Array<[string, string]>, createdAt = 1) => {
+    const base = intercept(id, 9901);
+    return { ...base, createdAt, spec: { ...base.spec!, headers: headers.map(([name, value]) => ({ name, value })) } };
+  };
+  const cases = [
+    { name: 'none', intercepts: [], want: [] },
+    { name: 'a global one is not personal', intercepts: [intercept('c1:g', 9901)], want: [] },
+    { name: 'another port', intercepts: [{ ...personal('c1:a', [['x', '1']]), target: { ...intercept('x:y', 9902).target! } }], want: [] },
+    { name: 'agent error', intercepts: [{ ...personal('c1:a', [['x', '1']]), disposition: InterceptDisposition.AGENT_ERROR }], want: [] },
+    { name: 'more headers first', intercepts: [personal('c1:a', [['x', '1']]), personal('c2:b', [['x', '1'], ['y', '2']], 5)], want: ['c2:b', 'c1:a'] },
+    { name: 'then the oldest', intercepts: [personal('c1:a', [['x', '1']], 3), personal('c2:b', [['x', '2']], 2)], want: ['c2:b', 'c1:a'] },
+    { name: 'then the smaller id', intercepts: [personal('c2:b', [['x', '2']]), personal('c1:a', [['x', '1']])], want: ['c1:a', 'c2:b'] },
+  ];
+  for (const c of cases) t.strictSame(personalIntercepts(c.intercepts, route).map((p) => p.id), c.want, c.name);
+  t.end();
+});
+
+t.test('which personal intercept a request goes to', (t) => {
+  const p = (id: string, ...headers: Array<[string, string]>): PersonalIntercept => ({ id, createdAt: 0, headers: headers.map(([name, value]) => ({ name, value })) });
+  const alice = p('c1:alice', ['x-user', 'alice']);
+  const bob = p('c2:bob', ['X-User', 'bob']);
+  const aliceTeam = p('c3:team', ['x-user', 'alice'], ['x-team', 'blue']);
+  const cases: Array<{ name: string; personal: PersonalIntercept[]; request: Array<[string, string]>; want: string | undefined }> = [
+    { name: 'no intercepts', personal: [], request: [['x-user', 'alice']], want: undefined },
+    { name: 'no header: the app', personal: [alice, bob], request: [['host', 'echo']], want: undefined },
+    { name: 'exact match', personal: [alice, bob], request: [['x-user', 'alice']], want: 'c1:alice' },
+    { name: 'the other one', personal: [alice, bob], request: [['x-user', 'bob']], want: 'c2:bob' },
+    { name: 'names ignore case (request)', personal: [alice], request: [['X-USER', 'alice']], want: 'c1:alice' },
+    { name: 'names ignore case (intercept)', personal: [bob], request: [['x-user', 'bob']], want: 'c2:bob' },
+    { name: 'values do not', personal: [alice], request: [['x-user', 'Alice']], want: undefined },
+    { name: 'no prefix match', personal: [alice], request: [['x-user', 'alice2']], want: undefined },
+    { name: 'all headers must match', personal: [aliceTeam], request: [['x-user', 'alice']], want: undefined },
+    { name: 'all present', personal: [aliceTeam], request: [['x-team', 'blue'], ['x-user', 'alice']], want: 'c3:team' },
+    { name: 'the first in order wins', personal: [aliceTeam, alice], request: [['x-team', 'blue'], ['x-user', 'alice']], want: 'c3:team' },
+    { name: 'less specific when the other does not match', personal: [aliceTeam, alice], request: [['x-team', 'red'], ['x-user', 'alice']], want: 'c1:alice' },
+    { name: 'a repeated header matches on any line', personal: [bob], request: [['x-user', 'alice'], ['x-user', 'bob']], want: 'c2:bob' },
+    { name: 'an empty value is a value', personal: [p('c4:e', ['x-empty', ''])], request: [['x-empty', '']], want: 'c4:e' },
+  ];
+  for (const c of cases) t.equal(matchRequest(c.personal, c.request), c.want, c.name);
+  t.end();
+});
+
+t.test('header pairs from raw HTTP/1 headers and from HTTP/2 header objects', (t) => {
+  t.strictSame(pairsFromRaw(['Host', 'x', 'X-User', 'a', 'X-User', 'b']), [['Host', 'x'], ['X-User', 'a'], ['X-User', 'b']]);
+  t.strictSame(pairsFromRaw(['odd']), [], 'a trailing name without value is ignored');
+  t.strictSame(pairsFromObject({ ':path': '/p', 'x-user': 'a', cookie: ['c=1', 'd=2'], absent: undefined }), [['x-user', 'a'], ['cookie', 'c=1'], ['cookie', 'd=2']]);
   t.end();
 });

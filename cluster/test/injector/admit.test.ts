@@ -3,7 +3,7 @@ import t from 'tap';
 import { admit, type AdmissionRequest, type InjectorKube } from '../../src/injector/admit.js';
 import { injectAgent } from '../../src/injector/inject.js';
 import { applyJsonPatch, jsonEqual } from '../../src/injector/patch.js';
-import { serializeAgentConfig } from '../../src/shared/agent-config.js';
+import { serializeAgentConfig } from '@telepresence-ts/core/agent-config';
 import { fakeKube } from './fake-kube.js';
 import { config, container, intercept, pod } from './samples.js';
 

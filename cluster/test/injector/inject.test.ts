@@ -1,4 +1,4 @@
-import { AGENT_CONTAINER_NAME, LABELS } from '@telepresence-ts/core';
+import { AGENT_CONTAINER_NAME, LABELS } from '@telepresence-ts/core/contracts';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import t from 'tap';
 import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../../src/shared/agent-config-hash.js';
@@ -84,6 +84,41 @@ t.test('the agent environment follows the contract', (t) => {
     TP_LOG_LEVEL: 'info',
     TP_AGENT_CONFIG: '/etc/traffic-agent/config.json',
   });
+  t.end();
+});
+
+t.test('the app container\'s env, envFrom and volume mounts go to the agent, prefixed and re-rooted', (t) => {
+  const app = container('app', ['http:8080'], {
+    env: [
+      { name: 'GREETING', value: 'hello' },
+      { name: 'MESSAGE', value: '$(GREETING), world' },
+      { name: 'PASSWORD', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } },
+    ],
+    envFrom: [{ configMapRef: { name: 'settings' } }],
+    volumeMounts: [
+      { name: 'config', mountPath: '/etc/config', readOnly: true },
+      { name: 'scratch', mountPath: '/scratch' },
+    ],
+  });
+  const input = pod([app, container('side', ['metrics:9100'], { env: [{ name: 'SIDE', value: '1' }] })]);
+  const cfg = config({ app: [intercept('http', 8080, 9901)] });
+  const out = injectAgent(input, cfg);
+  const agent = find(out, AGENT_CONTAINER_NAME);
+  t.strictSame(agent.env?.slice(0, 4), [
+    { name: 'TP_APP0_GREETING', value: 'hello' },
+    { name: 'TP_APP0_MESSAGE', value: '$(TP_APP0_GREETING), world' },
+    { name: 'TP_APP0_PASSWORD', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } },
+    { name: 'TP_APP0_TELEPRESENCE_MOUNTS', value: '/etc/config:/scratch' },
+  ], 'the served container\'s variables come first; the other container\'s are not copied');
+  t.equal(agent.env?.[4]?.name, 'TP_AGENT_NAME', 'then the agent\'s own');
+  t.strictSame(agent.envFrom, [{ configMapRef: { name: 'settings' }, prefix: 'TP_APP0_' }]);
+  t.strictSame(agent.volumeMounts?.slice(1), [
+    { name: 'config', mountPath: '/tel_app_mounts/app/etc/config', readOnly: true },
+    { name: 'scratch', mountPath: '/tel_app_mounts/app/scratch' },
+  ]);
+  t.strictSame(find(out, 'app'), { ...app, ports: [{ name: 'tm-http', containerPort: 8080, protocol: 'TCP' }] }, 'the app container keeps its env and mounts');
+  t.ok(jsonEqual(injectAgent(out, cfg), out), 'a second pass changes nothing');
+  t.strictSame(removeAgent(out).spec, input.spec, 'removing the agent restores the containers');
   t.end();
 });
 

@@ -1,6 +1,6 @@
 /** Pods and agent configurations shared by the injector's tests. */
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import { AGENT_CONFIG_VERSION, type AgentConfig, type AgentIntercept } from '../../src/shared/agent-config.js';
+import { AGENT_CONFIG_VERSION, type AgentConfig, type AgentIntercept } from '@telepresence-ts/core/agent-config';
 
 /** One intercept; symbolic (`targetPort: <name>`) unless `numeric`. */
 export function intercept(

@@ -8,7 +8,7 @@ import { admit, type AdmissionRequest, type Decision } from '../../src/injector/
 import { injectAgent } from '../../src/injector/inject.js';
 import { applyJsonPatch, jsonEqual } from '../../src/injector/patch.js';
 import { startWebhookServer, type WebhookOptions, type WebhookServer } from '../../src/injector/webhook.js';
-import { serializeAgentConfig } from '../../src/shared/agent-config.js';
+import { serializeAgentConfig } from '@telepresence-ts/core/agent-config';
 import { createLogger } from '../../src/shared/log.js';
 import { fakeKube } from './fake-kube.js';
 import { config, container, intercept, pod } from './samples.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { buildAgentConfig, resolveTarget, resolvedSpec, toInterceptTarget, type BuildOptions } from '../../src/manager/agent-config-builder.js';
-import { parseAgentConfig, serializeAgentConfig, type AgentIntercept } from '../../src/shared/agent-config.js';
+import { parseAgentConfig, serializeAgentConfig, type AgentIntercept } from '@telepresence-ts/core/agent-config';
 import { service, workload } from './fixtures.js';
 
 const opts: BuildOptions = { agentImage: 'tp-local/traffic-agent:0.1.0', managerHost: 'traffic-manager.tp-system', managerPort: 8081, logLevel: 'info' };

@@ -1,4 +1,4 @@
-import { VERSION } from '@telepresence-ts/core';
+import { VERSION } from '@telepresence-ts/core/version';
 import t from 'tap';
 import { parseManagerEnv } from '../../src/manager/env.js';
 

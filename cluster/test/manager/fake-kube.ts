@@ -1,6 +1,6 @@
 /** An in-memory KubeApi for the manager's tests: it records what it is asked to change. */
 import type { AgentsConfigMapEvent, KubeApi, KubeEvent, KubePod, KubeService, KubeWorkload, PodEvent, StopWatch, WorkloadRefKey } from '../../src/manager/kube.js';
-import type { WorkloadKind } from '../../src/shared/agent-config.js';
+import type { WorkloadKind } from '@telepresence-ts/core/agent-config';
 
 const key = (ref: { kind: string; namespace: string; name: string }): string => `${ref.namespace}/${ref.kind}/${ref.name}`;
 

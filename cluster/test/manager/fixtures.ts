@@ -1,7 +1,7 @@
 /** Kubernetes objects for the manager's tests. */
 import type { V1Container, V1ServicePort } from '@kubernetes/client-node';
 import type { KubeService, KubeWorkload } from '../../src/manager/kube.js';
-import type { WorkloadKind } from '../../src/shared/agent-config.js';
+import type { WorkloadKind } from '@telepresence-ts/core/agent-config';
 
 export function workload(name: string, containers: V1Container[], opts: { kind?: WorkloadKind; namespace?: string; labels?: Record<string, string> } = {}): KubeWorkload {
   const namespace = opts.namespace ?? 'default';

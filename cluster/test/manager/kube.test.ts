@@ -1,5 +1,5 @@
 import { ApiException } from '@kubernetes/client-node';
-import { TpError } from '@telepresence-ts/core';
+import { TpError } from '@telepresence-ts/core/errors';
 import t from 'tap';
 import { kubeError } from '../../src/manager/kube.js';
 

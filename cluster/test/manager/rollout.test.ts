@@ -2,7 +2,7 @@ import t from 'tap';
 import { buildAgentConfig } from '../../src/manager/agent-config-builder.js';
 import { AgentConfigWatcher } from '../../src/manager/rollout.js';
 import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
-import { serializeAgentConfig, type AgentConfig, type WorkloadKind } from '../../src/shared/agent-config.js';
+import { serializeAgentConfig, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
 import { createLogger } from '../../src/shared/log.js';
 import { FakeClock } from '../shared/fake-clock.js';
 import { FakeKube, pod, type PodOptions } from './fake-kube.js';

@@ -6,7 +6,7 @@ import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-con
 import { addToServer } from '../../src/manager/service.js';
 import { State } from '../../src/manager/state.js';
 import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
-import { serializeAgentConfig } from '../../src/shared/agent-config.js';
+import { serializeAgentConfig } from '@telepresence-ts/core/agent-config';
 import { fromServiceError } from '../../src/shared/grpc-errors.js';
 import { listenGrpcAndHealth } from '../../src/shared/grpc-http-mux.js';
 import { createLogger } from '../../src/shared/log.js';
@@ -66,7 +66,7 @@ function collect<T>(stream: ClientReadableStream<T>): Promise<{ messages: T[]; e
 
 const alice = { name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0' };
 const bob = { name: 'bob@desk', installId: 'b', product: 'cli', version: '0.1.0' };
-const agentInfo = (podName = 'web-1') => ({ name: 'web', namespace: 'default', podName, podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment' });
+const agentInfo = (podName = 'web-1') => ({ name: 'web', namespace: 'default', podName, podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0 });
 
 t.test('version, arrive, remain, depart and expiry over gRPC', async (t) => {
   const { client, clock } = await startManager(t);

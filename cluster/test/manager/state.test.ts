@@ -17,6 +17,8 @@ const agentInfo = (name = 'web', namespace = 'default', podName = `${name}-abc`)
   podIp: '10.0.0.7',
   version: '0.1.0',
   kind: 'Deployment',
+  containers: [],
+  sftpPort: 0,
 });
 
 function spec(over: Partial<InterceptSpec> = {}): InterceptSpec {
@@ -184,7 +186,24 @@ t.test('a conflict names the holder', async (t) => {
   state.createIntercept(alice.sessionId, spec(), target());
   t.throws(() => state.createIntercept(bob.sessionId, spec(), target()), {
     message: 'deployment/web (namespace default, container app port 8080) is already intercepted by alice@laptop (a global intercept, intercept "web-default")',
-    hint: 'ask alice@laptop to leave "web-default"; a global intercept takes all traffic of the port',
+    hint: 'ask alice@laptop to leave "web-default": a global intercept takes every request of the port, so no other intercept can share it',
+  });
+});
+
+t.test('a conflict with a personal intercept names the holder and the headers, and suggests --http-header', async (t) => {
+  const { state } = newState();
+  const alice = state.arriveAsClient(client('alice@laptop'));
+  const bob = state.arriveAsClient(client('bob@desk'));
+  state.createIntercept(alice.sessionId, spec({ headers: [{ name: 'x-user', value: 'alice' }] }), target());
+  t.throws(() => state.createIntercept(bob.sessionId, spec(), target()), {
+    code: 'intercept-conflict',
+    message: /already intercepted by alice@laptop \(a personal intercept for requests with x-user=alice, intercept "web-default"\)$/,
+    hint: /--http-header <name>=<value>/,
+  });
+  t.throws(() => state.createIntercept(bob.sessionId, spec({ headers: [{ name: 'X-User', value: 'alice' }] }), target()), {
+    code: 'intercept-conflict',
+    message: /by alice@laptop \(a personal intercept with the same headers, x-user=alice/,
+    hint: 'choose other --http-header values: alice@laptop already takes the requests with x-user=alice',
   });
 });
 
@@ -296,4 +315,25 @@ t.test('tunnel pairing', async (t) => {
     clock.advance(10_000);
     t.ok(clock.pending <= before, 'no pairing timer fires');
   });
+});
+
+t.test('the intercepted container\'s environment goes to the owner only', async (t) => {
+  const { state } = newState();
+  const alice = state.arriveAsClient(client('alice'));
+  const bob = state.arriveAsClient(client('bob'));
+  state.createIntercept(alice.sessionId, spec(), target());
+  t.throws(() => state.interceptEnvironment(alice.sessionId, 'web-default'), { code: 'no-agent' }, 'no agent in session yet');
+  const env = { DB_PASSWORD: 's3cret' };
+  state.arriveAsAgent({ ...agentInfo(), containers: [{ name: 'app', env, mountRoot: '/tel_app_mounts/app', mounts: ['/etc/config'] }], sftpPort: 40123 });
+  t.strictSame(state.interceptEnvironment(alice.sessionId, 'web-default'), {
+    namespace: 'default',
+    podName: 'web-abc',
+    containerName: 'app',
+    env,
+    mountRoot: '/tel_app_mounts/app',
+    mounts: ['/etc/config'],
+    sftpPort: 40123,
+  });
+  t.throws(() => state.interceptEnvironment(bob.sessionId, 'web-default'), { code: 'unknown-intercept' }, 'not for another client');
+  t.strictSame(state.agents()[0]?.containers, [], 'agent snapshots carry no environment');
 });

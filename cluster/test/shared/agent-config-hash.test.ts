@@ -1,6 +1,6 @@
 import t from 'tap';
 import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../../src/shared/agent-config-hash.js';
-import { AGENT_CONFIG_VERSION, serializeAgentConfig, type AgentConfig } from '../../src/shared/agent-config.js';
+import { AGENT_CONFIG_VERSION, serializeAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
 import { createHash } from 'node:crypto';
 
 const config: AgentConfig = {

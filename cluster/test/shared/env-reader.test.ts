@@ -1,4 +1,4 @@
-import { TpError } from '@telepresence-ts/core';
+import { TpError } from '@telepresence-ts/core/errors';
 import t from 'tap';
 import { EnvReader } from '../../src/shared/env-reader.js';
 

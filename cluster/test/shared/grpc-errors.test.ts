@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { TpError } from '@telepresence-ts/core';
+import { TpError } from '@telepresence-ts/core/errors';
 import t from 'tap';
 import { fromServiceError, toServiceError } from '../../src/shared/grpc-errors.js';
 

@@ -8,6 +8,7 @@ import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import {
   ConnectionState,
   type ConnectionStatus,
+  type InterceptRemote,
   type ListResponse,
   type StateSnapshot,
   type VersionResponse,
@@ -18,18 +19,23 @@ import type {
   AgentSnapshot,
   DialRequest,
   InterceptInfo,
+  InterceptEnvironment,
   InterceptSnapshot,
   InterceptSpec,
   SessionInfo,
   UninstallAgentsResponse,
 } from '@telepresence-ts/proto/manager/v1';
 import { AGENTS_CONFIGMAP } from '../contracts.js';
+import { writeFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { TpError, toTpError } from '../errors.js';
 import { deadlineIn, unary } from '../grpc-call.js';
 import type { KubeFlags } from '../kube/kube-api.js';
 import type { V1ConfigMap, V1Deployment, V1ReplicaSet, V1StatefulSet } from '../kube/kube-types.js';
 import type { Logger } from './logger.js';
 import type { ManagerConnection, ManagerConnector } from './manager-connection.js';
+import type { ActiveMount, Mounter, PreparedMount } from './mounts.js';
+import { formatDotenv, formatEnvJson, localEnvironment } from './remote-env.js';
 import { runTunnel } from './tunnel.js';
 import { fromServiceError } from '../wire-errors.js';
 
@@ -41,7 +47,31 @@ export interface DaemonDeps {
   /** "user@host" and a stable per-install id, for ArriveAsClient. */
   readonly clientName: string;
   readonly installId: string;
+  /** Mounts remote volumes; without it, an intercept that asks for a mount is refused. */
+  readonly mounter?: Mounter;
 }
+
+/** What an intercept brings to the workstation besides its traffic (daemon.proto InterceptRequest). */
+export interface InterceptOptions {
+  readonly mount?: boolean;
+  /** Absolute; empty or undefined for a fresh temporary directory. */
+  readonly mountPoint?: string;
+  /** Absolute paths of the dotenv and JSON files to write; empty or undefined for none. */
+  readonly envFile?: string;
+  readonly envJson?: string;
+  /** sshfs -o allow_other: for a container running as another user. */
+  readonly mountAllowOther?: boolean;
+}
+
+/** An intercept's environment and mount, while it lasts. */
+interface Remote {
+  readonly remote: InterceptRemote;
+  readonly mount: ActiveMount | undefined;
+}
+
+/** How long to wait for an agent of the workload to report its environment after create. */
+const ENVIRONMENT_WAIT_MS = 15_000;
+const ENVIRONMENT_POLL_MS = 500;
 
 export interface ConnectArgs {
   readonly flags: KubeFlags;
@@ -127,6 +157,8 @@ export class Daemon {
   private allIntercepts: InterceptInfo[] = [];
   private readonly listeners = new Set<(s: StateSnapshot) => void>();
   private readonly tunnels = new Set<Promise<void>>();
+  /** Environment and mount of each of our intercepts, by spec.name. */
+  private readonly remotes = new Map<string, Remote>();
 
   constructor(deps: DaemonDeps) {
     this.deps = deps;
@@ -152,7 +184,7 @@ export class Daemon {
   }
 
   snapshot(): StateSnapshot {
-    return { connection: this.status(), intercepts: [...this.intercepts.values()] };
+    return { connection: this.status(), intercepts: [...this.intercepts.values()], remotes: [...this.remotes.values()].map((r) => r.remote) };
   }
 
   /** Calls `listener` now and on every change; returns the unsubscribe function. */
@@ -252,6 +284,7 @@ export class Daemon {
         if (this.seenIntercepts.has(ii.id) && !present.has(ii.id)) {
           this.deps.log('info', `intercept ${ii.id} was removed by the traffic-manager`);
           this.intercepts.delete(name);
+          void this.dropRemote(name).then(() => this.emit());
           this.seenIntercepts.delete(ii.id);
         }
       }
@@ -351,6 +384,7 @@ export class Daemon {
       s.failedHeartbeats = 0;
       if (this.intercepts.size > 0) {
         this.lastError = `the session expired and the traffic-manager removed intercepts ${[...this.intercepts.keys()].join(', ')}`;
+        await Promise.all([...this.intercepts.keys()].map((name) => this.dropRemote(name)));
         this.intercepts.clear();
       } else {
         this.lastError = '';
@@ -389,6 +423,7 @@ export class Daemon {
     } catch (err: unknown) {
       this.deps.log('warn', `depart failed: ${toTpError(err).message}`);
     }
+    await Promise.all([...this.remotes.keys()].map((name) => this.dropRemote(name)));
     await s.conn.close();
     this.intercepts.clear();
     this.agents = [];
@@ -435,8 +470,12 @@ export class Daemon {
     return { workloads };
   }
 
-  /** Prepare (streaming `progress`), then create; resolves with the created intercept. */
-  async intercept(requested: InterceptSpec, progress: (line: string) => void): Promise<InterceptInfo> {
+  /**
+   * Prepare (streaming `progress`), then create, then bring the container's environment (and, when
+   * asked, its volumes) to the workstation; resolves with the created intercept, whose environment
+   * and mount `remoteOf` then gives. A failure after create removes the intercept again.
+   */
+  async intercept(requested: InterceptSpec, progress: (line: string) => void, options: InterceptOptions = {}): Promise<InterceptInfo> {
     const s = this.requireSession();
     if (requested.workloadName === '') {
       throw new TpError('user', 'bad-usage', 'no workload given', { hint: 'kubectl telepresence intercept <workload> --port <local port>' });
@@ -455,8 +494,20 @@ export class Daemon {
         hint: holder !== undefined ? `choose another --port, or run \`kubectl telepresence leave ${holder.spec?.name ?? ''}\`` : 'choose another --port',
       });
     }
+    for (const path of [options.envFile, options.envJson]) {
+      if (path !== undefined && path !== '' && !isAbsolute(path)) {
+        throw new TpError('user', 'bad-usage', `the environment file path ${path} is not absolute`, { hint: 'front ends resolve --env-file and --env-json against their working directory' });
+      }
+    }
+    // Checked before the cluster is touched, so that a bad mount point changes nothing.
+    let mountAt: PreparedMount | undefined;
+    if (options.mount === true) {
+      if (this.deps.mounter === undefined) throw new TpError('internal', 'mount-unavailable', 'this daemon cannot mount remote volumes', { hint: 'pass --mount=false' });
+      mountAt = await this.deps.mounter.prepare(name, options.mountPoint);
+    }
     const spec: InterceptSpec = { ...requested, name, namespace };
     this.pendingPorts.add(spec.localPort);
+    let created = false;
     try {
       const mgr = s.conn.manager;
       const stream = mgr.prepareIntercept({ session: s.info, spec });
@@ -477,11 +528,95 @@ export class Daemon {
       }
       const info = await unary(mgr.createIntercept.bind(mgr), { session: s.info, spec: prepared }, callOptions());
       this.intercepts.set(name, info);
+      created = true;
       this.deps.log('info', `intercept ${info.id} created`);
+      this.remotes.set(name, await this.bringRemote(s, info, mountAt, options));
       this.emit();
       return info;
+    } catch (err: unknown) {
+      if (created) {
+        // Nothing half-applied: the intercept goes again when its environment or volumes fail.
+        await this.leave(name).catch((e: unknown) => this.deps.log('warn', `removing intercept ${name} after a failure: ${toTpError(e).message}`));
+      } else if (mountAt !== undefined) {
+        this.deps.mounter?.release(mountAt);
+      }
+      throw err;
     } finally {
       this.pendingPorts.delete(spec.localPort);
+    }
+  }
+
+  /** The environment and mount of our intercept `name`, once it is set up. */
+  remoteOf(name: string): InterceptRemote | undefined {
+    return this.remotes.get(name)?.remote;
+  }
+
+  /** The container's environment from its agent, the volumes mounted, the files written. */
+  private async bringRemote(s: Session, info: InterceptInfo, mountAt: PreparedMount | undefined, options: InterceptOptions): Promise<Remote> {
+    const name = info.spec?.name ?? '';
+    const env = await this.fetchEnvironment(s, name);
+    let mount: ActiveMount | undefined;
+    if (mountAt !== undefined && this.deps.mounter !== undefined) {
+      const mounter = this.deps.mounter;
+      if (env.mounts.length === 0) {
+        // Nothing to mount: the container has no volumes.
+        mounter.release(mountAt);
+      } else if (env.sftpPort === 0) {
+        mounter.release(mountAt);
+        throw new TpError('cluster', 'no-volume-server', `the traffic-agent of ${env.namespace}/${env.podName} does not serve the container's volumes`, {
+          hint: `see its log (kubectl -n ${env.namespace} logs ${env.podName} -c traffic-agent), or pass --mount=false`,
+        });
+      } else {
+        const forward = await s.conn.kube.portForward(env.namespace, env.podName, env.sftpPort, (err) => this.deps.log('warn', `volume port-forward of ${name}: ${err.message}`));
+        try {
+          mount = await mounter.mount(name, mountAt, env.mountRoot, forward.localPort, () => forward.close(), options.mountAllowOther === true);
+        } catch (err: unknown) {
+          await forward.close();
+          mounter.release(mountAt);
+          throw err;
+        }
+      }
+    }
+    try {
+      const environment = localEnvironment(env.env, { interceptId: info.id, containerName: env.containerName, mountPoint: mount?.dir ?? '', mounts: env.mounts });
+      const envFile = options.envFile ?? '';
+      const envJson = options.envJson ?? '';
+      // Secrets: readable by the user alone.
+      if (envFile !== '') writeFileSync(envFile, formatDotenv(environment), { mode: 0o600 });
+      if (envJson !== '') writeFileSync(envJson, formatEnvJson(environment), { mode: 0o600 });
+      return { remote: { name, environment, mountPoint: mount?.dir ?? '', mounts: env.mounts, envFile, envJson }, mount };
+    } catch (err: unknown) {
+      if (mount !== undefined) await this.deps.mounter?.unmount(mount);
+      throw new TpError('user', 'env-file-unwritable', `cannot write the environment: ${(err as Error).message}`, { hint: 'check the --env-file / --env-json path', cause: err });
+    }
+  }
+
+  /** GetInterceptEnvironment, waiting a little for an agent to be in session (it arrives after its pod is ready). */
+  private async fetchEnvironment(s: Session, name: string): Promise<InterceptEnvironment> {
+    const mgr = s.conn.manager;
+    const deadline = Date.now() + ENVIRONMENT_WAIT_MS;
+    for (;;) {
+      try {
+        return await unary(mgr.getInterceptEnvironment.bind(mgr), { session: s.info, name }, callOptions());
+      } catch (err: unknown) {
+        if (toTpError(err).code !== 'no-agent' || Date.now() > deadline) throw err;
+      }
+      await new Promise((r) => setTimeout(r, ENVIRONMENT_POLL_MS));
+    }
+  }
+
+  /** Unmounts the intercept's volumes (if any) and forgets its environment. */
+  private async dropRemote(name: string): Promise<void> {
+    const r = this.remotes.get(name);
+    if (r === undefined) return;
+    this.remotes.delete(name);
+    if (r.mount !== undefined) {
+      try {
+        await this.deps.mounter?.unmount(r.mount);
+        this.deps.log('info', `unmounted the volumes of ${name} from ${r.mount.dir}`);
+      } catch (err: unknown) {
+        this.deps.log('warn', `unmounting ${r.mount.dir}: ${toTpError(err).message}`);
+      }
     }
   }
 
@@ -494,7 +629,12 @@ export class Daemon {
       });
     }
     const mgr = s.conn.manager;
-    await unary(mgr.removeIntercept.bind(mgr), { session: s.info, name }, callOptions());
+    try {
+      await unary(mgr.removeIntercept.bind(mgr), { session: s.info, name }, callOptions());
+    } finally {
+      // The local half goes whatever the manager says: a mount must not outlive `leave`.
+      await this.dropRemote(name);
+    }
     this.seenIntercepts.delete(this.intercepts.get(name)?.id ?? '');
     this.intercepts.delete(name);
     this.emit();

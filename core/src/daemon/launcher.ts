@@ -16,7 +16,8 @@ export function detachedDaemonLauncher(cliPath: string, logPath: string, extraAr
     // The daemon logs to this file itself; stdout/stderr go there too, to keep a crash's stack.
     const fd = openSync(logPath, 'a');
     try {
-      const child = spawn(process.execPath, ['--enable-source-maps', cliPath, 'daemon-foreground', ...extraArgs], {
+      // No --enable-source-maps: parsing the map would delay every connect (NODE_OPTIONS may add it).
+      const child = spawn(process.execPath, [cliPath, 'daemon-foreground', ...extraArgs], {
         detached: true,
         stdio: ['ignore', fd, fd],
         env: process.env,

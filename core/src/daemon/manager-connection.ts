@@ -5,6 +5,7 @@
  */
 import { credentials } from '@grpc/grpc-js';
 import { ManagerClient } from '@telepresence-ts/proto/manager/v1';
+import { TUNNEL_CHANNEL_OPTIONS } from '../contracts.js';
 import type { KubeApi, KubeApiFactory, KubeFlags, KubeTarget } from '../kube/kube-api.js';
 import { findManagerPod } from '../kube/manager-pod.js';
 import type { Logger } from './logger.js';
@@ -26,7 +27,7 @@ export function portForwardConnector(kubeFactory: KubeApiFactory, log: Logger): 
     const pod = await findManagerPod(kube, managerNamespace);
     const forward = await kube.portForward(managerNamespace, pod.name, pod.port, (err) => log('warn', err.message));
     log('info', `forwarding 127.0.0.1:${forward.localPort} to ${managerNamespace}/${pod.name}:${pod.port}`);
-    const manager = new ManagerClient(`127.0.0.1:${forward.localPort}`, credentials.createInsecure());
+    const manager = new ManagerClient(`127.0.0.1:${forward.localPort}`, credentials.createInsecure(), { ...TUNNEL_CHANNEL_OPTIONS });
     return {
       target: kube.target,
       kube,

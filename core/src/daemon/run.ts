@@ -11,9 +11,11 @@ import { dirname, join } from 'node:path';
 import { TpError } from '../errors.js';
 import type { KubeApiFactory } from '../kube/kube-api.js';
 import { pingDaemon } from '../daemon-client.js';
+import { nodeProcessRunner } from '../process/node-process-runner.js';
 import { Daemon } from './daemon.js';
 import { fileLogger, type Logger } from './logger.js';
 import { portForwardConnector, type ManagerConnector } from './manager-connection.js';
+import { Mounter } from './mounts.js';
 import { cacheDir } from './paths.js';
 import { addDaemonToServer, bindServer } from './server.js';
 
@@ -65,12 +67,17 @@ export async function runDaemon(options: RunDaemonOptions): Promise<void> {
     // A socket left by a daemon that died: nobody answers on it.
     unlinkSync(options.socketPath);
   }
+  const mounter = new Mounter({ runner: nodeProcessRunner, log });
+  // A daemon that was killed leaves its sshfs mounts dead (ENOTCONN); this one cleans them.
+  const stale = await mounter.cleanStale();
+  if (stale.length > 0) log('info', `removed stale mounts: ${stale.join(', ')}`);
   const daemon = new Daemon({
     version: options.version,
     connector: options.connector ?? portForwardConnector(options.kubeFactory, log),
     log,
     clientName: clientName(),
     installId: installId(),
+    mounter,
   });
   const server = new Server();
   let stop: () => void = () => undefined;

@@ -3,7 +3,7 @@
  * a status with tp-error-* trailing metadata.
  */
 import { ServerCredentials, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
-import { DaemonService, type DaemonServer, type InterceptEvent, type StateSnapshot } from '@telepresence-ts/proto/daemon/v1';
+import { DaemonService, type DaemonServer, type InterceptEvent, type InterceptRequest, type StateSnapshot } from '@telepresence-ts/proto/daemon/v1';
 import { DEFAULT_MANAGER_NAMESPACE } from '../contracts.js';
 import { toStatus } from '../wire-errors.js';
 import type { Daemon } from './daemon.js';
@@ -37,16 +37,17 @@ export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, o
     ),
     status: unaryHandler(log, 'Status', () => daemon.status()),
     list: unaryHandler(log, 'List', (req) => daemon.list(req.namespace)),
-    intercept: (call: ServerWritableStream<{ spec?: Parameters<Daemon['intercept']>[0] | undefined }, InterceptEvent>) => {
-      const spec = call.request.spec;
+    intercept: (call: ServerWritableStream<InterceptRequest, InterceptEvent>) => {
+      const { spec, mount, mountPoint, envFile, envJson, mountAllowOther } = call.request;
       daemon
         .intercept(
           spec ?? { name: '', namespace: '', workloadName: '', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 0, headers: [] },
-          (line) => call.write({ progress: line }),
+          (line) => call.write({ progress: line, remote: undefined }),
+          { mount, mountPoint, envFile, envJson, mountAllowOther },
         )
         .then(
           (info) => {
-            call.write({ intercept: info });
+            call.write({ intercept: info, remote: daemon.remoteOf(info.spec?.name ?? '') });
             call.end();
           },
           (err: unknown) => {

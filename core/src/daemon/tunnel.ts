@@ -21,7 +21,7 @@ export function runTunnel(openTunnel: OpenTunnel, sessionId: string, dial: DialR
   const call = openTunnel();
   call.write({ open: { sessionId, connectionId: dial.connectionId, interceptId: dial.interceptId } });
   // allowHalfOpen: the app may finish sending before it has read everything (and vice versa).
-  const socket = net.connect({ host: LOCAL_HOST, port: dial.localPort, allowHalfOpen: true });
+  const socket = net.connect({ host: LOCAL_HOST, port: dial.localPort, allowHalfOpen: true, noDelay: true });
   let sentClose = false;
   let receivedClose = false;
   let callDone = false;

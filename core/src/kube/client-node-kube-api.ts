@@ -191,6 +191,8 @@ async function startPortForward(
 ): Promise<PortForward> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
+    // The manager's gRPC (tunnels included) flows here: no Nagle delay on small writes.
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);

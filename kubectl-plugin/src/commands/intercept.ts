@@ -5,13 +5,16 @@ import type { GlobalOptions } from '../global-options.js';
 import { print, progressTo } from '../output.js';
 import { defineCommand, type AnyCommand } from './define.js';
 import { dispositionName, interceptJson } from './list.js';
+import { ExitStatus, formatRemoteText, interceptOptions, launchOf, remoteJson, remoteOptions, runIntercepted, type RemoteArgs } from '../launch.js';
 
-interface InterceptArgs extends GlobalOptions {
+interface InterceptArgs extends GlobalOptions, RemoteArgs {
   workload: string;
   port: string;
   service: string | undefined;
   container: string | undefined;
   name: string | undefined;
+  /** yargs gives a string for one `--http-header`, an array for several. */
+  'http-header'?: string | string[] | undefined;
 }
 
 const PORT_HINT = 'use --port <local port>[:<service port name or number>], e.g. --port 8080 or --port 8080:http';
@@ -26,8 +29,38 @@ export function parsePortFlag(value: string): { localPort: number; servicePort: 
   return { localPort, servicePort: m[2] ?? '' };
 }
 
+const HEADER_HINT = 'use --http-header <name>=<value>, e.g. --http-header x-user=alice (repeat it to require several headers)';
+/** An HTTP field name: a token (RFC 9110 5.1). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A field value: visible characters, spaces and tabs, no line breaks (RFC 9110 5.5). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Parses the `--http-header name=value` flags of a personal intercept: the first `=` splits name
+ * and value; the value may be empty and may contain `=`. Names keep their case (they match
+ * case-insensitively in the agent).
+ */
+export function parseHeaderFlags(values: string | readonly string[] | undefined): InterceptSpec['headers'] {
+  const list = values === undefined ? [] : typeof values === 'string' ? [values] : values;
+  return list.map((flag) => {
+    const eq = flag.indexOf('=');
+    const name = eq < 0 ? flag : flag.slice(0, eq);
+    const value = eq < 0 ? '' : flag.slice(eq + 1);
+    let problem: string | undefined;
+    if (eq < 0) problem = 'it has no "="';
+    else if (name.trim() === '') problem = 'the header name is empty';
+    else if (!HEADER_NAME.test(name)) problem = `"${name}" is not a valid header name`;
+    else if (!HEADER_VALUE.test(value)) problem = 'the value contains a line break or control character';
+    if (problem !== undefined) {
+      throw new TpError('user', 'bad-http-header', `invalid --http-header "${flag}": ${problem}`, { hint: HEADER_HINT });
+    }
+    return { name, value: value.trim() };
+  });
+}
+
 export function buildSpec(argv: InterceptArgs): InterceptSpec {
   const { localPort, servicePort } = parsePortFlag(argv.port);
+  const headers = parseHeaderFlags(argv['http-header']);
   return {
     name: argv.name ?? '',
     namespace: argv.namespace ?? '',
@@ -37,7 +70,7 @@ export function buildSpec(argv: InterceptArgs): InterceptSpec {
     servicePort,
     containerName: argv.container ?? '',
     localPort,
-    headers: [],
+    headers,
   };
 }
 
@@ -49,12 +82,20 @@ export function formatInterceptText(ii: InterceptInfo): string {
     `   Intercept name : ${ii.spec?.name ?? ''}`,
     `   State          : ${dispositionName(ii.disposition)}${ii.message !== '' ? ` (${ii.message})` : ''}`,
     `   Destination    : 127.0.0.1:${ii.spec?.localPort ?? 0}`,
+    `   Requests       : ${describeHeaders(ii)}`,
   ];
   // The target is resolved by the manager; an older or partial answer may lack it.
   if (t !== undefined) {
     lines.push(`   Service port   : ${servicePort}`, `   Container      : ${t.containerName}:${t.containerPort}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** Which requests an intercept takes, for humans: all of them, or those with its headers. */
+export function describeHeaders(ii: InterceptInfo): string {
+  const headers = ii.spec?.headers ?? [];
+  if (headers.length === 0) return 'all (global intercept)';
+  return `with ${headers.map((h) => `${h.name}=${h.value}`).join(' and ')} (personal intercept)`;
 }
 
 /** `intercept <workload> --port local[:svcport]`: routes the service port's traffic to a local port. */
@@ -70,13 +111,27 @@ export function interceptCommand(deps: CommandDeps): AnyCommand {
           service: { type: 'string', describe: 'The Service to intercept, when several select the workload' },
           container: { type: 'string', describe: 'The container that serves the port, when several do' },
           name: { type: 'string', describe: 'The intercept name (default <workload>-<namespace>)' },
-        }),
+          'http-header': {
+            type: 'string',
+            describe: 'name=value: take only the HTTP requests carrying this header (repeatable; all must match); the rest go to the app',
+          },
+          ...remoteOptions,
+        })
+        // Everything after `--` is the command to run, never options of ours.
+        .parserConfiguration({ 'populate--': true }),
     handler: async (argv) => {
       const spec = buildSpec(argv);
+      const launch = launchOf(argv);
       const { daemon } = await connectedDaemon(deps, argv);
       try {
-        const info = await daemon.intercept(spec, progressTo(deps.io));
-        print(deps.io, argv.output, interceptJson(info), () => formatInterceptText(info));
+        const info = await daemon.intercept(spec, progressTo(deps.io), interceptOptions(argv, deps.env.cwd));
+        // With a process to run, the result goes to stderr: stdout is the process's.
+        const out = launch === undefined ? deps.io : { out: (text: string) => deps.io.err(text), err: (text: string) => deps.io.err(text) };
+        print(out, argv.output, { ...interceptJson(info), ...remoteJson(info.remote) }, () => formatInterceptText(info) + formatRemoteText(info.remote));
+        if (launch !== undefined) {
+          const code = await runIntercepted({ processes: deps.processes, env: deps.processEnv }, daemon, info, launch);
+          if (code !== 0) throw new ExitStatus(code);
+        }
       } finally {
         daemon.close();
       }

@@ -12,6 +12,8 @@ export function interceptJson(ii: InterceptInfo) {
     namespace: ii.spec?.namespace ?? '',
     workload: ii.spec?.workloadName ?? '',
     client: ii.clientName,
+    // Empty for a global intercept; a personal one takes only requests with all of these.
+    headers: (ii.spec?.headers ?? []).map((h) => ({ name: h.name, value: h.value })),
     localPort: ii.spec?.localPort ?? 0,
     service: ii.target?.serviceName ?? '',
     servicePort: ii.target?.servicePortName !== undefined && ii.target.servicePortName !== '' ? ii.target.servicePortName : String(ii.target?.servicePort ?? ''),
@@ -49,13 +51,21 @@ export function listJson(res: ListResponse) {
   };
 }
 
+/** ` [x-user=alice]` for a personal intercept (all must match), nothing for a global one. */
+export function headersSuffix(ii: InterceptInfo): string {
+  const headers = ii.spec?.headers ?? [];
+  return headers.length === 0 ? '' : ` [${headers.map((h) => `${h.name}=${h.value}`).join(' ')}]`;
+}
+
 export function formatListText(res: ListResponse): string {
   if (res.workloads.length === 0) {
     return 'No workloads (Deployments, ReplicaSets, StatefulSets) found\n';
   }
   const rows: string[][] = [['NAME', 'KIND', 'READY', 'AGENT', 'INTERCEPTED']];
   for (const w of res.workloads) {
-    const intercepted = w.intercepts.map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName} -> 127.0.0.1:${ii.spec?.localPort ?? 0} (${dispositionName(ii.disposition)})`).join(', ');
+    const intercepted = w.intercepts
+      .map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName}${headersSuffix(ii)} -> 127.0.0.1:${ii.spec?.localPort ?? 0} (${dispositionName(ii.disposition)})`)
+      .join(', ');
     rows.push([w.name, w.kind, `${w.readyReplicas}/${w.replicas}`, w.agentState, intercepted === '' ? '-' : intercepted]);
   }
   return table(rows);

@@ -1,22 +1,63 @@
-import { ConnectionState, type ConnectionStatus } from '@telepresence-ts/core';
+import { ConnectionState, type ConnectionStatus, type DaemonApi, type InterceptInfo } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { print } from '../output.js';
 import { connectionJson } from './connect.js';
 import { defineCommand, type AnyCommand } from './define.js';
+import { dispositionName, headersSuffix, interceptJson } from './list.js';
 
 export interface StatusReport {
   daemon: { running: boolean; version?: string };
   connection?: ReturnType<typeof connectionJson>;
+  /** This daemon's intercepts, while connected. */
+  intercepts?: Array<ReturnType<typeof interceptJson>>;
 }
 
-export function statusReport(status: ConnectionStatus | undefined): StatusReport {
+export function statusReport(status: ConnectionStatus | undefined, intercepts: readonly InterceptInfo[] = []): StatusReport {
   if (status === undefined) {
     return { daemon: { running: false } };
   }
-  return { daemon: { running: true, version: status.daemonVersion }, connection: connectionJson(status) };
+  return {
+    daemon: { running: true, version: status.daemonVersion },
+    connection: connectionJson(status),
+    ...(status.state === ConnectionState.CONNECTED ? { intercepts: intercepts.map(interceptJson) } : {}),
+  };
 }
 
-export function formatStatusText(status: ConnectionStatus | undefined): string {
+/** One line per intercept: what it takes (all requests, or those with its headers), where to, whose. */
+function interceptLines(intercepts: readonly InterceptInfo[]): string[] {
+  if (intercepts.length === 0) return ['Intercepts: none'];
+  return [
+    'Intercepts:',
+    ...intercepts.map((ii) => {
+      const what = (ii.spec?.headers.length ?? 0) === 0 ? 'all requests' : `requests with${headersSuffix(ii)}`;
+      return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} ${what} -> 127.0.0.1:${ii.spec?.localPort ?? 0}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
+    }),
+  ];
+}
+
+/** The daemon's own intercepts: the first snapshot of WatchState, which the daemon sends at once. */
+function ownIntercepts(daemon: DaemonApi): Promise<InterceptInfo[]> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const cancel = daemon.watchState(
+      (snapshot) => {
+        if (settled) return;
+        settled = true;
+        resolve(snapshot.intercepts);
+        // The first snapshot may arrive before watchState has returned `cancel`.
+        queueMicrotask(() => cancel());
+      },
+      (err) => {
+        if (settled) return;
+        settled = true;
+        if (err === undefined) resolve([]);
+        else reject(err);
+      },
+    );
+  });
+}
+
+export function formatStatusText(status: ConnectionStatus | undefined, intercepts: readonly InterceptInfo[] = []): string {
   if (status === undefined) {
     return 'Daemon: not running\n';
   }
@@ -24,6 +65,7 @@ export function formatStatusText(status: ConnectionStatus | undefined): string {
   if (status.state === ConnectionState.CONNECTED) {
     lines.push(`Connection: connected to context ${status.context} (${status.clusterServer}), namespace ${status.namespace}`);
     lines.push(`Traffic manager: v${status.managerVersion} in namespace ${status.managerNamespace}, session ${status.sessionId}`);
+    lines.push(...interceptLines(intercepts));
   } else {
     lines.push(`Connection: ${status.state === ConnectionState.CONNECTING ? 'connecting' : 'not connected'}`);
   }
@@ -41,14 +83,16 @@ export function statusCommand(deps: CommandDeps): AnyCommand {
     handler: async (argv) => {
       const daemon = await deps.daemon({ start: false });
       let status: ConnectionStatus | undefined;
+      let intercepts: InterceptInfo[] = [];
       if (daemon !== undefined) {
         try {
           status = await daemon.status();
+          if (status.state === ConnectionState.CONNECTED) intercepts = await ownIntercepts(daemon);
         } finally {
           daemon.close();
         }
       }
-      print(deps.io, argv.output, statusReport(status), () => formatStatusText(status));
+      print(deps.io, argv.output, statusReport(status, intercepts), () => formatStatusText(status, intercepts));
     },
   });
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildSpec, formatInterceptText, parsePortFlag } from '../../src/commands/intercept.js';
+import { buildSpec, formatInterceptText, parseHeaderFlags, parsePortFlag } from '../../src/commands/intercept.js';
 import { fakeEnv, interceptInfo, runCli } from '../fixtures/fake-deps.js';
 
 const ports: ReadonlyArray<{ value: string; want?: { localPort: number; servicePort: string } }> = [
@@ -61,4 +61,54 @@ t.test('an intercept without a resolved target prints no target lines', (t) => {
   t.notMatch(text, /Service port|Container/);
   t.match(text, /Destination {4}: 127\.0\.0\.1:8080/);
   t.end();
+});
+
+const headerFlags: ReadonlyArray<{ flags: string[]; want?: Array<{ name: string; value: string }>; problem?: RegExp }> = [
+  { flags: [], want: [] },
+  { flags: ['x-user=alice'], want: [{ name: 'x-user', value: 'alice' }] },
+  { flags: ['X-User=alice', 'x-team=blue'], want: [{ name: 'X-User', value: 'alice' }, { name: 'x-team', value: 'blue' }] },
+  { flags: ['x-token=a=b=='], want: [{ name: 'x-token', value: 'a=b==' }] },
+  { flags: ['x-empty='], want: [{ name: 'x-empty', value: '' }] },
+  { flags: ['baggage= session=42 '], want: [{ name: 'baggage', value: 'session=42' }] },
+  { flags: ['x-user'], problem: /has no "="/ },
+  { flags: ['=alice'], problem: /header name is empty/ },
+  { flags: ['x user=alice'], problem: /"x user" is not a valid header name/ },
+  { flags: [':authority=x'], problem: /not a valid header name/ },
+  { flags: ['x-user=a\nb'], problem: /line break/ },
+  { flags: ['x-ok=1', 'bad'], problem: /invalid --http-header "bad"/ },
+];
+
+for (const c of headerFlags) {
+  t.test(`--http-header ${JSON.stringify(c.flags)}`, (t) => {
+    if (c.want !== undefined) {
+      t.strictSame(parseHeaderFlags(c.flags), c.want);
+    } else {
+      t.throws(() => parseHeaderFlags(c.flags), { code: 'bad-http-header', category: 'user', message: c.problem, hint: /--http-header x-user=alice/ });
+    }
+    t.end();
+  });
+}
+
+t.test('one --http-header comes from yargs as a string', (t) => {
+  t.strictSame(parseHeaderFlags('x-user=alice'), [{ name: 'x-user', value: 'alice' }]);
+  t.end();
+});
+
+t.test('--http-header flags become the spec\'s headers, and the result says which requests it takes', async (t) => {
+  const env = fakeEnv();
+  const res = await runCli(env, ['intercept', 'echo', '--port', '8080', '--http-header', 'x-user=alice', '--http-header', 'x-team=blue']);
+  t.equal(res.code, 0);
+  const call = env.daemon.calls.find((c) => c.startsWith('intercept '));
+  t.match(JSON.parse(call?.slice('intercept '.length) ?? '{}'), { headers: [{ name: 'x-user', value: 'alice' }, { name: 'x-team', value: 'blue' }] });
+  t.match(res.stdout, /Requests {7}: with x-user=alice and x-team=blue \(personal intercept\)/);
+  const json = JSON.parse((await runCli(fakeEnv(), ['intercept', 'echo', '-p', '8080', '--http-header', 'x-user=alice', '-o', 'json'])).stdout) as { headers: unknown };
+  t.strictSame(json.headers, [{ name: 'x-user', value: 'alice' }]);
+});
+
+t.test('a malformed --http-header is a one-line user error, before the daemon is asked', async (t) => {
+  const env = fakeEnv({ running: false });
+  const res = await runCli(env, ['intercept', 'echo', '--port', '8080', '--http-header', 'x-user']);
+  t.equal(res.code, 2);
+  t.equal(env.running, false);
+  t.match(res.stderr, /^telepresence: invalid --http-header "x-user": it has no "="\nhint: use --http-header <name>=<value>/);
 });

@@ -40,3 +40,22 @@ t.test('list keeps an existing connection when no other context is asked for', a
   await runCli(env, ['list']);
   t.strictSame(env.daemon.calls, ['version', 'status', 'list ']);
 });
+
+t.test('list shows each intercept\'s headers and owner', async (t) => {
+  const env = fakeEnv();
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] };
+  const alice = { ...interceptInfo({ ...spec, headers: [{ name: 'x-user', value: 'alice' }] }) };
+  const bob = { ...interceptInfo({ ...spec, localPort: 9090, headers: [{ name: 'x-user', value: 'bob' }, { name: 'x-team', value: 'red' }] }), id: 'sess-2:echo-default', clientName: 'bob@desk' };
+  env.daemon.listResponse = { workloads: [{ name: 'echo', namespace: 'default', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [alice, bob] }] };
+  const text = (await runCli(env, ['list'])).stdout;
+  t.match(text, 'echo-default by alice@laptop [x-user=alice] -> 127.0.0.1:8080 (ACTIVE), echo-default by bob@desk [x-user=bob x-team=red] -> 127.0.0.1:9090 (ACTIVE)');
+  env.io.stdout = '';
+  const json = JSON.parse((await runCli(env, ['list', '-o', 'json'])).stdout) as { workloads: Array<{ intercepts: Array<{ client: string; headers: unknown }> }> };
+  t.strictSame(
+    json.workloads[0]?.intercepts.map((i) => [i.client, i.headers]),
+    [
+      ['alice@laptop', [{ name: 'x-user', value: 'alice' }]],
+      ['bob@desk', [{ name: 'x-user', value: 'bob' }, { name: 'x-team', value: 'red' }]],
+    ],
+  );
+});

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ConnectionState } from '@telepresence-ts/core';
-import { fakeEnv, runCli } from '../fixtures/fake-deps.js';
+import { fakeEnv, interceptInfo, runCli } from '../fixtures/fake-deps.js';
 
 t.test('status without a daemon does not start one', async (t) => {
   const env = fakeEnv({ running: false });
@@ -19,4 +19,29 @@ t.test('status when the last connect failed', async (t) => {
   const env = fakeEnv();
   env.daemon.status_ = { ...env.daemon.status_, state: ConnectionState.DISCONNECTED, error: 'the traffic-manager in namespace tp-system has no ready pod (1 pods)' };
   t.matchSnapshot((await runCli(env, ['status'])).stdout, 'text');
+});
+
+t.test('status shows the daemon\'s intercepts with their headers and owner', async (t) => {
+  const env = fakeEnv();
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [{ name: 'x-user', value: 'alice' }] };
+  env.daemon.intercepts_ = [interceptInfo(spec), interceptInfo({ ...spec, name: 'api', workloadName: 'api', localPort: 9000, headers: [] })];
+  const text = (await runCli(env, ['status'])).stdout;
+  t.match(text, 'Intercepts:\n   echo-default: echo requests with [x-user=alice] -> 127.0.0.1:8080, by alice@laptop (ACTIVE)\n   api: api all requests -> 127.0.0.1:9000, by alice@laptop (ACTIVE)\n');
+  env.io.stdout = '';
+  const json = JSON.parse((await runCli(env, ['status', '-o', 'json'])).stdout) as { intercepts: Array<{ name: string; client: string; headers: unknown }> };
+  t.strictSame(
+    json.intercepts.map((i) => [i.name, i.client, i.headers]),
+    [
+      ['echo-default', 'alice@laptop', [{ name: 'x-user', value: 'alice' }]],
+      ['api', 'alice@laptop', []],
+    ],
+  );
+});
+
+t.test('status does not ask for intercepts while not connected', async (t) => {
+  const env = fakeEnv();
+  env.daemon.status_ = { ...env.daemon.status_, state: ConnectionState.DISCONNECTED };
+  const res = await runCli(env, ['status', '-o', 'json']);
+  t.notOk('intercepts' in JSON.parse(res.stdout));
+  t.notOk(env.daemon.calls.includes('watchState'));
 });

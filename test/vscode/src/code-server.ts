@@ -55,6 +55,11 @@ export interface CodeServerOptions {
   readonly workspaceFiles?: Readonly<Record<string, string>>;
   readonly installDir?: string;
   readonly runner?: ProcessRunner;
+  /**
+   * Variables set for code-server and so for its extension host (e.g. the KUBECONFIG and
+   * XDG_RUNTIME_DIR that put the extension on the same cluster and daemon socket as a test's CLI).
+   */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface CodeServer {
@@ -168,7 +173,7 @@ function describeExit(r: { exitCode: number | null; signal: string | null; timed
  * Starts code-server with `--auth none` on 127.0.0.1 and a port the kernel picks (code-server
  * prints the address it got), serving the given folders.
  */
-export async function startCodeServer(dirs: CodeServerDirs, options: Pick<CodeServerOptions, 'installDir' | 'runner'> = {}): Promise<CodeServer> {
+export async function startCodeServer(dirs: CodeServerDirs, options: Pick<CodeServerOptions, 'installDir' | 'runner' | 'env'> = {}): Promise<CodeServer> {
   const runner = options.runner ?? processRunner;
   const entry = codeServerEntry(options.installDir);
   const child: LongRunning = runner.start(
@@ -186,7 +191,7 @@ export async function startCodeServer(dirs: CodeServerDirs, options: Pick<CodeSe
       '--disable-getting-started-override',
       dirs.workspaceDir,
     ],
-    { env: codeServerEnv() },
+    { env: { ...codeServerEnv(), ...options.env } },
   );
   let url: string;
   try {

@@ -89,6 +89,21 @@ export class Workbench {
       .waitFor({ state: 'visible', timeout: this.timeoutMs });
   }
 
+  /**
+   * Drags the side bar's edge to make it `width` pixels wide, so that tree rows and their
+   * descriptions fit in screenshots.
+   */
+  async resizeSideBar(width: number): Promise<void> {
+    const box = await this.sideBar().boundingBox({ timeout: this.timeoutMs });
+    if (box === null) throw new Error('the side bar is not shown');
+    const y = box.y + box.height / 2;
+    // The sash lies on the side bar's right edge; a drag on it resizes the side bar.
+    await this.page.mouse.move(box.x + box.width, y);
+    await this.page.mouse.down();
+    await this.page.mouse.move(box.x + width, y, { steps: 5 });
+    await this.page.mouse.up();
+  }
+
   /** The pane of one view in the side bar, found by its header (the view's name). */
   viewPane(name: string): Locator {
     return this.sideBar()
@@ -115,9 +130,10 @@ export class Workbench {
 
   /**
    * Runs a command by its palette label ("Telepresence: Show Version"): F1, type the label, pick
-   * the row with exactly that label.
+   * the row with exactly that label. With `opensPicker`, the command's own quick pick is left
+   * open for the caller to answer.
    */
-  async runCommand(label: string): Promise<void> {
+  async runCommand(label: string, options: { opensPicker?: boolean } = {}): Promise<void> {
     await this.page.locator('.monaco-workbench').focus();
     await this.page.keyboard.press('F1');
     const widget = this.page.locator('.quick-input-widget');
@@ -128,7 +144,8 @@ export class Workbench {
     const row = widget.locator(`.monaco-list-row[aria-label^="${cssString(label)}"]`).first();
     await row.waitFor({ state: 'visible', timeout: this.timeoutMs });
     await row.click({ timeout: this.timeoutMs });
-    await widget.waitFor({ state: 'hidden', timeout: this.timeoutMs });
+    // A command that asks something next (a quick pick of its own) keeps the widget open.
+    if (options.opensPicker !== true) await widget.waitFor({ state: 'hidden', timeout: this.timeoutMs });
   }
 
   /** A notification toast whose message contains `text`; waits until it is shown. */
@@ -136,6 +153,120 @@ export class Workbench {
     const toast = this.page.locator('.notifications-toasts .notification-toast').filter({ hasText: text }).first();
     await toast.waitFor({ state: 'visible', timeout: this.timeoutMs });
     return toast;
+  }
+
+  /** A button of a view's welcome content (a `viewsWelcome` link rendered as a button). */
+  welcomeButton(body: Locator, text: string): Locator {
+    return body.locator('.welcome-view-content .monaco-button').filter({ hasText: new RegExp(`^${escapeRegExp(text)}$`) }).first();
+  }
+
+  /**
+   * The row of a tree whose label is exactly `label` (the description beside it is not part of
+   * the label); `within` narrows the search to one view's body.
+   */
+  treeRow(within: Locator, label: string): Locator {
+    return within
+      .locator('.monaco-list-row')
+      .filter({ has: this.page.locator('.label-name', { hasText: new RegExp(`^${escapeRegExp(label)}$`) }) })
+      .first();
+  }
+
+  /** Expands a collapsed tree row by clicking its twistie; a no-op when it is expanded. */
+  async expandRow(row: Locator): Promise<void> {
+    await row.waitFor({ state: 'visible', timeout: this.timeoutMs });
+    if ((await row.getAttribute('aria-expanded')) === 'false') {
+      await row.locator('.monaco-tl-twistie').click({ timeout: this.timeoutMs });
+    }
+    await row.and(this.page.locator('[aria-expanded="true"]')).waitFor({ state: 'visible', timeout: this.timeoutMs });
+  }
+
+  /**
+   * Right-clicks `target` and chooses the context-menu entry whose text is `item`. A row that the
+   * tree re-renders under the pointer (the cluster changed) can swallow the right-click, so the
+   * menu gets a few bounded attempts to open.
+   */
+  async contextMenu(target: Locator, item: string): Promise<void> {
+    const entry = this.page
+      .locator('.context-view .monaco-menu .action-item')
+      .filter({ has: this.page.locator('.action-label', { hasText: new RegExp(`^${escapeRegExp(item)}$`) }) })
+      .first();
+    for (let attempt = 1; ; attempt++) {
+      await target.click({ button: 'right', timeout: this.timeoutMs });
+      try {
+        await entry.waitFor({ state: 'visible', timeout: MENU_OPEN_MS });
+        break;
+      } catch (err) {
+        if (attempt >= MENU_ATTEMPTS) throw err;
+        await this.page.keyboard.press('Escape');
+      }
+    }
+    // Hover focuses the entry and Enter runs it: a click can land while the menu still ignores
+    // the mouse (it does so briefly after opening, so that the right-click's own mouseup does
+    // not choose an entry).
+    await entry.hover({ timeout: this.timeoutMs });
+    await entry.and(this.page.locator('.focused')).waitFor({ state: 'visible', timeout: this.timeoutMs });
+    await this.page.keyboard.press('Enter');
+    await this.page.locator('.context-view .monaco-menu').waitFor({ state: 'hidden', timeout: this.timeoutMs });
+  }
+
+  /**
+   * Answers the input box (showInputBox) whose prompt matches `prompt` with `value` and Enter. The
+   * workbench reuses one widget for consecutive input boxes, so the prompt tells them apart.
+   */
+  async answerInput(prompt: RegExp, value: string): Promise<void> {
+    const widget = this.page.locator('.quick-input-widget');
+    await widget.locator('.quick-input-message').filter({ hasText: prompt }).waitFor({ state: 'visible', timeout: this.timeoutMs });
+    const input = widget.locator('.quick-input-box input');
+    await input.fill(value);
+    await input.press('Enter');
+  }
+
+  /** Picks the row of the open quick pick whose label starts with `label`. */
+  async pickQuick(label: string): Promise<void> {
+    const widget = this.page.locator('.quick-input-widget');
+    const row = widget.locator(`.monaco-list-row[aria-label^="${cssString(label)}"]`).first();
+    await row.waitFor({ state: 'visible', timeout: this.timeoutMs });
+    await row.click({ timeout: this.timeoutMs });
+  }
+
+  /** Opens a workspace file by name through Quick Open and waits for its editor tab. */
+  async openFile(name: string): Promise<void> {
+    await this.page.locator('.monaco-workbench').focus();
+    await this.page.keyboard.press('Control+P');
+    const widget = this.page.locator('.quick-input-widget');
+    const input = widget.locator('.quick-input-box input');
+    await input.waitFor({ state: 'visible', timeout: this.timeoutMs });
+    await input.fill(name);
+    await widget.locator(`.monaco-list-row[aria-label^="${cssString(name)}"]`).first().waitFor({ state: 'visible', timeout: this.timeoutMs });
+    await input.press('Enter');
+    await this.page.locator(`.tabs-container .tab.active[aria-label^="${cssString(name)}"]`).waitFor({ state: 'visible', timeout: this.timeoutMs });
+  }
+
+  /** Moves the active editor's cursor to `line` with Go to Line. */
+  async goToLine(line: number): Promise<void> {
+    await this.page.locator('.editor-instance .monaco-editor textarea').first().focus();
+    await this.page.keyboard.press('Control+G');
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+    await input.waitFor({ state: 'visible', timeout: this.timeoutMs });
+    await input.fill(`:${line}`);
+    await input.press('Enter');
+    await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: this.timeoutMs });
+  }
+
+  /** The breakpoint glyphs in the active editor's margin. */
+  breakpointGlyphs(): Locator {
+    return this.page.locator('.editor-instance .monaco-editor .glyph-margin-widgets .codicon-debug-breakpoint');
+  }
+
+  /** The line (1-based) of the Call Stack's top frame, as its row shows it ("server.js 7:5"). */
+  async topFrameLine(): Promise<number> {
+    const text = await this.page.locator('.debug-call-stack .stack-frame .line-number').first().innerText({ timeout: this.timeoutMs });
+    return Number(/^(\d+)/.exec(text.trim())?.[1] ?? 'NaN');
+  }
+
+  /** The states the Call Stack shows beside its sessions and threads ("Paused on breakpoint", "Running"). */
+  callStackStates(): Locator {
+    return this.page.locator('.debug-call-stack .state.label');
   }
 
   /** Saves a screenshot of the whole page as NN-<name>.png in the artifacts folder; returns its path. */
@@ -148,6 +279,10 @@ export class Workbench {
     return path;
   }
 }
+
+/** A context menu opens within a few hundred milliseconds; three tries cover a re-rendered row. */
+const MENU_OPEN_MS = 5_000;
+const MENU_ATTEMPTS = 3;
 
 /** Escapes a value for a double-quoted CSS attribute selector. */
 function cssString(value: string): string {

@@ -10,8 +10,13 @@ Object {
   "client": "alice@laptop",
   "container": "echo",
   "containerPort": 8080,
+  "envFile": "",
+  "envJson": "",
+  "headers": Array [],
   "id": "sess-1:echo-default",
   "localPort": 8080,
+  "mountPoint": "",
+  "mounts": Array [],
   "name": "echo-default",
   "namespace": "default",
   "service": "echo",
@@ -26,6 +31,7 @@ Using Deployment echo
    Intercept name : echo-default
    State          : ACTIVE
    Destination    : 127.0.0.1:8080
+   Requests       : all (global intercept)
    Service port   : echo:http (80)
    Container      : echo:8080
 

@@ -15,6 +15,7 @@ Object {
           "client": "alice@laptop",
           "container": "echo",
           "containerPort": 8080,
+          "headers": Array [],
           "id": "sess-1:echo-default",
           "localPort": 8080,
           "name": "echo-default",

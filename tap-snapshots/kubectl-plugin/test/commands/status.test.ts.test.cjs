@@ -20,6 +20,7 @@ Object {
     "running": true,
     "version": "1.2.3",
   },
+  "intercepts": Array [],
 }
 `
 
@@ -27,6 +28,7 @@ exports[`kubectl-plugin/test/commands/status.test.ts > TAP > status when connect
 Daemon: running (v1.2.3)
 Connection: connected to context kind-tp (https://127.0.0.1:6443), namespace default
 Traffic manager: v1.2.3 in namespace tp-system, session sess-1
+Intercepts: none
 
 `
 

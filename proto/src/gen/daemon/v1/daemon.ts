@@ -155,13 +155,53 @@ export interface ListResponse {
 
 export interface InterceptRequest {
   /** spec.local_port must be set; optional fields as in the manager's InterceptSpec. */
-  spec: InterceptSpec | undefined;
+  spec:
+    | InterceptSpec
+    | undefined;
+  /** Mount the intercepted container's volumes with sshfs (the CLI asks for it unless --mount=false). */
+  mount: boolean;
+  /** Where to mount them: an empty (or missing) directory; empty for a fresh temporary one. */
+  mountPoint: string;
+  /** Absolute paths to write the environment to, as a dotenv file and as a JSON object; empty for none. */
+  envFile: string;
+  envJson: string;
+  /**
+   * Let other users read the mount (sshfs -o allow_other): a container of --docker-run runs as
+   * its image's user. Needs root, or user_allow_other in /etc/fuse.conf.
+   */
+  mountAllowOther: boolean;
+}
+
+/**
+ * What the workstation has of an intercept: the container's environment (plus TELEPRESENCE_ROOT,
+ * TELEPRESENCE_MOUNTS and TELEPRESENCE_INTERCEPT_ID) and where its volumes are mounted.
+ */
+export interface InterceptRemote {
+  /** The intercept's spec.name. */
+  name: string;
+  environment: { [key: string]: string };
+  /** Empty when the volumes are not mounted. */
+  mountPoint: string;
+  /** The container's mount paths; each is at <mount_point><path> on the workstation. */
+  mounts: string[];
+  /** The files written for the intercept (empty when not asked for). */
+  envFile: string;
+  envJson: string;
+}
+
+export interface InterceptRemote_EnvironmentEntry {
+  key: string;
+  value: string;
 }
 
 /** Intercept streams progress lines, then ends with exactly one `intercept`. */
 export interface InterceptEvent {
   progress?: string | undefined;
-  intercept?: InterceptInfo | undefined;
+  intercept?:
+    | InterceptInfo
+    | undefined;
+  /** Sent with `intercept`. */
+  remote: InterceptRemote | undefined;
 }
 
 export interface LeaveRequest {
@@ -184,6 +224,8 @@ export interface StateSnapshot {
     | undefined;
   /** This daemon's intercepts. */
   intercepts: InterceptInfo[];
+  /** The environment and mount of each of them. */
+  remotes: InterceptRemote[];
 }
 
 function createBaseEmpty(): Empty {
@@ -1098,13 +1140,28 @@ export const ListResponse: MessageFns<ListResponse> = {
 };
 
 function createBaseInterceptRequest(): InterceptRequest {
-  return { spec: undefined };
+  return { spec: undefined, mount: false, mountPoint: "", envFile: "", envJson: "", mountAllowOther: false };
 }
 
 export const InterceptRequest: MessageFns<InterceptRequest> = {
   encode(message: InterceptRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spec !== undefined) {
       InterceptSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.mount !== false) {
+      writer.uint32(16).bool(message.mount);
+    }
+    if (message.mountPoint !== "") {
+      writer.uint32(26).string(message.mountPoint);
+    }
+    if (message.envFile !== "") {
+      writer.uint32(34).string(message.envFile);
+    }
+    if (message.envJson !== "") {
+      writer.uint32(42).string(message.envJson);
+    }
+    if (message.mountAllowOther !== false) {
+      writer.uint32(48).bool(message.mountAllowOther);
     }
     return writer;
   },
@@ -1130,6 +1187,46 @@ export const InterceptRequest: MessageFns<InterceptRequest> = {
             message.spec = InterceptSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.mount = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mountPoint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.envFile = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.envJson = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.mountAllowOther = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1143,13 +1240,51 @@ export const InterceptRequest: MessageFns<InterceptRequest> = {
   },
 
   fromJSON(object: any): InterceptRequest {
-    return { spec: isSet(object.spec) ? InterceptSpec.fromJSON(object.spec) : undefined };
+    return {
+      spec: isSet(object.spec) ? InterceptSpec.fromJSON(object.spec) : undefined,
+      mount: isSet(object.mount) ? globalThis.Boolean(object.mount) : false,
+      mountPoint: isSet(object.mountPoint)
+        ? globalThis.String(object.mountPoint)
+        : isSet(object.mount_point)
+        ? globalThis.String(object.mount_point)
+        : "",
+      envFile: isSet(object.envFile)
+        ? globalThis.String(object.envFile)
+        : isSet(object.env_file)
+        ? globalThis.String(object.env_file)
+        : "",
+      envJson: isSet(object.envJson)
+        ? globalThis.String(object.envJson)
+        : isSet(object.env_json)
+        ? globalThis.String(object.env_json)
+        : "",
+      mountAllowOther: isSet(object.mountAllowOther)
+        ? globalThis.Boolean(object.mountAllowOther)
+        : isSet(object.mount_allow_other)
+        ? globalThis.Boolean(object.mount_allow_other)
+        : false,
+    };
   },
 
   toJSON(message: InterceptRequest): unknown {
     const obj: any = {};
     if (message.spec !== undefined) {
       obj.spec = InterceptSpec.toJSON(message.spec);
+    }
+    if (message.mount !== false) {
+      obj.mount = message.mount;
+    }
+    if (message.mountPoint !== "") {
+      obj.mountPoint = message.mountPoint;
+    }
+    if (message.envFile !== "") {
+      obj.envFile = message.envFile;
+    }
+    if (message.envJson !== "") {
+      obj.envJson = message.envJson;
+    }
+    if (message.mountAllowOther !== false) {
+      obj.mountAllowOther = message.mountAllowOther;
     }
     return obj;
   },
@@ -1162,12 +1297,297 @@ export const InterceptRequest: MessageFns<InterceptRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? InterceptSpec.fromPartial(object.spec)
       : undefined;
+    message.mount = object.mount ?? false;
+    message.mountPoint = object.mountPoint ?? "";
+    message.envFile = object.envFile ?? "";
+    message.envJson = object.envJson ?? "";
+    message.mountAllowOther = object.mountAllowOther ?? false;
+    return message;
+  },
+};
+
+function createBaseInterceptRemote(): InterceptRemote {
+  return { name: "", environment: {}, mountPoint: "", mounts: [], envFile: "", envJson: "" };
+}
+
+export const InterceptRemote: MessageFns<InterceptRemote> = {
+  encode(message: InterceptRemote, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    globalThis.Object.entries(message.environment).forEach(([key, value]: [string, string]) => {
+      InterceptRemote_EnvironmentEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.mountPoint !== "") {
+      writer.uint32(26).string(message.mountPoint);
+    }
+    for (const v of message.mounts) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.envFile !== "") {
+      writer.uint32(42).string(message.envFile);
+    }
+    if (message.envJson !== "") {
+      writer.uint32(50).string(message.envJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InterceptRemote {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInterceptRemote();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = InterceptRemote_EnvironmentEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.environment[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mountPoint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mounts.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.envFile = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.envJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InterceptRemote {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      environment: isObject(object.environment)
+        ? (globalThis.Object.entries(object.environment) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      mountPoint: isSet(object.mountPoint)
+        ? globalThis.String(object.mountPoint)
+        : isSet(object.mount_point)
+        ? globalThis.String(object.mount_point)
+        : "",
+      mounts: globalThis.Array.isArray(object?.mounts) ? object.mounts.map((e: any) => globalThis.String(e)) : [],
+      envFile: isSet(object.envFile)
+        ? globalThis.String(object.envFile)
+        : isSet(object.env_file)
+        ? globalThis.String(object.env_file)
+        : "",
+      envJson: isSet(object.envJson)
+        ? globalThis.String(object.envJson)
+        : isSet(object.env_json)
+        ? globalThis.String(object.env_json)
+        : "",
+    };
+  },
+
+  toJSON(message: InterceptRemote): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.environment) {
+      const entries = globalThis.Object.entries(message.environment) as [string, string][];
+      if (entries.length > 0) {
+        obj.environment = {};
+        entries.forEach(([k, v]) => {
+          obj.environment[k] = v;
+        });
+      }
+    }
+    if (message.mountPoint !== "") {
+      obj.mountPoint = message.mountPoint;
+    }
+    if (message.mounts?.length) {
+      obj.mounts = message.mounts;
+    }
+    if (message.envFile !== "") {
+      obj.envFile = message.envFile;
+    }
+    if (message.envJson !== "") {
+      obj.envJson = message.envJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InterceptRemote>, I>>(base?: I): InterceptRemote {
+    return InterceptRemote.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InterceptRemote>, I>>(object: I): InterceptRemote {
+    const message = createBaseInterceptRemote();
+    message.name = object.name ?? "";
+    message.environment = (globalThis.Object.entries(object.environment ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.mountPoint = object.mountPoint ?? "";
+    message.mounts = object.mounts?.map((e) => e) || [];
+    message.envFile = object.envFile ?? "";
+    message.envJson = object.envJson ?? "";
+    return message;
+  },
+};
+
+function createBaseInterceptRemote_EnvironmentEntry(): InterceptRemote_EnvironmentEntry {
+  return { key: "", value: "" };
+}
+
+export const InterceptRemote_EnvironmentEntry: MessageFns<InterceptRemote_EnvironmentEntry> = {
+  encode(message: InterceptRemote_EnvironmentEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InterceptRemote_EnvironmentEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInterceptRemote_EnvironmentEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InterceptRemote_EnvironmentEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: InterceptRemote_EnvironmentEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InterceptRemote_EnvironmentEntry>, I>>(
+    base?: I,
+  ): InterceptRemote_EnvironmentEntry {
+    return InterceptRemote_EnvironmentEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InterceptRemote_EnvironmentEntry>, I>>(
+    object: I,
+  ): InterceptRemote_EnvironmentEntry {
+    const message = createBaseInterceptRemote_EnvironmentEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
 
 function createBaseInterceptEvent(): InterceptEvent {
-  return { progress: undefined, intercept: undefined };
+  return { progress: undefined, intercept: undefined, remote: undefined };
 }
 
 export const InterceptEvent: MessageFns<InterceptEvent> = {
@@ -1177,6 +1597,9 @@ export const InterceptEvent: MessageFns<InterceptEvent> = {
     }
     if (message.intercept !== undefined) {
       InterceptInfo.encode(message.intercept, writer.uint32(18).fork()).join();
+    }
+    if (message.remote !== undefined) {
+      InterceptRemote.encode(message.remote, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1210,6 +1633,14 @@ export const InterceptEvent: MessageFns<InterceptEvent> = {
             message.intercept = InterceptInfo.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.remote = InterceptRemote.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1226,6 +1657,7 @@ export const InterceptEvent: MessageFns<InterceptEvent> = {
     return {
       progress: isSet(object.progress) ? globalThis.String(object.progress) : undefined,
       intercept: isSet(object.intercept) ? InterceptInfo.fromJSON(object.intercept) : undefined,
+      remote: isSet(object.remote) ? InterceptRemote.fromJSON(object.remote) : undefined,
     };
   },
 
@@ -1236,6 +1668,9 @@ export const InterceptEvent: MessageFns<InterceptEvent> = {
     }
     if (message.intercept !== undefined) {
       obj.intercept = InterceptInfo.toJSON(message.intercept);
+    }
+    if (message.remote !== undefined) {
+      obj.remote = InterceptRemote.toJSON(message.remote);
     }
     return obj;
   },
@@ -1248,6 +1683,9 @@ export const InterceptEvent: MessageFns<InterceptEvent> = {
     message.progress = object.progress ?? undefined;
     message.intercept = (object.intercept !== undefined && object.intercept !== null)
       ? InterceptInfo.fromPartial(object.intercept)
+      : undefined;
+    message.remote = (object.remote !== undefined && object.remote !== null)
+      ? InterceptRemote.fromPartial(object.remote)
       : undefined;
     return message;
   },
@@ -1446,7 +1884,7 @@ export const UninstallAgentsRequest: MessageFns<UninstallAgentsRequest> = {
 };
 
 function createBaseStateSnapshot(): StateSnapshot {
-  return { connection: undefined, intercepts: [] };
+  return { connection: undefined, intercepts: [], remotes: [] };
 }
 
 export const StateSnapshot: MessageFns<StateSnapshot> = {
@@ -1456,6 +1894,9 @@ export const StateSnapshot: MessageFns<StateSnapshot> = {
     }
     for (const v of message.intercepts) {
       InterceptInfo.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.remotes) {
+      InterceptRemote.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1489,6 +1930,14 @@ export const StateSnapshot: MessageFns<StateSnapshot> = {
             message.intercepts.push(InterceptInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.remotes.push(InterceptRemote.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1507,6 +1956,9 @@ export const StateSnapshot: MessageFns<StateSnapshot> = {
       intercepts: globalThis.Array.isArray(object?.intercepts)
         ? object.intercepts.map((e: any) => InterceptInfo.fromJSON(e))
         : [],
+      remotes: globalThis.Array.isArray(object?.remotes)
+        ? object.remotes.map((e: any) => InterceptRemote.fromJSON(e))
+        : [],
     };
   },
 
@@ -1517,6 +1969,9 @@ export const StateSnapshot: MessageFns<StateSnapshot> = {
     }
     if (message.intercepts?.length) {
       obj.intercepts = message.intercepts.map((e) => InterceptInfo.toJSON(e));
+    }
+    if (message.remotes?.length) {
+      obj.remotes = message.remotes.map((e) => InterceptRemote.toJSON(e));
     }
     return obj;
   },
@@ -1530,6 +1985,7 @@ export const StateSnapshot: MessageFns<StateSnapshot> = {
       ? ConnectionStatus.fromPartial(object.connection)
       : undefined;
     message.intercepts = object.intercepts?.map((e) => InterceptInfo.fromPartial(e)) || [];
+    message.remotes = object.remotes?.map((e) => InterceptRemote.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1769,6 +2225,10 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

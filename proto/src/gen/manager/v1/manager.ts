@@ -120,6 +120,30 @@ export interface AgentInfo {
   version: string;
   /** The workload's kind: Deployment, ReplicaSet or StatefulSet. */
   kind: string;
+  /**
+   * The environment and volume mounts of each app container the agent serves, as the kubelet
+   * resolved them for the agent's own container (docs/adr/0003-remote-env-and-volumes.md). The
+   * manager keeps them to itself: AgentSnapshot carries agents without them, and only the owner of
+   * an intercept gets its container's, through GetInterceptEnvironment.
+   */
+  containers: ContainerEnvironment[];
+  /** The port of the agent's SFTP server on the pod's loopback (0: none); reached by port-forward. */
+  sftpPort: number;
+}
+
+export interface ContainerEnvironment {
+  /** The app container's name. */
+  name: string;
+  env: { [key: string]: string };
+  /** Where the agent container sees this container's volumes: <mount_root><original path>. */
+  mountRoot: string;
+  /** The original mount paths, e.g. "/etc/config". */
+  mounts: string[];
+}
+
+export interface ContainerEnvironment_EnvEntry {
+  key: string;
+  value: string;
 }
 
 export interface SessionInfo {
@@ -227,6 +251,31 @@ export interface RemoveInterceptRequest {
     | undefined;
   /** The intercept's spec.name. */
   name: string;
+}
+
+export interface GetInterceptEnvironmentRequest {
+  session:
+    | SessionInfo
+    | undefined;
+  /** The intercept's spec.name. */
+  name: string;
+}
+
+/** What the owner of an intercept gets to run a process like the intercepted container. */
+export interface InterceptEnvironment {
+  namespace: string;
+  /** The pod whose agent reported it (the one to port-forward to for its volumes). */
+  podName: string;
+  containerName: string;
+  env: { [key: string]: string };
+  mountRoot: string;
+  mounts: string[];
+  sftpPort: number;
+}
+
+export interface InterceptEnvironment_EnvEntry {
+  key: string;
+  value: string;
 }
 
 export interface InterceptSnapshot {
@@ -537,7 +586,7 @@ export const ClientInfo: MessageFns<ClientInfo> = {
 };
 
 function createBaseAgentInfo(): AgentInfo {
-  return { name: "", namespace: "", podName: "", podIp: "", version: "", kind: "" };
+  return { name: "", namespace: "", podName: "", podIp: "", version: "", kind: "", containers: [], sftpPort: 0 };
 }
 
 export const AgentInfo: MessageFns<AgentInfo> = {
@@ -559,6 +608,12 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.kind !== "") {
       writer.uint32(50).string(message.kind);
+    }
+    for (const v of message.containers) {
+      ContainerEnvironment.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.sftpPort !== 0) {
+      writer.uint32(64).int32(message.sftpPort);
     }
     return writer;
   },
@@ -624,6 +679,22 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.kind = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.containers.push(ContainerEnvironment.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.sftpPort = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -652,6 +723,14 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         : "",
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      containers: globalThis.Array.isArray(object?.containers)
+        ? object.containers.map((e: any) => ContainerEnvironment.fromJSON(e))
+        : [],
+      sftpPort: isSet(object.sftpPort)
+        ? globalThis.Number(object.sftpPort)
+        : isSet(object.sftp_port)
+        ? globalThis.Number(object.sftp_port)
+        : 0,
     };
   },
 
@@ -675,6 +754,12 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.kind !== "") {
       obj.kind = message.kind;
     }
+    if (message.containers?.length) {
+      obj.containers = message.containers.map((e) => ContainerEnvironment.toJSON(e));
+    }
+    if (message.sftpPort !== 0) {
+      obj.sftpPort = Math.round(message.sftpPort);
+    }
     return obj;
   },
 
@@ -689,6 +774,246 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.podIp = object.podIp ?? "";
     message.version = object.version ?? "";
     message.kind = object.kind ?? "";
+    message.containers = object.containers?.map((e) => ContainerEnvironment.fromPartial(e)) || [];
+    message.sftpPort = object.sftpPort ?? 0;
+    return message;
+  },
+};
+
+function createBaseContainerEnvironment(): ContainerEnvironment {
+  return { name: "", env: {}, mountRoot: "", mounts: [] };
+}
+
+export const ContainerEnvironment: MessageFns<ContainerEnvironment> = {
+  encode(message: ContainerEnvironment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
+      ContainerEnvironment_EnvEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.mountRoot !== "") {
+      writer.uint32(26).string(message.mountRoot);
+    }
+    for (const v of message.mounts) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerEnvironment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerEnvironment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = ContainerEnvironment_EnvEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.env[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mountRoot = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mounts.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContainerEnvironment {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      env: isObject(object.env)
+        ? (globalThis.Object.entries(object.env) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      mountRoot: isSet(object.mountRoot)
+        ? globalThis.String(object.mountRoot)
+        : isSet(object.mount_root)
+        ? globalThis.String(object.mount_root)
+        : "",
+      mounts: globalThis.Array.isArray(object?.mounts) ? object.mounts.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ContainerEnvironment): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.env) {
+      const entries = globalThis.Object.entries(message.env) as [string, string][];
+      if (entries.length > 0) {
+        obj.env = {};
+        entries.forEach(([k, v]) => {
+          obj.env[k] = v;
+        });
+      }
+    }
+    if (message.mountRoot !== "") {
+      obj.mountRoot = message.mountRoot;
+    }
+    if (message.mounts?.length) {
+      obj.mounts = message.mounts;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ContainerEnvironment>, I>>(base?: I): ContainerEnvironment {
+    return ContainerEnvironment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerEnvironment>, I>>(object: I): ContainerEnvironment {
+    const message = createBaseContainerEnvironment();
+    message.name = object.name ?? "";
+    message.env = (globalThis.Object.entries(object.env ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.mountRoot = object.mountRoot ?? "";
+    message.mounts = object.mounts?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseContainerEnvironment_EnvEntry(): ContainerEnvironment_EnvEntry {
+  return { key: "", value: "" };
+}
+
+export const ContainerEnvironment_EnvEntry: MessageFns<ContainerEnvironment_EnvEntry> = {
+  encode(message: ContainerEnvironment_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContainerEnvironment_EnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContainerEnvironment_EnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContainerEnvironment_EnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ContainerEnvironment_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ContainerEnvironment_EnvEntry>, I>>(base?: I): ContainerEnvironment_EnvEntry {
+    return ContainerEnvironment_EnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ContainerEnvironment_EnvEntry>, I>>(
+    object: I,
+  ): ContainerEnvironment_EnvEntry {
+    const message = createBaseContainerEnvironment_EnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -2029,6 +2354,395 @@ export const RemoveInterceptRequest: MessageFns<RemoveInterceptRequest> = {
   },
 };
 
+function createBaseGetInterceptEnvironmentRequest(): GetInterceptEnvironmentRequest {
+  return { session: undefined, name: "" };
+}
+
+export const GetInterceptEnvironmentRequest: MessageFns<GetInterceptEnvironmentRequest> = {
+  encode(message: GetInterceptEnvironmentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      SessionInfo.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetInterceptEnvironmentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetInterceptEnvironmentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = SessionInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetInterceptEnvironmentRequest {
+    return {
+      session: isSet(object.session) ? SessionInfo.fromJSON(object.session) : undefined,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: GetInterceptEnvironmentRequest): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = SessionInfo.toJSON(message.session);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetInterceptEnvironmentRequest>, I>>(base?: I): GetInterceptEnvironmentRequest {
+    return GetInterceptEnvironmentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetInterceptEnvironmentRequest>, I>>(
+    object: I,
+  ): GetInterceptEnvironmentRequest {
+    const message = createBaseGetInterceptEnvironmentRequest();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? SessionInfo.fromPartial(object.session)
+      : undefined;
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseInterceptEnvironment(): InterceptEnvironment {
+  return { namespace: "", podName: "", containerName: "", env: {}, mountRoot: "", mounts: [], sftpPort: 0 };
+}
+
+export const InterceptEnvironment: MessageFns<InterceptEnvironment> = {
+  encode(message: InterceptEnvironment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.podName !== "") {
+      writer.uint32(18).string(message.podName);
+    }
+    if (message.containerName !== "") {
+      writer.uint32(26).string(message.containerName);
+    }
+    globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
+      InterceptEnvironment_EnvEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    if (message.mountRoot !== "") {
+      writer.uint32(42).string(message.mountRoot);
+    }
+    for (const v of message.mounts) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.sftpPort !== 0) {
+      writer.uint32(56).int32(message.sftpPort);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InterceptEnvironment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInterceptEnvironment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.podName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.containerName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = InterceptEnvironment_EnvEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.env[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mountRoot = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.mounts.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.sftpPort = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InterceptEnvironment {
+    return {
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      podName: isSet(object.podName)
+        ? globalThis.String(object.podName)
+        : isSet(object.pod_name)
+        ? globalThis.String(object.pod_name)
+        : "",
+      containerName: isSet(object.containerName)
+        ? globalThis.String(object.containerName)
+        : isSet(object.container_name)
+        ? globalThis.String(object.container_name)
+        : "",
+      env: isObject(object.env)
+        ? (globalThis.Object.entries(object.env) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      mountRoot: isSet(object.mountRoot)
+        ? globalThis.String(object.mountRoot)
+        : isSet(object.mount_root)
+        ? globalThis.String(object.mount_root)
+        : "",
+      mounts: globalThis.Array.isArray(object?.mounts)
+        ? object.mounts.map((e: any) => globalThis.String(e))
+        : [],
+      sftpPort: isSet(object.sftpPort)
+        ? globalThis.Number(object.sftpPort)
+        : isSet(object.sftp_port)
+        ? globalThis.Number(object.sftp_port)
+        : 0,
+    };
+  },
+
+  toJSON(message: InterceptEnvironment): unknown {
+    const obj: any = {};
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.podName !== "") {
+      obj.podName = message.podName;
+    }
+    if (message.containerName !== "") {
+      obj.containerName = message.containerName;
+    }
+    if (message.env) {
+      const entries = globalThis.Object.entries(message.env) as [string, string][];
+      if (entries.length > 0) {
+        obj.env = {};
+        entries.forEach(([k, v]) => {
+          obj.env[k] = v;
+        });
+      }
+    }
+    if (message.mountRoot !== "") {
+      obj.mountRoot = message.mountRoot;
+    }
+    if (message.mounts?.length) {
+      obj.mounts = message.mounts;
+    }
+    if (message.sftpPort !== 0) {
+      obj.sftpPort = Math.round(message.sftpPort);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InterceptEnvironment>, I>>(base?: I): InterceptEnvironment {
+    return InterceptEnvironment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InterceptEnvironment>, I>>(object: I): InterceptEnvironment {
+    const message = createBaseInterceptEnvironment();
+    message.namespace = object.namespace ?? "";
+    message.podName = object.podName ?? "";
+    message.containerName = object.containerName ?? "";
+    message.env = (globalThis.Object.entries(object.env ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.mountRoot = object.mountRoot ?? "";
+    message.mounts = object.mounts?.map((e) => e) || [];
+    message.sftpPort = object.sftpPort ?? 0;
+    return message;
+  },
+};
+
+function createBaseInterceptEnvironment_EnvEntry(): InterceptEnvironment_EnvEntry {
+  return { key: "", value: "" };
+}
+
+export const InterceptEnvironment_EnvEntry: MessageFns<InterceptEnvironment_EnvEntry> = {
+  encode(message: InterceptEnvironment_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InterceptEnvironment_EnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInterceptEnvironment_EnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InterceptEnvironment_EnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: InterceptEnvironment_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InterceptEnvironment_EnvEntry>, I>>(base?: I): InterceptEnvironment_EnvEntry {
+    return InterceptEnvironment_EnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InterceptEnvironment_EnvEntry>, I>>(
+    object: I,
+  ): InterceptEnvironment_EnvEntry {
+    const message = createBaseInterceptEnvironment_EnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
 function createBaseInterceptSnapshot(): InterceptSnapshot {
   return { intercepts: [] };
 }
@@ -2882,6 +3596,18 @@ export const ManagerService = {
     responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
+  /** For the intercept's owner: its container's environment and mounts, from an agent in session. */
+  getInterceptEnvironment: {
+    path: "/telepresence.manager.v1.Manager/GetInterceptEnvironment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetInterceptEnvironmentRequest): Buffer =>
+      Buffer.from(GetInterceptEnvironmentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetInterceptEnvironmentRequest => GetInterceptEnvironmentRequest.decode(value),
+    responseSerialize: (value: InterceptEnvironment): Buffer =>
+      Buffer.from(InterceptEnvironment.encode(value).finish()),
+    responseDeserialize: (value: Buffer): InterceptEnvironment => InterceptEnvironment.decode(value),
+  },
   uninstallAgents: {
     path: "/telepresence.manager.v1.Manager/UninstallAgents" as const,
     requestStream: false as const,
@@ -2936,6 +3662,8 @@ export interface ManagerServer extends UntypedServiceImplementation {
   prepareIntercept: handleServerStreamingCall<PrepareInterceptRequest, PrepareInterceptResponse>;
   createIntercept: handleUnaryCall<CreateInterceptRequest, InterceptInfo>;
   removeIntercept: handleUnaryCall<RemoveInterceptRequest, Empty>;
+  /** For the intercept's owner: its container's environment and mounts, from an agent in session. */
+  getInterceptEnvironment: handleUnaryCall<GetInterceptEnvironmentRequest, InterceptEnvironment>;
   uninstallAgents: handleUnaryCall<UninstallAgentsRequest, UninstallAgentsResponse>;
   /** For a client: the connections it must dial (see Tunnel). */
   watchDials: handleServerStreamingCall<SessionInfo, DialRequest>;
@@ -3071,6 +3799,22 @@ export interface ManagerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Empty) => void,
   ): ClientUnaryCall;
+  /** For the intercept's owner: its container's environment and mounts, from an agent in session. */
+  getInterceptEnvironment(
+    request: GetInterceptEnvironmentRequest,
+    callback: (error: ServiceError | null, response: InterceptEnvironment) => void,
+  ): ClientUnaryCall;
+  getInterceptEnvironment(
+    request: GetInterceptEnvironmentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: InterceptEnvironment) => void,
+  ): ClientUnaryCall;
+  getInterceptEnvironment(
+    request: GetInterceptEnvironmentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: InterceptEnvironment) => void,
+  ): ClientUnaryCall;
   uninstallAgents(
     request: UninstallAgentsRequest,
     callback: (error: ServiceError | null, response: UninstallAgentsResponse) => void,
@@ -3136,6 +3880,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

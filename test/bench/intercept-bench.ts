@@ -1,0 +1,499 @@
+/**
+ * The intercept benchmark: prints figures, asserts nothing. Run it with
+ * `bash test/bench/intercept.sh` on a cluster brought up by `npm run cluster:up`.
+ *
+ * Every request is sent from the node's own network namespace to the Service's ClusterIP, so it
+ * takes the path a pod's request takes (kube-proxy's DNAT to the pod, the agent, the manager,
+ * the workstation's daemon) without a `kubectl exec` per request clouding the figures. On the
+ * harness cluster the workstation is the node; elsewhere run it from a machine that can reach
+ * ClusterIPs, or set TP_BENCH_SKIP_ROUTED=1 to print only the figures that need no such route.
+ *
+ * What is compared with what:
+ *   connect          `kubectl telepresence connect` with no daemon running (starts it)
+ *   warm intercept   `intercept` of a workload that already carries the agent, until the first
+ *                    request is answered by the workstation
+ *   cold intercept   the same for a workload without the agent (injection + rollout), minus the
+ *                    bare `kubectl rollout restart` of that workload
+ *   round trip       GET of a tiny body on one keep-alive connection: through the intercept, and
+ *                    to the same pod's app over `kubectl port-forward`
+ *   personal trip    the same through a personal intercept (`--http-header`), whose agent parses
+ *                    every request to route it, against the global intercept's; and a request
+ *                    without the header, which that agent passes to the app
+ *   throughput       a large body each way: through the intercept (GET and POST from the
+ *                    cluster), and over `kubectl port-forward` moving the bytes the same way
+ *   agent memory     VmRSS of the traffic-agent process while idle
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { loadClusterEnv } from '../src/cluster-env.js';
+import { eventually } from '../src/eventually.js';
+import type { List, Pod } from '../src/k8s-objects.js';
+import { createKube } from '../src/kube.js';
+import { ECHO_IMAGE, namespace } from '../src/manifests.js';
+import { createTelepresenceCli } from '../src/telepresence-cli.js';
+
+const RUNS = {
+  connect: intFromEnv('TP_BENCH_CONNECT_RUNS', 5),
+  warm: intFromEnv('TP_BENCH_WARM_RUNS', 5),
+  cold: intFromEnv('TP_BENCH_COLD_RUNS', 3),
+  requests: intFromEnv('TP_BENCH_REQUESTS', 1000),
+  bulkBytes: intFromEnv('TP_BENCH_BULK_MB', 256) * 1024 * 1024,
+};
+const MANAGER_NS = 'tp-system';
+const APP_PORT = 8080;
+
+function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not "${raw}"`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The served API, the same in the pod (this script) and on the workstation (handlerFor): any
+// path answers `who`, GET /bytes?n=N streams N bytes, POST /sink reads the body and answers its
+// length.
+
+const SERVER_SCRIPT = `
+const chunk = Buffer.alloc(65536, 120);
+module.exports = (who) => (req, res) => {
+  const url = new URL(req.url, 'http://x');
+  if (url.pathname === '/sink') {
+    let n = 0;
+    req.on('data', (c) => { n += c.length; });
+    return void req.on('end', () => res.end(String(n)));
+  }
+  if (url.pathname === '/bytes') {
+    let left = Number(url.searchParams.get('n'));
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left) });
+    const pump = () => {
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    return pump();
+  }
+  res.setHeader('content-type', 'text/plain');
+  res.end(url.pathname === '/healthz' ? 'ok' : who);
+};`;
+
+/** The same API for the workstation's server (the pod runs SERVER_SCRIPT). */
+function handlerFor(who: string): (req: IncomingMessage, res: ServerResponse) => void {
+  const chunk = Buffer.alloc(65536, 120);
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/sink') {
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => res.end(String(n)));
+      return;
+    }
+    if (url.pathname !== '/bytes') {
+      res.setHeader('content-type', 'text/plain');
+      res.end(url.pathname === '/healthz' ? 'ok' : who);
+      return;
+    }
+    let left = Number(url.searchParams.get('n'));
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left) });
+    const pump = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.end();
+    };
+    pump();
+  };
+}
+
+const APP_COMMAND = `const m = {}; (function (module) {${SERVER_SCRIPT}})(m); require('node:http').createServer(m.exports('app')).listen(${APP_PORT});`;
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+
+interface Figure {
+  readonly name: string;
+  readonly value: string;
+  readonly target: string;
+  readonly met: boolean | undefined;
+}
+const figures: Figure[] = [];
+
+function record(name: string, value: string, target = '', met: boolean | undefined = undefined): void {
+  figures.push({ name, value, target, met });
+  process.stderr.write(`  ${name}: ${value}${target !== '' ? ` (target ${target})` : ''}\n`);
+}
+
+function median(xs: readonly number[]): number {
+  return percentile(xs, 50);
+}
+
+function percentile(xs: readonly number[], p: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? NaN;
+}
+
+const ms = (x: number): string => `${x.toFixed(x < 10 ? 2 : 0)} ms`;
+const s = (x: number): string => `${(x / 1000).toFixed(2)} s`;
+
+function progress(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers
+
+function get(url: string, agent: Agent | false, timeoutMs = 5000, headers: Record<string, string> = {}): Promise<{ status: number; body: string; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent, timeout: timeoutMs, headers }, (res) => {
+      let bytes = 0;
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (parts.length < 4) parts.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).subarray(0, 256).toString(), bytes }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Round trips of GET /ping on one keep-alive connection, after a warm-up, in milliseconds. */
+async function roundTrips(base: string, count: number, headers: Record<string, string> = {}): Promise<number[]> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (let i = 0; i < 50; i++) await get(`${base}/ping`, agent, 5000, headers);
+    const out: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      const r = await get(`${base}/ping`, agent, 5000, headers);
+      out.push(performance.now() - t0);
+      if (r.status !== 200) throw new Error(`GET ${base}/ping answered ${r.status}`);
+    }
+    return out;
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** POSTs `n` bytes to /sink and checks that the server counted them all. */
+function post(url: string, n: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent: false, timeout: timeoutMs, headers: { 'content-length': String(n) } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => (body === String(n) ? resolve() : reject(new Error(`POST ${url}: the server counted ${body} of ${n} bytes`))));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`POST ${url}: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    const chunk = Buffer.alloc(65536, 121);
+    let left = n;
+    const pump = (): void => {
+      while (left > 0) {
+        const k = Math.min(left, chunk.length);
+        left -= k;
+        if (!req.write(k === chunk.length ? chunk : chunk.subarray(0, k))) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+/**
+ * MB/s of moving `n` bytes, the best of three: `download` is a GET /bytes (the server sends),
+ * otherwise a POST /sink (the client sends).
+ */
+async function throughput(base: string, n: number, download: boolean): Promise<number> {
+  let best = 0;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    if (download) {
+      const r = await get(`${base}/bytes?n=${n}`, false, 300_000);
+      if (r.bytes !== n) throw new Error(`GET ${base}/bytes got ${r.bytes} of ${n} bytes`);
+    } else {
+      await post(`${base}/sink`, n, 300_000);
+    }
+    best = Math.max(best, n / 1024 / 1024 / ((performance.now() - t0) / 1000));
+  }
+  return best;
+}
+
+/** Polls with fresh connections until `who` answers /ping; returns when it did (performance.now()). */
+async function firstAnswerFrom(base: string, who: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  let last = '';
+  while (performance.now() < deadline) {
+    try {
+      const r = await get(`${base}/ping`, false, 1000, headers);
+      if (r.body === who) return performance.now();
+      last = r.body;
+    } catch (err: unknown) {
+      last = (err as Error).message;
+    }
+    await new Promise((ok) => setTimeout(ok, 10));
+  }
+  throw new Error(`${base}/ping was not answered by ${who} within ${timeoutMs} ms (last: ${last})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const cluster = loadClusterEnv();
+  const kube = createKube(cluster.kubeconfig);
+  const repoRoot = findRepoRoot(process.cwd());
+  const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  const ns = `tp-bench-${randomBytes(3).toString('hex')}`;
+  const cli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns });
+  const routed = process.env['TP_BENCH_SKIP_ROUTED'] !== '1';
+
+  progress('building and loading images');
+  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
+    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${version}`;
+    await prepareImage({ repoRoot, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
+  }
+  const managerWasInstalled = (await kube.kubectl(['get', 'namespaces', '-o', 'name'])).split('\n').includes(`namespace/${MANAGER_NS}`);
+
+  const local: Server = createServer(handlerFor('workstation'));
+  await new Promise<void>((ok) => local.listen(0, '127.0.0.1', ok));
+  const localPort = (local.address() as AddressInfo).port;
+
+  const app = 'bench';
+  const podsOf = async (): Promise<Pod[]> =>
+    (await kube.json<List<Pod>>(['-n', ns, 'get', 'pods', '-l', `app=${app}`])).items.filter((p) => p.metadata.deletionTimestamp === undefined);
+  const rolledOut = () => kube.kubectl(['-n', ns, 'rollout', 'status', `deployment/${app}`, '--timeout=180s'], { timeoutMs: 190_000 });
+
+  const exec = async (command: string[]): Promise<string> => {
+    const pod = (await podsOf())[0];
+    if (pod === undefined) throw new Error(`no pod of ${app}`);
+    return kube.kubectl(['-n', ns, 'exec', pod.metadata.name, '-c', 'traffic-agent', '--', ...command]);
+  };
+  const mb = (procStatus: string): string => `${(Number(/VmRSS:\s+(\d+)\s+kB/.exec(procStatus)?.[1] ?? NaN) / 1024).toFixed(1)} MB`;
+  /**
+   * VmRSS of the agent process (the container's pid 1), and its anonymous part: the heap and
+   * stacks the agent itself allocated, without the runtime's mapped binary and libraries.
+   */
+  const agentMemory = async (name: string, judged: boolean): Promise<void> => {
+    const value = mb(await exec(['cat', '/proc/1/status']));
+    const anon = /Anonymous:\s+(\d+)\s+kB/.exec(await exec(['cat', '/proc/1/smaps_rollup']))?.[1];
+    const detail = `${value} (anonymous ${(Number(anon ?? NaN) / 1024).toFixed(1)} MB)`;
+    if (judged) record(name, detail, '<= 40 MB', parseFloat(value) <= 40);
+    else record(name, detail);
+  };
+
+  try {
+    progress(`workload ${app} in namespace ${ns}`);
+    await kube.apply([
+      namespace(ns),
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: app, namespace: ns },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app } },
+          template: {
+            metadata: { labels: { app } },
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [
+                {
+                  name: 'app',
+                  image: ECHO_IMAGE,
+                  imagePullPolicy: 'IfNotPresent',
+                  command: ['node', '-e', APP_COMMAND],
+                  ports: [{ name: 'http', containerPort: APP_PORT }],
+                  readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
+                },
+              ],
+            },
+          },
+        },
+      },
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: app, namespace: ns }, spec: { selector: { app }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } },
+    ]);
+    await rolledOut();
+    const clusterIp = (await kube.kubectl(['-n', ns, 'get', 'service', app, '-o', 'jsonpath={.spec.clusterIP}'])).trim();
+    const base = `http://${clusterIp}:80`;
+    if (routed) await firstAnswerFrom(base, 'app', 30_000);
+
+    progress('installing the traffic-manager (if needed)');
+    await cli.ok(['install'], 300_000);
+
+    // connect: from no daemon at all to a session with the manager.
+    progress(`connect x${RUNS.connect}`);
+    const connects: number[] = [];
+    for (let i = 0; i < RUNS.connect; i++) {
+      await cli.ok(['quit'], 30_000);
+      const t0 = performance.now();
+      await cli.ok(['connect'], 60_000);
+      connects.push(performance.now() - t0);
+    }
+    record('connect (daemon start included), median', s(median(connects)), '<= 1 s', median(connects) <= 1000);
+    record('connect, min/max', `${s(Math.min(...connects))} / ${s(Math.max(...connects))}`);
+
+    if (!routed) {
+      progress('TP_BENCH_SKIP_ROUTED=1: skipping the figures that send requests to the ClusterIP');
+    } else {
+      // The bare restart of the same workload, the baseline of the cold intercept.
+      progress(`bare rollout restart x${RUNS.cold}`);
+      const restarts: number[] = [];
+      for (let i = 0; i < RUNS.cold; i++) {
+        const t0 = performance.now();
+        await kube.kubectl(['-n', ns, 'rollout', 'restart', `deployment/${app}`]);
+        await rolledOut();
+        restarts.push(performance.now() - t0);
+      }
+
+      progress(`cold intercept x${RUNS.cold}`);
+      const colds: number[] = [];
+      for (let i = 0; i < RUNS.cold; i++) {
+        const t0 = performance.now();
+        await cli.ok(['intercept', app, '--port', `${localPort}:http`], 300_000);
+        colds.push((await firstAnswerFrom(base, 'workstation', 60_000)) - t0);
+        await cli.ok(['leave', `${app}-${ns}`]);
+        await firstAnswerFrom(base, 'app', 30_000);
+        if (i < RUNS.cold - 1) {
+          await cli.ok(['uninstall', '--agent', app], 300_000);
+          await rolledOut();
+          await eventually(
+            async () => {
+              const pods = await podsOf();
+              if (pods.some((p) => (p.spec?.containers ?? []).some((c) => c.name === 'traffic-agent'))) throw new Error('a pod still carries the agent');
+            },
+            { timeoutMs: 120_000, intervalMs: 250, what: 'the agent removed' },
+          );
+        }
+      }
+      await agentMemory('traffic-agent idle RSS, fresh (a few requests served)', true);
+      const overhead = median(colds) - median(restarts);
+      record('bare rollout restart, median', s(median(restarts)));
+      record('cold intercept, median', s(median(colds)));
+      record('cold intercept overhead (cold - restart)', s(overhead), '<= 1 s', overhead <= 1000);
+
+      progress(`warm intercept x${RUNS.warm}`);
+      const warms: number[] = [];
+      for (let i = 0; i < RUNS.warm; i++) {
+        const t0 = performance.now();
+        await cli.ok(['intercept', app, '--port', `${localPort}:http`], 60_000);
+        warms.push((await firstAnswerFrom(base, 'workstation', 30_000)) - t0);
+        if (i < RUNS.warm - 1) {
+          await cli.ok(['leave', `${app}-${ns}`]);
+          await firstAnswerFrom(base, 'app', 30_000);
+        }
+      }
+      record('warm intercept, median', s(median(warms)), '<= 0.5 s', median(warms) <= 500);
+      record('warm intercept, min/max', `${s(Math.min(...warms))} / ${s(Math.max(...warms))}`);
+
+      // Intercepted now. The same pod's app over kubectl port-forward is the comparison.
+      let viaGlobal: number[] = [];
+      const pod = (await podsOf())[0];
+      if (pod === undefined) throw new Error(`no pod of ${app}`);
+      const forward = kube.start(['-n', ns, 'port-forward', `pod/${pod.metadata.name}`, `:${APP_PORT}`]);
+      try {
+        const m = await forward.waitForOutput(/Forwarding from 127\.0\.0\.1:(\d+)/, 30_000);
+        const forwarded = `http://127.0.0.1:${m[1] ?? ''}`;
+        await firstAnswerFrom(forwarded, 'app', 10_000);
+
+        progress(`round trips x${RUNS.requests} each way`);
+        const viaIntercept = await roundTrips(base, RUNS.requests);
+        viaGlobal = viaIntercept;
+        const viaForward = await roundTrips(forwarded, RUNS.requests);
+        const p50 = percentile(viaIntercept, 50) / percentile(viaForward, 50);
+        const p99 = percentile(viaIntercept, 99) / percentile(viaForward, 99);
+        record('round trip via intercept, p50 / p99', `${ms(percentile(viaIntercept, 50))} / ${ms(percentile(viaIntercept, 99))}`);
+        record('round trip via port-forward, p50 / p99', `${ms(percentile(viaForward, 50))} / ${ms(percentile(viaForward, 99))}`);
+        record('round-trip ratio p50 (intercept / port-forward)', p50.toFixed(2), '<= 1.1', p50 <= 1.1);
+        record('round-trip ratio p99 (intercept / port-forward)', p99.toFixed(2), '<= 1.3', p99 <= 1.3);
+
+        // Both directions, each compared with port-forward carrying the bytes the same way: an
+        // intercepted download (the cluster GETs from the workstation) moves data workstation ->
+        // cluster, as a POST over port-forward does.
+        const mb = RUNS.bulkBytes / 1024 / 1024;
+        progress(`throughput, ${mb} MB per transfer, both directions (best of 3)`);
+        const upIntercept = await throughput(base, RUNS.bulkBytes, true);
+        const upForward = await throughput(forwarded, RUNS.bulkBytes, false);
+        const downIntercept = await throughput(base, RUNS.bulkBytes, false);
+        const downForward = await throughput(forwarded, RUNS.bulkBytes, true);
+        record('throughput workstation -> cluster, intercept', `${upIntercept.toFixed(1)} MB/s`);
+        record('throughput workstation -> cluster, port-forward', `${upForward.toFixed(1)} MB/s`);
+        record('throughput ratio workstation -> cluster', (upIntercept / upForward).toFixed(2), '>= 0.9', upIntercept / upForward >= 0.9);
+        record('throughput cluster -> workstation, intercept', `${downIntercept.toFixed(1)} MB/s`);
+        record('throughput cluster -> workstation, port-forward', `${downForward.toFixed(1)} MB/s`);
+        record('throughput ratio cluster -> workstation', (downIntercept / downForward).toFixed(2), '>= 0.9', downIntercept / downForward >= 0.9);
+      } finally {
+        await forward.stop();
+      }
+      await cli.ok(['leave', `${app}-${ns}`]);
+
+      // The same round trip through a personal intercept: the agent now parses each request and
+      // routes it by its header (docs/personal-intercepts.md), where a global one only splices.
+      const mine = { 'x-bench': 'personal' };
+      await cli.ok(['intercept', app, '--port', `${localPort}:http`, '--name', 'bench-personal', '--http-header', 'x-bench=personal'], 60_000);
+      await firstAnswerFrom(base, 'workstation', 30_000, mine);
+      progress(`personal intercept round trips x${RUNS.requests}, with and without the header`);
+      const viaPersonal = await roundTrips(base, RUNS.requests, mine);
+      const viaRouterToApp = await roundTrips(base, RUNS.requests);
+      const ratio = percentile(viaPersonal, 50) / percentile(viaGlobal, 50);
+      record('round trip via personal intercept, p50 / p99', `${ms(percentile(viaPersonal, 50))} / ${ms(percentile(viaPersonal, 99))}`);
+      record('round trip via global intercept, p50 / p99', `${ms(percentile(viaGlobal, 50))} / ${ms(percentile(viaGlobal, 99))}`);
+      record('round-trip ratio p50 (personal / global)', ratio.toFixed(2), '<= 1.2', ratio <= 1.2);
+      record('round trip to the app beside a personal intercept, p50 / p99', `${ms(percentile(viaRouterToApp, 50))} / ${ms(percentile(viaRouterToApp, 99))}`);
+      await cli.ok(['leave', 'bench-personal']);
+      await firstAnswerFrom(base, 'app', 30_000, mine);
+    }
+
+    // The agent's memory once idle: no intercept, no connection. Without the routed figures the
+    // workload has no agent yet: one intercept injects it.
+    if (!routed) {
+      await cli.ok(['intercept', app, '--port', `${localPort}:http`], 300_000);
+      await cli.ok(['leave', `${app}-${ns}`]);
+    }
+    await agentMemory(routed ? 'traffic-agent idle RSS, after the traffic above' : 'traffic-agent idle RSS, fresh', !routed);
+    // The floor: a bare `node` started in the same container, for what the runtime alone takes.
+    const floor = await exec(['node', '-e', "setTimeout(() => console.log(require('fs').readFileSync('/proc/self/status', 'utf8')), 500)"]);
+    record('bare node in the agent image (runtime floor), RSS', mb(floor));
+  } finally {
+    progress('cleaning up');
+    await cli.dispose();
+    await new Promise<void>((ok) => local.close(() => ok()));
+    await kube.kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true'], { timeoutMs: 180_000 });
+    if (!managerWasInstalled) {
+      await kube.kubectl(['delete', 'mutatingwebhookconfigurations', '-l', 'app.kubernetes.io/managed-by=telepresence-ts', '--ignore-not-found']);
+      await kube.kubectl(['delete', 'namespace', MANAGER_NS, '--ignore-not-found', '--wait=true'], { timeoutMs: 180_000 });
+      await kube.kubectl(['delete', 'clusterrole,clusterrolebinding', '-l', 'app.kubernetes.io/managed-by=telepresence-ts', '--ignore-not-found']);
+    }
+  }
+
+  const width = Math.max(...figures.map((f) => f.name.length));
+  process.stdout.write(`\nintercept benchmark (${new Date().toISOString().slice(0, 10)}, Kubernetes at ${cluster.kubeconfig})\n`);
+  for (const f of figures) {
+    const verdict = f.met === undefined ? '' : f.met ? '  met' : '  MISSED';
+    process.stdout.write(`${f.name.padEnd(width)}  ${f.value.padEnd(18)}${f.target !== '' ? `target ${f.target}` : ''}${verdict}\n`);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`intercept benchmark failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,96 @@
+/**
+ * Intercept… from the tree: asks only what cannot be inferred (the port when the workload has
+ * several, the local port, optional headers), runs the intercept under a progress notification
+ * and offers what to do next.
+ */
+import { TpError, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
+import type { Host } from './host.js';
+import { portId, portLabel, type InterceptablePort } from './ports.js';
+import type { WorkloadView } from './session.js';
+
+/** Parses `name=value` pairs separated by commas; '' is a global intercept (no headers). */
+export function parseHeaders(text: string): Array<{ name: string; value: string }> {
+  const headers: Array<{ name: string; value: string }> = [];
+  for (const part of text.split(',')) {
+    const item = part.trim();
+    if (item === '') continue;
+    const m = /^([A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*[=:]\s*(.*)$/.exec(item);
+    if (m === null || m[1] === undefined || m[2] === undefined || m[2].trim() === '') {
+      throw new TpError('user', 'bad-header', `"${item}" is not a header match`, { hint: 'write name=value pairs separated by commas, e.g. x-user=alice' });
+    }
+    headers.push({ name: m[1].toLowerCase(), value: m[2].trim() });
+  }
+  return headers;
+}
+
+/** undefined for a usable local port, else why it is not. */
+export function localPortProblem(text: string, taken: ReadonlySet<number>): string | undefined {
+  if (!/^\d{1,5}$/.test(text.trim())) return 'a port number, 1-65535';
+  const n = Number(text.trim());
+  if (n < 1 || n > 65535) return 'a port number, 1-65535';
+  if (taken.has(n)) return `port ${n} already receives another intercept`;
+  return undefined;
+}
+
+/** The workload's port to intercept: the given one, the only one, or the one the user picks. */
+export async function choosePort(host: Host, w: WorkloadView, given?: InterceptablePort): Promise<InterceptablePort | undefined> {
+  if (given !== undefined) return given;
+  if (w.ports.length === 0) {
+    throw new TpError('user', 'no-service', `${w.kind.toLowerCase()}/${w.name} has no Service port that reaches one of its containers`, {
+      hint: `expose it first, e.g. kubectl expose ${w.kind.toLowerCase()}/${w.name} -n ${w.namespace} --port 80 --target-port <container port>`,
+    });
+  }
+  if (w.ports.length === 1) return w.ports[0];
+  return host.pick(
+    `Intercept ${w.name}: which port?`,
+    w.ports.map((p) => ({ label: portLabel(p), value: p })),
+  );
+}
+
+/** Asks for the rest of the spec; undefined when the user cancels. */
+export async function askInterceptSpec(host: Host, w: WorkloadView, given: InterceptablePort | undefined, taken: ReadonlySet<number>): Promise<InterceptSpec | undefined> {
+  const port = await choosePort(host, w, given);
+  if (port === undefined) return undefined;
+  let suggested = port.containerPort;
+  while (taken.has(suggested) && suggested < 65535) suggested++;
+  const local = await host.askText({
+    title: `Intercept ${w.name}: ${portLabel(port)}`,
+    prompt: 'The local port that receives the traffic',
+    value: String(suggested),
+    validate: (v) => localPortProblem(v, taken),
+  });
+  if (local === undefined) return undefined;
+  const headerText = await host.askText({
+    title: `Intercept ${w.name}: ${portLabel(port)} → localhost:${local.trim()}`,
+    prompt: 'Only requests with these headers (a personal intercept); leave empty to intercept all traffic',
+    placeHolder: 'x-user=alice, x-env=dev',
+    validate: (v) => {
+      try {
+        parseHeaders(v);
+        return undefined;
+      } catch (err: unknown) {
+        return err instanceof Error ? err.message : String(err);
+      }
+    },
+  });
+  if (headerText === undefined) return undefined;
+  return {
+    name: '',
+    namespace: w.namespace,
+    workloadName: w.name,
+    workloadKind: w.kind,
+    serviceName: port.serviceName,
+    servicePort: portId(port),
+    containerName: port.containerName,
+    localPort: Number(local.trim()),
+    headers: parseHeaders(headerText),
+  };
+}
+
+/** `Intercepted web: web:80 → localhost:8080` */
+export function interceptedMessage(ii: InterceptInfo): string {
+  const t = ii.target;
+  const from = t !== undefined ? `${t.serviceName}:${t.servicePort}` : (ii.spec?.workloadName ?? '');
+  const headers = (ii.spec?.headers ?? []).map((h) => `${h.name}=${h.value}`).join(', ');
+  return `Intercepted ${ii.spec?.workloadName ?? ''}: ${from} → localhost:${ii.spec?.localPort ?? 0}${headers !== '' ? ` (requests with ${headers})` : ''}`;
+}

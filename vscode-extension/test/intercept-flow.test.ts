@@ -1,0 +1,124 @@
+import { InterceptDisposition } from '@telepresence-ts/core';
+import t from 'tap';
+import { askInterceptSpec, interceptedMessage, localPortProblem, parseHeaders } from '../src/intercept-flow.js';
+import type { InterceptablePort } from '../src/ports.js';
+import type { WorkloadView } from '../src/session.js';
+import { FakeHost } from './fixtures/fake-host.js';
+
+const HTTP: InterceptablePort = { serviceName: 'web', servicePortName: 'http', servicePort: 80, containerName: 'app', containerPort: 8080 };
+const METRICS: InterceptablePort = { serviceName: 'web', servicePortName: '', servicePort: 9100, containerName: 'side', containerPort: 9100 };
+
+function web(ports: InterceptablePort[]): WorkloadView {
+  return { namespace: 'shop', name: 'web', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'none', ports, intercepts: [], containerEnv: new Map() };
+}
+
+const headerCases = [
+  { text: '', want: [] },
+  { text: 'x-user=alice', want: [{ name: 'x-user', value: 'alice' }] },
+  { text: ' X-User = alice , x-env: dev ', want: [{ name: 'x-user', value: 'alice' }, { name: 'x-env', value: 'dev' }] },
+];
+for (const c of headerCases) {
+  t.test(`parseHeaders(${JSON.stringify(c.text)})`, (t) => {
+    t.same(parseHeaders(c.text), c.want);
+    t.end();
+  });
+}
+t.test('parseHeaders refuses what is not name=value', (t) => {
+  t.throws(() => parseHeaders('x-user'), { code: 'bad-header' });
+  t.throws(() => parseHeaders('x-user='), { code: 'bad-header' });
+  t.throws(() => parseHeaders('bad header=1'), { code: 'bad-header' });
+  t.end();
+});
+
+const portCases = [
+  { text: '8080', want: undefined },
+  { text: '0', want: 'a port number, 1-65535' },
+  { text: '70000', want: 'a port number, 1-65535' },
+  { text: 'http', want: 'a port number, 1-65535' },
+  { text: '3000', want: 'port 3000 already receives another intercept' },
+];
+for (const c of portCases) {
+  t.test(`local port ${c.text}`, (t) => {
+    t.equal(localPortProblem(c.text, new Set([3000])), c.want);
+    t.end();
+  });
+}
+
+t.test('one port: asks only the local port and headers', async (t) => {
+  const host = new FakeHost();
+  host.answers = ['8081', 'x-user=alice'];
+  const spec = await askInterceptSpec(host, web([HTTP]), undefined, new Set());
+  t.same(host.prompts.map((p) => [p.kind, p.value]), [
+    ['text', '8080'],
+    ['text', undefined],
+  ], 'no port question; the container port is suggested');
+  t.same(spec, {
+    name: '',
+    namespace: 'shop',
+    workloadName: 'web',
+    workloadKind: 'Deployment',
+    serviceName: 'web',
+    servicePort: 'http',
+    containerName: 'app',
+    localPort: 8081,
+    headers: [{ name: 'x-user', value: 'alice' }],
+  });
+});
+
+t.test('several ports: asks which, by service:port → container:port', async (t) => {
+  const host = new FakeHost();
+  host.picks = ['web:9100 → side:9100'];
+  host.answers = ['9100', ''];
+  const spec = await askInterceptSpec(host, web([HTTP, METRICS]), undefined, new Set());
+  t.same(host.prompts[0]?.options, ['web:80 (http) → app:8080', 'web:9100 → side:9100']);
+  t.match(spec, { servicePort: '9100', containerName: 'side', localPort: 9100, headers: [] });
+});
+
+t.test('a port given by the tree is not asked for', async (t) => {
+  const host = new FakeHost();
+  host.answers = ['9100', ''];
+  await askInterceptSpec(host, web([HTTP, METRICS]), METRICS, new Set());
+  t.same(host.prompts.map((p) => p.kind), ['text', 'text']);
+});
+
+t.test('the suggested local port skips ports already intercepted', async (t) => {
+  const host = new FakeHost();
+  host.answers = [undefined];
+  t.equal(await askInterceptSpec(host, web([HTTP]), undefined, new Set([8080, 8081])), undefined, 'cancelling the local port cancels');
+  t.equal(host.prompts[0]?.value, '8082');
+});
+
+t.test('cancelling the port pick or the headers cancels', async (t) => {
+  const host = new FakeHost();
+  host.picks = [undefined];
+  t.equal(await askInterceptSpec(host, web([HTTP, METRICS]), undefined, new Set()), undefined);
+  host.answers = ['8080', undefined];
+  t.equal(await askInterceptSpec(host, web([HTTP]), undefined, new Set()), undefined);
+});
+
+t.test('a workload without ports says how to expose it', async (t) => {
+  await t.rejects(askInterceptSpec(new FakeHost(), web([]), undefined, new Set()), { code: 'no-service', hint: /kubectl expose deployment\/web -n shop/ });
+});
+
+t.test('the validators reject bad answers', async (t) => {
+  const host = new FakeHost();
+  host.answers = ['99999', 'nope'];
+  await askInterceptSpec(host, web([HTTP]), undefined, new Set()).catch(() => undefined);
+  t.same(host.prompts.map((p) => p.problem), ['a port number, 1-65535', '"nope" is not a header match']);
+});
+
+t.test('interceptedMessage names the service port, the local port and the headers', (t) => {
+  const base = {
+    id: 's:web-shop',
+    target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 1 },
+    clientSessionId: 's',
+    clientName: 'me',
+    disposition: InterceptDisposition.ACTIVE,
+    message: '',
+    createdAt: 0,
+  };
+  const spec = { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] };
+  t.equal(interceptedMessage({ ...base, spec }), 'Intercepted web: web:80 → localhost:8080');
+  t.equal(interceptedMessage({ ...base, spec: { ...spec, headers: [{ name: 'x-user', value: 'a' }] } }), 'Intercepted web: web:80 → localhost:8080 (requests with x-user=a)');
+  t.end();
+});

@@ -1,0 +1,145 @@
+import { ConnectionState, TpError } from '@telepresence-ts/core';
+import t from 'tap';
+import { Session } from '../src/session.js';
+import { FakeDaemon, FakeWatcher, deployment, service, sessionDeps, settle } from './fixtures/fake-core.js';
+
+function setup(options: { running?: boolean } = {}) {
+  const daemon = new FakeDaemon();
+  const watcher = new FakeWatcher();
+  const logs: string[] = [];
+  const deps = sessionDeps(daemon, watcher, { ...options, logs });
+  const session = new Session(deps);
+  let changes = 0;
+  session.onDidChange(() => changes++);
+  return { daemon, watcher, deps, session, logs, changes: () => changes };
+}
+
+t.test('attach without a running daemon starts none and stays disconnected', async (t) => {
+  const { session, deps } = setup({ running: false });
+  await session.attach();
+  t.equal(session.phase, 'disconnected');
+  t.equal(deps.starts, 0);
+});
+
+t.test('attach to a daemon the CLI connected shows its session and intercepts', async (t) => {
+  const { session, daemon, watcher } = setup();
+  await daemon.connect({ kube: { kubeconfig: '', context: 'ctx', namespace: 'shop', kubeconfigEnv: '' }, managerNamespace: 'tp-system', product: 'cli' });
+  await daemon.intercept({ name: '', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] }, () => undefined);
+  await session.attach();
+  await settle();
+  t.equal(session.phase, 'connected');
+  t.equal(session.connection?.context, 'ctx');
+  t.same(session.intercepts.map((ii) => ii.spec?.name), ['web-shop']);
+  t.ok(watcher.started.includes('Namespace/'), 'namespaces are watched once connected');
+});
+
+t.test('connect starts the daemon, connects as vscode with the settings, and watches the cluster', async (t) => {
+  const { session, daemon, watcher, deps } = setup({ running: false });
+  await session.connect();
+  await settle();
+  t.equal(deps.starts, 1);
+  t.ok(daemon.calls.includes('connect /shop vscode'), daemon.calls.join(', '));
+  t.equal(session.phase, 'connected');
+  watcher.set('Namespace', undefined, [{ metadata: { name: 'zeta' } }, { metadata: { name: 'alpha' } }, { metadata: { name: 'shop' } }]);
+  t.same(session.namespaces, ['shop', 'alpha', 'zeta'], 'the connected namespace first, the others sorted');
+});
+
+t.test('a daemon of another version is refused', async (t) => {
+  const { session, daemon } = setup();
+  daemon.daemonVersion = '9.9.9';
+  await t.rejects(session.connect(), { code: 'daemon-version-mismatch' });
+  t.equal(daemon.closed, 1);
+});
+
+t.test('a missing traffic-manager puts the session in no-manager', async (t) => {
+  const { session, daemon } = setup();
+  daemon.connectError = new TpError('user', 'manager-not-installed', 'the traffic-manager is not installed');
+  await t.rejects(session.connect(), { code: 'manager-not-installed' });
+  t.equal(session.phase, 'no-manager');
+  t.equal(session.lastError?.code, 'manager-not-installed');
+  daemon.connectError = undefined;
+  await session.connect();
+  t.equal(session.phase, 'connected');
+});
+
+t.test('workloads merge the watches with the daemon list and follow both live', async (t) => {
+  const { session, daemon, watcher } = setup();
+  await session.connect();
+  await settle();
+  daemon.listed.set('shop', [{ name: 'web', namespace: 'shop', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [] }]);
+  t.same(session.workloads('shop'), [], 'nothing known before the watches deliver');
+  t.same(watcher.started.filter((k) => k.endsWith('/shop')).sort(), ['Deployment/shop', 'ReplicaSet/shop', 'Service/shop', 'StatefulSet/shop']);
+  watcher.set('Deployment', 'shop', [deployment('shop', 'web', { env: { GREETING: 'hi' } }), deployment('shop', 'api', { ready: 0 })]);
+  watcher.set('Service', 'shop', [service('shop', 'web', [{ name: 'http', port: 80, targetPort: 'http' }])]);
+  watcher.set('ReplicaSet', 'shop', [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'web-1234', namespace: 'shop', ownerReferences: [{ kind: 'Deployment', name: 'web', controller: true }] } }]);
+  await settle();
+  const views = session.workloads('shop');
+  t.same(views.map((w) => [w.name, w.kind, w.readyReplicas, w.agentState, w.ports.length]), [
+    ['api', 'Deployment', 0, 'unknown', 0],
+    ['web', 'Deployment', 1, 'installed', 1],
+  ], 'sorted by name; an owned ReplicaSet is not listed');
+  t.same(session.workload('shop', 'web')?.containerEnv.get('app'), { GREETING: 'hi' });
+
+  // An intercept made elsewhere (the CLI) arrives as a snapshot; the namespace is listed again.
+  const before = daemon.calls.filter((c) => c === 'list shop').length;
+  await daemon.intercept({ name: '', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] }, () => undefined);
+  await settle();
+  t.ok(daemon.calls.filter((c) => c === 'list shop').length > before, 'listed again after the snapshot');
+  t.same(session.workload('shop', 'web')?.intercepts.map((ii) => ii.spec?.name), ['web-shop']);
+});
+
+t.test('disconnect quits the daemon and stops every watch', async (t) => {
+  const { session, daemon, watcher } = setup();
+  await session.connect();
+  await settle();
+  session.workloads('shop');
+  await session.disconnect();
+  t.ok(daemon.calls.includes('quit'));
+  t.equal(session.phase, 'disconnected');
+  t.equal(session.connection, undefined);
+  t.equal(watcher.stopped, watcher.started.length, 'every watch stopped');
+  t.equal(daemon.watching, 0, 'the state stream is cancelled');
+});
+
+t.test('a daemon that goes away (quit from the CLI) leaves the session disconnected', async (t) => {
+  const { session, daemon, changes } = setup();
+  await session.connect();
+  const seen = changes();
+  daemon.end(new TpError('cluster', 'daemon-unreachable', 'gone'));
+  t.equal(session.phase, 'disconnected');
+  t.ok(changes() > seen, 'listeners told');
+  t.equal(daemon.closed, 1);
+});
+
+t.test('a daemon that reports disconnected stops the watches', async (t) => {
+  const { session, daemon, watcher } = setup();
+  await session.connect();
+  await settle();
+  daemon.status_ = { ...daemon.status_, state: ConnectionState.DISCONNECTED };
+  daemon.emit();
+  t.equal(session.phase, 'disconnected');
+  t.equal(watcher.stopped, watcher.started.length);
+});
+
+t.test('without the right to list namespaces the connected one is all there is', async (t) => {
+  const { session, watcher, logs } = setup();
+  await session.connect();
+  await settle();
+  watcher.fail('Namespace', undefined, new TpError('config', 'kube-forbidden', 'namespaces is forbidden'));
+  t.same(session.namespaces, ['shop']);
+  t.match(logs.join('\n'), /showing only the connected namespace/);
+});
+
+t.test('intercept and leave need a connection', async (t) => {
+  const { session } = setup();
+  await t.rejects(session.leave('x'), { code: 'not-connected' });
+});
+
+t.test('remote() answers with what the daemon reports of an intercept', async (t) => {
+  const { session, daemon } = setup();
+  await session.connect();
+  daemon.remotes = [{ name: 'web-shop', environment: { A: '1' }, mountPoint: '', mounts: [], envFile: '/tmp/web.env', envJson: '' }];
+  daemon.emit();
+  t.same(session.remote('web-shop')?.environment, { A: '1' });
+  t.equal(session.remote('other'), undefined);
+});
