@@ -9,6 +9,9 @@
  * ClusterIPs, or set TP_BENCH_SKIP_ROUTED=1 to print only the figures that need no such route.
  *
  * What is compared with what:
+ * Intercepts are made with --mount=false: mounting the volumes is its own step (sshfs over a
+ * port-forward), measured by test/bench/volume-read.sh; these figures are the traffic path's.
+ *
  *   connect          `kubectl telepresence connect` with no daemon running (starts it)
  *   warm intercept   `intercept` of a workload that already carries the agent, until the first
  *                    request is answered by the workstation
@@ -369,7 +372,7 @@ async function main(): Promise<void> {
       const colds: number[] = [];
       for (let i = 0; i < RUNS.cold; i++) {
         const t0 = performance.now();
-        await cli.ok(['intercept', app, '--port', `${localPort}:http`], 300_000);
+        await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
         colds.push((await firstAnswerFrom(base, 'workstation', 60_000)) - t0);
         await cli.ok(['leave', `${app}-${ns}`]);
         await firstAnswerFrom(base, 'app', 30_000);
@@ -395,7 +398,7 @@ async function main(): Promise<void> {
       const warms: number[] = [];
       for (let i = 0; i < RUNS.warm; i++) {
         const t0 = performance.now();
-        await cli.ok(['intercept', app, '--port', `${localPort}:http`], 60_000);
+        await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 60_000);
         warms.push((await firstAnswerFrom(base, 'workstation', 30_000)) - t0);
         if (i < RUNS.warm - 1) {
           await cli.ok(['leave', `${app}-${ns}`]);
@@ -449,7 +452,7 @@ async function main(): Promise<void> {
       // The same round trip through a personal intercept: the agent now parses each request and
       // routes it by its header (docs/personal-intercepts.md), where a global one only splices.
       const mine = { 'x-bench': 'personal' };
-      await cli.ok(['intercept', app, '--port', `${localPort}:http`, '--name', 'bench-personal', '--http-header', 'x-bench=personal'], 60_000);
+      await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`, '--name', 'bench-personal', '--http-header', 'x-bench=personal'], 60_000);
       await firstAnswerFrom(base, 'workstation', 30_000, mine);
       progress(`personal intercept round trips x${RUNS.requests}, with and without the header`);
       const viaPersonal = await roundTrips(base, RUNS.requests, mine);
@@ -466,7 +469,7 @@ async function main(): Promise<void> {
     // The agent's memory once idle: no intercept, no connection. Without the routed figures the
     // workload has no agent yet: one intercept injects it.
     if (!routed) {
-      await cli.ok(['intercept', app, '--port', `${localPort}:http`], 300_000);
+      await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
       await cli.ok(['leave', `${app}-${ns}`]);
     }
     await agentMemory(routed ? 'traffic-agent idle RSS, after the traffic above' : 'traffic-agent idle RSS, fresh', !routed);
@@ -489,7 +492,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nintercept benchmark (${new Date().toISOString().slice(0, 10)}, Kubernetes at ${cluster.kubeconfig})\n`);
   for (const f of figures) {
     const verdict = f.met === undefined ? '' : f.met ? '  met' : '  MISSED';
-    process.stdout.write(`${f.name.padEnd(width)}  ${f.value.padEnd(18)}${f.target !== '' ? `target ${f.target}` : ''}${verdict}\n`);
+    process.stdout.write(`${f.name.padEnd(width)}  ${f.value.padEnd(30)}${f.target !== '' ? `target ${f.target}` : ''}${verdict}\n`);
   }
 }
 
