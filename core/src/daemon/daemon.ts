@@ -29,6 +29,7 @@ import { AGENTS_CONFIGMAP } from '../contracts.js';
 import { writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { TpError, toTpError } from '../errors.js';
+import type { InterceptOptions } from '../daemon-client.js';
 import { deadlineIn, unary } from '../grpc-call.js';
 import type { KubeFlags } from '../kube/kube-api.js';
 import type { V1ConfigMap, V1Deployment, V1ReplicaSet, V1StatefulSet } from '../kube/kube-types.js';
@@ -51,17 +52,6 @@ export interface DaemonDeps {
   readonly mounter?: Mounter;
 }
 
-/** What an intercept brings to the workstation besides its traffic (daemon.proto InterceptRequest). */
-export interface InterceptOptions {
-  readonly mount?: boolean;
-  /** Absolute; empty or undefined for a fresh temporary directory. */
-  readonly mountPoint?: string;
-  /** Absolute paths of the dotenv and JSON files to write; empty or undefined for none. */
-  readonly envFile?: string;
-  readonly envJson?: string;
-  /** sshfs -o allow_other: for a container running as another user. */
-  readonly mountAllowOther?: boolean;
-}
 
 /** An intercept's environment and mount, while it lasts. */
 interface Remote {
@@ -530,7 +520,7 @@ export class Daemon {
       this.intercepts.set(name, info);
       created = true;
       this.deps.log('info', `intercept ${info.id} created`);
-      this.remotes.set(name, await this.bringRemote(s, info, mountAt, options));
+      this.remotes.set(name, await this.bringRemote(s, info, mountAt, options, progress));
       this.emit();
       return info;
     } catch (err: unknown) {
@@ -552,7 +542,7 @@ export class Daemon {
   }
 
   /** The container's environment from its agent, the volumes mounted, the files written. */
-  private async bringRemote(s: Session, info: InterceptInfo, mountAt: PreparedMount | undefined, options: InterceptOptions): Promise<Remote> {
+  private async bringRemote(s: Session, info: InterceptInfo, mountAt: PreparedMount | undefined, options: InterceptOptions, progress: (line: string) => void): Promise<Remote> {
     const name = info.spec?.name ?? '';
     const env = await this.fetchEnvironment(s, name);
     let mount: ActiveMount | undefined;
@@ -567,13 +557,25 @@ export class Daemon {
           hint: `see its log (kubectl -n ${env.namespace} logs ${env.podName} -c traffic-agent), or pass --mount=false`,
         });
       } else {
-        const forward = await s.conn.kube.portForward(env.namespace, env.podName, env.sftpPort, (err) => this.deps.log('warn', `volume port-forward of ${name}: ${err.message}`));
+        // The port-forward reports its own failure (e.g. no pods/portforward right in the
+        // workload's namespace) apart from sshfs, which only sees the connection drop.
+        let forwardError: string | undefined;
+        const forward = await s.conn.kube.portForward(env.namespace, env.podName, env.sftpPort, (err) => {
+          forwardError ??= err.message;
+          this.deps.log('warn', `volume port-forward of ${name}: ${err.message}`);
+        });
         try {
           mount = await mounter.mount(name, mountAt, env.mountRoot, forward.localPort, () => forward.close(), options.mountAllowOther === true);
         } catch (err: unknown) {
           await forward.close();
           mounter.release(mountAt);
-          throw err;
+          // The traffic is what an intercept is for: without the volumes it still works, so a
+          // mount that fails in the cluster is reported, not fatal. (A bad mount point or a
+          // missing sshfs was refused above, before the cluster was touched.)
+          const reason = forwardError ?? toTpError(err).message;
+          this.deps.log('warn', `intercept ${name} goes on without its volumes: ${reason}`);
+          progress(`Volumes not mounted: ${reason}`);
+          progress(`  (the intercept works without them; check pods/portforward rights in ${env.namespace}, or pass --mount=false)`);
         }
       }
     }

@@ -2,6 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { Daemon } from '../../src/daemon/daemon.js';
+import type { Mounter } from '../../src/daemon/mounts.js';
 import { parseDotenv } from '../../src/daemon/remote-env.js';
 import { CONNECT_ARGS, daemonSetup, spec } from '../fixtures/daemon-setup.js';
 
@@ -54,4 +56,38 @@ t.test('relative file paths and a mount without a mounter are refused before any
   await t.rejects(s.daemon.intercept(spec('web', 8080), () => undefined, { envFile: 'web.env' }), { code: 'bad-usage' });
   await t.rejects(s.daemon.intercept(spec('web', 8080), () => undefined, { mount: true }), { code: 'mount-unavailable' });
   t.notOk(s.manager.calls.includes('PrepareIntercept'), 'the manager was not asked');
+});
+
+t.test('volumes that cannot be mounted in the cluster: the intercept goes on, and says why', async (t) => {
+  const s = await daemonSetup();
+  const released: string[] = [];
+  // Only the parts of Mounter the daemon calls; the forward's error is what sshfs cannot see.
+  const mounter = {
+    prepare: async () => ({ dir: '/tmp/tp-fake-mount', created: true }),
+    mount: async () => {
+      throw new Error('sshfs exited (1): remote host has disconnected');
+    },
+    release: (p: { dir: string }) => released.push(p.dir),
+    unmount: async () => undefined,
+  };
+  Object.assign(s.kube, {
+    portForward: async (_ns: string, _pod: string, _port: number, onError?: (err: Error) => void) => {
+      onError?.(new Error('pods "web-1" is forbidden: cannot create resource "pods/portforward"'));
+      return { localPort: 1, close: async () => undefined };
+    },
+  });
+  const daemon = new Daemon({ version: '1.2.3', connector: s.connector, log: () => undefined, clientName: 'alice@laptop', installId: 'install-1', mounter: mounter as unknown as Mounter });
+  t.teardown(async () => {
+    await daemon.shutdown();
+    s.manager.stop();
+  });
+  await daemon.connect(CONNECT_ARGS);
+  s.manager.environment = { ...s.manager.environment, mounts: ['/etc/config'], sftpPort: 2222 };
+  const lines: string[] = [];
+  const info = await daemon.intercept(spec('web', 8080), (line) => lines.push(line), { mount: true });
+  t.equal(s.manager.intercepts.size, 1, 'the intercept stays');
+  t.match(daemon.remoteOf(info.spec?.name ?? ''), { mountPoint: '', mounts: ['/etc/config'] }, 'nothing is mounted');
+  t.match(lines.join('\n'), /Volumes not mounted: .*pods\/portforward/, 'the port-forward\'s reason is shown');
+  t.match(lines.join('\n'), /--mount=false/, 'with what to do');
+  t.strictSame(released, ['/tmp/tp-fake-mount'], 'the prepared mount point is released');
 });

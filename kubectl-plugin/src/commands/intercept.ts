@@ -117,6 +117,12 @@ export function interceptCommand(deps: CommandDeps): AnyCommand {
           },
           ...remoteOptions,
         })
+        .example('$0 intercept web --port 8080', "web's only service port to localhost:8080")
+        .example('$0 intercept web --port 8080:http --http-header x-user=alice', 'only requests carrying x-user: alice; the rest reach the app')
+        .example('$0 intercept web --port 8080 --env-file web.env --mount=false', "write the container's environment, skip the volumes")
+        .example('$0 intercept web --port 8080 -- npm start', 'run a command with the remote environment; leave when it exits')
+        .example('$0 intercept web --port 8080 --docker-run -- my-image', 'the same with a container')
+        .epilogue('List what can be intercepted with `kubectl telepresence list`; end an intercept with `kubectl telepresence leave <name>`.')
         // Everything after `--` is the command to run, never options of ours.
         .parserConfiguration({ 'populate--': true }),
     handler: async (argv) => {
