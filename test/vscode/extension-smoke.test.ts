@@ -21,7 +21,7 @@ import {
   type CodeServer,
   type CodeServerDirs,
 } from './src/code-server.js';
-import { Workbench } from './src/workbench.js';
+import { Workbench, workbenchSteps } from './src/workbench.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const VSIX = process.env['TP_VSIX'] ?? join(ROOT, 'dist', 'telepresence-ts.vsix');
@@ -41,21 +41,7 @@ let browser: Browser | undefined;
 let workbench: Workbench | undefined;
 let installed: string[] = [];
 
-function ready(): Workbench {
-  if (!workbench) throw new Error('the workbench did not open (see the set-up failure above)');
-  return workbench;
-}
-
-/** Runs a step; on failure keeps a screenshot of what the page showed, then fails as before. */
-async function step(name: string, body: (wb: Workbench) => Promise<void>): Promise<void> {
-  const wb = ready();
-  try {
-    await body(wb);
-  } catch (err) {
-    await wb.screenshot(`FAILED-${name}`).catch(() => undefined);
-    throw err;
-  }
-}
+const { step } = workbenchSteps(() => workbench);
 
 t.before(async () => {
   if (!existsSync(VSIX)) throw new Error(`${VSIX} is missing; run: bash scripts/package-vsix.sh`);

@@ -27,7 +27,7 @@ import { ECHO_IMAGE, namespace } from '../src/manifests.js';
 import { createTelepresenceCli, type TelepresenceCli } from '../src/telepresence-cli.js';
 import { launchBrowser, type Browser } from './src/browser.js';
 import { installExtension, makeCodeServerDirs, removeCodeServerDirs, startCodeServer, type CodeServer, type CodeServerDirs } from './src/code-server.js';
-import { Workbench } from './src/workbench.js';
+import { Workbench, workbenchSteps } from './src/workbench.js';
 
 t.setTimeout(20 * 60_000);
 
@@ -182,21 +182,7 @@ let workbench: Workbench | undefined;
 let localPort = 0;
 let cliPort = 0;
 
-function ready(): Workbench {
-  if (!workbench) throw new Error('the workbench did not open (see the set-up failure above)');
-  return workbench;
-}
-
-/** Runs a step; on failure keeps a screenshot of what the page showed, then fails as before. */
-async function step(name: string, body: (wb: Workbench) => Promise<void>): Promise<void> {
-  const wb = ready();
-  try {
-    await body(wb);
-  } catch (err) {
-    await wb.screenshot(`FAILED-${name}`).catch(() => undefined);
-    throw err;
-  }
-}
+const { step } = workbenchSteps(() => workbench);
 
 async function managerInstalled(): Promise<boolean> {
   const out = await kube.kubectl(['-n', MANAGER_NS, 'get', 'deployments', '--ignore-not-found', '-o', 'name']);

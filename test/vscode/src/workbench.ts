@@ -292,3 +292,24 @@ function cssString(value: string): string {
 function escapeRegExp(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/**
+ * A suite's steps over the workbench its set-up opens: `step` runs one and, when it fails, keeps
+ * a screenshot of what the page showed before failing as before. `current` reads the suite's
+ * workbench, undefined until (or unless) the set-up opened it.
+ */
+export function workbenchSteps(current: () => Workbench | undefined): {
+  step: (name: string, body: (wb: Workbench) => Promise<void>) => Promise<void>;
+} {
+  const step = async (name: string, body: (wb: Workbench) => Promise<void>): Promise<void> => {
+    const wb = current();
+    if (!wb) throw new Error('the workbench did not open (see the set-up failure above)');
+    try {
+      await body(wb);
+    } catch (err) {
+      await wb.screenshot(`FAILED-${name}`).catch(() => undefined);
+      throw err;
+    }
+  };
+  return { step };
+}
