@@ -3,7 +3,9 @@
 //
 // Where the output goes: each artifact lands where its consumer looks for it, and every dist/
 // folder gets a package.json naming its module format so Node never guesses.
-//   dist/kubectl-telepresence.js      the CLI (ESM), executable
+//   dist/kubectl-telepresence.js      the CLI (ESM), executable; it is also the daemon (`daemon-foreground`)
+//   dist/chunks/*.js                  the parts of the CLI only some commands load: the Kubernetes
+//                                     client, node-forge (install)
 //   dist/bin/kubectl-telepresence     shim: put dist/bin on PATH and kubectl's plugin discovery
 //                                     finds it, so `kubectl telepresence ...` works
 //   vscode-extension/dist/extension.js  the extension (CJS, `vscode` external): the manifest's main
@@ -51,6 +53,22 @@ here=$(dirname -- "$(readlink -f -- "$0")")
 exec node -- "$here/../kubectl-telepresence.js" "$@"
 `;
 
+/**
+ * Leaves @grpc/proto-loader (and protobufjs under it) out of a bundle: a quarter of what the CLI
+ * would otherwise compile at start-up. grpc-js requires it only to serve channelz and ORCA, loading .proto files from its own
+ * package folder, which a bundle does not have: that path fails with or without the loader.
+ */
+const omitGrpcProtoLoader = {
+  name: 'omit-grpc-proto-loader',
+  setup(build) {
+    build.onResolve({ filter: /^@grpc\/proto-loader$/ }, (args) => ({ path: args.path, namespace: 'omitted' }));
+    build.onLoad({ filter: /.*/, namespace: 'omitted' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not bundled (grpc-js channelz and ORCA are unavailable)`)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 function writePackageJson(dir, type) {
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ type }, null, 2)}\n`);
 }
@@ -59,9 +77,17 @@ async function buildCli() {
   const outfile = join(CLI_DIST, 'kubectl-telepresence.js');
   await esbuild.build({
     ...common,
-    entryPoints: ['kubectl-plugin/src/main.ts'],
-    outfile,
+    entryPoints: { 'kubectl-telepresence': 'kubectl-plugin/src/main.ts' },
+    outdir: CLI_DIST,
+    // Node reads and compiles an ES module, and all it imports statically, before running any of it:
+    // one bundle would make every command pay for all of it. Splitting moves what core loads with
+    // import() (the Kubernetes client, node-forge) into chunks that only the commands using them read.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    plugins: [omitGrpcProtoLoader],
     format: 'esm',
+    // Every chunk gets the banner (Node skips the #! line of a module): the bundled CommonJS in any of
+    // them may call require.
     banner: { js: `#!/usr/bin/env node\n${ESM_REQUIRE_BANNER}` },
   });
   chmodSync(outfile, 0o755);

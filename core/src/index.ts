@@ -8,7 +8,7 @@ export * from './wire-errors.js';
 export * from './kube/index.js';
 export * from './kube/watch.js';
 export * from './install/install.js';
-export { makeInjectorTls, type InjectorTls } from './install/certs.js';
+export type { InjectorTls } from './install/certs.js';
 export type { InstallOptions } from './install/manifests.js';
 export { Daemon, checkManagerVersion, majorMinor, type ConnectArgs, type DaemonDeps } from './daemon/daemon.js';
 export { runDaemon, type RunDaemonOptions } from './daemon/run.js';

@@ -26,11 +26,13 @@
  *                    cluster), and over `kubectl port-forward` moving the bytes the same way
  *   agent memory     VmRSS of the traffic-agent process while idle
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
@@ -47,6 +49,7 @@ const RUNS = {
   bulkBytes: intFromEnv('TP_BENCH_BULK_MB', 256) * 1024 * 1024,
 };
 const MANAGER_NS = 'tp-system';
+const execFileAsync = promisify(execFile);
 const APP_PORT = 8080;
 
 function intFromEnv(name: string, fallback: number): number {
@@ -195,49 +198,56 @@ async function roundTrips(base: string, count: number, headers: Record<string, s
   }
 }
 
-/** POSTs `n` bytes to /sink and checks that the server counted them all. */
-function post(url: string, n: number, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent: false, timeout: timeoutMs, headers: { 'content-length': String(n) } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => (body === String(n) ? resolve() : reject(new Error(`POST ${url}: the server counted ${body} of ${n} bytes`))));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`POST ${url}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    const chunk = Buffer.alloc(65536, 121);
-    let left = n;
-    const pump = (): void => {
-      while (left > 0) {
-        const k = Math.min(left, chunk.length);
-        left -= k;
-        if (!req.write(k === chunk.length ? chunk : chunk.subarray(0, k))) {
-          req.once('drain', pump);
-          return;
-        }
-      }
-      req.end();
-    };
-    pump();
+/**
+ * The client of a bulk transfer, run as its own process as a pod's client would be: otherwise
+ * this process would both serve the workstation's side of an intercept and be the cluster's
+ * client, paying for both ends while `kubectl port-forward`'s far end runs in the pod. Prints
+ * the milliseconds the transfer took.
+ */
+const BULK_CLIENT = `
+const http = require('node:http');
+const [url, n, mode] = process.argv.slice(1);
+const size = Number(n);
+const t0 = performance.now();
+const req = http.request(url, { method: mode === 'get' ? 'GET' : 'POST', agent: false, headers: mode === 'get' ? {} : { 'content-length': n } }, (res) => {
+  const parts = [];
+  let got = 0;
+  res.on('data', (c) => { got += c.length; if (mode !== 'get') parts.push(c); });
+  res.on('end', () => {
+    const moved = mode === 'get' ? got : Number(Buffer.concat(parts).toString());
+    if (moved !== size) { console.error('moved ' + moved + ' of ' + size + ' bytes'); process.exit(1); }
+    console.log(performance.now() - t0);
   });
+});
+req.on('error', (e) => { console.error(e.message); process.exit(1); });
+if (mode === 'get') req.end();
+else {
+  const chunk = Buffer.alloc(65536, 120);
+  let left = size;
+  const pump = () => {
+    while (left > 0) {
+      const k = Math.min(left, chunk.length);
+      left -= k;
+      if (!req.write(k === chunk.length ? chunk : chunk.subarray(0, k))) return void req.once('drain', pump);
+    }
+    req.end();
+  };
+  pump();
 }
+`;
 
 /**
  * MB/s of moving `n` bytes, the best of three: `download` is a GET /bytes (the server sends),
- * otherwise a POST /sink (the client sends).
+ * otherwise a POST /sink (the client sends), each by a client process of its own.
  */
 async function throughput(base: string, n: number, download: boolean): Promise<number> {
   let best = 0;
   for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    if (download) {
-      const r = await get(`${base}/bytes?n=${n}`, false, 300_000);
-      if (r.bytes !== n) throw new Error(`GET ${base}/bytes got ${r.bytes} of ${n} bytes`);
-    } else {
-      await post(`${base}/sink`, n, 300_000);
-    }
-    best = Math.max(best, n / 1024 / 1024 / ((performance.now() - t0) / 1000));
+    const url = download ? `${base}/bytes?n=${n}` : `${base}/sink`;
+    const { stdout } = await execFileAsync(process.execPath, ['-e', BULK_CLIENT, url, String(n), download ? 'get' : 'post'], { timeout: 300_000 });
+    const ms = Number(stdout.trim());
+    if (!Number.isFinite(ms) || ms <= 0) throw new Error(`bulk client for ${url} printed ${stdout}`);
+    best = Math.max(best, n / 1024 / 1024 / (ms / 1000));
   }
   return best;
 }

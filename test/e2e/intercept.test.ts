@@ -204,6 +204,12 @@ t.teardown(async () => {
 // ---------------------------------------------------------------------------------------------
 // No manager installed
 
+/** How the connections of this CLI's daemon came in: over direct tunnels or relayed by the manager. */
+async function interceptedConnections(c: TelepresenceCli): Promise<{ direct: number; relayed: number }> {
+  const status = await c.json<{ connection?: { interceptedConnections?: { direct: number; relayed: number } } }>(['status']);
+  return status.connection?.interceptedConnections ?? { direct: -1, relayed: -1 };
+}
+
 t.test('connect without the traffic-manager names the fix', async (t) => {
   const r = await cli.run(['connect']);
   t.not(r.exitCode, 0, 'fails');
@@ -291,6 +297,8 @@ t.test('first intercept of a never-intercepted Deployment', async (t) => {
     if (host !== local.host) throw new Error(`answered by ${host}`);
   }, { timeoutMs: 20_000, intervalMs: 500, what: 'a request from a pod answered by the workstation' });
   t.pass('a request sent from another pod is answered by the process on the workstation');
+  const tunnels = await interceptedConnections(cli);
+  t.ok(tunnels.direct > 0, `the connections came over direct tunnels to the agent's pod (${JSON.stringify(tunnels)})`);
 
   await cli.ok(['leave', `web-${ns}`]);
 });
@@ -420,6 +428,9 @@ t.test('a ServiceAccount without rights to modify workloads can intercept', asyn
     if (h !== local.host) throw new Error(`answered by ${h}`);
   }, { timeoutMs: 20_000, intervalMs: 500, what: 'the restricted user intercepting' });
   t.pass('the restricted user intercepted the workload');
+  // No pods/portforward in the workload's namespace: no direct tunnel, the manager relays.
+  const tunnels = await interceptedConnections(dev);
+  t.ok(tunnels.relayed > 0 && tunnels.direct === 0, `relayed by the traffic-manager (${JSON.stringify(tunnels)})`);
   await dev.ok(['leave', 'restricted']);
 });
 

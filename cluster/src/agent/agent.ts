@@ -2,6 +2,7 @@ import { VERSION } from '@telepresence-ts/core/version';
 import { spawnPiped, type PipedProcess } from '../shared/command-runner.js';
 import { startHealthServer } from '../shared/healthz.js';
 import type { Logger } from '../shared/log.js';
+import { DirectTunnels } from './direct.js';
 import type { AgentSettings } from './env.js';
 import { dialLocalApp, Forwarder, type ForwarderOptions } from './forwarder.js';
 import { chooseIntercept, forwardRoutes, personalIntercepts } from './routes.js';
@@ -12,6 +13,8 @@ import { startSftpServer, type SftpServer } from './sftp.js';
 export interface RunningAgent {
   readonly forwarder: Forwarder;
   readonly session: ManagerSession;
+  /** Where clients park direct tunnels (manager.proto, "Direct tunnels"). */
+  readonly direct: DirectTunnels;
   /** The port the API (/healthz) is bound to. */
   readonly apiPort: number;
   stop(): Promise<void>;
@@ -23,6 +26,8 @@ export interface AgentOptions {
   readonly forwarder?: ForwarderOptions;
   /** Address of the API server; every interface by default (the kubelet probes the pod IP). */
   readonly apiHost?: string;
+  /** Address of the direct-tunnel listener; the pod's loopback by default. */
+  readonly directHost?: string;
   /** Starts the sftp-server of each volume connection; the real one by default. */
   readonly spawn?: (command: string, args: readonly string[]) => PipedProcess;
 }
@@ -51,6 +56,14 @@ async function startVolumeServer(settings: AgentSettings, log: Logger, spawn: (c
 export async function startAgent(settings: AgentSettings, log: Logger, options: AgentOptions = {}): Promise<RunningAgent> {
   const { config } = settings;
   const sftp = await startVolumeServer(settings, log, options.spawn ?? spawnPiped);
+  let direct: DirectTunnels;
+  try {
+    direct = await DirectTunnels.start(log, { host: options.directHost });
+  } catch (err: unknown) {
+    await sftp?.close();
+    throw err;
+  }
+  log.info('accepting direct tunnels on the loopback', { port: direct.port });
   const client = createManagerClient(`${settings.managerHost}:${settings.managerPort}`, options.backoff);
   const session = new ManagerSession({
     client,
@@ -63,6 +76,7 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
       kind: config.workloadKind,
       containers: settings.appContainers.map((c) => ({ name: c.name, env: c.env, mountRoot: c.mountRoot, mounts: c.mounts })),
       sftpPort: sftp?.port ?? 0,
+      tunnelPort: direct.port,
     },
     log,
     backoff: options.backoff,
@@ -74,7 +88,16 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
       {
         interceptFor: (route) => chooseIntercept(session.intercepts, route)?.id,
         personalFor: (route) => personalIntercepts(session.intercepts, route),
-        openTunnel: (interceptId, source) => session.openTunnel(interceptId, source),
+        openTunnel: (interceptId, source) => {
+          // A stream the owner parked here skips the manager; without one, the manager relays.
+          const owner = session.intercepts.find((ic) => ic.id === interceptId)?.clientSessionId;
+          const parked = owner === undefined ? undefined : direct.take(owner, { interceptId, source });
+          if (parked !== undefined) {
+            log.debug('connection handed to a direct tunnel', { interceptId, source });
+            return parked;
+          }
+          return session.openTunnel(interceptId, source);
+        },
         dialApp: dialLocalApp,
       },
       log,
@@ -87,10 +110,12 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
     return {
       forwarder: running,
       session,
+      direct,
       apiPort: health.port,
       async stop() {
         await session.stop();
         await running.close();
+        await direct.close();
         await health.close();
         await sftp?.close();
         client.close();
@@ -98,6 +123,7 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
     };
   } catch (err: unknown) {
     await forwarder?.close();
+    await direct.close();
     await sftp?.close();
     client.close();
     throw err;

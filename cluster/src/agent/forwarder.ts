@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
 import { HttpRouter } from './http-router.js';
 import { matchRequest, type ForwardRoute, type PersonalIntercept } from './routes.js';
-import { splice } from './splice.js';
+import { splice } from '@telepresence-ts/core/splice';
 
 /** Where a connection (or, on a port with personal intercepts, a request) is sent. */
 export interface ForwarderPorts {

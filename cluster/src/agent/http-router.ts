@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
 import { pairsFromObject, pairsFromRaw, type HeaderPairs } from './routes.js';
 import { readProtocol, replaying } from './sniff.js';
-import { splice } from './splice.js';
+import { splice } from '@telepresence-ts/core/splice';
 
 /** What the router asks of the agent, for one route. */
 export interface RouterPorts {

@@ -1,5 +1,8 @@
 import t, { type Test } from 'tap';
 import { request } from 'node:http';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { DirectStream, parseHeader } from '@telepresence-ts/core/direct-stream';
 import { startAgent, type RunningAgent } from '../../src/agent/agent.js';
 import type { AgentSettings } from '../../src/agent/env.js';
 import type { AgentConfig } from '@telepresence-ts/core/agent-config';
@@ -113,4 +116,45 @@ t.test('manager restart: the app is served meanwhile, and routing resumes when i
   await until(() => agent.session.intercepts.length === 1, 'intercept seen again', 8000);
   t.equal(agent.session.arrivals, 2, 'arrived again');
   t.equal(await exchange(port, 'three'), 'client:three', 'routed again');
+});
+
+/** Parks a direct tunnel at the agent as the client's daemon does (over TCP instead of a port-forward). */
+function park(agent: RunningAgent, session: string): DirectStream {
+  const stream = new DirectStream(connect({ host: '127.0.0.1', port: agent.direct.port, allowHalfOpen: true }));
+  stream.sendHeader({ session });
+  return stream;
+}
+
+t.test('a direct tunnel parked by the owner takes the connection instead of the manager', async (t) => {
+  const { agent, manager, port, app } = await setUp(t, true);
+  manager.setIntercepts([intercept('client-1:echo', 9901)]);
+  await until(() => agent.session.intercepts.length === 1, 'intercept seen');
+  t.equal(manager.arrivals[0]?.tunnelPort, agent.direct.port, 'the agent tells the manager where to park');
+
+  const stranger = park(agent, 'client-2');
+  const mine = park(agent, 'client-1');
+  await until(() => agent.direct.parkedCount('client-1') === 1 && agent.direct.parkedCount('client-2') === 1, 'both parked');
+
+  // The owner's side of the handed-over connection: read the handoff, then answer like the
+  // workstation's process (read to the end, then reply and end).
+  const answered = (async () => {
+    const handoff = parseHeader(await mine.header);
+    let got = '';
+    mine.setEncoding('utf8');
+    mine.on('data', (chunk: string) => (got += chunk));
+    await once(mine, 'end');
+    mine.end(`direct:${got}`);
+    return handoff;
+  })();
+  t.equal(await exchange(port, 'hello'), 'direct:hello', 'answered over the parked stream');
+  t.match(await answered, { interceptId: 'client-1:echo', source: /^127\.0\.0\.1:\d+$/ });
+  t.equal(manager.tunnels.length, 0, 'no Tunnel through the manager');
+  t.equal(agent.direct.parkedCount('client-1'), 0, 'a parked stream is used once');
+  t.equal(agent.direct.parkedCount('client-2'), 1, "another session's stream is left alone");
+  t.strictSame(app.received, []);
+
+  // Nothing parked any more: the manager relays, as before.
+  t.equal(await exchange(port, 'again'), 'client:again');
+  t.equal(manager.tunnels.length, 1);
+  stranger.destroy();
 });

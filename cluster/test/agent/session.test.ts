@@ -5,7 +5,7 @@ import { FakeManager, intercept, memoryLogger, until } from './helpers.js';
 // Fast retries: the behaviour is the same at 0.5-5 s, the suite just does not wait for it.
 const FAST: Backoff = { initialMs: 20, maxMs: 100 };
 
-const AGENT = { name: 'echo', namespace: 'default', podName: 'echo-7d9c-abcde', podIp: '10.244.0.7', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0 };
+const AGENT = { name: 'echo', namespace: 'default', podName: 'echo-7d9c-abcde', podIp: '10.244.0.7', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 };
 
 async function setUp(t: Test): Promise<{ manager: FakeManager; session: ManagerSession; log: ReturnType<typeof memoryLogger> }> {
   const manager = new FakeManager();

@@ -55,7 +55,7 @@ t.test('rolls out, waits for a ready pod whose agent arrived, and resolves the s
   kube.setPods(webRef, [pod('web-new', { agent: true, hash })]);
   clock.advance(1000);
   await flush();
-  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0 });
+  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
   const prepared = await result;
   t.strictSame(prepared, {
     spec: { ...spec(), name: 'web-default', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app' },
@@ -80,7 +80,7 @@ t.test('with several replicas, waits until no live pod is left without the agent
   let settled = false;
   void result.then(() => (settled = true));
   await flush();
-  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new-1', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0 });
+  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new-1', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
   clock.advance(1000);
   await flush();
   t.notOk(settled, 'not done while web-old-1 still takes traffic');
@@ -95,7 +95,7 @@ t.test('an agent already in place: no write, no rollout, at once', async (t) => 
   const { kube, state, deps, hash, lines, progress } = setup();
   kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, kube.services, build)) });
   kube.setPods(webRef, [pod('web-1', { agent: true, hash })]);
-  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-1', podIp: '', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0 });
+  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-1', podIp: '', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
   const prepared = await prepareIntercept(deps, spec(), progress);
   t.equal(prepared.podName, 'web-1');
   t.equal(prepared.rolledOut, false);

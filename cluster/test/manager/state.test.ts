@@ -19,6 +19,7 @@ const agentInfo = (name = 'web', namespace = 'default', podName = `${name}-abc`)
   kind: 'Deployment',
   containers: [],
   sftpPort: 0,
+  tunnelPort: 0,
 });
 
 function spec(over: Partial<InterceptSpec> = {}): InterceptSpec {

@@ -37,6 +37,7 @@ import type { Logger } from './logger.js';
 import type { ManagerConnection, ManagerConnector } from './manager-connection.js';
 import type { ActiveMount, Mounter, PreparedMount } from './mounts.js';
 import { formatDotenv, formatEnvJson, localEnvironment } from './remote-env.js';
+import { DirectTunnels } from './direct.js';
 import { runTunnel } from './tunnel.js';
 import { fromServiceError } from '../wire-errors.js';
 
@@ -59,6 +60,11 @@ interface Remote {
   readonly mount: ActiveMount | undefined;
 }
 
+/**
+ * How long an intercept waits for streams to be parked at its agent before it returns: they
+ * usually are within tens of milliseconds; a pod that cannot be port-forwarded to says so at once.
+ */
+const DIRECT_READY_WAIT_MS = 2_000;
 /** How long to wait for an agent of the workload to report its environment after create. */
 const ENVIRONMENT_WAIT_MS = 15_000;
 const ENVIRONMENT_POLL_MS = 500;
@@ -120,6 +126,8 @@ interface Session {
   heartbeat: NodeJS.Timeout | undefined;
   failedHeartbeats: number;
   closing: boolean;
+  /** Streams parked at the agents of our intercepts, for the current session id. */
+  direct: DirectTunnels | undefined;
 }
 
 function sameArgs(a: ConnectArgs, b: ConnectArgs): boolean {
@@ -149,6 +157,9 @@ export class Daemon {
   private readonly tunnels = new Set<Promise<void>>();
   /** Environment and mount of each of our intercepts, by spec.name. */
   private readonly remotes = new Map<string, Remote>();
+  /** Intercepted connections received over direct tunnels and through the manager, this session. */
+  private directConnections = 0;
+  private relayedConnections = 0;
 
   constructor(deps: DaemonDeps) {
     this.deps = deps;
@@ -170,6 +181,8 @@ export class Daemon {
       sessionId: s?.info.sessionId ?? '',
       daemonVersion: this.deps.version,
       error: this.lastError,
+      directConnections: this.directConnections,
+      relayedConnections: this.relayedConnections,
     };
   }
 
@@ -185,6 +198,8 @@ export class Daemon {
   }
 
   private emit(): void {
+    // Every change of agents or of our intercepts comes through here: park where they now are.
+    this.session?.direct?.update(this.agents, [...this.intercepts.values()]);
     const snap = this.snapshot();
     for (const l of this.listeners) {
       l(snap);
@@ -203,6 +218,8 @@ export class Daemon {
     this.connecting = true;
     this.lastError = '';
     this.emit();
+    this.directConnections = 0;
+    this.relayedConnections = 0;
     try {
       this.session = await this.openSession(args);
       this.deps.log('info', `connected to ${this.session.conn.target.context} (manager v${this.session.managerVersion}, session ${this.session.info.sessionId})`);
@@ -223,7 +240,7 @@ export class Daemon {
       const version = await unary(mgr.version.bind(mgr), {}, callOptions());
       checkManagerVersion(this.deps.version, version.version);
       const info = await this.arrive(conn, args);
-      const session: Session = { args, conn, info, managerVersion: version.version, streams: [], heartbeat: undefined, failedHeartbeats: 0, closing: false };
+      const session: Session = { args, conn, info, managerVersion: version.version, streams: [], heartbeat: undefined, failedHeartbeats: 0, closing: false, direct: undefined };
       this.startBackground(session);
       return session;
     } catch (err: unknown) {
@@ -250,6 +267,17 @@ export class Daemon {
   private startWatches(s: Session): void {
     for (const stream of s.streams) {
       stream.cancel();
+    }
+    if (s.direct?.sessionId !== s.info.sessionId) {
+      // Agents hand connections to the streams of the session that owns the intercept.
+      s.direct?.close();
+      s.direct = new DirectTunnels({
+        sessionId: s.info.sessionId,
+        openPodStream: (namespace, pod, port) => s.conn.kube.openPodStream(namespace, pod, port),
+        localPortOf: (id) => [...this.intercepts.values()].find((ii) => ii.id === id)?.spec?.localPort,
+        log: this.deps.log,
+        onConnection: () => this.directConnections++,
+      });
     }
     const mgr = s.conn.manager;
     const agents = mgr.watchAgents(s.info);
@@ -309,6 +337,7 @@ export class Daemon {
 
   private dial(s: Session, dial: DialRequest): void {
     this.deps.log('debug', `dial ${dial.connectionId} from ${dial.source} to 127.0.0.1:${dial.localPort}`);
+    this.relayedConnections++;
     const mgr = s.conn.manager;
     const done = runTunnel(() => mgr.tunnel(), s.info.sessionId, dial, this.deps.log);
     this.tunnels.add(done);
@@ -407,6 +436,7 @@ export class Daemon {
     for (const stream of s.streams) {
       stream.cancel();
     }
+    s.direct?.close();
     try {
       const mgr = s.conn.manager;
       await unary(mgr.depart.bind(mgr), s.info, { deadline: deadlineIn(2_000) });
@@ -520,7 +550,13 @@ export class Daemon {
       this.intercepts.set(name, info);
       created = true;
       this.deps.log('info', `intercept ${info.id} created`);
+      // Streams are parked at the agent while the environment and volumes come.
+      s.direct?.update(this.agents, [...this.intercepts.values()]);
+      const direct = s.direct?.ready(namespace, spec.workloadName, DIRECT_READY_WAIT_MS);
       this.remotes.set(name, await this.bringRemote(s, info, mountAt, options, progress));
+      if (direct !== undefined && !(await direct)) {
+        this.deps.log('info', `intercept ${info.id}: connections go through the traffic-manager until direct tunnels to its agent are parked`);
+      }
       this.emit();
       return info;
     } catch (err: unknown) {

@@ -7,7 +7,7 @@ import { type Clock, type Progress } from '../clock.js';
 import { TpError } from '../errors.js';
 import { refOf, type KubeApi, type KubeObject } from '../kube/kube-api.js';
 import type { V1Deployment, V1Pod, V1Secret } from '../kube/kube-types.js';
-import { makeInjectorTls, type InjectorTls } from './certs.js';
+import type { InjectorTls } from './certs.js';
 import {
   baseManifests,
   injectorDeployment,
@@ -74,6 +74,14 @@ async function existingTls(kube: KubeApi, namespace: string): Promise<InjectorTl
   return caCert !== undefined && cert !== undefined && key !== undefined ? { caCert, cert, key } : undefined;
 }
 
+/**
+ * The certificate maker, loaded on first use: node-forge is a large module graph, and the CLI bundle
+ * would otherwise parse it on every command. esbuild gives the dynamic import a chunk of its own.
+ */
+async function loadMakeInjectorTls(): Promise<(service: string, namespace: string) => InjectorTls> {
+  return (await import('./certs.js')).makeInjectorTls;
+}
+
 /** Installs (or updates) the traffic-manager and agent-injector; idempotent (server-side apply). */
 export async function install(deps: InstallDeps, req: InstallRequest): Promise<InstallResult> {
   const { kube, progress } = deps;
@@ -87,7 +95,7 @@ export async function install(deps: InstallDeps, req: InstallRequest): Promise<I
     await apply(obj);
   }
   const kept = req.dryRun === true ? undefined : await existingTls(kube, req.namespace);
-  const tls = kept ?? (deps.makeTls ?? makeInjectorTls)(RESOURCE_NAMES.injector, req.namespace);
+  const tls = kept ?? (deps.makeTls ?? (await loadMakeInjectorTls()))(RESOURCE_NAMES.injector, req.namespace);
   await apply(injectorTlsSecret(req, tls));
   await apply(managerDeployment(req));
   await apply(injectorDeployment(req));

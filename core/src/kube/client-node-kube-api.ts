@@ -6,7 +6,8 @@
 import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, PortForward as ClientPortForward } from '@kubernetes/client-node';
 import net from 'node:net';
 import { delimiter } from 'node:path';
-import { Writable } from 'node:stream';
+import { Writable, type Duplex } from 'node:stream';
+import { openPodStream } from './pod-stream.js';
 import { TpError } from '../errors.js';
 import type { ForwardErrorListener, KubeApi, KubeFlags, KubeObject, KubeTarget, ListOptions, ObjectRef, PortForward } from './kube-api.js';
 
@@ -173,6 +174,10 @@ export class ClientNodeKubeApi implements KubeApi {
 
   async portForward(namespace: string, pod: string, port: number, onError?: ForwardErrorListener): Promise<PortForward> {
     return startPortForward(new ClientPortForward(this.kc, true), this.target, namespace, pod, port, onError);
+  }
+
+  openPodStream(namespace: string, pod: string, port: number): Promise<Duplex> {
+    return openPodStream(this.kc, namespace, pod, port);
   }
 }
 

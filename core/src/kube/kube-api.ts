@@ -4,6 +4,7 @@
  * adapter (client-node-kube-api.ts) is the only file of core that imports @kubernetes/client-node
  * at run time; kube-types.ts re-exports its model types for typed manifests.
  */
+import type { Duplex } from 'node:stream';
 import type { TpError } from '../errors.js';
 
 /** The kubectl flags that choose a cluster; undefined means kubectl's default. */
@@ -76,6 +77,8 @@ export interface KubeApi {
   /** false when the object was already gone. */
   delete(ref: ObjectRef): Promise<boolean>;
   portForward(namespace: string, pod: string, port: number, onError?: ForwardErrorListener): Promise<PortForward>;
+  /** One port-forward stream to the pod's port, open when this resolves (core/src/kube/pod-stream.ts). */
+  openPodStream(namespace: string, pod: string, port: number): Promise<Duplex>;
 }
 
 /** Builds a KubeApi for a set of flags (the daemon reconnects with new flags). */

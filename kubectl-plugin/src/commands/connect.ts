@@ -19,6 +19,9 @@ export function connectionJson(s: ConnectionStatus) {
     managerNamespace: s.managerNamespace,
     managerVersion: s.managerVersion,
     sessionId: s.sessionId,
+    // How intercepted connections reached this workstation: over a direct tunnel to the agent's
+    // pod, or relayed by the traffic-manager (when the pod cannot be port-forwarded to).
+    interceptedConnections: { direct: s.directConnections, relayed: s.relayedConnections },
     ...(s.error !== '' ? { error: s.error } : {}),
   };
 }

@@ -66,6 +66,9 @@ export function formatStatusText(status: ConnectionStatus | undefined, intercept
     lines.push(`Connection: connected to context ${status.context} (${status.clusterServer}), namespace ${status.namespace}`);
     lines.push(`Traffic manager: v${status.managerVersion} in namespace ${status.managerNamespace}, session ${status.sessionId}`);
     lines.push(...interceptLines(intercepts));
+    if (status.directConnections + status.relayedConnections > 0) {
+      lines.push(`Intercepted connections: ${status.directConnections} over direct tunnels, ${status.relayedConnections} relayed by the traffic-manager`);
+    }
   } else {
     lines.push(`Connection: ${status.state === ConnectionState.CONNECTING ? 'connecting' : 'not connected'}`);
   }

@@ -9,6 +9,10 @@ exports[`kubectl-plugin/test/commands/connect.test.ts > TAP > connect -o json > 
 Object {
   "connected": true,
   "context": "kind-tp",
+  "interceptedConnections": Object {
+    "direct": 0,
+    "relayed": 0,
+  },
   "managerNamespace": "tp-system",
   "managerVersion": "1.2.3",
   "namespace": "default",

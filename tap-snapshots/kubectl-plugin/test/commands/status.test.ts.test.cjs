@@ -10,6 +10,10 @@ Object {
   "connection": Object {
     "connected": true,
     "context": "kind-tp",
+    "interceptedConnections": Object {
+      "direct": 0,
+      "relayed": 0,
+    },
     "managerNamespace": "tp-system",
     "managerVersion": "1.2.3",
     "namespace": "default",

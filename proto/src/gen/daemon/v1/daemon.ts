@@ -126,6 +126,12 @@ export interface ConnectionStatus {
   daemonVersion: string;
   /** Why the last connection attempt or session failed, when it did. */
   error: string;
+  /**
+   * Intercepted connections this session received over direct tunnels to the agents' pods, and
+   * through the traffic-manager's relay (manager.proto, "Tunnels" and "Direct tunnels").
+   */
+  directConnections: number;
+  relayedConnections: number;
 }
 
 export interface ListRequest {
@@ -610,6 +616,8 @@ function createBaseConnectionStatus(): ConnectionStatus {
     sessionId: "",
     daemonVersion: "",
     error: "",
+    directConnections: 0,
+    relayedConnections: 0,
   };
 }
 
@@ -641,6 +649,12 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     }
     if (message.error !== "") {
       writer.uint32(74).string(message.error);
+    }
+    if (message.directConnections !== 0) {
+      writer.uint32(80).int64(message.directConnections);
+    }
+    if (message.relayedConnections !== 0) {
+      writer.uint32(88).int64(message.relayedConnections);
     }
     return writer;
   },
@@ -730,6 +744,22 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
             message.error = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.directConnections = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.relayedConnections = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -773,6 +803,16 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
         ? globalThis.String(object.daemon_version)
         : "",
       error: isSet(object.error) ? globalThis.String(object.error) : "",
+      directConnections: isSet(object.directConnections)
+        ? globalThis.Number(object.directConnections)
+        : isSet(object.direct_connections)
+        ? globalThis.Number(object.direct_connections)
+        : 0,
+      relayedConnections: isSet(object.relayedConnections)
+        ? globalThis.Number(object.relayedConnections)
+        : isSet(object.relayed_connections)
+        ? globalThis.Number(object.relayed_connections)
+        : 0,
     };
   },
 
@@ -805,6 +845,12 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     if (message.error !== "") {
       obj.error = message.error;
     }
+    if (message.directConnections !== 0) {
+      obj.directConnections = Math.round(message.directConnections);
+    }
+    if (message.relayedConnections !== 0) {
+      obj.relayedConnections = Math.round(message.relayedConnections);
+    }
     return obj;
   },
 
@@ -822,6 +868,8 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     message.sessionId = object.sessionId ?? "";
     message.daemonVersion = object.daemonVersion ?? "";
     message.error = object.error ?? "";
+    message.directConnections = object.directConnections ?? 0;
+    message.relayedConnections = object.relayedConnections ?? 0;
     return message;
   },
 };
@@ -2225,6 +2273,17 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;

@@ -129,6 +129,12 @@ export interface AgentInfo {
   containers: ContainerEnvironment[];
   /** The port of the agent's SFTP server on the pod's loopback (0: none); reached by port-forward. */
   sftpPort: number;
+  /**
+   * The port of the agent's direct-tunnel listener on the pod's loopback (0: none). A client that
+   * may port-forward to the pod parks streams there and gets its intercepted connections over them
+   * instead of through the manager; see "Direct tunnels" below.
+   */
+  tunnelPort: number;
 }
 
 export interface ContainerEnvironment {
@@ -586,7 +592,17 @@ export const ClientInfo: MessageFns<ClientInfo> = {
 };
 
 function createBaseAgentInfo(): AgentInfo {
-  return { name: "", namespace: "", podName: "", podIp: "", version: "", kind: "", containers: [], sftpPort: 0 };
+  return {
+    name: "",
+    namespace: "",
+    podName: "",
+    podIp: "",
+    version: "",
+    kind: "",
+    containers: [],
+    sftpPort: 0,
+    tunnelPort: 0,
+  };
 }
 
 export const AgentInfo: MessageFns<AgentInfo> = {
@@ -614,6 +630,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.sftpPort !== 0) {
       writer.uint32(64).int32(message.sftpPort);
+    }
+    if (message.tunnelPort !== 0) {
+      writer.uint32(72).int32(message.tunnelPort);
     }
     return writer;
   },
@@ -695,6 +714,14 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.sftpPort = reader.int32();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.tunnelPort = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -731,6 +758,11 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         : isSet(object.sftp_port)
         ? globalThis.Number(object.sftp_port)
         : 0,
+      tunnelPort: isSet(object.tunnelPort)
+        ? globalThis.Number(object.tunnelPort)
+        : isSet(object.tunnel_port)
+        ? globalThis.Number(object.tunnel_port)
+        : 0,
     };
   },
 
@@ -760,6 +792,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.sftpPort !== 0) {
       obj.sftpPort = Math.round(message.sftpPort);
     }
+    if (message.tunnelPort !== 0) {
+      obj.tunnelPort = Math.round(message.tunnelPort);
+    }
     return obj;
   },
 
@@ -776,6 +811,7 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.kind = object.kind ?? "";
     message.containers = object.containers?.map((e) => ContainerEnvironment.fromPartial(e)) || [];
     message.sftpPort = object.sftpPort ?? 0;
+    message.tunnelPort = object.tunnelPort ?? 0;
     return message;
   },
 };

@@ -1,7 +1,7 @@
 import { Duplex } from 'node:stream';
 import t from 'tap';
-import { splice } from '../../src/agent/splice.js';
-import { until } from './helpers.js';
+import { splice } from '../src/splice.js';
+import { eventually } from './fixtures/eventually.js';
 
 /**
  * A side whose reads the test feeds and whose writes are slow (1 ms per chunk) and counted once
@@ -42,7 +42,7 @@ t.test('a side failing mid-stream destroys the other at once and reports the err
   const b = side();
   const done = splice(a, b);
   a.push(Buffer.from('partial'));
-  await until(() => b.written.length > 0, 'first bytes through');
+  await eventually(() => b.written.length > 0, 5_000, 'first bytes through');
   a.destroy(new Error('ECONNRESET'));
   const result = await done;
   t.ok(b.destroyed);

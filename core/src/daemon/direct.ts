@@ -1,0 +1,235 @@
+/**
+ * The daemon's end of direct tunnels (manager.proto, "Direct tunnels"): for every agent pod that
+ * serves one of our intercepts, a few streams parked at the agent's `tunnel_port` through
+ * port-forwards, so that the agent can hand us an intercepted connection without the manager's
+ * relay. Each stream carries one connection; we park a new one as soon as one is taken.
+ *
+ * Nothing depends on this working: when a pod cannot be reached this way (no pods/portforward
+ * right in its namespace, an agent without a tunnel port), the agent finds nothing parked and the
+ * connection comes through the manager as before. Failures are retried with a backoff and
+ * reported once per pod.
+ */
+import { DirectStream, parseHeader } from '../direct-stream.js';
+import type { AgentInfo, InterceptInfo } from '@telepresence-ts/proto/manager/v1';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { splice } from '../splice.js';
+import type { Logger } from './logger.js';
+import { LOCAL_HOST } from './tunnel.js';
+
+/** Enough for a browser's burst of parallel connections; each is one port-forward stream. */
+export const STREAMS_PER_POD = 4;
+/** A parked stream that dies sooner than this counts as a failure (backoff), not as wear. */
+const SHORT_LIVED_MS = 1000;
+
+export interface DirectTunnelDeps {
+  readonly sessionId: string;
+  readonly openPodStream: (namespace: string, pod: string, port: number) => Promise<Duplex>;
+  /** The local port of our intercept `id`; undefined when it is not (or no longer) ours. */
+  readonly localPortOf: (interceptId: string) => number | undefined;
+  readonly log: Logger;
+  /** Called for each connection received this way. */
+  readonly onConnection?: () => void;
+  readonly streamsPerPod?: number;
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+interface Pool {
+  readonly namespace: string;
+  readonly workload: string;
+  readonly pod: string;
+  readonly port: number;
+  readonly idle: Set<DirectStream>;
+  opening: number;
+  failures: number;
+  retry: NodeJS.Timeout | undefined;
+  stopped: boolean;
+  /** Whether the pod's last failure was reported (and not yet followed by a success). */
+  reported: boolean;
+}
+
+export class DirectTunnels {
+  readonly #deps: DirectTunnelDeps;
+  readonly #pools = new Map<string, Pool>();
+  readonly #size: number;
+  readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
+  /** Checked whenever a pool parks, fails or goes (see ready()). */
+  readonly #waiters = new Set<() => void>();
+
+  constructor(deps: DirectTunnelDeps) {
+    this.#deps = deps;
+    this.#size = deps.streamsPerPod ?? STREAMS_PER_POD;
+    this.#backoff = deps.backoff ?? { initialMs: 1000, maxMs: 60_000 };
+  }
+
+  get sessionId(): string {
+    return this.#deps.sessionId;
+  }
+
+  /** Streams parked now at `namespace/pod` (for tests and status). */
+  parked(namespace: string, pod: string): number {
+    let n = 0;
+    for (const p of this.#pools.values()) if (p.namespace === namespace && p.pod === pod) n += p.idle.size;
+    return n;
+  }
+
+  /**
+   * Resolves true once every pod of `namespace/workload` has a stream parked, false when one of
+   * them cannot have any or `timeoutMs` passes first; the first connections then take the fast
+   * path. False at once when no agent of the workload can take streams (none known, none with a
+   * tunnel port): prepare answers only after the agent arrived, so the manager has already sent
+   * it to us by then.
+   */
+  ready(namespace: string, workload: string, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        const pools = [...this.#pools.values()].filter((p) => p.namespace === namespace && p.workload === workload);
+        if (pools.length === 0) finish(false);
+        else if (pools.some((p) => p.reported)) finish(false);
+        else if (pools.every((p) => p.idle.size > 0)) finish(true);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        resolve(ok);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  #changed(): void {
+    for (const check of [...this.#waiters]) check();
+  }
+
+  /** Parks streams at every agent pod that serves one of `ours`, and stops parking at the others. */
+  update(agents: readonly AgentInfo[], ours: readonly InterceptInfo[]): void {
+    const wanted = new Map<string, AgentInfo>();
+    for (const agent of agents) {
+      if (agent.tunnelPort <= 0) continue;
+      if (!ours.some((ic) => ic.spec?.namespace === agent.namespace && ic.spec.workloadName === agent.name)) continue;
+      wanted.set(`${agent.namespace}/${agent.podName}:${agent.tunnelPort}`, agent);
+    }
+    for (const [key, pool] of this.#pools) {
+      if (!wanted.has(key)) {
+        this.#stop(pool);
+        this.#pools.delete(key);
+      }
+    }
+    for (const [key, agent] of wanted) {
+      if (this.#pools.has(key)) continue;
+      const pool: Pool = { namespace: agent.namespace, workload: agent.name, pod: agent.podName, port: agent.tunnelPort, idle: new Set(), opening: 0, failures: 0, retry: undefined, stopped: false, reported: false };
+      this.#pools.set(key, pool);
+      this.#fill(pool);
+    }
+    this.#changed();
+  }
+
+  /** Closes every parked stream; connections already handed over run to their end. */
+  close(): void {
+    for (const pool of this.#pools.values()) this.#stop(pool);
+    this.#pools.clear();
+  }
+
+  #stop(pool: Pool): void {
+    pool.stopped = true;
+    clearTimeout(pool.retry);
+    for (const stream of pool.idle) stream.destroy();
+    pool.idle.clear();
+  }
+
+  #fill(pool: Pool): void {
+    while (!pool.stopped && pool.retry === undefined && pool.idle.size + pool.opening < this.#size) {
+      this.#openOne(pool);
+    }
+  }
+
+  #openOne(pool: Pool): void {
+    pool.opening++;
+    this.#deps.openPodStream(pool.namespace, pool.pod, pool.port).then(
+      (raw) => {
+        pool.opening--;
+        if (pool.stopped) {
+          raw.destroy();
+          return;
+        }
+        this.#park(pool, raw);
+      },
+      (err: unknown) => {
+        pool.opening--;
+        this.#failed(pool, err as Error);
+      },
+    );
+  }
+
+  #park(pool: Pool, raw: Duplex): void {
+    const stream = new DirectStream(raw);
+    // A parked stream's error is its end (handled below); once in use, the splice reports them.
+    stream.on('error', () => undefined);
+    stream.sendHeader({ session: this.#deps.sessionId });
+    pool.idle.add(stream);
+    if (pool.reported) {
+      pool.reported = false;
+      this.#deps.log('info', `direct tunnels to ${pool.namespace}/${pool.pod} work again`);
+    }
+    this.#changed();
+    const parkedAt = Date.now();
+    stream.header.then(
+      (bytes) => {
+        pool.idle.delete(stream);
+        pool.failures = 0;
+        this.#fill(pool);
+        this.#serve(stream, bytes);
+      },
+      (err: unknown) => {
+        pool.idle.delete(stream);
+        if (pool.stopped) return;
+        if (Date.now() - parkedAt < SHORT_LIVED_MS) this.#failed(pool, err as Error);
+        else this.#fill(pool);
+      },
+    );
+  }
+
+  #failed(pool: Pool, err: Error): void {
+    if (pool.stopped) return;
+    pool.failures++;
+    if (!pool.reported) {
+      pool.reported = true;
+      this.#deps.log('warn', `no direct tunnels to ${pool.namespace}/${pool.pod} (${err.message}); its intercepted connections go through the traffic-manager`);
+      this.#changed();
+    }
+    if (pool.retry !== undefined) return;
+    const delay = Math.min(this.#backoff.initialMs * 2 ** (pool.failures - 1), this.#backoff.maxMs);
+    pool.retry = setTimeout(() => {
+      pool.retry = undefined;
+      this.#fill(pool);
+    }, delay);
+    pool.retry.unref();
+  }
+
+  #serve(stream: DirectStream, bytes: Buffer): void {
+    let interceptId: unknown;
+    let source: unknown;
+    try {
+      ({ interceptId, source } = parseHeader(bytes));
+    } catch (err: unknown) {
+      this.#deps.log('warn', `direct tunnel: ${(err as Error).message}`);
+      stream.destroy();
+      return;
+    }
+    const localPort = typeof interceptId === 'string' ? this.#deps.localPortOf(interceptId) : undefined;
+    if (localPort === undefined) {
+      this.#deps.log('warn', `direct tunnel: a connection for ${String(interceptId)}, which is not one of our intercepts; closing it`);
+      stream.destroy();
+      return;
+    }
+    const tag = `direct tunnel (${String(source)} -> ${LOCAL_HOST}:${localPort})`;
+    this.#deps.log('debug', `${tag}: open`);
+    this.#deps.onConnection?.();
+    const socket = net.connect({ host: LOCAL_HOST, port: localPort, allowHalfOpen: true, noDelay: true });
+    void splice(socket, stream).then((result) => {
+      this.#deps.log('debug', `${tag}: closed, ${result.aToB} bytes out, ${result.bToA} in${result.error !== undefined ? ` (${result.error.message})` : ''}`);
+    });
+  }
+}

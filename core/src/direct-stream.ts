@@ -1,0 +1,208 @@
+/**
+ * The framing of a direct tunnel (manager.proto, "Direct tunnels"): the stream a client parks at an
+ * agent's `tunnel_port` and over which the agent later passes one intercepted connection. Shared by
+ * the daemon and the traffic-agent, so it depends on nothing but Node.
+ *
+ * On the wire, both ways: frames of a 4-byte big-endian length and that many bytes. The first
+ * frame each way is a JSON header; after it, frames carry the connection's bytes, and a frame of
+ * length 0 ends that direction (a half-close, which a Kubernetes port-forward cannot carry by
+ * itself: it closes the whole stream when either side ends).
+ */
+import { Duplex } from 'node:stream';
+
+/** What a client says first on a stream it parks: whose intercepts it takes. */
+export interface DirectHello {
+  readonly session: string;
+}
+
+/** What an agent says first when it hands the stream an intercepted connection. */
+export interface DirectHandoff {
+  readonly interceptId: string;
+  /** Where the connection came from, for logs: "10.244.0.7:51234". */
+  readonly source: string;
+}
+
+/** Headers are a few hundred bytes; a larger one is not our peer speaking. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+/** The stream ended, broke, or sent something that is not a direct tunnel. */
+export class DirectStreamError extends Error {
+  override readonly name = 'DirectStreamError';
+}
+
+/**
+ * A framed stream over `raw` (a socket, or a port-forward stream), read and written as the plain
+ * bytes of one connection once the headers are exchanged.
+ *
+ * - `sendHeader()` writes this side's header; it must come before any data.
+ * - `header` resolves with the peer's header, or rejects when `raw` ends or fails before it.
+ * - Data frames are passed on as they arrive, piece by piece, without waiting for whole frames
+ *   and without copying; backpressure pauses `raw`.
+ * - `end()` sends the end frame; the peer's end frame ends the readable side. When both
+ *   directions are done, `raw` is ended; when `raw` closes before that, this stream is destroyed
+ *   with a `DirectStreamError`, and destroying this stream destroys `raw`.
+ */
+export class DirectStream extends Duplex {
+  readonly #raw: Duplex;
+  /** Bytes of the next frame's length, while it is split across chunks. */
+  #lengthBytes: Buffer[] = [];
+  #lengthHave = 0;
+  /** Bytes still to come of the current frame. */
+  #remaining = 0;
+  /** The peer's header while it arrives; undefined once it has. */
+  #headerParts: Buffer[] | undefined = [];
+  #gotEnd = false;
+  /** Our end frame is written. */
+  #sentEnd = false;
+  #resolveHeader!: (header: Buffer) => void;
+  #rejectHeader!: (err: Error) => void;
+  readonly header: Promise<Buffer>;
+
+  constructor(raw: Duplex) {
+    super({ allowHalfOpen: true });
+    this.#raw = raw;
+    this.header = new Promise<Buffer>((resolve, reject) => {
+      this.#resolveHeader = resolve;
+      this.#rejectHeader = reject;
+    });
+    // Nobody may be waiting for the header (a parked stream that is closed); that is no error.
+    this.header.catch(() => undefined);
+    raw.on('data', (chunk: Buffer) => this.#receive(chunk));
+    raw.on('end', () => this.#rawGone('the other end closed the stream'));
+    raw.on('close', () => this.#rawGone('the stream closed'));
+    raw.on('error', (err: Error) => this.#rawGone(err.message));
+  }
+
+  /** Both directions ended cleanly. */
+  get #done(): boolean {
+    return this.#gotEnd && this.#sentEnd;
+  }
+
+  /** Writes this side's header (JSON). */
+  sendHeader(header: DirectHello | DirectHandoff): void {
+    this.#raw.write(frame(Buffer.from(JSON.stringify(header), 'utf8')));
+  }
+
+  #receive(chunk: Buffer): void {
+    let rest = chunk;
+    while (rest.length > 0 && !this.destroyed) {
+      if (this.#remaining > 0) {
+        const take = Math.min(this.#remaining, rest.length);
+        this.#remaining -= take;
+        this.#deliver(rest.subarray(0, take));
+        rest = rest.subarray(take);
+        continue;
+      }
+      if (this.#gotEnd) {
+        this.destroy(new DirectStreamError('the other end sent data after its end'));
+        return;
+      }
+      // A frame's length, possibly split across chunks.
+      const take = Math.min(4 - this.#lengthHave, rest.length);
+      this.#lengthBytes.push(rest.subarray(0, take));
+      this.#lengthHave += take;
+      rest = rest.subarray(take);
+      if (this.#lengthHave < 4) return;
+      const length = Buffer.concat(this.#lengthBytes, 4).readUInt32BE(0);
+      this.#lengthBytes = [];
+      this.#lengthHave = 0;
+      if (this.#headerParts !== undefined) {
+        if (length === 0 || length > MAX_HEADER_BYTES) {
+          this.destroy(new DirectStreamError(`not a direct tunnel: a header of ${length} bytes`));
+          return;
+        }
+      } else if (length === 0) {
+        this.#gotEnd = true;
+        this.push(null);
+        this.#finishIfDone();
+        continue;
+      }
+      this.#remaining = length;
+    }
+  }
+
+  #deliver(piece: Buffer): void {
+    const parts = this.#headerParts;
+    if (parts === undefined) {
+      if (!this.push(piece)) this.#raw.pause();
+      return;
+    }
+    parts.push(piece);
+    if (this.#remaining === 0) {
+      this.#headerParts = undefined;
+      this.#resolveHeader(Buffer.concat(parts));
+    }
+  }
+
+  #rawGone(reason: string): void {
+    const err = new DirectStreamError(reason);
+    this.#rejectHeader(err);
+    // Once both directions are done, what is still buffered for our reader is read as usual.
+    if (this.destroyed || this.#done) return;
+    this.destroy(err);
+  }
+
+  #finishIfDone(): void {
+    if (this.#done) this.#raw.end();
+  }
+
+  override _read(): void {
+    this.#raw.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (chunk.length === 0) {
+      callback();
+      return;
+    }
+    const raw = this.#raw;
+    raw.cork();
+    raw.write(lengthOf(chunk.length));
+    const room = raw.write(chunk);
+    raw.uncork();
+    if (room) callback();
+    else raw.once('drain', () => callback());
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#raw.write(lengthOf(0), (err) => {
+      if (err) {
+        callback(err);
+        return;
+      }
+      this.#sentEnd = true;
+      callback();
+      this.#finishIfDone();
+    });
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#rejectHeader(error ?? new DirectStreamError('the stream was closed'));
+    if (!this.#done) this.#raw.destroy();
+    callback(error);
+  }
+}
+
+function lengthOf(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(n, 0);
+  return b;
+}
+
+function frame(payload: Buffer): Buffer {
+  return Buffer.concat([lengthOf(payload.length), payload]);
+}
+
+/** Parses a header frame as JSON; a DirectStreamError when it is not an object. */
+export function parseHeader(bytes: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new DirectStreamError('not a direct tunnel: its header is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DirectStreamError('not a direct tunnel: its header is not a JSON object');
+  }
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,151 @@
+import type { AgentInfo, InterceptInfo } from '@telepresence-ts/proto/manager/v1';
+import { once } from 'node:events';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import t, { type Test } from 'tap';
+import { DirectTunnels } from '../../src/daemon/direct.js';
+import { DirectStream, parseHeader } from '../../src/direct-stream.js';
+import { eventually } from '../fixtures/eventually.js';
+
+/** The agent's side, reduced to what the daemon sees: it accepts, reads the hello, keeps the stream. */
+async function fakeAgent(t: Test): Promise<{ port: number; parked: Array<{ session: unknown; stream: DirectStream }> }> {
+  const parked: Array<{ session: unknown; stream: DirectStream }> = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const stream = new DirectStream(socket);
+    stream.on('error', () => undefined);
+    void stream.header.then((bytes) => parked.push({ session: parseHeader(bytes).session, stream }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { port: (server.address() as net.AddressInfo).port, parked };
+}
+
+/** The workstation's process: reads to the end, answers `local:<what it read>`. */
+async function localApp(t: Test): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    let got = '';
+    socket.on('data', (c: Buffer) => (got += c.toString()));
+    socket.on('end', () => socket.end(`local:${got}`));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as net.AddressInfo).port;
+}
+
+function agent(tunnelPort: number, podName = 'web-1'): AgentInfo {
+  return { name: 'web', namespace: 'default', podName, podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort };
+}
+
+function ours(id: string, localPort: number): InterceptInfo {
+  return {
+    id,
+    spec: { name: 'web', namespace: 'default', workloadName: 'web', workloadKind: 'Deployment', serviceName: '', servicePort: '', containerName: '', localPort, headers: [] },
+    target: undefined,
+    clientSessionId: 'session-1',
+    clientName: 'alice@laptop',
+    disposition: 2,
+    message: '',
+    createdAt: 0,
+  };
+}
+
+function tcp(_namespace: string, _pod: string, port: number): Promise<Duplex> {
+  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  return once(socket, 'connect').then(() => socket);
+}
+
+t.test('streams are parked at the agent of our intercept and carry a handed-over connection', async (t) => {
+  const fake = await fakeAgent(t);
+  const local = await localApp(t);
+  const intercept = ours('session-1:web', local);
+  let connections = 0;
+  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: (id) => (id === intercept.id ? local : undefined), log: () => undefined, onConnection: () => connections++, streamsPerPod: 2 });
+  t.teardown(() => direct.close());
+  direct.update([agent(fake.port)], [intercept]);
+  await eventually(() => fake.parked.length === 2, 5_000, 'two streams parked');
+  t.same(
+    fake.parked.map((p) => p.session),
+    ['session-1', 'session-1'],
+    'each says whose it is',
+  );
+
+  // The agent hands one a connection: the handoff, the request, its end.
+  const { stream } = fake.parked[0]!;
+  stream.sendHeader({ interceptId: intercept.id, source: '10.0.0.1:5000' });
+  let answer = '';
+  stream.on('data', (c: Buffer) => (answer += c.toString()));
+  stream.end('GET /');
+  await once(stream, 'end');
+  t.equal(answer, 'local:GET /', 'the workstation answered, after the half-close');
+  t.equal(connections, 1);
+  await eventually(() => fake.parked.length === 3, 5_000, 'a new stream parked in its place');
+});
+
+t.test('a pod that cannot be reached is reported once, retried, and leaves the manager path', async (t) => {
+  const logs: string[] = [];
+  let attempts = 0;
+  const direct = new DirectTunnels({
+    sessionId: 'session-1',
+    openPodStream: async (ns, pod, port) => {
+      attempts++;
+      throw new Error(`port-forward to ${ns}/${pod}:${port}: 403 pods "web-1" is forbidden`);
+    },
+    localPortOf: () => 8080,
+    log: (level, message) => logs.push(`${level} ${message}`),
+    streamsPerPod: 2,
+    backoff: { initialMs: 10, maxMs: 20 },
+  });
+  t.teardown(() => direct.close());
+  direct.update([agent(4000)], [ours('session-1:web', 8080)]);
+  await eventually(() => attempts >= 4, 5_000, 'retried');
+  t.equal(logs.filter((l) => l.startsWith('warn')).length, 1, 'reported once');
+  t.match(logs[0], /no direct tunnels to default\/web-1 .*forbidden.*go through the traffic-manager/);
+});
+
+t.test('leaving the intercept closes the parked streams; agents without a tunnel port are skipped', async (t) => {
+  const fake = await fakeAgent(t);
+  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: () => undefined, log: () => undefined, streamsPerPod: 2 });
+  t.teardown(() => direct.close());
+  direct.update([agent(0, 'old-agent'), agent(fake.port)], [ours('session-1:web', 8080)]);
+  await eventually(() => fake.parked.length === 2, 5_000, 'parked');
+  t.equal(direct.parked('default', 'old-agent'), 0);
+  direct.update([agent(fake.port)], []);
+  await eventually(() => fake.parked.every((p) => p.stream.destroyed), 5_000, 'closed at the agent');
+  t.equal(direct.parked('default', 'web-1'), 0);
+});
+
+t.test('a handoff for an intercept that is not ours is closed', async (t) => {
+  const fake = await fakeAgent(t);
+  const logs: string[] = [];
+  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: () => undefined, log: (l, m) => logs.push(`${l} ${m}`), streamsPerPod: 1 });
+  t.teardown(() => direct.close());
+  direct.update([agent(fake.port)], [ours('session-1:web', 8080)]);
+  await eventually(() => fake.parked.length === 1, 5_000, 'parked');
+  const { stream } = fake.parked[0]!;
+  stream.sendHeader({ interceptId: 'someone-else:web', source: 'x' });
+  await eventually(() => stream.destroyed, 5_000, 'closed');
+  t.match(logs.join('\n'), /not one of our intercepts/);
+});
+
+t.test('ready(): true once parked, false when the pod refuses or no agent can take streams', async (t) => {
+  const fake = await fakeAgent(t);
+  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: () => undefined, log: () => undefined, streamsPerPod: 1 });
+  t.teardown(() => direct.close());
+  t.equal(await direct.ready('default', 'web', 5_000), false, 'no agent known');
+  direct.update([agent(fake.port)], [ours('session-1:web', 8080)]);
+  t.equal(await direct.ready('default', 'web', 5_000), true, 'parked');
+
+  const refused = new DirectTunnels({
+    sessionId: 'session-1',
+    openPodStream: async () => {
+      throw new Error('403 forbidden');
+    },
+    localPortOf: () => undefined,
+    log: () => undefined,
+  });
+  t.teardown(() => refused.close());
+  refused.update([agent(4000)], [ours('session-1:web', 8080)]);
+  t.equal(await refused.ready('default', 'web', 5_000), false, 'refused');
+});
