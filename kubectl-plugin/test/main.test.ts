@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const ON_DEMAND = ['node_modules/@kubernetes/client-node/', 'node_modules/node-forge/'];
+// ws: the daemon's own port-forward streams (core/src/kube/pod-stream.ts), loaded with the client.
+const ON_DEMAND = ['node_modules/@kubernetes/client-node/', 'node_modules/node-forge/', 'node_modules/ws/'];
 
 t.test('main.ts does not statically import the Kubernetes client or node-forge', async (t) => {
   const { metafile } = await esbuild.build({

@@ -6,6 +6,7 @@ import { DirectTunnels } from './direct.js';
 import type { AgentSettings } from './env.js';
 import { dialLocalApp, Forwarder, type ForwarderOptions } from './forwarder.js';
 import { chooseIntercept, forwardRoutes, personalIntercepts } from './routes.js';
+import type { ManagerClient } from '@telepresence-ts/proto/manager/v1';
 import { createManagerClient, ManagerSession, type Backoff } from './session.js';
 import { startSftpServer, type SftpServer } from './sftp.js';
 
@@ -64,9 +65,11 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
     throw err;
   }
   log.info('accepting direct tunnels on the loopback', { port: direct.port });
-  const client = createManagerClient(`${settings.managerHost}:${settings.managerPort}`, options.backoff);
+  const newClient = (): ManagerClient => createManagerClient(`${settings.managerHost}:${settings.managerPort}`, options.backoff);
+  const client = newClient();
   const session = new ManagerSession({
     client,
+    newClient,
     agent: {
       name: config.agentName,
       namespace: settings.namespace,
@@ -118,7 +121,7 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
         await direct.close();
         await health.close();
         await sftp?.close();
-        client.close();
+        session.client.close();
       },
     };
   } catch (err: unknown) {

@@ -38,6 +38,13 @@ export function createManagerClient(address: string, backoff: Backoff = DEFAULT_
 
 export interface SessionOptions {
   readonly client: ManagerClient;
+  /**
+   * Makes a new client after an arrival failed for want of a connection. grpc-js has no connect
+   * timeout: a connect that went to a manager pod that is gone (kube-proxy's conntrack entry
+   * still pointing at it) hangs for minutes, and the channel waits for it. A new channel dials
+   * afresh and reaches the manager's new pod.
+   */
+  readonly newClient?: () => ManagerClient;
   /** What the agent tells the manager about itself on every arrival. */
   readonly agent: AgentInfo;
   readonly log: Logger;
@@ -54,7 +61,8 @@ export interface SessionOptions {
  * app, and arrives again after a capped backoff. Nothing here is on the passthrough path.
  */
 export class ManagerSession {
-  readonly #client: ManagerClient;
+  #client: ManagerClient;
+  readonly #newClient: (() => ManagerClient) | undefined;
   readonly #agent: AgentInfo;
   readonly #log: Logger;
   readonly #backoff: Backoff;
@@ -71,10 +79,16 @@ export class ManagerSession {
 
   constructor(options: SessionOptions) {
     this.#client = options.client;
+    this.#newClient = options.newClient;
     this.#agent = options.agent;
     this.#log = options.log;
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The client in use now (see `newClient`); the owner closes it after stop(). */
+  get client(): ManagerClient {
+    return this.#client;
   }
 
   /** The intercepts of the workload as of the manager's latest snapshot; empty without a session. */
@@ -120,12 +134,19 @@ export class ManagerSession {
   async #run(): Promise<void> {
     let delay = this.#backoff.initialMs;
     while (!this.#stopped) {
+      let arrived = false;
       try {
         await this.#arrive();
+        arrived = true;
         delay = this.#backoff.initialMs;
         await this.#serve();
       } catch (err: unknown) {
         if (!this.#stopped) this.#log.warn('no session with the traffic-manager; connections go to the app', { error: describe(err), retryInMs: delay });
+        const code = (err as Partial<ServiceError>).code;
+        if (!arrived && this.#newClient !== undefined && (code === status.DEADLINE_EXCEEDED || code === status.UNAVAILABLE)) {
+          this.#client.close();
+          this.#client = this.#newClient();
+        }
       }
       const session = this.#session;
       this.#session = undefined;

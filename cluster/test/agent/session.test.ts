@@ -107,3 +107,26 @@ t.test('no tunnel without a session', async (t) => {
   const session = new ManagerSession({ client, agent: AGENT, log: memoryLogger(), backoff: FAST });
   t.equal(session.openTunnel('client-1:echo', '10.0.0.1:1234'), undefined);
 });
+
+t.test('an arrival that finds no manager gets a new channel, which reaches the manager when it is back', async (t) => {
+  const manager = new FakeManager();
+  await manager.start();
+  const address = manager.address;
+  manager.stop();
+  t.teardown(() => manager.stop());
+  let made = 0;
+  const newClient = () => {
+    made++;
+    return createManagerClient(address, FAST);
+  };
+  const session = new ManagerSession({ client: newClient(), newClient, agent: AGENT, log: memoryLogger(), backoff: FAST });
+  t.teardown(async () => {
+    await session.stop();
+    session.client.close();
+  });
+  session.start();
+  await until(() => made >= 3, 'channels remade after failed arrivals');
+  await manager.start();
+  await until(() => session.sessionId !== undefined, 'arrived at the manager that came back');
+  t.pass('arrived');
+});

@@ -74,12 +74,20 @@ export function parseMountInfo(text: string): MountEntry[] {
   return entries;
 }
 
-function defaultIsAlive(pid: number): boolean {
+/** Whether `pid` runs (a process we may not signal counts; a zombie does not). */
+export function defaultIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err: unknown) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed daemon stays a zombie until whoever inherited it reaps it, and a zombie still takes
+  // signal 0; it serves no mount any more.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

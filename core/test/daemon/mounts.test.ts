@@ -10,8 +10,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { Mounter, parseMountInfo } from '../../src/daemon/mounts.js';
+import { defaultIsAlive, Mounter, parseMountInfo } from '../../src/daemon/mounts.js';
 import { nodeProcessRunner } from '../../src/process/node-process-runner.js';
+import { eventually } from '../fixtures/eventually.js';
 
 const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 const missing = [SFTP_SERVER, '/dev/fuse', '/usr/bin/sshfs'].filter((p) => !existsSync(p));
@@ -136,4 +137,18 @@ t.test("cleanStale removes the mounts of a daemon that is gone, and leaves a liv
   t.notOk(mounted(deadMount.dir), 'unmounted');
   t.ok(mounted(liveMount.dir), "the live daemon's mount stays");
   await deadMount.sshfs.exited;
+});
+
+t.test('a killed orphan counts as dead, reaped or still a zombie', async (t) => {
+  // Orphaned like a detached daemon whose CLI exited; whether its new parent reaps it at once
+  // depends on the machine's init, so both outcomes must read as dead.
+  const child = spawn('bash', ['-c', 'setsid sleep 60 >/dev/null 2>&1 & echo $!']);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise((resolve) => child.on('exit', resolve));
+  const pid = Number(out.trim());
+  t.ok(defaultIsAlive(pid), 'alive while it runs');
+  process.kill(pid, 'SIGKILL');
+  await eventually(() => !defaultIsAlive(pid), 5_000, 'the killed process read as dead');
+  t.notOk(defaultIsAlive(pid), 'dead once killed');
 });
