@@ -16,7 +16,7 @@
  *   warm intercept   `intercept` of a workload that already carries the agent, until the first
  *                    request is answered by the workstation
  *   cold intercept   the same for a workload without the agent (injection + rollout), minus the
- *                    bare `kubectl rollout restart` of that workload
+ *                    bare `kubectl rollout restart` of that workload until a restarted pod answers
  *   round trip       GET of a tiny body on one keep-alive connection: through the intercept, and
  *                    to the same pod's app over `kubectl port-forward`
  *   personal trip    the same through a personal intercept (`--http-header`), whose agent parses
@@ -63,7 +63,7 @@ function intFromEnv(name: string, fallback: number): number {
 // ---------------------------------------------------------------------------------------------
 // The served API, the same in the pod (this script) and on the workstation (handlerFor): any
 // path answers `who`, GET /bytes?n=N streams N bytes, POST /sink reads the body and answers its
-// length.
+// length, GET /host answers the host (the pod's) name.
 
 const SERVER_SCRIPT = `
 const chunk = Buffer.alloc(65536, 120);
@@ -88,7 +88,7 @@ module.exports = (who) => (req, res) => {
     return pump();
   }
   res.setHeader('content-type', 'text/plain');
-  res.end(url.pathname === '/healthz' ? 'ok' : who);
+  res.end(url.pathname === '/healthz' ? 'ok' : url.pathname === '/host' ? require('node:os').hostname() : who);
 };`;
 
 /** The same API for the workstation's server (the pod runs SERVER_SCRIPT). */
@@ -375,6 +375,13 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         await kube.kubectl(['-n', ns, 'rollout', 'restart', `deployment/${app}`]);
         await rolledOut();
+        // Until a new pod answers, as the cold intercept's figure ends when the workstation does:
+        // both then include kube-proxy's taking up the new pod.
+        const fresh = new Set((await podsOf()).map((p) => p.metadata.name));
+        await eventually(async () => {
+          const r = await get(`${base}/host`, false, 1000);
+          if (!fresh.has(r.body)) throw new Error(`answered by ${r.body}`);
+        }, { timeoutMs: 60_000, intervalMs: 10, what: 'a request answered by a restarted pod' });
         restarts.push(performance.now() - t0);
       }
 

@@ -19,6 +19,11 @@ import { LOCAL_HOST } from './tunnel.js';
 
 /** Enough for a browser's burst of parallel connections; each is one port-forward stream. */
 export const STREAMS_PER_POD = 4;
+/**
+ * How long streams stay parked at a pod after our last intercept of its workload ends: leaving
+ * and intercepting again (a debug session that ends and restarts) then finds them ready.
+ */
+export const LINGER_MS = 30_000;
 /** A parked stream that dies sooner than this counts as a failure (backoff), not as wear. */
 const SHORT_LIVED_MS = 1000;
 
@@ -31,6 +36,7 @@ export interface DirectTunnelDeps {
   /** Called for each connection received this way. */
   readonly onConnection?: () => void;
   readonly streamsPerPod?: number;
+  readonly lingerMs?: number;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
 }
 
@@ -43,6 +49,8 @@ interface Pool {
   opening: number;
   failures: number;
   retry: NodeJS.Timeout | undefined;
+  /** Set while no intercept of ours needs the pool (see LINGER_MS). */
+  linger: NodeJS.Timeout | undefined;
   stopped: boolean;
   /** Whether the pod's last failure was reported (and not yet followed by a success). */
   reported: boolean;
@@ -52,6 +60,7 @@ export class DirectTunnels {
   readonly #deps: DirectTunnelDeps;
   readonly #pools = new Map<string, Pool>();
   readonly #size: number;
+  readonly #lingerMs: number;
   readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
   /** Checked whenever a pool parks, fails or goes (see ready()). */
   readonly #waiters = new Set<() => void>();
@@ -59,6 +68,7 @@ export class DirectTunnels {
   constructor(deps: DirectTunnelDeps) {
     this.#deps = deps;
     this.#size = deps.streamsPerPod ?? STREAMS_PER_POD;
+    this.#lingerMs = deps.lingerMs ?? LINGER_MS;
     this.#backoff = deps.backoff ?? { initialMs: 1000, maxMs: 60_000 };
   }
 
@@ -106,20 +116,32 @@ export class DirectTunnels {
   /** Parks streams at every agent pod that serves one of `ours`, and stops parking at the others. */
   update(agents: readonly AgentInfo[], ours: readonly InterceptInfo[]): void {
     const wanted = new Map<string, AgentInfo>();
+    const present = new Set<string>();
     for (const agent of agents) {
       if (agent.tunnelPort <= 0) continue;
-      if (!ours.some((ic) => ic.spec?.namespace === agent.namespace && ic.spec.workloadName === agent.name)) continue;
-      wanted.set(`${agent.namespace}/${agent.podName}:${agent.tunnelPort}`, agent);
+      const key = `${agent.namespace}/${agent.podName}:${agent.tunnelPort}`;
+      present.add(key);
+      if (ours.some((ic) => ic.spec?.namespace === agent.namespace && ic.spec.workloadName === agent.name)) wanted.set(key, agent);
     }
     for (const [key, pool] of this.#pools) {
-      if (!wanted.has(key)) {
+      if (wanted.has(key)) {
+        clearTimeout(pool.linger);
+        pool.linger = undefined;
+      } else if (!present.has(key) || this.#lingerMs <= 0) {
         this.#stop(pool);
         this.#pools.delete(key);
+      } else if (pool.linger === undefined) {
+        pool.linger = setTimeout(() => {
+          if (this.#pools.get(key) !== pool) return;
+          this.#stop(pool);
+          this.#pools.delete(key);
+        }, this.#lingerMs);
+        pool.linger.unref();
       }
     }
     for (const [key, agent] of wanted) {
       if (this.#pools.has(key)) continue;
-      const pool: Pool = { namespace: agent.namespace, workload: agent.name, pod: agent.podName, port: agent.tunnelPort, idle: new Set(), opening: 0, failures: 0, retry: undefined, stopped: false, reported: false };
+      const pool: Pool = { namespace: agent.namespace, workload: agent.name, pod: agent.podName, port: agent.tunnelPort, idle: new Set(), opening: 0, failures: 0, retry: undefined, linger: undefined, stopped: false, reported: false };
       this.#pools.set(key, pool);
       this.#fill(pool);
     }
@@ -135,6 +157,7 @@ export class DirectTunnels {
   #stop(pool: Pool): void {
     pool.stopped = true;
     clearTimeout(pool.retry);
+    clearTimeout(pool.linger);
     for (const stream of pool.idle) stream.destroy();
     pool.idle.clear();
   }

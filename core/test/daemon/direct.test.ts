@@ -104,16 +104,24 @@ t.test('a pod that cannot be reached is reported once, retried, and leaves the m
   t.match(logs[0], /no direct tunnels to default\/web-1 .*forbidden.*go through the traffic-manager/);
 });
 
-t.test('leaving the intercept closes the parked streams; agents without a tunnel port are skipped', async (t) => {
+t.test('after the last intercept the streams linger, then close; an agent that goes closes them at once', async (t) => {
   const fake = await fakeAgent(t);
-  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: () => undefined, log: () => undefined, streamsPerPod: 2 });
+  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: () => undefined, log: () => undefined, streamsPerPod: 2, lingerMs: 200 });
   t.teardown(() => direct.close());
   direct.update([agent(0, 'old-agent'), agent(fake.port)], [ours('session-1:web', 8080)]);
   await eventually(() => fake.parked.length === 2, 5_000, 'parked');
-  t.equal(direct.parked('default', 'old-agent'), 0);
+  t.equal(direct.parked('default', 'old-agent'), 0, 'an agent without a tunnel port is skipped');
+
   direct.update([agent(fake.port)], []);
-  await eventually(() => fake.parked.every((p) => p.stream.destroyed), 5_000, 'closed at the agent');
+  t.equal(direct.parked('default', 'web-1'), 2, 'still parked right after the intercept ended');
+  t.equal(await direct.ready('default', 'web', 5_000), true, 'an intercept made again finds them ready');
+  await eventually(() => fake.parked.every((p) => p.stream.destroyed), 5_000, 'closed at the agent after the linger');
   t.equal(direct.parked('default', 'web-1'), 0);
+
+  direct.update([agent(fake.port)], [ours('session-1:web', 8080)]);
+  await eventually(() => direct.parked('default', 'web-1') === 2, 5_000, 'parked again');
+  direct.update([], []);
+  t.equal(direct.parked('default', 'web-1'), 0, 'the agent is gone: closed at once');
 });
 
 t.test('a handoff for an intercept that is not ours is closed', async (t) => {
