@@ -204,8 +204,22 @@ export function launchOf(argv: RemoteArgs): Launch | undefined {
 }
 
 /** The mount and files, for `--output json` (the values stay in the files). */
-export function remoteJson(remote: InterceptRemote | undefined): { mountPoint: string; mounts: string[]; envFile: string; envJson: string } {
-  return { mountPoint: remote?.mountPoint ?? '', mounts: remote?.mounts ?? [], envFile: remote?.envFile ?? '', envJson: remote?.envJson ?? '' };
+export function remoteJson(remote: InterceptRemote | undefined): { mountPoint: string; mounts: string[]; envFile: string; envJson: string; traffic: string; trafficReason?: string } {
+  return {
+    mountPoint: remote?.mountPoint ?? '',
+    mounts: remote?.mounts ?? [],
+    envFile: remote?.envFile ?? '',
+    envJson: remote?.envJson ?? '',
+    traffic: remote?.traffic ?? '',
+    ...(remote !== undefined && remote.trafficReason !== '' ? { trafficReason: remote.trafficReason } : {}),
+  };
+}
+
+/** Where the intercept's connections come through, with the reason when it is the slower path. */
+function trafficText(remote: InterceptRemote): string | undefined {
+  if (remote.traffic === 'direct') return "direct from the agent's pod";
+  if (remote.traffic === 'relayed') return `relayed by the traffic-manager (${remote.trafficReason})`;
+  return undefined;
 }
 
 /** The lines added to the intercept's text output. */
@@ -213,6 +227,8 @@ export function formatRemoteText(remote: InterceptRemote | undefined): string {
   if (remote === undefined) return '';
   const mount = remote.mountPoint !== '' ? remote.mountPoint : remote.mounts.length > 0 ? '(not mounted)' : '(no volumes)';
   const lines = [`   Volume mount   : ${mount}`];
+  const traffic = trafficText(remote);
+  if (traffic !== undefined) lines.push(`   Traffic        : ${traffic}`);
   if (remote.envFile !== '') lines.push(`   Env file       : ${remote.envFile}`);
   if (remote.envJson !== '') lines.push(`   Env JSON       : ${remote.envJson}`);
   return lines.join('\n') + '\n';

@@ -9,6 +9,8 @@ const REMOTE = {
   mounts: ['/etc/config'],
   envFile: '',
   envJson: '',
+  traffic: 'direct',
+  trafficReason: '',
 };
 
 function withIntercept(): FakeEnv {

@@ -44,7 +44,7 @@ t.test('"workload" intercepts it on its container port and injects its environme
 
 t.test("the daemon's environment is used when it reports one", async (t) => {
   const { debug, daemon } = await setup();
-  daemon.remotes = [{ name: 'web-shop', environment: { FROM_POD: 'yes' }, mountPoint: '', mounts: [], envFile: '', envJson: '' }];
+  daemon.remotes = [{ name: 'web-shop', environment: { FROM_POD: 'yes' }, mountPoint: '', mounts: [], envFile: '', envJson: '', traffic: 'direct', trafficReason: '' }];
   await debug.resolve({ ...RUN, telepresence: { workload: 'web' } });
   daemon.emit();
   const resolved = await debug.resolve({ ...RUN, telepresence: { workload: 'web' } });
@@ -124,7 +124,7 @@ t.test("the environment file: the daemon's when it wrote one, else one written f
   await debug.openEnvironmentFile(ii);
   t.same(host.opened, ['/store/web-shop.env']);
   t.equal(files.files.get('/store/web-shop.env'), 'GREETING=from-pod-template\nTELEPRESENCE_CONTAINER=app\nTELEPRESENCE_INTERCEPT_ID=session-1:web-shop\n');
-  daemon.remotes = [{ name: 'web-shop', environment: {}, mountPoint: '', mounts: [], envFile: '/home/me/web.env', envJson: '' }];
+  daemon.remotes = [{ name: 'web-shop', environment: {}, mountPoint: '', mounts: [], envFile: '/home/me/web.env', envJson: '', traffic: 'direct', trafficReason: '' }];
   daemon.emit();
   await debug.openEnvironmentFile(ii);
   t.same(host.opened.at(-1), '/home/me/web.env');

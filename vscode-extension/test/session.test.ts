@@ -138,7 +138,7 @@ t.test('intercept and leave need a connection', async (t) => {
 t.test('remote() answers with what the daemon reports of an intercept', async (t) => {
   const { session, daemon } = setup();
   await session.connect();
-  daemon.remotes = [{ name: 'web-shop', environment: { A: '1' }, mountPoint: '', mounts: [], envFile: '/tmp/web.env', envJson: '' }];
+  daemon.remotes = [{ name: 'web-shop', environment: { A: '1' }, mountPoint: '', mounts: [], envFile: '/tmp/web.env', envJson: '', traffic: 'direct', trafficReason: '' }];
   daemon.emit();
   t.same(session.remote('web-shop')?.environment, { A: '1' });
   t.equal(session.remote('other'), undefined);

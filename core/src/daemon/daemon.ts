@@ -553,10 +553,10 @@ export class Daemon {
       // Streams are parked at the agent while the environment and volumes come.
       s.direct?.update(this.agents, [...this.intercepts.values()]);
       const direct = s.direct?.ready(namespace, spec.workloadName, DIRECT_READY_WAIT_MS);
-      this.remotes.set(name, await this.bringRemote(s, info, mountAt, options, progress));
-      if (direct !== undefined && !(await direct)) {
-        this.deps.log('info', `intercept ${info.id}: connections go through the traffic-manager until direct tunnels to its agent are parked`);
-      }
+      const remote = await this.bringRemote(s, info, mountAt, options, progress);
+      const path = (await direct) ?? { direct: false, reason: 'not connected' };
+      if (!path.direct) this.deps.log('info', `intercept ${info.id}: connections are relayed by the traffic-manager (${path.reason})`);
+      this.remotes.set(name, { ...remote, remote: { ...remote.remote, traffic: path.direct ? 'direct' : 'relayed', trafficReason: path.reason } });
       this.emit();
       return info;
     } catch (err: unknown) {
@@ -622,7 +622,7 @@ export class Daemon {
       // Secrets: readable by the user alone.
       if (envFile !== '') writeFileSync(envFile, formatDotenv(environment), { mode: 0o600 });
       if (envJson !== '') writeFileSync(envJson, formatEnvJson(environment), { mode: 0o600 });
-      return { remote: { name, environment, mountPoint: mount?.dir ?? '', mounts: env.mounts, envFile, envJson }, mount };
+      return { remote: { name, environment, mountPoint: mount?.dir ?? '', mounts: env.mounts, envFile, envJson, traffic: '', trafficReason: '' }, mount };
     } catch (err: unknown) {
       if (mount !== undefined) await this.deps.mounter?.unmount(mount);
       throw new TpError('user', 'env-file-unwritable', `cannot write the environment: ${(err as Error).message}`, { hint: 'check the --env-file / --env-json path', cause: err });

@@ -54,6 +54,13 @@ interface Pool {
   stopped: boolean;
   /** Whether the pod's last failure was reported (and not yet followed by a success). */
   reported: boolean;
+  lastError: string;
+}
+
+/** Whether an intercept's connections take direct tunnels, and why not when they do not. */
+export interface DirectReadiness {
+  readonly direct: boolean;
+  readonly reason: string;
 }
 
 export class DirectTunnels {
@@ -84,25 +91,26 @@ export class DirectTunnels {
   }
 
   /**
-   * Resolves true once every pod of `namespace/workload` has a stream parked, false when one of
-   * them cannot have any or `timeoutMs` passes first; the first connections then take the fast
-   * path. False at once when no agent of the workload can take streams (none known, none with a
-   * tunnel port): prepare answers only after the agent arrived, so the manager has already sent
-   * it to us by then.
+   * Resolves once every pod of `namespace/workload` has a stream parked (`direct`), or with why
+   * not when one of them cannot have any or `timeoutMs` passes first; the first connections then
+   * take the fast path. At once when no agent of the workload can take streams (none known, none
+   * with a tunnel port): prepare answers only after the agent arrived, so the manager has already
+   * sent it to us by then.
    */
-  ready(namespace: string, workload: string, timeoutMs: number): Promise<boolean> {
+  ready(namespace: string, workload: string, timeoutMs: number): Promise<DirectReadiness> {
     return new Promise((resolve) => {
       const check = (): void => {
         const pools = [...this.#pools.values()].filter((p) => p.namespace === namespace && p.workload === workload);
-        if (pools.length === 0) finish(false);
-        else if (pools.some((p) => p.reported)) finish(false);
-        else if (pools.every((p) => p.idle.size > 0)) finish(true);
+        const failed = pools.find((p) => p.reported);
+        if (pools.length === 0) finish({ direct: false, reason: 'its agent takes no direct tunnels' });
+        else if (failed !== undefined) finish({ direct: false, reason: failed.lastError });
+        else if (pools.every((p) => p.idle.size > 0)) finish({ direct: true, reason: '' });
       };
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      const finish = (ok: boolean): void => {
+      const timer = setTimeout(() => finish({ direct: false, reason: `no direct tunnel was ready within ${timeoutMs / 1000} s` }), timeoutMs);
+      const finish = (r: DirectReadiness): void => {
         clearTimeout(timer);
         this.#waiters.delete(check);
-        resolve(ok);
+        resolve(r);
       };
       this.#waiters.add(check);
       check();
@@ -141,7 +149,7 @@ export class DirectTunnels {
     }
     for (const [key, agent] of wanted) {
       if (this.#pools.has(key)) continue;
-      const pool: Pool = { namespace: agent.namespace, workload: agent.name, pod: agent.podName, port: agent.tunnelPort, idle: new Set(), opening: 0, failures: 0, retry: undefined, linger: undefined, stopped: false, reported: false };
+      const pool: Pool = { namespace: agent.namespace, workload: agent.name, pod: agent.podName, port: agent.tunnelPort, idle: new Set(), opening: 0, failures: 0, retry: undefined, linger: undefined, stopped: false, reported: false, lastError: '' };
       this.#pools.set(key, pool);
       this.#fill(pool);
     }
@@ -217,6 +225,7 @@ export class DirectTunnels {
   #failed(pool: Pool, err: Error): void {
     if (pool.stopped) return;
     pool.failures++;
+    pool.lastError = err.message;
     if (!pool.reported) {
       pool.reported = true;
       this.#deps.log('warn', `no direct tunnels to ${pool.namespace}/${pool.pod} (${err.message}); its intercepted connections go through the traffic-manager`);

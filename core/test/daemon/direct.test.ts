@@ -114,7 +114,7 @@ t.test('after the last intercept the streams linger, then close; an agent that g
 
   direct.update([agent(fake.port)], []);
   t.equal(direct.parked('default', 'web-1'), 2, 'still parked right after the intercept ended');
-  t.equal(await direct.ready('default', 'web', 5_000), true, 'an intercept made again finds them ready');
+  t.match(await direct.ready('default', 'web', 5_000), { direct: true }, 'an intercept made again finds them ready');
   await eventually(() => fake.parked.every((p) => p.stream.destroyed), 5_000, 'closed at the agent after the linger');
   t.equal(direct.parked('default', 'web-1'), 0);
 
@@ -141,9 +141,9 @@ t.test('ready(): true once parked, false when the pod refuses or no agent can ta
   const fake = await fakeAgent(t);
   const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: () => undefined, log: () => undefined, streamsPerPod: 1 });
   t.teardown(() => direct.close());
-  t.equal(await direct.ready('default', 'web', 5_000), false, 'no agent known');
+  t.match(await direct.ready('default', 'web', 5_000), { direct: false, reason: 'its agent takes no direct tunnels' }, 'no agent known');
   direct.update([agent(fake.port)], [ours('session-1:web', 8080)]);
-  t.equal(await direct.ready('default', 'web', 5_000), true, 'parked');
+  t.match(await direct.ready('default', 'web', 5_000), { direct: true, reason: '' }, 'parked');
 
   const refused = new DirectTunnels({
     sessionId: 'session-1',
@@ -155,5 +155,5 @@ t.test('ready(): true once parked, false when the pod refuses or no agent can ta
   });
   t.teardown(() => refused.close());
   refused.update([agent(4000)], [ours('session-1:web', 8080)]);
-  t.equal(await refused.ready('default', 'web', 5_000), false, 'refused');
+  t.match(await refused.ready('default', 'web', 5_000), { direct: false, reason: '403 forbidden' }, 'refused, with the reason');
 });

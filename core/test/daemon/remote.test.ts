@@ -34,7 +34,7 @@ t.test('an intercept brings the container environment and writes the files asked
     TELEPRESENCE_INTERCEPT_ID: info.id,
     TELEPRESENCE_CONTAINER: 'app',
   };
-  t.strictSame(remote, { name: 'web-default', environment: want, mountPoint: '', mounts: ['/etc/config'], envFile, envJson });
+  t.strictSame(remote, { name: 'web-default', environment: want, mountPoint: '', mounts: ['/etc/config'], envFile, envJson, traffic: 'relayed', trafficReason: 'its agent takes no direct tunnels' });
   t.strictSame(parseDotenv(readFileSync(envFile, 'utf8')), want, 'the dotenv file');
   t.strictSame(JSON.parse(readFileSync(envJson, 'utf8')), want, 'the JSON file');
   t.equal(statSync(envFile).mode & 0o777, 0o600, 'readable by the user alone (it holds secrets)');

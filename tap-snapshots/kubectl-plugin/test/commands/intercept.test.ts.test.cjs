@@ -22,6 +22,7 @@ Object {
   "service": "echo",
   "servicePort": "http",
   "state": "ACTIVE",
+  "traffic": "",
   "workload": "echo",
 }
 `

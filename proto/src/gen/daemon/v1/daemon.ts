@@ -193,6 +193,12 @@ export interface InterceptRemote {
   /** The files written for the intercept (empty when not asked for). */
   envFile: string;
   envJson: string;
+  /**
+   * How its connections reached the workstation when it was made: "direct" (over streams parked
+   * at the agent's pod) or "relayed" (through the traffic-manager), and why not direct.
+   */
+  traffic: string;
+  trafficReason: string;
 }
 
 export interface InterceptRemote_EnvironmentEntry {
@@ -1355,7 +1361,16 @@ export const InterceptRequest: MessageFns<InterceptRequest> = {
 };
 
 function createBaseInterceptRemote(): InterceptRemote {
-  return { name: "", environment: {}, mountPoint: "", mounts: [], envFile: "", envJson: "" };
+  return {
+    name: "",
+    environment: {},
+    mountPoint: "",
+    mounts: [],
+    envFile: "",
+    envJson: "",
+    traffic: "",
+    trafficReason: "",
+  };
 }
 
 export const InterceptRemote: MessageFns<InterceptRemote> = {
@@ -1377,6 +1392,12 @@ export const InterceptRemote: MessageFns<InterceptRemote> = {
     }
     if (message.envJson !== "") {
       writer.uint32(50).string(message.envJson);
+    }
+    if (message.traffic !== "") {
+      writer.uint32(58).string(message.traffic);
+    }
+    if (message.trafficReason !== "") {
+      writer.uint32(66).string(message.trafficReason);
     }
     return writer;
   },
@@ -1445,6 +1466,22 @@ export const InterceptRemote: MessageFns<InterceptRemote> = {
             message.envJson = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.traffic = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.trafficReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1490,6 +1527,12 @@ export const InterceptRemote: MessageFns<InterceptRemote> = {
         : isSet(object.env_json)
         ? globalThis.String(object.env_json)
         : "",
+      traffic: isSet(object.traffic) ? globalThis.String(object.traffic) : "",
+      trafficReason: isSet(object.trafficReason)
+        ? globalThis.String(object.trafficReason)
+        : isSet(object.traffic_reason)
+        ? globalThis.String(object.traffic_reason)
+        : "",
     };
   },
 
@@ -1519,6 +1562,12 @@ export const InterceptRemote: MessageFns<InterceptRemote> = {
     if (message.envJson !== "") {
       obj.envJson = message.envJson;
     }
+    if (message.traffic !== "") {
+      obj.traffic = message.traffic;
+    }
+    if (message.trafficReason !== "") {
+      obj.trafficReason = message.trafficReason;
+    }
     return obj;
   },
 
@@ -1541,6 +1590,8 @@ export const InterceptRemote: MessageFns<InterceptRemote> = {
     message.mounts = object.mounts?.map((e) => e) || [];
     message.envFile = object.envFile ?? "";
     message.envJson = object.envJson ?? "";
+    message.traffic = object.traffic ?? "";
+    message.trafficReason = object.trafficReason ?? "";
     return message;
   },
 };
