@@ -282,6 +282,7 @@ t.test('first intercept of a never-intercepted Deployment', async (t) => {
 
   const out = await cli.ok(['intercept', 'web', '--port', `${local.port}:http`], 300_000);
   t.match(out, /web/, `reports the intercept:\n${out}`);
+  t.match(out, /Traffic\s+: direct from the agent's pod/, 'and that its connections come straight from the pod');
 
   const cm = await kube.json<{ data?: Record<string, string> }>(['-n', ns, 'get', 'configmap', 'telepresence-agents']);
   t.ok(cm.data?.['web'], 'the ConfigMap has an entry for the workload');
@@ -422,7 +423,8 @@ t.test('a ServiceAccount without rights to modify workloads can intercept', asyn
   const dev = createTelepresenceCli({ repoRoot, kubeconfig, namespace: ns });
   t.teardown(() => dev.dispose());
   const local = await localServer(t);
-  await dev.ok(['intercept', 'web', '--port', `${local.port}:http`, '--name', 'restricted'], 120_000);
+  const out = await dev.ok(['intercept', 'web', '--port', `${local.port}:http`, '--name', 'restricted'], 120_000);
+  t.match(out, /Traffic\s+: relayed by the traffic-manager \(.*pods\/portforward/, `says why its connections are relayed:\n${out}`);
   await eventually(async () => {
     const h = await hostAnswering(`http://web.${ns}/`);
     if (h !== local.host) throw new Error(`answered by ${h}`);
