@@ -25,6 +25,8 @@ async function sftpOnTcp(t: Test): Promise<number> {
   const server: Server = createServer((socket) => {
     const child = spawn(SFTP_SERVER, ['-e'], { stdio: ['pipe', 'pipe', 'ignore'] });
     children.add(child);
+    // Either end may go first when a mount is taken down (EPIPE, ECONNRESET): that ends the pair.
+    for (const end of [socket, child.stdin, child.stdout]) end.on('error', () => undefined);
     socket.pipe(child.stdin);
     child.stdout.pipe(socket);
     socket.on('close', () => child.kill());
