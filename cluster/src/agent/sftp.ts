@@ -34,6 +34,9 @@ export async function startSftpServer(options: SftpServerOptions): Promise<SftpS
     // -e: log to stderr (our log), not syslog, which the container does not have.
     const child = options.spawn(command, ['-e']);
     children.add(child);
+    // sftp-server may exit while the client still writes (EPIPE): that ends this connection,
+    // never the agent.
+    child.stdin.on('error', () => socket.destroy());
     socket.pipe(child.stdin);
     child.stdout.pipe(socket);
     child.stderr.on('data', (chunk: Buffer) => options.log.debug('sftp-server', { output: chunk.toString('utf8').trim() }));
