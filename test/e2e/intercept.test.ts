@@ -448,7 +448,13 @@ t.test('uninstall --agent removes the sidecar through a rollout', async (t) => {
   await rolledOut('web');
   const cm = await kube.json<{ data?: Record<string, string> }>(['-n', ns, 'get', 'configmap', 'telepresence-agents']);
   t.notOk(cm.data?.['web'], 'its ConfigMap entry is gone');
-  t.match(await hostAnswering(`http://web.${ns}/`), /^web-/, 'the app answers');
+  // kube-proxy takes up the new pods a moment after the rollout completes.
+  const host = await eventually(async () => {
+    const h = await hostAnswering(`http://web.${ns}/`);
+    if (!h.startsWith('web-')) throw new Error(`answered by ${h}`);
+    return h;
+  }, { timeoutMs: 20_000, intervalMs: 500, what: 'the app answering after the agent is removed' });
+  t.match(host, /^web-/, 'the app answers');
 });
 
 t.test('uninstall --everything leaves no object of ours in the cluster', async (t) => {
