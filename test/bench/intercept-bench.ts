@@ -28,7 +28,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -216,7 +216,8 @@ const req = http.request(url, { method: mode === 'get' ? 'GET' : 'POST', agent: 
   res.on('end', () => {
     const moved = mode === 'get' ? got : Number(Buffer.concat(parts).toString());
     if (moved !== size) { console.error('moved ' + moved + ' of ' + size + ' bytes'); process.exit(1); }
-    console.log(performance.now() - t0);
+    const cpu = process.cpuUsage();
+    console.log(performance.now() - t0, (cpu.user + cpu.system) / 1000);
   });
 });
 req.on('error', (e) => { console.error(e.message); process.exit(1); });
@@ -237,17 +238,72 @@ else {
 `;
 
 /**
- * MB/s of moving `n` bytes, the best of three: `download` is a GET /bytes (the server sends),
- * otherwise a POST /sink (the client sends), each by a client process of its own.
+ * CPU time per process, for TP_BENCH_CPU=1: which processes a transfer keeps busy, as the
+ * machine's cores are what the two paths compete for. Processes are found by name in /proc.
  */
-async function throughput(base: string, n: number, download: boolean): Promise<number> {
+const CPU_WATCHED: ReadonlyArray<readonly [string, (comm: string, args: string, pid: number) => boolean]> = [
+  ['kube-apiserver', (comm) => comm === 'kube-apiserver'],
+  ['kubelet', (comm) => comm === 'kubelet'],
+  ['containerd', (comm) => comm === 'containerd'],
+  ['kubectl port-forward', (comm, args) => comm.startsWith('kubectl') && args.includes('port-forward')],
+  ['telepresence daemon', (_comm, args) => args.includes('daemon-foreground')],
+  ['traffic-agent', (_comm, args) => args.includes('/app/agent.js')],
+  ['app in the pod', (_comm, args) => args.includes("m.exports('app')")],
+  ['workstation server (this process)', (_comm, _args, pid) => pid === process.pid],
+];
+const CPU_TICKS_PER_S = 100;
+
+/** Clock ticks of CPU (user + system) by watched name, summed over that name's processes. */
+function cpuTicks(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const watched = CPU_WATCHED.find(([, match]) => match(comm, args, pid));
+      if (watched === undefined) continue;
+      // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      out.set(watched[0], (out.get(watched[0]) ?? 0) + ticks);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return out;
+}
+
+const cpuReport = process.env['TP_BENCH_CPU'] === '1';
+
+/**
+ * MB/s of moving `n` bytes, the best of three: `download` is a GET /bytes (the server sends),
+ * otherwise a POST /sink (the client sends), each by a client process of its own. With
+ * TP_BENCH_CPU=1 it also records the CPU seconds each process spent per GB moved.
+ */
+async function throughput(label: string, base: string, n: number, download: boolean): Promise<number> {
   let best = 0;
+  const before = cpuReport ? cpuTicks() : new Map<string, number>();
+  let clientMs = 0;
   for (let i = 0; i < 3; i++) {
     const url = download ? `${base}/bytes?n=${n}` : `${base}/sink`;
     const { stdout } = await execFileAsync(process.execPath, ['-e', BULK_CLIENT, url, String(n), download ? 'get' : 'post'], { timeout: 300_000 });
-    const ms = Number(stdout.trim());
-    if (!Number.isFinite(ms) || ms <= 0) throw new Error(`bulk client for ${url} printed ${stdout}`);
-    best = Math.max(best, n / 1024 / 1024 / (ms / 1000));
+    const [took, cpu] = stdout.trim().split(' ').map(Number);
+    if (took === undefined || !Number.isFinite(took) || took <= 0) throw new Error(`bulk client for ${url} printed ${stdout}`);
+    clientMs += cpu ?? 0;
+    best = Math.max(best, n / 1024 / 1024 / (took / 1000));
+  }
+  if (cpuReport) {
+    const after = cpuTicks();
+    const gb = (3 * n) / 1024 ** 3;
+    const parts = [...after]
+      .map(([name, ticks]) => [name, (ticks - (before.get(name) ?? 0)) / CPU_TICKS_PER_S / gb] as const)
+      .concat([['bulk client', clientMs / 1000 / gb]])
+      .filter(([, perGb]) => perGb > 0)
+      .sort((a, b) => b[1] - a[1]);
+    record(`CPU per GB, ${label}`, parts.map(([name, perGb]) => `${name} ${perGb.toFixed(2)} s`).join(', '));
   }
   return best;
 }
@@ -451,10 +507,10 @@ async function main(): Promise<void> {
         // cluster, as a POST over port-forward does.
         const mb = RUNS.bulkBytes / 1024 / 1024;
         progress(`throughput, ${mb} MB per transfer, both directions (best of 3)`);
-        const upIntercept = await throughput(base, RUNS.bulkBytes, true);
-        const upForward = await throughput(forwarded, RUNS.bulkBytes, false);
-        const downIntercept = await throughput(base, RUNS.bulkBytes, false);
-        const downForward = await throughput(forwarded, RUNS.bulkBytes, true);
+        const upIntercept = await throughput('workstation -> cluster, intercept', base, RUNS.bulkBytes, true);
+        const upForward = await throughput('workstation -> cluster, port-forward', forwarded, RUNS.bulkBytes, false);
+        const downIntercept = await throughput('cluster -> workstation, intercept', base, RUNS.bulkBytes, false);
+        const downForward = await throughput('cluster -> workstation, port-forward', forwarded, RUNS.bulkBytes, true);
         record('throughput workstation -> cluster, intercept', `${upIntercept.toFixed(1)} MB/s`);
         record('throughput workstation -> cluster, port-forward', `${upForward.toFixed(1)} MB/s`);
         record('throughput ratio workstation -> cluster', (upIntercept / upForward).toFixed(2), '>= 0.9', upIntercept / upForward >= 0.9);
