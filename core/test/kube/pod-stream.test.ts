@@ -1,16 +1,30 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { once } from 'node:events';
 import http from 'node:http';
+import { inflateRawSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { openPodStream } from '../../src/kube/pod-stream.js';
+import { CHANNEL_PROTOCOL, openPodStream, SPDY_TUNNEL_PROTOCOL } from '../../src/kube/pod-stream.js';
+import { controlFrame, dataFrameHeader, FLAG_FIN, FrameReader, PING, SYN_REPLY, SYN_STREAM } from '../../src/kube/spdy.js';
 
-/** An API server stand-in that speaks the port-forward WebSocket protocol for one pod port. */
-async function apiServer(t: Test, onStream: (ws: WebSocket, url: URL) => void, refuse?: { status: number; message: string }): Promise<KubeConfig> {
+/**
+ * An API server stand-in for one pod port, speaking `protocol`: the port-forward WebSocket
+ * channels, or SPDY through the WebSocket. (The ws server rejects the SPDY subprotocol's name,
+ * which has a `/`, so the offer is checked here and the choice made by hand.)
+ */
+async function apiServer(
+  t: Test,
+  onStream: (ws: WebSocket, url: URL) => void,
+  refuse?: { status: number; message: string },
+  protocol: string = CHANNEL_PROTOCOL,
+): Promise<KubeConfig> {
   const server = http.createServer();
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('v4.channel.k8s.io') ? 'v4.channel.k8s.io' : false) });
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: () => protocol });
   server.on('upgrade', (req, socket, head) => {
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    t.same(offered, [SPDY_TUNNEL_PROTOCOL, CHANNEL_PROTOCOL], 'the client offers SPDY first, then the channels');
+    req.headers['sec-websocket-protocol'] = 'chosen';
     if (refuse !== undefined) {
       const body = JSON.stringify({ kind: 'Status', status: 'Failure', message: refuse.message });
       socket.end(`HTTP/1.1 ${refuse.status} Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
@@ -79,4 +93,153 @@ t.test('an error reported on the error channel fails the stream with it', async 
 t.test('a refused upgrade is an error naming the API server message', async (t) => {
   const kc = await apiServer(t, () => undefined, { status: 403, message: 'pods "web-1" is forbidden: User "dev" cannot create resource "pods/portforward"' });
   await t.rejects(openPodStream(kc, 'default', 'web-1', 4000), /port-forward to default\/web-1:4000: 403 pods "web-1" is forbidden/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// SPDY through the WebSocket
+
+interface SpdyPeer {
+  /** The headers of each stream the client opened, by stream id. */
+  readonly streams: Map<number, Record<string, string>>;
+  readonly received: Buffer[];
+}
+
+/**
+ * The pod side of a SPDY port-forward: reads the client's frames (header blocks inflated with real
+ * zlib: stored blocks need no dictionary, so raw inflate after the 6-byte zlib header reads them),
+ * answers each SYN_STREAM, and calls `onData` with what arrives on the data stream.
+ */
+function spdyPeer(t: Test, ws: WebSocket, onData: (data: Buffer, fin: boolean) => void, onControl?: (type: number, body: Buffer) => void): SpdyPeer {
+  const peer: SpdyPeer = { streams: new Map(), received: [] };
+  let compressed = Buffer.alloc(0);
+  let inflatedBefore = 0;
+  const reader = new FrameReader({
+    data: (id, payload, fin) => {
+      if (id === 3) onData(payload, fin);
+    },
+    control: (type, _flags, body) => {
+      onControl?.(type, body);
+      if (type !== SYN_STREAM) return;
+      const id = body.readUInt32BE(0);
+      // Each block continues the connection's one zlib stream.
+      compressed = Buffer.concat([compressed, body.subarray(10)]);
+      const all = inflateRawSync(compressed.subarray(6), { finishFlush: 2 /* Z_SYNC_FLUSH */ });
+      const block = all.subarray(inflatedBefore);
+      inflatedBefore = all.length;
+      const headers: Record<string, string> = {};
+      let at = 4;
+      for (let i = 0; i < block.readUInt32BE(0); i++) {
+        const nl = block.readUInt32BE(at);
+        const name = block.subarray(at + 4, at + 4 + nl).toString();
+        at += 4 + nl;
+        const vl = block.readUInt32BE(at);
+        headers[name] = block.subarray(at + 4, at + 4 + vl).toString();
+        at += 4 + vl;
+      }
+      peer.streams.set(id, headers);
+      // A SYN_REPLY with an empty (and here not even valid) header block: the client skips it.
+      const reply = Buffer.alloc(4);
+      reply.writeUInt32BE(id, 0);
+      ws.send(controlFrame(SYN_REPLY, 0, reply));
+    },
+  });
+  ws.on('message', (data: Buffer) => {
+    peer.received.push(data);
+    try {
+      reader.push(data);
+    } catch (err: unknown) {
+      t.fail(`the client sent something that is not SPDY: ${(err as Error).message}`);
+    }
+  });
+  return peer;
+}
+
+/** A data frame on the data stream, cut into two WebSocket messages where `cut` says. */
+function dataMessages(payload: Buffer, fin = false, cut = 3): Buffer[] {
+  const frame = Buffer.concat([dataFrameHeader(3, payload.length, fin ? FLAG_FIN : 0), payload]);
+  return [frame.subarray(0, cut), frame.subarray(cut)];
+}
+
+t.test('over SPDY: the error and data streams are opened with the port, and bytes flow both ways', async (t) => {
+  let peer: SpdyPeer | undefined;
+  const kc = await apiServer(
+    t,
+    (ws) => {
+      peer = spdyPeer(t, ws, (data) => {
+        // An echo, upper-cased, as the pod would answer; frames cut across messages.
+        for (const m of dataMessages(Buffer.from(data.toString().toUpperCase()))) ws.send(m);
+      });
+    },
+    undefined,
+    SPDY_TUNNEL_PROTOCOL,
+  );
+  const stream = await openPodStream(kc, 'default', 'web-1', 4000);
+  stream.write('hello');
+  const [chunk] = (await once(stream, 'data')) as [Buffer];
+  t.equal(chunk.toString(), 'HELLO');
+  t.same(peer?.streams.get(1), { streamtype: 'error', port: '4000', requestid: '0' });
+  t.same(peer?.streams.get(3), { streamtype: 'data', port: '4000', requestid: '0' });
+  stream.end();
+  await once(stream, 'close');
+});
+
+t.test('over SPDY: the end of the data stream ends the stream, after its bytes', async (t) => {
+  const kc = await apiServer(
+    t,
+    (ws) => {
+      spdyPeer(t, ws, () => undefined);
+      for (const m of dataMessages(Buffer.from('last words'), true)) ws.send(m);
+    },
+    undefined,
+    SPDY_TUNNEL_PROTOCOL,
+  );
+  const stream = await openPodStream(kc, 'default', 'web-1', 4000);
+  let got = '';
+  stream.on('data', (c: Buffer) => (got += c.toString()));
+  await once(stream, 'end');
+  t.equal(got, 'last words');
+});
+
+t.test('over SPDY: an error on the error stream fails the stream with it', async (t) => {
+  const kc = await apiServer(
+    t,
+    (ws) => {
+      spdyPeer(t, ws, () => undefined);
+      const text = Buffer.from('error forwarding port 4000 to pod web-1: connection refused');
+      ws.send(Buffer.concat([dataFrameHeader(1, text.length), text, dataFrameHeader(3, 0, FLAG_FIN), dataFrameHeader(1, 0, FLAG_FIN)]));
+    },
+    undefined,
+    SPDY_TUNNEL_PROTOCOL,
+  );
+  const stream = await openPodStream(kc, 'default', 'web-1', 4000);
+  stream.resume();
+  const [err] = (await once(stream, 'error').catch((e: unknown) => [e])) as [Error];
+  t.match(err.message, /port-forward to default\/web-1:4000: error forwarding port 4000 to pod web-1: connection refused/);
+});
+
+t.test('over SPDY: a ping is answered with itself', async (t) => {
+  const pong = new Promise<Buffer>((resolve) => {
+    void apiServer(
+      t,
+      (ws) => {
+        spdyPeer(
+          t,
+          ws,
+          () => undefined,
+          (type, body) => {
+            if (type === PING) resolve(body);
+          },
+        );
+        const id = Buffer.alloc(4);
+        id.writeUInt32BE(2, 0);
+        ws.send(controlFrame(PING, 0, id));
+      },
+      undefined,
+      SPDY_TUNNEL_PROTOCOL,
+    ).then(async (kc) => {
+      const stream = await openPodStream(kc, 'default', 'web-1', 4000);
+      t.teardown(() => stream.destroy());
+    });
+  });
+  t.equal((await pong).readUInt32BE(0), 2);
 });
