@@ -151,14 +151,19 @@ export class DirectStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (chunk.length === 0) {
-      callback();
-      return;
-    }
+    this._writev([{ chunk }], callback);
+  }
+
+  /** Chunks written together (see splice.ts) go to `raw` together: one frame each, one write. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
     const raw = this.#raw;
+    let room = true;
     raw.cork();
-    raw.write(lengthOf(chunk.length));
-    const room = raw.write(chunk);
+    for (const { chunk } of chunks) {
+      if (chunk.length === 0) continue;
+      raw.write(lengthOf(chunk.length));
+      room = raw.write(chunk);
+    }
     raw.uncork();
     if (room) callback();
     else raw.once('drain', () => callback());

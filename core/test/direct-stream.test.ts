@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
+import { Duplex } from 'node:stream';
 import t from 'tap';
 import { DirectStream, DirectStreamError, parseHeader } from '../src/direct-stream.js';
 
@@ -99,3 +100,23 @@ function len(n: number): Buffer {
   b.writeUInt32BE(n);
   return b;
 }
+
+t.test('chunks written together go to the transport together, one frame each', async (t) => {
+  const writes: Buffer[][] = [];
+  const raw = new Duplex({
+    read() {},
+    writev(chunks, cb) {
+      writes.push(chunks.map((c) => c.chunk as Buffer));
+      cb();
+    },
+  });
+  const stream = new DirectStream(raw);
+  stream.cork();
+  stream.write(Buffer.from('ab'));
+  stream.write(Buffer.from('cde'));
+  stream.uncork();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(writes.length, 1, 'one write');
+  t.same(Buffer.concat(writes[0] ?? []), Buffer.from([0, 0, 0, 2, 0x61, 0x62, 0, 0, 0, 3, 0x63, 0x64, 0x65]), 'each chunk framed by its length');
+  stream.destroy();
+});

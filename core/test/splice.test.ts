@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import t from 'tap';
-import { splice } from '../src/splice.js';
+import { splice, spliceSocketOptions } from '../src/splice.js';
 import { eventually } from './fixtures/eventually.js';
 
 /**
@@ -61,4 +61,35 @@ t.test('a clean end both ways closes both without error', async (t) => {
   t.strictSame({ aToB: result.aToB, bToA: result.bToA, error: result.error }, { aToB: 4, bToA: 4, error: undefined });
   t.equal(Buffer.concat(b.written).toString(), 'ping');
   t.equal(Buffer.concat(a.written).toString(), 'pong');
+});
+
+t.test('what one side delivers in one turn of the event loop reaches the other in one write', async (t) => {
+  const writes: number[][] = [];
+  const a = side();
+  const b = new Duplex({
+    allowHalfOpen: true,
+    // as a socket made for a splice: room for a turn's worth, so pipe does not pause early
+    writableHighWaterMark: spliceSocketOptions.highWaterMark,
+    read() {},
+    writev(chunks, cb) {
+      writes.push(chunks.map((c) => (c.chunk as Buffer).length));
+      cb();
+    },
+  });
+  const done = splice(a, b);
+  // Four records' worth in one turn of the event loop, in two callbacks (as a TLS socket hands
+  // over each record of one read on its own), then one more in a later turn.
+  a.push(Buffer.alloc(16 * 1024, 1));
+  a.push(Buffer.alloc(16 * 1024, 2));
+  process.nextTick(() => {
+    a.push(Buffer.alloc(16 * 1024, 3));
+    a.push(Buffer.alloc(16 * 1024, 4));
+  });
+  await eventually(() => writes.length === 1);
+  a.push(Buffer.alloc(10));
+  await eventually(() => writes.length === 2);
+  t.same(writes, [[16384, 16384, 16384, 16384], [10]], 'four chunks in one write, then a later one on its own');
+  a.push(null);
+  b.push(null);
+  await done;
 });

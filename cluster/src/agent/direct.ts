@@ -1,4 +1,5 @@
 import { DirectStream, parseHeader, type DirectHandoff } from '@telepresence-ts/core/direct-stream';
+import { spliceSocketOptions } from '@telepresence-ts/core/splice';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
@@ -38,7 +39,7 @@ export class DirectTunnels {
   }
 
   static async start(log: Logger, options: DirectTunnelOptions = {}): Promise<DirectTunnels> {
-    const server = createServer({ allowHalfOpen: true });
+    const server = createServer({ allowHalfOpen: true, ...spliceSocketOptions });
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, options.host ?? '127.0.0.1', () => {

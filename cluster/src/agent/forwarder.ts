@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
 import { HttpRouter } from './http-router.js';
 import { matchRequest, type ForwardRoute, type PersonalIntercept } from './routes.js';
-import { splice } from '@telepresence-ts/core/splice';
+import { splice, spliceSocketOptions } from '@telepresence-ts/core/splice';
 
 /** Where a connection (or, on a port with personal intercepts, a request) is sent. */
 export interface ForwarderPorts {
@@ -30,7 +30,7 @@ export interface ForwarderOptions {
 
 /** Connects to the app on the pod's loopback, which the init container's iptables rule never redirects. */
 export function dialLocalApp(port: number): Duplex {
-  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true, ...spliceSocketOptions });
   socket.setNoDelay(true);
   return socket;
 }
@@ -73,7 +73,7 @@ export class Forwarder {
     const forwarder = new Forwarder(listeners, ports, log);
     try {
       for (const route of routes) {
-        const server = createServer({ allowHalfOpen: true }, (socket) => forwarder.#accept(route, socket));
+        const server = createServer({ allowHalfOpen: true, ...spliceSocketOptions }, (socket) => forwarder.#accept(route, socket));
         const port = await listen(server, options.bindPort?.(route) ?? route.agentPort, options.host);
         listeners.push({ route, server, port });
         log.info('forwarding', { route: route.label, container: route.containerName, agentPort: port, containerPort: route.containerPort });

@@ -13,7 +13,7 @@ import { DirectStream, parseHeader } from '../direct-stream.js';
 import type { AgentInfo, InterceptInfo } from '@telepresence-ts/proto/manager/v1';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { splice } from '../splice.js';
+import { splice, spliceSocketOptions } from '../splice.js';
 import type { Logger } from './logger.js';
 import { LOCAL_HOST } from './tunnel.js';
 
@@ -259,7 +259,7 @@ export class DirectTunnels {
     const tag = `direct tunnel (${String(source)} -> ${LOCAL_HOST}:${localPort})`;
     this.#deps.log('debug', `${tag}: open`);
     this.#deps.onConnection?.();
-    const socket = net.connect({ host: LOCAL_HOST, port: localPort, allowHalfOpen: true, noDelay: true });
+    const socket = net.connect({ host: LOCAL_HOST, port: localPort, allowHalfOpen: true, noDelay: true, ...spliceSocketOptions });
     void splice(socket, stream).then((result) => {
       this.#deps.log('debug', `${tag}: closed, ${result.aToB} bytes out, ${result.bToA} in${result.error !== undefined ? ` (${result.error.message})` : ''}`);
     });
