@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 /** How a spliced pair ended, for logs. */
@@ -13,12 +14,15 @@ export interface SpliceResult {
  * Pipes two byte streams into each other until both directions are done, and resolves then.
  *
  * - Backpressure: `pipe` pauses a reader while the other side's writer is full.
- * - Batching: what one side delivers within one turn of the event loop goes out to the other in
- *   one write, at the end of that turn (a TLS socket hands over its records 16 KiB at a time, a
- *   plain socket its reads 64 KiB at a time; a write of each would cost a system call and a
- *   wake-up of the reader apiece). For that the writer needs room for a turn's worth:
- *   sockets made for a splice take `SPLICE_WINDOW_BYTES` as their writable high-water mark
- *   (`spliceSocketOptions`), or `pipe` pauses the reader after the first piece.
+ * - Batching: what one side delivers within one turn of the event loop goes out to a socket on
+ *   the other side in one write, at the end of that turn. A port-forward stream hands over its
+ *   pieces a few KiB at a time, and a socket writes each at once (on loopback it has room), at
+ *   the cost of a system call and a wake-up of the reader apiece. For that the socket needs
+ *   room for a turn's worth: sockets made for a splice take `SPLICE_WINDOW_BYTES` as their
+ *   high-water mark (`spliceSocketOptions`), or `pipe` pauses the reader after the first piece.
+ *   Other streams are written as their data comes: a framed stream over TLS gathers by itself
+ *   what is written while its socket is busy, and holding that back for the turn made its
+ *   writes smaller, not larger.
  * - Half-close: the end of one side's data ends the other side's writing (a TCP FIN, or a
  *   TunnelClose), while data still flows the other way; the sockets must allow half-open.
  * - Failure: when one side is destroyed before both of its directions finished (an error, a
@@ -30,14 +34,16 @@ export function splice(a: Duplex, b: Duplex): Promise<SpliceResult> {
   let aToB = 0;
   let bToA = 0;
   let error: Error | undefined;
+  const batchToA = a instanceof Socket;
+  const batchToB = b instanceof Socket;
   // Before pipe's own listeners: the other side is corked before pipe writes to it.
   a.on('data', (chunk: Buffer) => {
     aToB += chunk.length;
-    corkForThisTurn(b);
+    if (batchToB) corkForThisTurn(b);
   });
   b.on('data', (chunk: Buffer) => {
     bToA += chunk.length;
-    corkForThisTurn(a);
+    if (batchToA) corkForThisTurn(a);
   });
   a.pipe(b);
   b.pipe(a);
