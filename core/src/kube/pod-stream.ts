@@ -173,19 +173,16 @@ class PodStream extends Duplex {
       for (const p of pieces) this.#ws.send(this.#frame([p], p.length));
       this.#ws.send(this.#frame([last], last.length), (err) => done(err));
     } else {
-      // One message per write: its frame header and its bytes together, copied once.
+      // One message per write: its frame header, then its bytes as they are.
       this.#ws.send(this.#frame(chunks, size), (err) => done(err));
     }
     if (this.#ws.bufferedAmount < WRITE_WINDOW_BYTES) done();
   }
 
   /** `chunks` (`size` bytes) behind the data frame's header of the protocol in use. */
-  #frame(chunks: readonly Buffer[], size: number): Buffer {
+  #frame(chunks: readonly Buffer[], size: number): Buffer[] {
     const head = this.#spdy !== undefined ? dataFrameHeader(SPDY_DATA_STREAM, size) : Buffer.from([DATA]);
-    const frame = Buffer.allocUnsafe(head.length + size);
-    let at = head.copy(frame, 0);
-    for (const c of chunks) at += c.copy(frame, at);
-    return frame;
+    return [head, ...chunks];
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {

@@ -99,9 +99,12 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
     return !this.#closed && !this.#closeSent;
   }
 
-  /** Sends one binary message; `callback` once its bytes are written (or failed). */
-  send(payload: Buffer, callback?: (err?: Error | null) => void): void {
-    this.#sendFrame(OP_BINARY, payload, callback);
+  /**
+   * Sends one binary message, given whole or in parts (a header and the bytes behind it, which
+   * then go out as they are, uncopied); `callback` once its bytes are written (or failed).
+   */
+  send(payload: Buffer | readonly Buffer[], callback?: (err?: Error | null) => void): void {
+    this.#sendFrame(OP_BINARY, Buffer.isBuffer(payload) ? [payload] : payload, callback);
   }
 
   pause(): void {
@@ -117,7 +120,7 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
     if (this.#closeSent || this.#closed) return;
     const body = Buffer.alloc(2);
     body.writeUInt16BE(code, 0);
-    this.#sendFrame(OP_CLOSE, body);
+    this.#sendFrame(OP_CLOSE, [body]);
     this.#closeSent = true;
     this.#socket.end();
   }
@@ -127,12 +130,13 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
     this.#socket.destroy();
   }
 
-  #sendFrame(opcode: number, payload: Buffer, callback?: (err?: Error | null) => void): void {
+  #sendFrame(opcode: number, parts: readonly Buffer[], callback?: (err?: Error | null) => void): void {
     if (this.#closeSent || this.#closed) {
       if (callback !== undefined) process.nextTick(callback, new Error('the WebSocket is closed'));
       return;
     }
-    const n = payload.length;
+    let n = 0;
+    for (const part of parts) n += part.length;
     // FIN and the opcode; the mask bit with the length (7 bits, or 126/127 and 2/8 more bytes);
     // then the mask, all zero.
     const extra = n < 126 ? 0 : n < 0x10000 ? 2 : 8;
@@ -150,8 +154,11 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
     const socket = this.#socket;
     socket.cork();
     socket.write(head);
-    if (n > 0) socket.write(payload, callback);
-    else if (callback !== undefined) socket.write(Buffer.alloc(0), callback);
+    const last = parts.length - 1;
+    parts.forEach((part, i) => {
+      if (i < last) socket.write(part);
+    });
+    if (n > 0 || callback !== undefined) socket.write(parts[last] ?? Buffer.alloc(0), callback);
     socket.uncork();
   }
 
@@ -238,11 +245,11 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
     }
     const body = Buffer.concat([...this.#controlParts, last]);
     this.#controlParts = [];
-    if (this.#opcode === OP_PING) this.#sendFrame(OP_PONG, body);
+    if (this.#opcode === OP_PING) this.#sendFrame(OP_PONG, [body]);
     else if (this.#opcode === OP_CLOSE) {
       // Answer with the same code and leave: the server closes the TCP connection.
       if (!this.#closeSent) {
-        this.#sendFrame(OP_CLOSE, body.subarray(0, 2));
+        this.#sendFrame(OP_CLOSE, [body.subarray(0, 2)]);
         this.#closeSent = true;
         this.#socket.end();
       }

@@ -76,6 +76,28 @@ t.test('messages of every length class go both ways, in order, with pieces marki
   await once(ws, 'close');
 });
 
+t.test('a message sent in parts is one message of their bytes, in order', async (t) => {
+  const got: Buffer[] = [];
+  let both!: () => void;
+  const bothArrived = new Promise<void>((resolve) => (both = resolve));
+  const url = await server(t, (ws) =>
+    ws.on('message', (data: Buffer) => {
+      if (got.push(data) === 2) both();
+    }),
+  );
+  const ws = await connect(url);
+  ws.start();
+  let written = false;
+  // Lengths that together need the 2-byte length field while no part does.
+  ws.send([Buffer.from('head:'), Buffer.alloc(100, 0x61), Buffer.alloc(30, 0x62)], () => (written = true));
+  ws.send([Buffer.from('x')]);
+  await bothArrived;
+  t.same(got, [Buffer.concat([Buffer.from('head:'), Buffer.alloc(100, 0x61), Buffer.alloc(30, 0x62)]), Buffer.from('x')], 'two messages, each whole');
+  t.ok(written, 'the callback came once the parts were written');
+  ws.close();
+  await once(ws, 'close');
+});
+
 t.test('a fragmented message is one message: only its first piece starts it', async (t) => {
   const url = await server(t, (ws) => {
     ws.send(Buffer.from('ab'), { fin: false });
