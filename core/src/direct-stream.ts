@@ -154,7 +154,7 @@ export class DirectStream extends Duplex {
     this._writev([{ chunk }], callback);
   }
 
-  /** Chunks written together (see splice.ts) go to `raw` together: one frame each, one write. */
+  /** Chunks that queued up while `raw` was busy go to it together: one frame each, one write. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
     const raw = this.#raw;
     let room = true;
