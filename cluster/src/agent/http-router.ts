@@ -1,4 +1,3 @@
-import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   connect as connectH2,
   constants as h2,
@@ -12,7 +11,8 @@ import {
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
-import { pairsFromObject, pairsFromRaw, type HeaderPairs } from './routes.js';
+import { pairsFromObject, type HeaderPairs } from './routes.js';
+import { proxyHttp1 } from './h1-proxy.js';
 import { readProtocol, replaying } from './sniff.js';
 import { splice } from '@telepresence-ts/core/splice';
 
@@ -26,32 +26,15 @@ export interface RouterPorts {
   readonly dialApp: () => Duplex;
 }
 
-/** The upstream connections of one downstream connection, one per destination. */
+/** The upstream HTTP/2 sessions of one downstream h2c connection, one per destination. */
 class Upstreams {
   /** Keyed by intercept id; '' is the app. */
-  readonly #agents = new Map<string, Agent>();
   readonly #sessions = new Map<string, ClientHttp2Session>();
   readonly #open: (destination: string | undefined) => Duplex;
   #closed = false;
 
   constructor(open: (destination: string | undefined) => Duplex) {
     this.#open = open;
-  }
-
-  /**
-   * An HTTP/1.1 client agent holding at most one keep-alive connection to `destination`: a
-   * downstream connection's requests to one place reuse one tunnel (or app connection), in
-   * order, as they would have without the agent.
-   */
-  agent(destination: string | undefined): Agent {
-    const key = destination ?? '';
-    let agent = this.#agents.get(key);
-    if (agent === undefined) {
-      agent = new UpstreamAgent(() => this.#open(destination));
-      this.#agents.set(key, agent);
-      if (this.#closed) agent.destroy();
-    }
-    return agent;
   }
 
   /** An HTTP/2 session to `destination`, shared by every stream of the downstream session that goes there. */
@@ -72,47 +55,8 @@ class Upstreams {
 
   close(): void {
     this.#closed = true;
-    for (const agent of this.#agents.values()) agent.destroy();
     for (const session of this.#sessions.values()) session.destroy();
   }
-}
-
-/**
- * An http.Agent whose connections are whatever `open` returns: a tunnel (a plain duplex) or a
- * socket to the app. One connection, kept alive; requests queue for it.
- */
-class UpstreamAgent extends Agent {
-  readonly #open: () => Duplex;
-
-  constructor(open: () => Duplex) {
-    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
-    this.#open = open;
-  }
-
-  override createConnection(): Duplex {
-    return socketLike(this.#open());
-  }
-}
-
-/**
- * node:http's client and Agent call a few net.Socket methods on a connection (TCP keep-alive,
- * ref/unref and timers when it idles, destroySoon after a `Connection: close` response); a tunnel
- * gets harmless stand-ins.
- */
-function socketLike(stream: Duplex): Duplex {
-  const s = stream as Duplex & Record<string, unknown>;
-  const self = (): Duplex => stream;
-  for (const name of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref']) {
-    if (typeof s[name] !== 'function') s[name] = self;
-  }
-  if (typeof s['destroySoon'] !== 'function') {
-    s['destroySoon'] = () => {
-      stream.end();
-      if (stream.writableFinished) stream.destroy();
-      else stream.once('finish', () => stream.destroy());
-    };
-  }
-  return stream;
 }
 
 /** Hop-by-hop and HTTP/1-only headers that HTTP/2 forbids (RFC 9113 8.2.2). */
@@ -132,13 +76,12 @@ function h2Headers(headers: IncomingHttpHeaders): IncomingHttpHeaders {
  * as HTTP and sends every request to the first personal intercept whose headers it carries, or
  * to the app.
  *
- * - HTTP/1.x (node:http's server parses; keep-alive and pipelining keep their order): each
- *   request is forwarded over an upstream connection kept per destination and per downstream
+ * - HTTP/1.x (`proxyHttp1`): request heads are parsed to choose a destination and every byte
+ *   goes on as received, over one upstream connection per destination and downstream
  *   connection, so the intercept's owner sees one keep-alive connection per downstream one.
- *   Bodies stream both ways (chunked or sized); the response's status, headers and trailers are
- *   passed back as received.
- * - An upgrade (WebSocket) or CONNECT request: its destination gets the raw connection for the
- *   rest of its life.
+ *   Pipelined requests are answered in order; bodies stream both ways; status lines, header
+ *   case and trailers pass back unchanged. An upgrade (WebSocket) or CONNECT request gives its
+ *   destination the raw connection for the rest of its life.
  * - h2c with prior knowledge (gRPC): routed per stream, over one HTTP/2 session per destination
  *   and downstream session; trailers (grpc-status) and resets are passed back.
  * - Anything else: spliced to the app unchanged.
@@ -147,7 +90,6 @@ export class HttpRouter {
   readonly #ports: RouterPorts;
   readonly #log: Logger;
   readonly #label: string;
-  readonly #h1: Server;
   readonly #h2: Http2Server;
   readonly #upstreams = new WeakMap<object, Upstreams>();
   /** The upstreams of the connection being handed to the HTTP/2 server (it makes the session synchronously). */
@@ -157,18 +99,6 @@ export class HttpRouter {
     this.#ports = ports;
     this.#log = log;
     this.#label = label;
-    // No request timeout: streams and long polls last as long as the app lets them. Header blocks
-    // up to 64 KiB (node's default is 16 KiB): a request the app would accept must not fail here.
-    this.#h1 = createServer({ requestTimeout: 0, maxHeaderSize: 64 * 1024 }, (req, res) => this.#request(req, res));
-    // The app decides how long an idle connection lives, as it does without the agent.
-    this.#h1.keepAliveTimeout = 0;
-    this.#h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
-    this.#h1.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
-    this.#h1.on('clientError', (err: Error, socket: Duplex) => {
-      this.#log.debug('bad HTTP request', { route: this.#label, error: err.message });
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
     this.#h2 = createH2Server();
     this.#h2.on('session', (session: Http2Session) => {
       if (this.#handing !== undefined) this.#upstreams.set(session, this.#handing);
@@ -185,10 +115,12 @@ export class HttpRouter {
     const { protocol, head } = await readProtocol(socket);
     this.#log.debug('connection protocol', { route: this.#label, source, protocol });
     if (protocol === 'http1') {
-      socket.unshift(head);
-      this.#upstreams.set(socket, upstreams);
-      this.#h1.emit('connection', socket);
-      socket.resume();
+      await proxyHttp1(socket, head, {
+        destinationFor: (headers) => this.#ports.destinationFor(headers),
+        connect: (destination) => this.#connect(destination, source),
+        onRequest: (method, path, via) => this.#log.debug('request', { route: this.#label, method, path, via: via ?? 'app' }),
+        onProblem: (message) => this.#log.debug('HTTP/1 exchange failed', { route: this.#label, source, error: message }),
+      });
     } else if (protocol === 'h2c') {
       this.#handing = upstreams;
       try {
@@ -216,63 +148,6 @@ export class HttpRouter {
       }
     }
     return this.#ports.dialApp();
-  }
-
-  #request(req: IncomingMessage, res: ServerResponse): void {
-    const upstreams = this.#upstreams.get(req.socket);
-    if (upstreams === undefined) {
-      res.destroy();
-      return;
-    }
-    const destination = this.#ports.destinationFor(pairsFromRaw(req.rawHeaders));
-    this.#log.debug('request', { route: this.#label, method: req.method, path: req.url, via: destination ?? 'app' });
-    // The response goes back as the upstream sent it: no Date of our own.
-    res.sendDate = false;
-    const up = request({
-      agent: upstreams.agent(destination),
-      method: req.method,
-      path: req.url,
-      // Raw, to keep every header's case, order and repetitions (Host included).
-      headers: req.rawHeaders,
-      setHost: false,
-    });
-    up.on('response', (upRes: IncomingMessage) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.rawHeaders);
-      upRes.pipe(res, { end: false });
-      upRes.on('end', () => {
-        if (upRes.rawTrailers.length > 0) res.addTrailers(pairsFromRaw(upRes.rawTrailers) as Array<[string, string]>);
-        res.end();
-      });
-      upRes.on('error', () => res.destroy());
-    });
-    up.on('error', (err: Error) => {
-      this.#log.debug('upstream request failed', { route: this.#label, via: destination ?? 'app', error: err.message });
-      if (res.headersSent) {
-        res.destroy();
-      } else {
-        const body = `traffic-agent: ${destination === undefined ? 'the app' : `intercept ${destination}`} did not answer: ${err.message}\n`;
-        res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
-      }
-    });
-    res.on('close', () => {
-      if (!res.writableFinished) up.destroy();
-    });
-    req.pipe(up);
-  }
-
-  /** An upgrade or CONNECT: its destination gets the connection, raw, from this request on. */
-  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const destination = this.#ports.destinationFor(pairsFromRaw(req.rawHeaders));
-    this.#log.debug('upgrade', { route: this.#label, method: req.method, path: req.url, via: destination ?? 'app' });
-    const source = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-    this.#upstreams.get(req.socket)?.close();
-    const peer = this.#connect(destination, source);
-    const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}`];
-    for (const [name, value] of pairsFromRaw(req.rawHeaders)) lines.push(`${name}: ${value}`);
-    peer.write(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
-    if (head.length > 0) peer.write(head);
-    void splice(socket, peer);
   }
 
   #stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
