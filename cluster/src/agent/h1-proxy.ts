@@ -268,7 +268,11 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
         resumeFrom(up);
         pump();
       };
-      up.stream.on('end', () => gone());
+      up.stream.on('end', () => {
+        gone();
+        // The server closed its side: ours goes too (what it sent is still passed on).
+        up.stream.end();
+      });
       up.stream.on('error', (err: Error) => gone(err.message));
       up.stream.on('close', () => gone('the connection closed'));
       return up;

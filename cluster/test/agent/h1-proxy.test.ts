@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { MAX_REQUEST_HEAD_BYTES, proxyHttp1 } from '../../src/agent/h1-proxy.js';
-import { closeServer, listenLocal, openConnection } from './helpers.js';
+import { closeServer, listenLocal, openConnection, until } from './helpers.js';
 
 /** A proxy listening on 127.0.0.1: requests with `x-to: dev` go to `dev`, the rest to `app`. */
 async function startProxy(t: Test, ports: { app: number; dev?: number }): Promise<{ port: number; problems: string[]; requests: string[] }> {
@@ -179,4 +179,25 @@ t.test('a request body split at every byte reaches its destination whole', async
   const request = 'POST / HTTP/1.1\r\nHost: a\r\nx-to: dev\r\nTransfer-Encoding: chunked\r\nTrailer: x-t\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-t: end\r\n\r\n';
   for (const ch of request) conn.socket.write(ch);
   await conn.waitFor('dev got hello world "end"');
+});
+
+t.test('a connection the app closes after a response is closed here too, and the next request gets a new one', async (t) => {
+  let accepted = 0;
+  let closed = 0;
+  // Each connection: one response, then the server's FIN; the socket closes once ours comes back.
+  const app = await rawServer(t, (request, socket) => {
+    accepted++;
+    socket.on('close', () => closed++);
+    const path = request.split(' ')[1] ?? '';
+    socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${3 + path.length}\r\n\r\nhi ${path}`);
+  });
+  const proxy = await startProxy(t, { app });
+  const conn = await openConnection(proxy.port);
+  t.teardown(() => conn.socket.destroy());
+  conn.socket.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\n');
+  await conn.waitFor('hi /1');
+  await until(() => closed === 1, 'the app\'s connection closed at both ends');
+  conn.socket.write('GET /2 HTTP/1.1\r\nHost: a\r\n\r\n');
+  await conn.waitFor('hi /2');
+  t.equal(accepted, 2, 'the second request came on a new connection');
 });
