@@ -190,12 +190,11 @@ interface Exchange {
   started: boolean;
 }
 
-function errorResponse(status: number, reason: string, body: string): Buffer {
-  const text = Buffer.from(body, 'utf8');
-  return Buffer.concat([
-    Buffer.from(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${text.length}\r\nconnection: close\r\n\r\n`, 'latin1'),
-    text,
-  ]);
+/** A response of the agent's own: `traffic-agent: <message>` as plain text. */
+function agentResponse(status: number, reason: string, message: string, close: boolean): Buffer {
+  const text = Buffer.from(`traffic-agent: ${message}\n`, 'utf8');
+  const head = `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${text.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), text]);
 }
 
 /**
@@ -281,7 +280,7 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
     const answerLocally = (status: number, reason: string, message: string): void => {
       ports.onProblem(message);
       reading = false;
-      queue.push({ upstream: undefined, method: '', closeAfter: true, local: errorResponse(status, reason, `traffic-agent: ${message}\n`), head: [], headBytes: 0, body: undefined, untilClose: false, started: false });
+      queue.push({ upstream: undefined, method: '', closeAfter: true, local: agentResponse(status, reason, message, true), head: [], headBytes: 0, body: undefined, untilClose: false, started: false });
       pump();
     };
 
@@ -317,14 +316,11 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
           return;
         }
         const end = pending.indexOf(CRLFCRLF);
-        if (end === -1) {
-          if (pending.length > MAX_REQUEST_HEAD_BYTES) answerLocally(431, 'Request Header Fields Too Large', `a request head over ${MAX_REQUEST_HEAD_BYTES} bytes`);
-          return;
-        }
-        if (end + 4 > MAX_REQUEST_HEAD_BYTES) {
+        if ((end === -1 ? pending.length : end + 4) > MAX_REQUEST_HEAD_BYTES) {
           answerLocally(431, 'Request Header Fields Too Large', `a request head over ${MAX_REQUEST_HEAD_BYTES} bytes`);
           return;
         }
+        if (end === -1) return;
         let head: Head;
         let framing: Framing | undefined;
         let method: string;
@@ -393,12 +389,11 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
             finish();
             return;
           }
-          ports.onProblem(`${label(up.destination)} did not answer: ${up.failure ?? 'the connection closed'}`);
+          const message = `${label(up.destination)} did not answer: ${up.failure ?? 'it closed the connection'}`;
+          ports.onProblem(message);
           queue.shift();
           up.pending--;
-          const text = `traffic-agent: ${label(up.destination)} did not answer: ${up.failure ?? 'it closed the connection'}\n`;
-          const reply = Buffer.from(text, 'utf8');
-          write(Buffer.concat([Buffer.from(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${reply.length}\r\n\r\n`, 'latin1'), reply]));
+          write(agentResponse(502, 'Bad Gateway', message, false));
           if (ex.closeAfter) {
             closeDownstream();
             return;
