@@ -227,7 +227,6 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
     /** Further requests are taken (false after one that asks to close the connection). */
     let moreRequests = true;
     let upgrade: { readonly head: Head; rest: Buffer; readonly destination: string | undefined } | undefined;
-    let downstreamEnded = false;
     let finished = false;
     let waitingForDrain = false;
     /** The upstream whose full buffer holds back the caller's request body. */
@@ -427,10 +426,7 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
           }
         }
       }
-      if (queue.length === 0 && !finished) {
-        if (upgrade !== undefined) startUpgrade();
-        else if (downstreamEnded && body === undefined) closeDownstream();
-      }
+      if (queue.length === 0 && !finished && upgrade !== undefined) startUpgrade();
     };
 
     const closeDownstream = (): void => {
@@ -517,7 +513,6 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
       consume();
     };
     const onEnd = (): void => {
-      downstreamEnded = true;
       if (queue.length > 0 || body !== undefined || pending.length > 0) {
         // The caller went away with requests unanswered (as node's HTTP server takes a FIN):
         // their upstream requests are aborted, so the developer's server sees them go.

@@ -110,8 +110,6 @@ export class HttpRouter {
   /** Serves one accepted connection; resolves when it has closed. */
   async handle(socket: Socket, source: string): Promise<void> {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    const upstreams = new Upstreams((destination) => this.#connect(destination, source));
-    socket.once('close', () => upstreams.close());
     const { protocol, head } = await readProtocol(socket);
     this.#log.debug('connection protocol', { route: this.#label, source, protocol });
     if (protocol === 'http1') {
@@ -122,6 +120,8 @@ export class HttpRouter {
         onProblem: (message) => this.#log.debug('HTTP/1 exchange failed', { route: this.#label, source, error: message }),
       });
     } else if (protocol === 'h2c') {
+      const upstreams = new Upstreams((destination) => this.#connect(destination, source));
+      socket.once('close', () => upstreams.close());
       this.#handing = upstreams;
       try {
         this.#h2.emit('connection', replaying(socket, head));
