@@ -1,5 +1,6 @@
 import { credentials, Metadata, status, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { ManagerClient, type AgentInfo, type InterceptInfo, type SessionInfo, type VersionInfo } from '@telepresence-ts/proto/manager/v1';
+import type { AgentInfo, InterceptInfo, ManagerClient, SessionInfo, VersionInfo } from '@telepresence-ts/proto/manager/v1';
+import { TunnelManagerClient } from '@telepresence-ts/proto/manager/v1/tunnel';
 import { TUNNEL_CHANNEL_OPTIONS } from '@telepresence-ts/core/contracts';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -29,7 +30,7 @@ const DEPART_DEADLINE_MS = 1000;
  * session's keeps a restarted manager from going unnoticed for longer than our own retries.
  */
 export function createManagerClient(address: string, backoff: Backoff = DEFAULT_BACKOFF): ManagerClient {
-  return new ManagerClient(address, credentials.createInsecure(), {
+  return new TunnelManagerClient(address, credentials.createInsecure(), {
     'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
     'grpc.max_reconnect_backoff_ms': backoff.maxMs,
     ...TUNNEL_CHANNEL_OPTIONS,

@@ -13,7 +13,7 @@ import type {
 } from '@grpc/grpc-js';
 import { TpError, isTpError } from '@telepresence-ts/core/errors';
 import { VERSION } from '@telepresence-ts/core/version';
-import { ManagerService, type ManagerServer, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
+import { decodeTunnelMessage, encodeTunnelMessage, RAW_TUNNEL_SERVICE, rawTunnelKind, type RawTunnelManagerServer } from '@telepresence-ts/proto/manager/v1/tunnel';
 import { parseAgentConfig } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
 import { toServiceError } from '../shared/grpc-errors.js';
@@ -80,7 +80,7 @@ const missing = (what: string): TpError => new TpError('user', 'bad-request', `t
 /** Adds the Manager service to a grpc-js server. */
 export function addToServer(server: Server, deps: ServiceDeps): void {
   const { state, kube, log } = deps;
-  const impl: ManagerServer = {
+  const impl: RawTunnelManagerServer = {
     version: unary(log, 'Version', () => ({ version: VERSION, name: 'traffic-manager' })),
     arriveAsClient: unary(log, 'ArriveAsClient', (info) => {
       const s = state.arriveAsClient(info);
@@ -178,10 +178,12 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
 
     tunnel: (call) => tunnel(state, log, call),
   };
-  server.addService(ManagerService, impl);
+  // Tunnel messages pass through unread (proto/src/tunnel.ts); every other method is as generated.
+  server.addService(RAW_TUNNEL_SERVICE, impl);
 }
 
-type TunnelCall = ServerDuplexStream<TunnelMessage, TunnelMessage>;
+/** A Tunnel stream whose messages stay encoded (RAW_TUNNEL_SERVICE). */
+type TunnelCall = ServerDuplexStream<Buffer, Buffer>;
 
 /**
  * One side of a connection. The first message must be `open`; the stream is paused until it is
@@ -190,32 +192,42 @@ type TunnelCall = ServerDuplexStream<TunnelMessage, TunnelMessage>;
  */
 function tunnel(state: State, log: Logger, call: TunnelCall): void {
   widenConnectionWindow(call);
-  call.once('data', (first: TunnelMessage) => {
+  call.once('data', (first: Buffer) => {
     // Pause at once: in flowing mode, messages without a 'data' listener would be dropped.
     call.pause();
-    const open = first.open;
+    let open;
+    try {
+      open = decodeTunnelMessage(first).open;
+    } catch {
+      open = undefined;
+    }
     if (open === undefined) {
       call.emit('error', toServiceError(new TpError('internal', 'bad-tunnel', 'the first tunnel message must be open')));
       return;
     }
+    const connectionId = open.connectionId;
     const isClient = state.sessionKind(open.sessionId) === 'client';
     const paired = state.openTunnel<TunnelCall>(open, call);
     // An agent whose caller hangs up before the owner dials back: forget the connection.
-    if (!isClient) call.once('cancelled', () => state.cancelTunnel(open.connectionId));
+    if (!isClient) call.once('cancelled', () => state.cancelTunnel(connectionId));
     paired.then(
       (peer) => {
-        if (isClient) relay(peer, call, log, open.connectionId);
+        if (isClient) relay(peer, call, log, connectionId);
       },
       (err: unknown) => call.emit('error', logFailure(log, 'Tunnel', err)),
     );
   });
 }
 
+/** An encoded `close` (proto/src/tunnel.ts). */
+const closeMessage = (error: string): Buffer => encodeTunnelMessage({ close: { error } });
+
 /**
  * Relays messages between the agent's and the client's streams until both sides have closed.
- * `close` (or the end of a stream) is a half-close passed on; a close with an error, or a stream
- * that fails, ends the pair. Backpressure: when the receiving side's write() returns false, the
- * sending side is paused until 'drain'.
+ * `data` messages pass on as they came, still encoded. `close` (or the end of a stream) is a
+ * half-close passed on; a close with an error, or a stream that fails, ends the pair.
+ * Backpressure: when the receiving side's write() returns false, the sending side is paused
+ * until 'drain'.
  */
 export function relay(agent: TunnelCall, client: TunnelCall, log: Logger, connectionId: string): void {
   let finished = false;
@@ -230,13 +242,13 @@ export function relay(agent: TunnelCall, client: TunnelCall, log: Logger, connec
     const closeFrom = (error: string): void => {
       if (closedFrom.has(from)) return;
       closedFrom.add(from);
-      if (!to.writableEnded) to.write({ close: { error } });
+      if (!to.writableEnded) to.write(closeMessage(error));
       if (error !== '' || closedFrom.size === 2) finish();
     };
-    from.on('data', (m: TunnelMessage) => {
+    from.on('data', (m: Buffer) => {
       if (finished) return;
-      if (m.data !== undefined) {
-        if (!to.write({ data: m.data }) && !draining) {
+      if (rawTunnelKind(m) === 'data') {
+        if (!to.write(m) && !draining) {
           draining = true;
           from.pause();
           to.once('drain', () => {
@@ -244,9 +256,15 @@ export function relay(agent: TunnelCall, client: TunnelCall, log: Logger, connec
             from.resume();
           });
         }
-      } else if (m.close !== undefined) {
-        closeFrom(m.close.error);
+        return;
       }
+      let close;
+      try {
+        close = decodeTunnelMessage(m).close;
+      } catch {
+        close = { error: 'the other side sent a message that is not a tunnel message' };
+      }
+      if (close !== undefined) closeFrom(close.error);
     });
     from.on('end', () => closeFrom(''));
     from.on('cancelled', () => closeFrom('the other side of the connection went away'));

@@ -4,7 +4,8 @@
  * so that tests can hand the daemon a fake manager on 127.0.0.1.
  */
 import { credentials } from '@grpc/grpc-js';
-import { ManagerClient } from '@telepresence-ts/proto/manager/v1';
+import type { ManagerClient } from '@telepresence-ts/proto/manager/v1';
+import { TunnelManagerClient } from '@telepresence-ts/proto/manager/v1/tunnel';
 import { TUNNEL_CHANNEL_OPTIONS } from '../contracts.js';
 import type { KubeApi, KubeApiFactory, KubeFlags, KubeTarget } from '../kube/kube-api.js';
 import { findManagerPod } from '../kube/manager-pod.js';
@@ -27,7 +28,7 @@ export function portForwardConnector(kubeFactory: KubeApiFactory, log: Logger): 
     const pod = await findManagerPod(kube, managerNamespace);
     const forward = await kube.portForward(managerNamespace, pod.name, pod.port, (err) => log('warn', err.message));
     log('info', `forwarding 127.0.0.1:${forward.localPort} to ${managerNamespace}/${pod.name}:${pod.port}`);
-    const manager = new ManagerClient(`127.0.0.1:${forward.localPort}`, credentials.createInsecure(), { ...TUNNEL_CHANNEL_OPTIONS });
+    const manager = new TunnelManagerClient(`127.0.0.1:${forward.localPort}`, credentials.createInsecure(), { ...TUNNEL_CHANNEL_OPTIONS });
     return {
       target: kube.target,
       kube,

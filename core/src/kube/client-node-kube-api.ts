@@ -3,11 +3,12 @@
  * replaces KUBECONFIG (itself a list of files merged) and ~/.kube/config; --context replaces the
  * current context; --namespace replaces the context's namespace, which defaults to `default`.
  */
-import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, PortForward as ClientPortForward } from '@kubernetes/client-node';
+import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import net from 'node:net';
 import { delimiter } from 'node:path';
-import { Writable, type Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { openPodStream } from './pod-stream.js';
+import { splice, spliceSocketOptions } from '../splice.js';
 import { TpError } from '../errors.js';
 import type { ForwardErrorListener, KubeApi, KubeFlags, KubeObject, KubeTarget, ListOptions, ObjectRef, PortForward } from './kube-api.js';
 
@@ -173,7 +174,7 @@ export class ClientNodeKubeApi implements KubeApi {
   }
 
   async portForward(namespace: string, pod: string, port: number, onError?: ForwardErrorListener): Promise<PortForward> {
-    return startPortForward(new ClientPortForward(this.kc, true), this.target, namespace, pod, port, onError);
+    return startPortForward(this.kc, this.target, namespace, pod, port, onError);
   }
 
   openPodStream(namespace: string, pod: string, port: number): Promise<Duplex> {
@@ -182,12 +183,15 @@ export class ClientNodeKubeApi implements KubeApi {
 }
 
 /**
- * A net.Server on 127.0.0.1:0 that opens one port-forward WebSocket per accepted socket (as
- * kubectl does with one SPDY stream pair per connection), so HTTP/2 from grpc-js, or anything
- * else, flows over it unchanged.
+ * A net.Server on 127.0.0.1:0 that opens one port-forward stream per accepted socket (as kubectl
+ * does with one SPDY stream pair per connection), so HTTP/2 from grpc-js, or anything else,
+ * flows over it unchanged. The streams are ours (pod-stream.ts), not client-node's PortForward:
+ * the manager's relayed tunnels and sshfs mounts move bulk data this way, and client-node's
+ * channel protocol over WebSocket, masked and without backpressure, cost the container runtime
+ * and the API server several times more per byte than SPDY does.
  */
 async function startPortForward(
-  forwarder: ClientPortForward,
+  kc: KubeConfig,
   target: KubeTarget,
   namespace: string,
   pod: string,
@@ -195,39 +199,28 @@ async function startPortForward(
   onError: ForwardErrorListener = () => undefined,
 ): Promise<PortForward> {
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  const what = `port-forward to ${namespace}/${pod}:${port}`;
+  // Paused until its stream is open: what the socket sends first waits in the kernel meanwhile.
+  const server = net.createServer({ pauseOnConnect: true, ...spliceSocketOptions }, (socket) => {
     // The manager's gRPC (tunnels included) flows here: no Nagle delay on small writes.
     socket.setNoDelay(true);
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    // The API server reports a failed dial inside the pod on the error stream.
-    const errors = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        // Each channel's first frame carries only the port number, which client-node strips,
-        // leaving an empty write: not an error.
-        if (chunk.length === 0) {
-          done();
+    openPodStream(kc, namespace, pod, port).then(
+      (stream) => {
+        if (socket.destroyed) {
+          stream.destroy();
           return;
         }
-        onError(new TpError('cluster', 'port-forward-failed', `port-forward to ${namespace}/${pod}:${port}: ${chunk.toString('utf8').trim()}`));
-        socket.destroy();
-        done();
-      },
-    });
-    forwarder.portForward(namespace, pod, [port], socket, errors, socket).then(
-      (ws) => {
-        if (typeof ws === 'function') {
-          return; // Only with retries, which we do not ask for.
-        }
-        // isomorphic-ws ships no resolvable types for ws; this is the part of its API we use.
-        const socketWs = ws as unknown as { on(event: 'close' | 'error', listener: () => void): void; close(): void };
-        socketWs.on('close', () => socket.end());
-        socketWs.on('error', () => socket.destroy());
-        socket.on('close', () => socketWs.close());
+        void splice(socket, stream).then(({ error }) => {
+          // The API server's report of a failed dial inside the pod, or a broken stream; the
+          // local socket's own errors are its client's business.
+          if (error instanceof TpError) onError(error);
+        });
       },
       (err: unknown) => {
-        onError(kubeError(err, target, `port-forward to ${namespace}/${pod}:${port}`));
+        onError(err instanceof TpError ? err : kubeError(err, target, what));
         socket.destroy();
       },
     );
