@@ -18,18 +18,22 @@
  *   cold intercept   the same for a workload without the agent (injection + rollout), minus the
  *                    bare `kubectl rollout restart` of that workload until a restarted pod answers
  *   round trip       GET of a tiny body on one keep-alive connection: through the intercept, and
- *                    to the same pod's app over `kubectl port-forward`
+ *                    to the same pod's app over `kubectl port-forward`, in alternating rounds
  *   personal trip    the same through a personal intercept (`--http-header`), whose agent reads
  *                    every request's head to route it, against the global intercept's measured
  *                    again just before; and a request without the header, which that agent
  *                    passes to the app
  *   throughput       a large body each way: through the intercept (GET and POST from the
  *                    cluster), and over `kubectl port-forward` moving the bytes the same way
+ *   relayed          the round trip and throughput again for a user who may not port-forward
+ *                    to the workload's pods, whose connections the traffic-manager relays
+ *                    (no target; port-forward measured again beside it)
  *   agent memory     VmRSS of the traffic-agent process while idle
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -40,6 +44,7 @@ import { eventually } from '../src/eventually.js';
 import type { List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
 import { ECHO_IMAGE, namespace } from '../src/manifests.js';
+import { createRestrictedUser } from '../src/restricted-user.js';
 import { createTelepresenceCli } from '../src/telepresence-cli.js';
 
 const RUNS = {
@@ -181,21 +186,42 @@ function get(url: string, agent: Agent | false, timeoutMs = 5000, headers: Recor
   });
 }
 
-/** Round trips of GET /ping on one keep-alive connection, after a warm-up, in milliseconds. */
-async function roundTrips(base: string, count: number, headers: Record<string, string> = {}): Promise<number[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+/** Where round trips go: a base URL, and the headers a personal intercept matches. */
+interface RoundTripPath {
+  readonly base: string;
+  readonly headers?: Record<string, string>;
+}
+
+/** How many alternating rounds `roundTrips` splits its requests into. */
+const ROUNDS = 10;
+
+/**
+ * Round trips of GET /ping over each path, on one keep-alive connection per path after 50
+ * warm-up requests each, in milliseconds: `count` per path, taken in ROUNDS alternating rounds.
+ * Paths compared with each other are measured together this way, so that the machine's drift
+ * over the seconds this takes (other processes, the state the transfers left) weighs on each
+ * alike rather than on whichever went last.
+ */
+async function roundTrips(paths: readonly RoundTripPath[], count: number): Promise<number[][]> {
+  const agents = paths.map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
   try {
-    for (let i = 0; i < 50; i++) await get(`${base}/ping`, agent, 5000, headers);
-    const out: number[] = [];
-    for (let i = 0; i < count; i++) {
+    const once = async (index: number): Promise<number> => {
+      const { base, headers = {} } = paths[index] as RoundTripPath;
       const t0 = performance.now();
-      const r = await get(`${base}/ping`, agent, 5000, headers);
-      out.push(performance.now() - t0);
+      const r = await get(`${base}/ping`, agents[index] as Agent, 5000, headers);
+      const took = performance.now() - t0;
       if (r.status !== 200) throw new Error(`GET ${base}/ping answered ${r.status}`);
+      return took;
+    };
+    for (let p = 0; p < paths.length; p++) for (let i = 0; i < 50; i++) await once(p);
+    const out = paths.map((): number[] => []);
+    for (let round = 0; round < ROUNDS; round++) {
+      const share = Math.floor(count / ROUNDS) + (round < count % ROUNDS ? 1 : 0);
+      for (let p = 0; p < paths.length; p++) for (let i = 0; i < share; i++) out[p]?.push(await once(p));
     }
     return out;
   } finally {
-    agent.destroy();
+    for (const agent of agents) agent.destroy();
   }
 }
 
@@ -328,6 +354,51 @@ async function firstAnswerFrom(base: string, who: string, timeoutMs: number, hea
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The same figures for a user who may not port-forward to the workload's pods, whose intercepted
+ * connections therefore take the traffic-manager's relay (two gRPC hops and the manager's
+ * process) instead of a direct tunnel. No targets: they show what such users get. Port-forward
+ * is measured again right after, as the machine's state has moved on since the figures above.
+ */
+async function relayedFigures(
+  kube: ReturnType<typeof createKube>,
+  ns: string,
+  base: string,
+  forwardToApp: () => Promise<{ url: string; stop: () => Promise<void> }>,
+  cliFor: (dir: string) => ReturnType<typeof createTelepresenceCli>,
+  app: string,
+  localPort: number,
+): Promise<void> {
+  progress('relayed intercept: a user without pods/portforward on the workload');
+  const dir = mkdtempSync(join(tmpdir(), 'tp-bench-dev-'));
+  await createRestrictedUser(kube, ns, 'bench-dev', join(dir, 'restricted.kubeconfig'));
+  const dev = cliFor(dir);
+  const forward = await forwardToApp();
+  try {
+    const out = await dev.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`, '--name', 'bench-relayed'], 60_000);
+    if (!/relayed by the traffic-manager/.test(out)) throw new Error(`the restricted user's intercept is not relayed:\n${out}`);
+    await firstAnswerFrom(base, 'workstation', 30_000);
+    progress(`relayed round trips x${RUNS.requests}, and port-forward's`);
+    const [viaRelay = [], viaForward = []] = await roundTrips([{ base }, { base: forward.url }], RUNS.requests);
+    record('round trip via relayed intercept, p50 / p99', `${ms(percentile(viaRelay, 50))} / ${ms(percentile(viaRelay, 99))}`);
+    record('round trip via port-forward, again, p50 / p99', `${ms(percentile(viaForward, 50))} / ${ms(percentile(viaForward, 99))}`);
+    record('round-trip ratio p50 (relayed / port-forward)', (percentile(viaRelay, 50) / percentile(viaForward, 50)).toFixed(2));
+    progress('relayed throughput, both directions (best of 3)');
+    const up = await throughput('workstation -> cluster, relayed intercept', base, RUNS.bulkBytes, true);
+    const upForward = await throughput('workstation -> cluster, port-forward again', forward.url, RUNS.bulkBytes, false);
+    const down = await throughput('cluster -> workstation, relayed intercept', base, RUNS.bulkBytes, false);
+    const downForward = await throughput('cluster -> workstation, port-forward again', forward.url, RUNS.bulkBytes, true);
+    record('throughput workstation -> cluster, relayed / port-forward', `${up.toFixed(1)} / ${upForward.toFixed(1)} MB/s, ratio ${(up / upForward).toFixed(2)}`);
+    record('throughput cluster -> workstation, relayed / port-forward', `${down.toFixed(1)} / ${downForward.toFixed(1)} MB/s, ratio ${(down / downForward).toFixed(2)}`);
+    await dev.ok(['leave', 'bench-relayed']);
+    await firstAnswerFrom(base, 'app', 30_000);
+  } finally {
+    await forward.stop();
+    await dev.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const cluster = loadClusterEnv();
   const kube = createKube(cluster.kubeconfig);
@@ -369,6 +440,22 @@ async function main(): Promise<void> {
     const detail = `${value} (anonymous ${(Number(anon ?? NaN) / 1024).toFixed(1)} MB)`;
     if (judged) record(name, detail, '<= 40 MB', parseFloat(value) <= 40);
     else record(name, detail);
+  };
+
+  /** `kubectl port-forward` to the app's port in the workload's pod, answering when returned. */
+  const forwardToApp = async (): Promise<{ url: string; stop: () => Promise<void> }> => {
+    const pod = (await podsOf())[0];
+    if (pod === undefined) throw new Error(`no pod of ${app}`);
+    const forward = kube.start(['-n', ns, 'port-forward', `pod/${pod.metadata.name}`, `:${APP_PORT}`]);
+    try {
+      const m = await forward.waitForOutput(/Forwarding from 127\.0\.0\.1:(\d+)/, 30_000);
+      const url = `http://127.0.0.1:${m[1] ?? ''}`;
+      await firstAnswerFrom(url, 'app', 10_000);
+      return { url, stop: () => forward.stop() };
+    } catch (err: unknown) {
+      await forward.stop();
+      throw err;
+    }
   };
 
   try {
@@ -483,17 +570,12 @@ async function main(): Promise<void> {
       record('warm intercept, min/max', `${s(Math.min(...warms))} / ${s(Math.max(...warms))}`);
 
       // Intercepted now. The same pod's app over kubectl port-forward is the comparison.
-      const pod = (await podsOf())[0];
-      if (pod === undefined) throw new Error(`no pod of ${app}`);
-      const forward = kube.start(['-n', ns, 'port-forward', `pod/${pod.metadata.name}`, `:${APP_PORT}`]);
+      const forward = await forwardToApp();
       try {
-        const m = await forward.waitForOutput(/Forwarding from 127\.0\.0\.1:(\d+)/, 30_000);
-        const forwarded = `http://127.0.0.1:${m[1] ?? ''}`;
-        await firstAnswerFrom(forwarded, 'app', 10_000);
+        const forwarded = forward.url;
 
         progress(`round trips x${RUNS.requests} each way`);
-        const viaIntercept = await roundTrips(base, RUNS.requests);
-        const viaForward = await roundTrips(forwarded, RUNS.requests);
+        const [viaIntercept = [], viaForward = []] = await roundTrips([{ base }, { base: forwarded }], RUNS.requests);
         const p50 = percentile(viaIntercept, 50) / percentile(viaForward, 50);
         const p99 = percentile(viaIntercept, 99) / percentile(viaForward, 99);
         record('round trip via intercept, p50 / p99', `${ms(percentile(viaIntercept, 50))} / ${ms(percentile(viaIntercept, 99))}`);
@@ -522,7 +604,7 @@ async function main(): Promise<void> {
       // The global intercept's round trips again, right before the personal ones: the transfers
       // above change the machine's state, and the two are compared with each other.
       progress(`global intercept round trips x${RUNS.requests}, again`);
-      const viaGlobal = await roundTrips(base, RUNS.requests);
+      const [viaGlobal = []] = await roundTrips([{ base }], RUNS.requests);
       await cli.ok(['leave', `${app}-${ns}`]);
 
       // The same round trip through a personal intercept: the agent now parses each request and
@@ -531,8 +613,7 @@ async function main(): Promise<void> {
       await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`, '--name', 'bench-personal', '--http-header', 'x-bench=personal'], 60_000);
       await firstAnswerFrom(base, 'workstation', 30_000, mine);
       progress(`personal intercept round trips x${RUNS.requests}, with and without the header`);
-      const viaPersonal = await roundTrips(base, RUNS.requests, mine);
-      const viaRouterToApp = await roundTrips(base, RUNS.requests);
+      const [viaPersonal = [], viaRouterToApp = []] = await roundTrips([{ base, headers: mine }, { base }], RUNS.requests);
       const ratio = percentile(viaPersonal, 50) / percentile(viaGlobal, 50);
       record('round trip via personal intercept, p50 / p99', `${ms(percentile(viaPersonal, 50))} / ${ms(percentile(viaPersonal, 99))}`);
       record('round trip via global intercept just before, p50 / p99', `${ms(percentile(viaGlobal, 50))} / ${ms(percentile(viaGlobal, 99))}`);
@@ -540,6 +621,8 @@ async function main(): Promise<void> {
       record('round trip to the app beside a personal intercept, p50 / p99', `${ms(percentile(viaRouterToApp, 50))} / ${ms(percentile(viaRouterToApp, 99))}`);
       await cli.ok(['leave', 'bench-personal']);
       await firstAnswerFrom(base, 'app', 30_000, mine);
+
+      await relayedFigures(kube, ns, base, forwardToApp, (dir) => createTelepresenceCli({ repoRoot, kubeconfig: join(dir, 'restricted.kubeconfig'), namespace: ns }), app, localPort);
     }
 
     // The agent's memory once idle: no intercept, no connection. Without the routed figures the

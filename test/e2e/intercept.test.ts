@@ -7,7 +7,7 @@
  * installed and connected; intercepted; uninstalled. One namespace per run, deleted at the end.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import type { Deployment, List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
 import { ECHO_IMAGE, namespace } from '../src/manifests.js';
 import { processRunner } from '../src/process-runner.js';
+import { createRestrictedUser } from '../src/restricted-user.js';
 import { createTelepresenceCli, type TelepresenceCli } from '../src/telepresence-cli.js';
 
 t.setTimeout(30 * 60_000);
@@ -374,51 +375,12 @@ t.test('a client killed with SIGKILL loses its intercept within 15 s', async (t)
 });
 
 t.test('a ServiceAccount without rights to modify workloads can intercept', async (t) => {
-  const sa = 'tp-restricted-dev';
-  const read = ['get', 'list', 'watch'];
-  await kube.apply([
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: ns } },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace: ns },
-      rules: [
-        { apiGroups: [''], resources: ['pods', 'services', 'configmaps', 'events'], verbs: read },
-        { apiGroups: ['apps'], resources: ['deployments', 'replicasets', 'statefulsets'], verbs: read },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: sa, namespace: ns },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
-      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: `${sa}-${ns}`, namespace: MANAGER_NS },
-      rules: [
-        { apiGroups: [''], resources: ['pods', 'services'], verbs: read },
-        { apiGroups: ['apps'], resources: ['deployments'], verbs: read },
-        { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'] },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: `${sa}-${ns}`, namespace: MANAGER_NS },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${sa}-${ns}` },
-      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
-    },
-  ]);
-  const as = `system:serviceaccount:${ns}:${sa}`;
+  const kubeconfig = join(cli.runtimeDir, 'restricted.kubeconfig');
+  const { as } = await createRestrictedUser(kube, ns, 'tp-restricted-dev', kubeconfig);
   for (const verb of ['patch', 'update']) {
     const can = await processRunner.run('kubectl', ['--kubeconfig', cluster.kubeconfig, 'auth', 'can-i', verb, 'deployments', '-n', ns, '--as', as]);
     t.equal(can.stdout.trim(), 'no', `the account cannot ${verb} deployments`);
   }
-  const token = (await kube.kubectl(['-n', ns, 'create', 'token', sa, '--duration', '1h'])).trim();
-  const server = (await kube.kubectl(['config', 'view', '--minify', '--raw', '-o', 'jsonpath={.clusters[0].cluster.server}'])).trim();
-  const ca = (await kube.kubectl(['config', 'view', '--minify', '--raw', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}'])).trim();
-  const kubeconfig = join(cli.runtimeDir, 'restricted.kubeconfig');
-  writeFileSync(kubeconfig, JSON.stringify({
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'dev',
-    clusters: [{ name: 'c', cluster: { server, 'certificate-authority-data': ca } }],
-    users: [{ name: 'dev', user: { token } }],
-    contexts: [{ name: 'dev', context: { cluster: 'c', user: 'dev', namespace: ns } }],
-  }), { mode: 0o600 });
 
   const dev = createTelepresenceCli({ repoRoot, kubeconfig, namespace: ns });
   t.teardown(() => dev.dispose());

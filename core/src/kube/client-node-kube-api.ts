@@ -213,11 +213,12 @@ async function startPortForward(
           stream.destroy();
           return;
         }
-        void splice(socket, stream).then(({ error }) => {
-          // The API server's report of a failed dial inside the pod, or a broken stream; the
-          // local socket's own errors are its client's business.
-          if (error instanceof TpError) onError(error);
+        // The API server's report of a failed dial inside the pod, or a broken stream; the local
+        // socket's own errors are its client's business.
+        stream.once('error', (err: Error) => {
+          if (err instanceof TpError) onError(err);
         });
+        void splice(socket, stream);
       },
       (err: unknown) => {
         onError(err instanceof TpError ? err : kubeError(err, target, what));

@@ -1,60 +1,10 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { once } from 'node:events';
-import http from 'node:http';
 import { inflateRawSync } from 'node:zlib';
-import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { CHANNEL_PROTOCOL, openPodStream, SPDY_TUNNEL_PROTOCOL } from '../../src/kube/pod-stream.js';
+import type { WebSocket } from 'ws';
+import { openPodStream, SPDY_TUNNEL_PROTOCOL } from '../../src/kube/pod-stream.js';
+import { apiServer, portMessage } from '../fixtures/fake-api-server.js';
 import { controlFrame, dataFrameHeader, FLAG_FIN, FrameReader, PING, SYN_REPLY, SYN_STREAM } from '../../src/kube/spdy.js';
-
-/**
- * An API server stand-in for one pod port, speaking `protocol`: the port-forward WebSocket
- * channels, or SPDY through the WebSocket. (The ws server rejects the SPDY subprotocol's name,
- * which has a `/`, so the offer is checked here and the choice made by hand.)
- */
-async function apiServer(
-  t: Test,
-  onStream: (ws: WebSocket, url: URL) => void,
-  refuse?: { status: number; message: string },
-  protocol: string = CHANNEL_PROTOCOL,
-): Promise<KubeConfig> {
-  const server = http.createServer();
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: () => protocol });
-  server.on('upgrade', (req, socket, head) => {
-    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    t.same(offered, [SPDY_TUNNEL_PROTOCOL, CHANNEL_PROTOCOL], 'the client offers SPDY first, then the channels');
-    req.headers['sec-websocket-protocol'] = 'chosen';
-    if (refuse !== undefined) {
-      const body = JSON.stringify({ kind: 'Status', status: 'Failure', message: refuse.message });
-      socket.end(`HTTP/1.1 ${refuse.status} Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => onStream(ws, new URL(req.url ?? '/', 'http://x')));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const c of wss.clients) c.terminate();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
-}
-
-/** The server's first message on a channel: the port, little-endian. */
-function portMessage(channel: number, port: number): Buffer {
-  const b = Buffer.alloc(3);
-  b[0] = channel;
-  b.writeUInt16LE(port, 1);
-  return b;
-}
 
 t.test('bytes flow both ways with the channel byte and the port prefix handled', async (t) => {
   let seenPath = '';
