@@ -228,6 +228,8 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
     let moreRequests = true;
     let upgrade: { readonly head: Head; rest: Buffer; readonly destination: string | undefined } | undefined;
     let finished = false;
+    /** The caller half-closed after whole requests: the connection ends once they are answered. */
+    let callerDone = false;
     let waitingForDrain = false;
     /** The upstream whose full buffer holds back the caller's request body. */
     let pausedFor: Upstream | undefined;
@@ -427,12 +429,13 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
         }
       }
       if (queue.length === 0 && !finished && upgrade !== undefined) startUpgrade();
+      else if (queue.length === 0 && !finished && callerDone) closeDownstream();
     };
 
     const closeDownstream = (): void => {
       reading = false;
       pending = Buffer.alloc(0);
-      downstream.end();
+      if (!downstream.writableEnded) downstream.end();
     };
 
     const write = (bytes: Buffer): void => {
@@ -513,13 +516,21 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
       consume();
     };
     const onEnd = (): void => {
-      if (queue.length > 0 || body !== undefined || pending.length > 0) {
-        // The caller went away with requests unanswered (as node's HTTP server takes a FIN):
-        // their upstream requests are aborted, so the developer's server sees them go.
+      if (body !== undefined || pending.length > 0) {
+        // The caller went away in the middle of a request, which cannot be answered: it is
+        // aborted upstream, so the developer's server sees it go.
         finish();
         return;
       }
-      closeDownstream();
+      // A half-close after whole requests (`nc`, some HTTP/1.0 clients). As a splice would, the
+      // FIN goes on to each destination, whose server then decides (node's, like most, answers
+      // what it was asked, then closes); one that closes without answering gets its requests a
+      // 502. The connection ends once every request is answered.
+      reading = false;
+      moreRequests = false;
+      callerDone = true;
+      for (const up of upstreams.values()) up.stream.end();
+      pump();
     };
 
     downstream.on('data', onData);

@@ -201,3 +201,60 @@ t.test('a connection the app closes after a response is closed here too, and the
   await conn.waitFor('hi /2');
   t.equal(accepted, 2, 'the second request came on a new connection');
 });
+
+t.test('a caller that half-closes after whole requests: the FIN goes on, and the answers come back in order, then the end', async (t) => {
+  /** A server that answers each connection only once the proxy has passed the caller's FIN on. */
+  const answerAtEnd = async (name: string): Promise<number> => {
+    const sockets = new Set<Socket>();
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      sockets.add(socket);
+      let got = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (c: string) => (got += c));
+      socket.on('end', () => {
+        const body = `${name} ${got.split(' ')[1] ?? ''}`;
+        socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      });
+    });
+    const port = await listenLocal(server);
+    t.teardown(() => {
+      for (const s of sockets) s.destroy();
+      return closeServer(server);
+    });
+    return port;
+  };
+  const proxy = await startProxy(t, { app: await answerAtEnd('app'), dev: await answerAtEnd('dev') });
+  const conn = await openConnection(proxy.port);
+  conn.socket.end('GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\nx-to: dev\r\n\r\n');
+  t.equal(await conn.ended, 'end', 'the connection ended after the answers');
+  t.match(conn.received(), /^HTTP\/1\.1 200 OK[\s\S]*app \/1HTTP\/1\.1 200 OK[\s\S]*dev \/2$/);
+  t.same(proxy.problems, []);
+});
+
+t.test("a half-closing caller is answered by node's HTTP server too", async (t) => {
+  const app = await httpServer(t, (req, res) => res.end(`node ${req.url}`));
+  const proxy = await startProxy(t, { app });
+  const conn = await openConnection(proxy.port);
+  conn.socket.end('GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.equal(await conn.ended, 'end');
+  t.match(conn.received(), /^HTTP\/1\.1 200 OK[\s\S]*node \/1HTTP\/1\.1 200 OK[\s\S]*node \/2$/);
+});
+
+t.test('a caller that goes away in the middle of a request body aborts that request upstream', async (t) => {
+  let arrived = false;
+  let closedEarly = false;
+  const app = await httpServer(t, (req) => {
+    arrived = true;
+    req.resume();
+    req.on('error', () => {});
+    req.on('close', () => (closedEarly = !req.complete));
+  });
+  const proxy = await startProxy(t, { app });
+  const conn = await openConnection(proxy.port);
+  conn.socket.write('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc');
+  await until(() => arrived, 'the request at the app');
+  conn.socket.end();
+  await conn.ended;
+  await until(() => closedEarly, 'the app saw the request go before its body was complete');
+  t.equal(conn.received(), '', 'no answer');
+});
