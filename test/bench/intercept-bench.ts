@@ -275,6 +275,7 @@ const CPU_WATCHED: ReadonlyArray<readonly [string, (comm: string, args: string, 
   ['kubectl port-forward', (comm, args) => comm.startsWith('kubectl') && args.includes('port-forward')],
   ['telepresence daemon', (_comm, args) => args.includes('daemon-foreground')],
   ['traffic-agent', (_comm, args) => args.includes('/app/agent.js')],
+  ['traffic-manager', (_comm, args) => args.includes('/app/manager.js')],
   ['app in the pod', (_comm, args) => args.includes("m.exports('app')")],
   ['workstation server (this process)', (_comm, _args, pid) => pid === process.pid],
 ];
