@@ -9,10 +9,11 @@
  *   the port number.
  *
  * client-node's PortForward wants a local TCP socket to pipe and has no backpressure either way;
- * the daemon's direct tunnels (core/src/daemon/direct.ts) carry bulk data, so they get this:
- * the socket of the WebSocket is paused while our reader is full, a write waits while more than
- * a window of data is queued for the API server, and received bytes are passed on without copies
- * (ws-client.ts).
+ * every port-forward of ours carries bulk data (direct tunnels, core/src/daemon/direct.ts; the
+ * manager's session with its relayed tunnels and the sshfs mounts, through the local ports of
+ * client-node-kube-api.ts), so they get this: the socket of the WebSocket is paused while our
+ * reader is full, a write waits while more than a window of data is queued for the API server,
+ * and received bytes are passed on without copies (ws-client.ts).
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type https from 'node:https';
