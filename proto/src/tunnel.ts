@@ -50,10 +50,10 @@ export function encodeTunnelMessage(msg: TunnelMessage): Buffer {
 }
 
 /**
- * The length of the payload of a message that is one `data` field and nothing else, and where
- * that payload starts; undefined for any other message.
+ * Where the payload starts in a message that is one `data` field and nothing else; undefined
+ * for any other message.
  */
-function dataOnly(buf: Buffer): { start: number; length: number } | undefined {
+function dataOnly(buf: Buffer): number | undefined {
   if (buf.length < 2 || buf[0] !== DATA_TAG) return undefined;
   let length = 0;
   let scale = 1;
@@ -62,19 +62,28 @@ function dataOnly(buf: Buffer): { start: number; length: number } | undefined {
     const b = buf[pos] as number;
     length += (b & 0x7f) * scale;
     scale *= 128;
-    if (b < 0x80) return pos + 1 + length === buf.length ? { start: pos + 1, length } : undefined;
+    if (b < 0x80) return pos + 1 + length === buf.length ? pos + 1 : undefined;
   }
   return undefined;
 }
 
 /**
  * Decodes a Tunnel message. A `data` payload is a view of `buf`, not a copy: grpc-js hands each
- * received message over in a Buffer of its own.
+ * received message over in a Buffer of its own. Throws when `buf` is not a TunnelMessage.
  */
 export function decodeTunnelMessage(buf: Buffer): TunnelMessage {
-  const only = dataOnly(buf);
-  if (only !== undefined) return { open: undefined, data: buf.subarray(only.start), close: undefined };
+  const start = dataOnly(buf);
+  if (start !== undefined) return { open: undefined, data: buf.subarray(start), close: undefined };
   return TunnelMessage.decode(buf);
+}
+
+/** decodeTunnelMessage, or undefined where it would throw (bytes from a peer that is not ours). */
+export function tryDecodeTunnelMessage(buf: Buffer): TunnelMessage | undefined {
+  try {
+    return decodeTunnelMessage(buf);
+  } catch {
+    return undefined;
+  }
 }
 
 /** What an encoded Tunnel message is, for a relay that passes `data` on unread. */

@@ -13,7 +13,7 @@ import type {
 } from '@grpc/grpc-js';
 import { TpError, isTpError } from '@telepresence-ts/core/errors';
 import { VERSION } from '@telepresence-ts/core/version';
-import { decodeTunnelMessage, encodeTunnelMessage, RAW_TUNNEL_SERVICE, rawTunnelKind, type RawTunnelManagerServer } from '@telepresence-ts/proto/manager/v1/tunnel';
+import { encodeTunnelMessage, RAW_TUNNEL_SERVICE, rawTunnelKind, tryDecodeTunnelMessage, type RawTunnelManagerServer } from '@telepresence-ts/proto/manager/v1/tunnel';
 import { parseAgentConfig } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
 import { toServiceError } from '../shared/grpc-errors.js';
@@ -195,12 +195,7 @@ function tunnel(state: State, log: Logger, call: TunnelCall): void {
   call.once('data', (first: Buffer) => {
     // Pause at once: in flowing mode, messages without a 'data' listener would be dropped.
     call.pause();
-    let open;
-    try {
-      open = decodeTunnelMessage(first).open;
-    } catch {
-      open = undefined;
-    }
+    const open = tryDecodeTunnelMessage(first)?.open;
     if (open === undefined) {
       call.emit('error', toServiceError(new TpError('internal', 'bad-tunnel', 'the first tunnel message must be open')));
       return;
@@ -258,13 +253,9 @@ export function relay(agent: TunnelCall, client: TunnelCall, log: Logger, connec
         }
         return;
       }
-      let close;
-      try {
-        close = decodeTunnelMessage(m).close;
-      } catch {
-        close = { error: 'the other side sent a message that is not a tunnel message' };
-      }
-      if (close !== undefined) closeFrom(close.error);
+      const msg = tryDecodeTunnelMessage(m);
+      if (msg === undefined) closeFrom('the other side sent a message that is not a tunnel message');
+      else if (msg.close !== undefined) closeFrom(msg.close.error);
     });
     from.on('end', () => closeFrom(''));
     from.on('cancelled', () => closeFrom('the other side of the connection went away'));
