@@ -8,7 +8,10 @@
  * length 0 ends that direction (a half-close, which a Kubernetes port-forward cannot carry by
  * itself: it closes the whole stream when either side ends).
  */
+import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { readIntoReusedBuffer } from './reused-reads.js';
+import type { ReusingReader } from './splice.js';
 
 /** What a client says first on a stream it parks: whose intercepts it takes. */
 export interface DirectHello {
@@ -37,16 +40,22 @@ export class DirectStreamError extends Error {
  * - `sendHeader()` writes this side's header; it must come before any data.
  * - `header` resolves with the peer's header, or rejects when `raw` ends or fails before it.
  * - Data frames are passed on as they arrive, piece by piece, without waiting for whole frames
- *   and without copying; backpressure pauses `raw`.
+ *   and without copying; backpressure pauses `raw`. When `raw` is a socket, it reads into a
+ *   reused buffer (`readIntoReusedBuffer`): the pieces are views of it, reused once the reader
+ *   set with `setHolder` no longer holds them (`splice` sets one; without, every read gets a
+ *   fresh buffer).
  * - `end()` sends the end frame; the peer's end frame ends the readable side. When both
  *   directions are done, `raw` is ended; when `raw` closes before that, this stream is destroyed
  *   with a `DirectStreamError`, and destroying this stream destroys `raw`.
  */
-export class DirectStream extends Duplex {
+export class DirectStream extends Duplex implements ReusingReader {
   readonly #raw: Duplex;
-  /** Bytes of the next frame's length, while it is split across chunks. */
-  #lengthBytes: Buffer[] = [];
+  /** The next frame's length, gathered here while it is split across chunks. */
+  readonly #lengthBytes = Buffer.alloc(4);
   #lengthHave = 0;
+  /** Whether our reader still refers to the last piece delivered (see `setHolder`). */
+  #holder: () => boolean = () => true;
+  readonly reusesReads: boolean;
   /** Bytes still to come of the current frame. */
   #remaining = 0;
   /** The peer's header while it arrives; undefined once it has. */
@@ -67,7 +76,17 @@ export class DirectStream extends Duplex {
     });
     // Nobody may be waiting for the header (a parked stream that is closed); that is no error.
     this.header.catch(() => undefined);
-    raw.on('data', (chunk: Buffer) => this.#receive(chunk));
+    const reusing =
+      raw instanceof Socket &&
+      readIntoReusedBuffer(raw, {
+        data: (view) => {
+          this.#receive(view);
+          return true;
+        },
+        holds: () => this.readableLength > 0 || this.#holder(),
+      });
+    this.reusesReads = reusing;
+    if (!reusing) raw.on('data', (chunk: Buffer) => this.#receive(chunk));
     raw.on('end', () => this.#rawGone('the other end closed the stream'));
     raw.on('close', () => this.#rawGone('the stream closed'));
     raw.on('error', (err: Error) => this.#rawGone(err.message));
@@ -76,6 +95,18 @@ export class DirectStream extends Duplex {
   /** Both directions ended cleanly. */
   get #done(): boolean {
     return this.#gotEnd && this.#sentEnd;
+  }
+
+  setHolder(holds: () => boolean): void {
+    this.#holder = holds;
+  }
+
+  /**
+   * What was written and may still be referred to rather than sent (see `pendingWriteBytes`):
+   * known when `raw` is a socket, whose queue holds the bytes themselves.
+   */
+  get pendingWriteBytes(): number | undefined {
+    return this.#raw instanceof Socket ? this.writableLength + this.#raw.writableLength : undefined;
   }
 
   /** Writes this side's header (JSON). */
@@ -98,14 +129,19 @@ export class DirectStream extends Duplex {
         return;
       }
       // A frame's length, possibly split across chunks.
-      const take = Math.min(4 - this.#lengthHave, rest.length);
-      this.#lengthBytes.push(rest.subarray(0, take));
-      this.#lengthHave += take;
-      rest = rest.subarray(take);
-      if (this.#lengthHave < 4) return;
-      const length = Buffer.concat(this.#lengthBytes, 4).readUInt32BE(0);
-      this.#lengthBytes = [];
-      this.#lengthHave = 0;
+      let length: number;
+      if (this.#lengthHave === 0 && rest.length >= 4) {
+        length = rest.readUInt32BE(0);
+        rest = rest.subarray(4);
+      } else {
+        const take = Math.min(4 - this.#lengthHave, rest.length);
+        rest.copy(this.#lengthBytes, this.#lengthHave, 0, take);
+        this.#lengthHave += take;
+        rest = rest.subarray(take);
+        if (this.#lengthHave < 4) return;
+        length = this.#lengthBytes.readUInt32BE(0);
+        this.#lengthHave = 0;
+      }
       if (this.#headerParts !== undefined) {
         if (length === 0 || length > MAX_HEADER_BYTES) {
           this.destroy(new DirectStreamError(`not a direct tunnel: a header of ${length} bytes`));
@@ -127,7 +163,8 @@ export class DirectStream extends Duplex {
       if (!this.push(piece)) this.#raw.pause();
       return;
     }
-    parts.push(piece);
+    // A copy: the piece may be a view of a buffer the next read fills.
+    parts.push(Buffer.from(piece));
     if (this.#remaining === 0) {
       this.#headerParts = undefined;
       this.#resolveHeader(Buffer.concat(parts));

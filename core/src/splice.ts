@@ -1,5 +1,6 @@
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { pendingWriteBytes, readIntoReusedBuffer } from './reused-reads.js';
 
 /** How a spliced pair ended, for logs. */
 export interface SpliceResult {
@@ -13,7 +14,10 @@ export interface SpliceResult {
 /**
  * Pipes two byte streams into each other until both directions are done, and resolves then.
  *
- * - Backpressure: `pipe` pauses a reader while the other side's writer is full.
+ * - Backpressure: a reader is paused while the other side's writer is full.
+ * - Reused buffers: a socket whose bytes go to a writer that can tell when it no longer refers to
+ *   them (a socket, or a stream declaring `pendingWriteBytes`) reads into one buffer, reused
+ *   while each read's bytes are written at once (`readIntoReusedBuffer`), and is not corked.
  * - Batching: what one side delivers within one turn of the event loop goes out to a socket on
  *   the other side in one write, at the end of that turn. A port-forward stream hands over its
  *   pieces a few KiB at a time, and a socket writes each at once (on loopback it has room), at
@@ -34,19 +38,8 @@ export function splice(a: Duplex, b: Duplex): Promise<SpliceResult> {
   let aToB = 0;
   let bToA = 0;
   let error: Error | undefined;
-  const batchToA = a instanceof Socket;
-  const batchToB = b instanceof Socket;
-  // Before pipe's own listeners: the other side is corked before pipe writes to it.
-  a.on('data', (chunk: Buffer) => {
-    aToB += chunk.length;
-    if (batchToB) corkForThisTurn(b);
-  });
-  b.on('data', (chunk: Buffer) => {
-    bToA += chunk.length;
-    if (batchToA) corkForThisTurn(a);
-  });
-  a.pipe(b);
-  b.pipe(a);
+  connect(a, b, (n) => (aToB += n));
+  connect(b, a, (n) => (bToA += n));
   return new Promise((resolve) => {
     let closed = 0;
     const watch = (self: Duplex, other: Duplex): void => {
@@ -80,6 +73,47 @@ export const SPLICE_WINDOW_BYTES = 256 * 1024;
 
 /** Options for a socket (`net.connect`, `net.createServer`) whose data a splice moves. */
 export const spliceSocketOptions = { highWaterMark: SPLICE_WINDOW_BYTES } as const;
+
+/** Moves what `from` reads to `to`, ending `to` after it; `count` sees each piece's length. */
+function connect(from: Duplex, to: Duplex, count: (n: number) => void): void {
+  const held = (): boolean => (pendingWriteBytes(to) ?? 1) > 0;
+  if (pendingWriteBytes(to) !== undefined && from instanceof Socket) {
+    const reusing = readIntoReusedBuffer(from, {
+      data: (view) => {
+        count(view.length);
+        if (to.write(view)) return true;
+        to.once('drain', () => from.resume());
+        return false;
+      },
+      holds: held,
+    });
+    if (reusing) {
+      from.once('end', () => to.end());
+      return;
+    }
+  }
+  const reader = from as Partial<ReusingReader>;
+  if (reader.reusesReads === true && typeof reader.setHolder === 'function' && pendingWriteBytes(to) !== undefined) {
+    // Its pieces are views of a buffer it reuses while nobody holds them: no corking here.
+    reader.setHolder(held);
+  } else if (to instanceof Socket) {
+    // Before pipe's own listener: the socket is corked before pipe writes to it.
+    from.on('data', () => corkForThisTurn(to));
+  }
+  from.on('data', (chunk: Buffer) => count(chunk.length));
+  from.pipe(to);
+}
+
+/**
+ * A stream whose pieces may be views of a buffer it reuses (a framed stream over a socket that
+ * reads with `readIntoReusedBuffer`), which `reusesReads` says. Until a holder is set it assumes
+ * its pieces are kept and reads each into a fresh buffer; `holds` tells it whether its reader
+ * still refers to the last.
+ */
+export interface ReusingReader {
+  readonly reusesReads: boolean;
+  setHolder(holds: () => boolean): void;
+}
 
 /** Corks `w` until the I/O of this turn of the event loop is handled, unless it is corked already. */
 function corkForThisTurn(w: Duplex): void {
