@@ -42,7 +42,7 @@ export class DirectStreamError extends Error {
  * - Data frames are passed on as they arrive, piece by piece, without waiting for whole frames
  *   and without copying; backpressure pauses `raw`. When `raw` is a socket, it reads into a
  *   reused buffer (`readIntoReusedBuffer`): the pieces are views of it, reused once the reader
- *   set with `setHolder` no longer holds them (`splice` sets one; without, every read gets a
+ *   set with `setHolder` no longer refers to them (`splice` sets one; without, every read gets a
  *   fresh buffer).
  * - `end()` sends the end frame; the peer's end frame ends the readable side. When both
  *   directions are done, `raw` is ended; when `raw` closes before that, this stream is destroyed
@@ -53,8 +53,10 @@ export class DirectStream extends Duplex implements ReusingReader {
   /** The next frame's length, gathered here while it is split across chunks. */
   readonly #lengthBytes = Buffer.alloc(4);
   #lengthHave = 0;
-  /** Whether our reader still refers to the last piece delivered (see `setHolder`). */
-  #holder: () => boolean = () => true;
+  /** How much of what we delivered our reader may still refer to (see `setHolder`). */
+  #holder: () => number = () => Infinity;
+  /** Bytes of data frames delivered to our reader. */
+  #delivered = 0;
   readonly reusesReads: boolean;
   /** Bytes still to come of the current frame. */
   #remaining = 0;
@@ -83,7 +85,8 @@ export class DirectStream extends Duplex implements ReusingReader {
           this.#receive(view);
           return true;
         },
-        holds: () => this.readableLength > 0 || this.#holder(),
+        pending: () => this.readableLength + this.#holder(),
+        handed: () => this.#delivered,
       });
     this.reusesReads = reusing;
     if (!reusing) raw.on('data', (chunk: Buffer) => this.#receive(chunk));
@@ -97,8 +100,8 @@ export class DirectStream extends Duplex implements ReusingReader {
     return this.#gotEnd && this.#sentEnd;
   }
 
-  setHolder(holds: () => boolean): void {
-    this.#holder = holds;
+  setHolder(pending: () => number): void {
+    this.#holder = pending;
   }
 
   /**
@@ -160,6 +163,7 @@ export class DirectStream extends Duplex implements ReusingReader {
   #deliver(piece: Buffer): void {
     const parts = this.#headerParts;
     if (parts === undefined) {
+      this.#delivered += piece.length;
       if (!this.push(piece)) this.#raw.pause();
       return;
     }

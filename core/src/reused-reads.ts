@@ -1,24 +1,40 @@
 import { Socket } from 'node:net';
 
 /**
- * How much a socket reads at once when it reads into a reused buffer. Node's own reads take at
- * most 64 KiB, each into a fresh allocation; on loopback a relay moving 1 GB spent about half the
- * CPU with 256 KiB reads into one reused buffer (docs/benchmarks.md, "Reads into a reused buffer").
+ * The largest read of a socket that reads into reused buffers. Node's own reads take at most
+ * 64 KiB, each into a fresh allocation; on loopback a relay moving 1 GB spent about half the CPU
+ * with 256 KiB reads into reused buffers (docs/benchmarks.md, "Reads into reused buffers").
  */
-export const REUSED_READ_BYTES = 256 * 1024;
+export const REUSED_READ_MAX_BYTES = 256 * 1024;
 
-/** What a socket that reads into a reused buffer does with its bytes. */
+/**
+ * Where a socket's reads start: a connection that only ever carries small messages keeps a
+ * buffer this small; each read that fills its buffer doubles it, up to the maximum.
+ */
+export const REUSED_READ_MIN_BYTES = 16 * 1024;
+
+/** Free buffers kept for reuse, per socket. */
+const SPARE_BUFFERS = 4;
+/** Held buffers tracked for reuse, per socket; older ones are left to the garbage collector. */
+const TRACKED_BUFFERS = 8;
+
+/** What a socket that reads into reused buffers does with its bytes. */
 export interface ReusedReadSink {
   /**
-   * One read's bytes: a view of the buffer the next read fills, unless `holds()` says something
-   * still refers to them. Returns false to stop reading until the socket's `resume()`.
+   * One read's bytes, as a view of a buffer that a later read fills again once `pending()` says
+   * nothing refers to them. Returns false to stop reading until the socket's `resume()`.
    */
   readonly data: (view: Buffer) => boolean;
   /**
-   * Whether anything may still refer to the last view handed to `data` (a write queued rather
-   * than done, bytes buffered in a stream). When it does, the next read gets a fresh buffer.
+   * How many of the bytes handed on so far something may still refer to: the newest ones, as a
+   * writer's queue holds them, first in, first out. Counting more than that is safe, less is not.
    */
-  readonly holds: () => boolean;
+  readonly pending: () => number;
+  /**
+   * Bytes handed on so far, counted as `pending` counts them; by default every byte read. A sink
+   * that keeps some bytes to itself (a frame's length) copies those and counts the rest.
+   */
+  readonly handed?: () => number;
 }
 
 interface ReadSymbols {
@@ -50,16 +66,23 @@ interface UserBufferHandle {
 }
 
 /**
- * Makes `socket` read into one buffer of `size` bytes that it reuses from read to read, handing
- * each read to `sink.data` instead of emitting 'data'. Its 'end', 'error' and 'close' events, its
- * writes, `pause()` and `resume()` are as before. A fresh buffer is taken only after a read whose
- * bytes `sink.holds()` says are still referred to.
+ * Makes `socket` read into buffers it reuses from read to read, handing each read to `sink.data`
+ * instead of emitting 'data'. Its 'end', 'error' and 'close' events, its writes, `pause()` and
+ * `resume()` are as before.
+ *
+ * - A read whose bytes `sink.pending()` says may still be referred to (a write queued rather
+ *   than done) leaves its buffer alone: the next read goes to a spare one. A held buffer is
+ *   spare again once its writer has sent past its last byte; so a busy connection cycles through
+ *   a few buffers instead of allocating one per read, which kept 20-35 MB of the C heap after
+ *   a bulk transfer.
+ * - Buffers start at `REUSED_READ_MIN_BYTES` and double with each read that fills one, up to
+ *   `REUSED_READ_MAX_BYTES`: an idle or chatty connection holds 16 KiB, a bulk one 256 KiB.
  *
  * Returns false, and changes nothing, when the socket cannot: it has read bytes nobody consumed
  * yet, someone else listens for its 'data', it reads into a buffer already, it is a TLS socket, or
  * the runtime keeps its sockets' reads otherwise. The caller then reads it as any stream.
  */
-export function readIntoReusedBuffer(socket: Socket, sink: ReusedReadSink, size = REUSED_READ_BYTES): boolean {
+export function readIntoReusedBuffer(socket: Socket, sink: ReusedReadSink, max = REUSED_READ_MAX_BYTES): boolean {
   if (!(socket instanceof Socket) || 'encrypted' in socket || socket.destroyed) return false;
   if (socket.readableLength > 0 || socket.listenerCount('data') > 0) return false;
   const handle = (socket as unknown as { _handle?: Partial<UserBufferHandle> | null })._handle;
@@ -68,13 +91,39 @@ export function readIntoReusedBuffer(socket: Socket, sink: ReusedReadSink, size 
   if (keys === null) return false;
   const slots = socket as unknown as Record<symbol, unknown>;
   if (slots[keys.buffer] !== null && slots[keys.buffer] !== undefined) return false;
-  let buffer = Buffer.allocUnsafe(size);
+  let size = Math.min(REUSED_READ_MIN_BYTES, max);
+  let buffer: Buffer = Buffer.allocUnsafe(size);
+  let read = 0;
+  let handedBefore = 0;
+  /** Buffers that may still be referred to, oldest first, each with where its bytes end. */
+  const held: Array<{ readonly buffer: Buffer; readonly end: number }> = [];
+  const spare: Buffer[] = [];
+  const fresh = (): Buffer => {
+    for (let b = spare.pop(); b !== undefined; b = spare.pop()) if (b.length === size) return b;
+    return Buffer.allocUnsafe(size);
+  };
   slots[keys.buffer] = buffer;
   // Node asks for the next buffer after every read; a new one hands the handle another to fill.
   slots[keys.generator] = (): Buffer => buffer;
   slots[keys.callback] = (length: number, filled: Buffer): boolean => {
     const more = sink.data(filled.subarray(0, length));
-    if (sink.holds()) buffer = Buffer.allocUnsafe(size);
+    read += length;
+    const handed = sink.handed?.() ?? read;
+    const done = handed - sink.pending();
+    for (let h = held[0]; h !== undefined && h.end <= done; h = held[0]) {
+      held.shift();
+      if (h.buffer.length === size && spare.length < SPARE_BUFFERS) spare.push(h.buffer);
+    }
+    if (length === filled.length && size < max) size = Math.min(size * 2, max);
+    if (handed > handedBefore && handed > done) {
+      // Bytes of this read are still referred to: the next read goes elsewhere.
+      held.push({ buffer, end: handed });
+      if (held.length > TRACKED_BUFFERS) held.shift();
+      buffer = fresh();
+    } else if (buffer.length !== size) {
+      buffer = fresh();
+    }
+    handedBefore = handed;
     return more;
   };
   handle.useUserBuffer(buffer);

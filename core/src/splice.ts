@@ -76,7 +76,7 @@ export const spliceSocketOptions = { highWaterMark: SPLICE_WINDOW_BYTES } as con
 
 /** Moves what `from` reads to `to`, ending `to` after it; `count` sees each piece's length. */
 function connect(from: Duplex, to: Duplex, count: (n: number) => void): void {
-  const held = (): boolean => (pendingWriteBytes(to) ?? 1) > 0;
+  const pending = (): number => pendingWriteBytes(to) ?? Infinity;
   if (pendingWriteBytes(to) !== undefined && from instanceof Socket) {
     const reusing = readIntoReusedBuffer(from, {
       data: (view) => {
@@ -85,7 +85,7 @@ function connect(from: Duplex, to: Duplex, count: (n: number) => void): void {
         to.once('drain', () => from.resume());
         return false;
       },
-      holds: held,
+      pending,
     });
     if (reusing) {
       from.once('end', () => to.end());
@@ -95,7 +95,7 @@ function connect(from: Duplex, to: Duplex, count: (n: number) => void): void {
   const reader = from as Partial<ReusingReader>;
   if (reader.reusesReads === true && typeof reader.setHolder === 'function' && pendingWriteBytes(to) !== undefined) {
     // Its pieces are views of a buffer it reuses while nobody holds them: no corking here.
-    reader.setHolder(held);
+    reader.setHolder(pending);
   } else if (to instanceof Socket) {
     // Before pipe's own listener: the socket is corked before pipe writes to it.
     from.on('data', () => corkForThisTurn(to));
@@ -107,12 +107,12 @@ function connect(from: Duplex, to: Duplex, count: (n: number) => void): void {
 /**
  * A stream whose pieces may be views of a buffer it reuses (a framed stream over a socket that
  * reads with `readIntoReusedBuffer`), which `reusesReads` says. Until a holder is set it assumes
- * its pieces are kept and reads each into a fresh buffer; `holds` tells it whether its reader
- * still refers to the last.
+ * its pieces are kept and reads each into a fresh buffer; `pending` tells it how many of the bytes
+ * it delivered its reader may still refer to (see `ReusedReadSink.pending`).
  */
 export interface ReusingReader {
   readonly reusesReads: boolean;
-  setHolder(holds: () => boolean): void;
+  setHolder(pending: () => number): void;
 }
 
 /** Corks `w` until the I/O of this turn of the event loop is handled, unless it is corked already. */
