@@ -10,7 +10,7 @@
  */
 import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { readIntoReusedBuffer } from './reused-reads.js';
+import { pendingWriteBytes, readIntoReusedBuffer } from './reused-reads.js';
 import type { ReusingReader } from './splice.js';
 
 /** What a client says first on a stream it parks: whose intercepts it takes. */
@@ -106,10 +106,11 @@ export class DirectStream extends Duplex implements ReusingReader {
 
   /**
    * What was written and may still be referred to rather than sent (see `pendingWriteBytes`):
-   * known when `raw` is a socket, whose queue holds the bytes themselves.
+   * known when `raw` can tell it (a socket, a pod stream).
    */
   get pendingWriteBytes(): number | undefined {
-    return this.#raw instanceof Socket ? this.writableLength + this.#raw.writableLength : undefined;
+    const raw = pendingWriteBytes(this.#raw);
+    return raw === undefined ? undefined : this.writableLength + raw;
   }
 
   /** Writes this side's header (JSON). */

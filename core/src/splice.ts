@@ -89,6 +89,8 @@ function connect(from: Duplex, to: Duplex, count: (n: number) => void): void {
     });
     if (reusing) {
       from.once('end', () => to.end());
+      // As pipe does: a socket paused until its peer was ready (pauseOnConnect) reads now.
+      from.resume();
       return;
     }
   }

@@ -186,6 +186,15 @@ class PodStream extends Duplex {
     return [head, ...chunks];
   }
 
+  /**
+   * Bytes written that may still be referred to rather than sent (`pendingWriteBytes` in
+   * reused-reads.ts): ours not yet handed on, and the WebSocket's socket's queue, where the
+   * bytes of our frames wait as they were given (its own bytes count too, which is safe).
+   */
+  get pendingWriteBytes(): number {
+    return this.writableLength + this.#ws.bufferedAmount;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#send([chunk], callback);
   }

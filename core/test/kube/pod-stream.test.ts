@@ -1,8 +1,12 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import net from 'node:net';
 import { inflateRawSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 import type { WebSocket } from 'ws';
 import { openPodStream, SPDY_TUNNEL_PROTOCOL } from '../../src/kube/pod-stream.js';
+import { pendingWriteBytes } from '../../src/reused-reads.js';
+import { splice, spliceSocketOptions } from '../../src/splice.js';
 import { apiServer, portMessage } from '../fixtures/fake-api-server.js';
 import { controlFrame, dataFrameHeader, FLAG_FIN, FrameReader, PING, SYN_REPLY, SYN_STREAM } from '../../src/kube/spdy.js';
 
@@ -148,6 +152,50 @@ t.test('over SPDY: the end of the data stream ends the stream, after its bytes',
   stream.on('data', (c: Buffer) => (got += c.toString()));
   await once(stream, 'end');
   t.equal(got, 'last words');
+});
+
+t.test('over SPDY: a socket spliced into the stream reads into reused buffers and its bytes arrive intact', async (t) => {
+  const sent = createHash('sha256');
+  const got = createHash('sha256');
+  let bytes = 0;
+  const total = 16 * 1024 * 1024;
+  let arrived = (): void => undefined;
+  const all = new Promise<void>((resolve) => (arrived = resolve));
+  const kc = await apiServer(
+    t,
+    (ws) => {
+      spdyPeer(t, ws, (data) => {
+        got.update(data);
+        bytes += data.length;
+        if (bytes >= total) arrived();
+      });
+    },
+    undefined,
+    SPDY_TUNNEL_PROTOCOL,
+  );
+  const stream = await openPodStream(kc, 'default', 'web-1', 4000);
+  t.equal(pendingWriteBytes(stream), 0, 'a pod stream tells what it still holds');
+  // The daemon's upload path: a workstation connection spliced into a stream to the pod.
+  const server = net.createServer({ allowHalfOpen: true, ...spliceSocketOptions });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const accepted = once(server, 'connection');
+  const client = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const [socket] = (await accepted) as [net.Socket];
+  void splice(socket, stream);
+  t.equal(socket.listenerCount('data'), 0, 'the socket reads into a buffer of its own');
+  for (let n = 0; n < total; ) {
+    const piece = randomBytes(Math.min(total - n, 1 + Math.floor(Math.random() * 300_000)));
+    sent.update(piece);
+    client.write(piece);
+    n += piece.length;
+  }
+  await all;
+  t.equal(bytes, total);
+  t.equal(got.digest('hex'), sent.digest('hex'), 'every byte arrived, in order, unchanged');
+  client.destroy();
+  stream.destroy();
 });
 
 t.test('over SPDY: an error on the error stream fails the stream with it', async (t) => {
