@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
+import { PassThrough, type Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { DirectStream } from '../src/direct-stream.js';
 import { readIntoReusedBuffer } from '../src/reused-reads.js';
@@ -23,15 +24,18 @@ async function socketPair(t: Test, options: net.ServerOpts = {}): Promise<[net.S
   return [socket, connected];
 }
 
-/** Reads `s` to its end with pauses, so that writers towards it queue; resolves with a digest. */
-function slowDigest(s: net.Socket): Promise<{ bytes: number; sha: string }> {
+/**
+ * Reads `s` to its end, pausing after every `every` pieces, so that writers towards it queue and
+ * what it buffered waits; resolves with the count and digest of what it read.
+ */
+function slowDigest(s: Readable, every = 8): Promise<{ bytes: number; sha: string }> {
   const hash = createHash('sha256');
   let bytes = 0;
   let reads = 0;
   s.on('data', (chunk: Buffer) => {
     hash.update(chunk);
     bytes += chunk.length;
-    if (++reads % 8 === 0) {
+    if (++reads % every === 0) {
       s.pause();
       setTimeout(() => s.resume(), 2);
     }
@@ -40,6 +44,37 @@ function slowDigest(s: net.Socket): Promise<{ bytes: number; sha: string }> {
     s.once('end', () => resolve({ bytes, sha: hash.digest('hex') }));
     s.once('error', reject);
   });
+}
+
+/** A direct tunnel's frame: the payload's length, then the payload. */
+function frame(payload: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(payload.length, 0);
+  return Buffer.concat([length, payload]);
+}
+
+/**
+ * Writes `count` data frames of random sizes up to `max` bytes and then the end frame, cutting
+ * every `split`-th frame inside its length so that it arrives across reads; the count and
+ * digest of the payloads.
+ */
+function sendFrames(peer: net.Socket, count: number, max: number, split = 0): { bytes: number; sha: string } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    const payload = randomBytes(1 + Math.floor(Math.random() * max));
+    hash.update(payload);
+    bytes += payload.length;
+    const framed = frame(payload);
+    if (split > 0 && i % split === 0) {
+      peer.write(framed.subarray(0, 2));
+      peer.write(framed.subarray(2));
+    } else {
+      peer.write(framed);
+    }
+  }
+  peer.write(Buffer.alloc(4));
+  return { bytes, sha: hash.digest('hex') };
 }
 
 /** Writes `total` random bytes to `s` and ends it; the digest of what was written. */
@@ -157,45 +192,24 @@ t.test('a direct stream over a socket passes frames from reused reads intact to 
   const done = splice(stream, out);
   const received = slowDigest(reader);
   // The peer's side of the framing, written by hand: a header, data frames of all sizes, the end.
-  const frame = (payload: Buffer): Buffer => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(payload.length, 0);
-    return Buffer.concat([length, payload]);
-  };
   peer.write(frame(Buffer.from(JSON.stringify({ session: 's1' }))));
   t.same(JSON.parse((await stream.header).toString()), { session: 's1' });
-  const hash = createHash('sha256');
-  let total = 0;
-  for (let i = 0; i < 400; i++) {
-    const payload = randomBytes(1 + Math.floor(Math.random() * 100_000));
-    hash.update(payload);
-    total += payload.length;
-    const framed = frame(payload);
-    // Split some frames inside their length, so that it arrives across reads.
-    if (i % 7 === 0) {
-      peer.write(framed.subarray(0, 2));
-      peer.write(framed.subarray(2));
-    } else {
-      peer.write(framed);
-    }
-  }
-  peer.write(Buffer.alloc(4));
-  const got = await received;
-  t.strictSame(got, { bytes: total, sha: hash.digest('hex') }, 'every byte arrived, in order, unchanged');
+  const sent = sendFrames(peer, 400, 100_000, 7);
+  t.strictSame(await received, sent, 'every byte arrived, in order, unchanged');
   stream.end();
   reader.end();
   peer.on('data', () => undefined);
   peer.end();
   const result = await done;
-  t.equal(result.aToB, total);
+  t.equal(result.aToB, sent.bytes);
 });
 
 t.test('a direct stream over a socket tells how much of what was written it still holds', async (t) => {
   const [raw] = await socketPair(t);
   const stream = new DirectStream(raw);
   t.equal(stream.pendingWriteBytes, 0);
-  const other = new DirectStream(new (await import('node:stream')).PassThrough());
-  t.equal(other.pendingWriteBytes, undefined, 'unknown over anything but a socket');
+  const other = new DirectStream(new PassThrough());
+  t.equal(other.pendingWriteBytes, undefined, 'unknown over a stream that cannot tell it');
   stream.destroy();
   other.destroy();
 });
@@ -206,35 +220,10 @@ t.test('a direct stream over a socket keeps intact what it buffered for a reader
   // The reader below hashes each piece as it comes and keeps none: all that may still refer to
   // bytes of a read is what the stream itself buffered.
   stream.setHolder(() => 0);
-  const frame = (payload: Buffer): Buffer => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(payload.length, 0);
-    return Buffer.concat([length, payload]);
-  };
   peer.write(frame(Buffer.from(JSON.stringify({ session: 's1' }))));
   await stream.header;
-  const sent = createHash('sha256');
-  let total = 0;
-  for (let i = 0; i < 300; i++) {
-    // Small frames, many to a read: most of them wait in the stream while its reader pauses.
-    const payload = randomBytes(1 + Math.floor(Math.random() * 3000));
-    sent.update(payload);
-    total += payload.length;
-    peer.write(frame(payload));
-  }
-  peer.write(Buffer.alloc(4));
-  const got = createHash('sha256');
-  let bytes = 0;
-  let pieces = 0;
-  stream.on('data', (piece: Buffer) => {
-    got.update(piece);
-    bytes += piece.length;
-    if (++pieces % 5 === 0) {
-      stream.pause();
-      setTimeout(() => stream.resume(), 1);
-    }
-  });
-  await once(stream, 'end');
-  t.strictSame({ bytes, sha: got.digest('hex') }, { bytes: total, sha: sent.digest('hex') }, 'every byte arrived, in order, unchanged');
+  // Small frames, many to a read: most of them wait in the stream while its reader pauses.
+  const sent = sendFrames(peer, 300, 3000);
+  t.strictSame(await slowDigest(stream, 5), sent, 'every byte arrived, in order, unchanged');
   stream.destroy();
 });
