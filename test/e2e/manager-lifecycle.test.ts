@@ -156,7 +156,16 @@ t.test('a client of another version is refused at connect, with the fix', async 
 t.test('the agent passes traffic to the app while the manager is gone, and finds it again', async (t) => {
   const local = await localServer(t);
   await cli.ok(['intercept', app, '--port', `${local.port}:http`], 300_000);
-  t.equal(await hostAnswering(), local.host, 'intercepted before the manager goes');
+  // The first intercept rolls the workload out: for a moment after it returns, the old pod may
+  // still be among the Service's endpoints in kube-proxy's rules (and refuse, as it stops).
+  await eventually(
+    async () => {
+      const h = await hostAnswering();
+      if (h !== local.host) throw new Error(`answered by ${h}`);
+    },
+    { timeoutMs: 20_000, intervalMs: 500, what: 'the workstation answering after the first intercept' },
+  );
+  t.pass('intercepted before the manager goes');
   const pods = (await podsOf()).map((p) => p.metadata.name);
 
   await scaleManager(0);
