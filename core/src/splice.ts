@@ -16,8 +16,9 @@ export interface SpliceResult {
  *
  * - Backpressure: a reader is paused while the other side's writer is full.
  * - Reused buffers: a socket whose bytes go to a writer that can tell when it no longer refers to
- *   them (a socket, or a stream declaring `pendingWriteBytes`) reads into one buffer, reused
- *   while each read's bytes are written at once (`readIntoReusedBuffer`), and is not corked.
+ *   them (a socket, or a stream declaring `pendingWriteBytes`) reads into a few buffers that it
+ *   fills again once the writer has sent their bytes (`readIntoReusedBuffer`), and the writer is
+ *   not corked.
  * - Batching: what one side delivers within one turn of the event loop goes out to a socket on
  *   the other side in one write, at the end of that turn. A port-forward stream hands over its
  *   pieces a few KiB at a time, and a socket writes each at once (on loopback it has room), at
