@@ -76,6 +76,17 @@ async function hostAnswering(): Promise<string> {
   return (await kube.kubectl(['-n', ns, 'exec', 'client', '--', 'node', '-e', script, `http://${app}.${ns}/`], { timeoutMs: 20_000 })).trim();
 }
 
+/** Resolves once a GET of the Service from inside the cluster is answered by `host`. */
+async function answeredBy(host: string, what: string): Promise<void> {
+  await eventually(
+    async () => {
+      const h = await hostAnswering();
+      if (h !== host) throw new Error(`answered by ${h}`);
+    },
+    { timeoutMs: 20_000, intervalMs: 500, what },
+  );
+}
+
 async function podsOf(): Promise<Pod[]> {
   const list = await kube.json<List<Pod>>(['-n', ns, 'get', 'pods', '-l', `app=${app}`]);
   return list.items.filter((p) => p.metadata.deletionTimestamp === undefined);
@@ -158,13 +169,7 @@ t.test('the agent passes traffic to the app while the manager is gone, and finds
   await cli.ok(['intercept', app, '--port', `${local.port}:http`], 300_000);
   // The first intercept rolls the workload out: for a moment after it returns, the old pod may
   // still be among the Service's endpoints in kube-proxy's rules (and refuse, as it stops).
-  await eventually(
-    async () => {
-      const h = await hostAnswering();
-      if (h !== local.host) throw new Error(`answered by ${h}`);
-    },
-    { timeoutMs: 20_000, intervalMs: 500, what: 'the workstation answering after the first intercept' },
-  );
+  await answeredBy(local.host, 'the workstation answering after the first intercept');
   t.pass('intercepted before the manager goes');
   const pods = (await podsOf()).map((p) => p.metadata.name);
 
@@ -194,13 +199,7 @@ t.test('the agent passes traffic to the app while the manager is gone, and finds
   );
   await cli.ok(['intercept', app, '--port', `${local.port}:http`], 120_000);
   t.same((await podsOf()).map((p) => p.metadata.name), pods, 'no rollout: the same pods');
-  await eventually(
-    async () => {
-      const h = await hostAnswering();
-      if (h !== local.host) throw new Error(`answered by ${h}`);
-    },
-    { timeoutMs: 20_000, intervalMs: 500, what: 'the workstation answering after the restart' },
-  );
+  await answeredBy(local.host, 'the workstation answering after the restart');
   t.pass('the intercept made after the restart reaches the workstation');
   await cli.ok(['leave', `${app}-${ns}`]);
 });
