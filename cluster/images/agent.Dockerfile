@@ -30,7 +30,7 @@ RUN grep -q '^[^:]*:[^:]*:1000:' /etc/passwd || echo 'traffic-agent:x:1000:1000:
 USER 1000:1000
 # the agent API (/healthz); intercepted ports follow it (9901, ...)
 EXPOSE 9900
-# No --enable-source-maps here, unlike the manager: Node 18 parses the whole map at start-up,
+# No --enable-source-maps here, unlike the manager: Node parses the whole map at start-up,
 # which costs the sidecar of every intercepted pod over 38 MB. The bundle is not minified, so
 # its stack traces stay readable; the map is still in the image for offline use.
 # --max-semi-space-size: V8 grows its young generation up to 3 x 16 MB under load and never

