@@ -78,8 +78,8 @@ export interface KubeApi {
   listEvents(namespace: string, involvedName?: string): Promise<CoreV1Event[]>;
   /** Every `telepresence-agents` ConfigMap of every namespace; starts with ADDED for each existing one. */
   watchAgentConfigMaps(onEvent: (e: AgentsConfigMapEvent) => void): StopWatch;
-  /** The pods of a namespace. */
-  watchPods(namespace: string, onEvent: (e: PodEvent) => void): StopWatch;
+  /** The pods of a namespace, or only those with every label of `labels` when given. */
+  watchPods(namespace: string, onEvent: (e: PodEvent) => void, labels?: Readonly<Record<string, string>>): StopWatch;
 }
 
 /** How many times a ConfigMap write is retried after a conflict (someone else wrote in between). */
@@ -306,8 +306,9 @@ export class ClientNodeKubeApi implements KubeApi {
     );
   }
 
-  watchPods(namespace: string, onEvent: (e: PodEvent) => void): StopWatch {
-    return this.#watchForever(`/api/v1/namespaces/${namespace}/pods`, {}, (type, pod: V1Pod) => onEvent({ type, pod }));
+  watchPods(namespace: string, onEvent: (e: PodEvent) => void, labels?: Readonly<Record<string, string>>): StopWatch {
+    const query: Record<string, string> = labels === undefined ? {} : { labelSelector: selectorString(labels) };
+    return this.#watchForever(`/api/v1/namespaces/${namespace}/pods`, query, (type, pod: V1Pod) => onEvent({ type, pod }));
   }
 
   /**

@@ -148,7 +148,7 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
 
   let podName: string;
   try {
-    podName = await waitForAgent(deps, ref, name, hash, progress, signal);
+    podName = await waitForAgent(deps, ref, workload.object.spec?.selector?.matchLabels, name, hash, progress, signal);
   } catch (err: unknown) {
     // Leave nothing behind: put back what was there (the watcher then rolls the pods back).
     if (wrote) {
@@ -168,11 +168,15 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
 
 /**
  * Resolves with the name of a Ready pod with the hash whose agent has arrived, once no live pod of
- * the workload lacks the agent.
+ * the workload lacks the agent. It looks again whenever an agent arrives or leaves and whenever
+ * one of the workload's pods changes (a watch on `labels`, its selector), so that the answer
+ * follows the pod that turns Ready or the last old pod that goes; a poll covers a watch that is
+ * being re-opened.
  */
 function waitForAgent(
   deps: PrepareDeps,
   ref: ReturnType<typeof refOf>,
+  labels: Readonly<Record<string, string>> | undefined,
   name: string,
   hash: string,
   progress: (line: string) => void,
@@ -191,6 +195,7 @@ function waitForAgent(
       cancelPoll();
       cancelDeadline();
       unsubscribe();
+      stopPodWatch();
       signal?.removeEventListener('abort', onAbort);
       if (err !== undefined) reject(err);
       else resolve(pod ?? '');
@@ -244,6 +249,8 @@ function waitForAgent(
       finish(new TpError('cluster', 'agent-timeout', `timed out after ${Math.round(deps.timeoutMs / 1000)} s waiting for the traffic-agent of ${name}`)),
     );
     const unsubscribe = state.onAgentsChanged(() => void check());
+    // A selector that selects nothing lists no pods either: the poll then reports that.
+    const stopPodWatch = labels !== undefined && Object.keys(labels).length > 0 ? kube.watchPods(ref.namespace, () => void check(), labels) : () => undefined;
     const onAbort = (): void => finish(new TpError('cluster', 'cancelled', `the prepare of ${name} was cancelled`));
     signal?.addEventListener('abort', onAbort);
     if (signal?.aborted === true) onAbort();

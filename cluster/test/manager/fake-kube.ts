@@ -16,6 +16,7 @@ export class FakeKube implements KubeApi {
   /** Called on every restartWorkload, after it is recorded (tests simulate the rollout here). */
   onRestart: (ref: WorkloadRefKey, at: string) => void = () => undefined;
   readonly #mapWatchers = new Set<(e: AgentsConfigMapEvent) => void>();
+  readonly #podWatchers = new Set<{ namespace: string; onEvent: (e: PodEvent) => void; labels: Readonly<Record<string, string>> | undefined }>();
 
   setPods(ref: WorkloadRefKey, pods: KubePod[]): void {
     this.pods.set(key(ref), pods);
@@ -80,8 +81,25 @@ export class FakeKube implements KubeApi {
     return () => this.#mapWatchers.delete(onEvent);
   }
 
-  watchPods(_namespace: string, _onEvent: (e: PodEvent) => void): StopWatch {
-    return () => undefined;
+  watchPods(namespace: string, onEvent: (e: PodEvent) => void, labels?: Readonly<Record<string, string>>): StopWatch {
+    const watcher = { namespace, onEvent, labels };
+    this.#podWatchers.add(watcher);
+    return () => this.#podWatchers.delete(watcher);
+  }
+
+  /** How many pod watches are open. */
+  get podWatches(): number {
+    return this.#podWatchers.size;
+  }
+
+  /** Tells the pod watches of the pod's namespace whose labels it has about a change to it. */
+  emitPod(type: PodEvent['type'], pod: KubePod): void {
+    const labels = pod.metadata?.labels ?? {};
+    for (const w of this.#podWatchers) {
+      if (w.namespace !== pod.metadata?.namespace) continue;
+      if (Object.entries(w.labels ?? {}).some(([k, v]) => labels[k] !== v)) continue;
+      w.onEvent({ type, pod });
+    }
   }
 
   #emit(e: AgentsConfigMapEvent): void {
@@ -96,6 +114,7 @@ export interface PodOptions {
   hash?: string;
   deleting?: boolean;
   created?: Date;
+  labels?: Record<string, string>;
 }
 
 /** A pod of a test workload. */
@@ -105,6 +124,7 @@ export function pod(name: string, o: PodOptions = {}, namespace = 'default'): Ku
     metadata: {
       name,
       namespace,
+      ...(o.labels === undefined ? {} : { labels: o.labels }),
       annotations: o.hash === undefined ? {} : { 'telepresence.io/agent-config-hash': o.hash },
       creationTimestamp: o.created,
       deletionTimestamp: o.deleting === true ? new Date() : undefined,

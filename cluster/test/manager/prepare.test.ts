@@ -71,6 +71,30 @@ t.test('rolls out, waits for a ready pod whose agent arrived, and resolves the s
   t.equal(clock.pending, 1, 'the prepare’s timers are cancelled: only the agent session’s expiry is left');
 });
 
+t.test('a change to one of the workload’s pods is seen at once, not at the next poll', async (t) => {
+  const { kube, state, deps, hash, progress, clock } = setup();
+  kube.setPods(webRef, [pod('web-old')]);
+  kube.onRestart = () => kube.setPods(webRef, [pod('web-old'), pod('web-new', { agent: true, hash, ready: false })]);
+  const result = prepareIntercept(deps, spec(), progress);
+  let settled = false;
+  void result.then(() => (settled = true));
+  await flush();
+  t.equal(kube.podWatches, 1, 'the workload’s pods are watched while the prepare waits');
+  state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
+  await flush();
+  t.notOk(settled, 'the new pod is not ready and the old one still serves');
+  // The new pod turns Ready and the old one goes, with no time passing on the clock.
+  const fresh = pod('web-new', { agent: true, hash, labels: { app: 'web' } });
+  kube.setPods(webRef, [pod('web-old', { deleting: true }), fresh]);
+  kube.emitPod('MODIFIED', pod('elsewhere', { labels: { app: 'other' } }));
+  await flush();
+  t.notOk(settled, 'a pod of another workload is not the workload’s change');
+  kube.emitPod('MODIFIED', fresh);
+  t.equal((await result).podName, 'web-new');
+  t.equal(kube.podWatches, 0, 'the watch is stopped once the prepare is done');
+  t.equal(clock.pending, 1, 'and so are its timers: only the agent session’s expiry is left');
+});
+
 t.test('with several replicas, waits until no live pod is left without the agent', async (t) => {
   const { kube, state, deps, hash, lines, progress, clock } = setup();
   kube.setPods(webRef, [pod('web-old-1'), pod('web-old-2')]);
