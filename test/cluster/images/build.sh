@@ -268,7 +268,9 @@ prereq_base_node() {
 make_base_node() {
   local h=$1 ref=$2 ctx
   ctx="$img_cache/work/base-node.$$"
-  rm -rf "$ctx" && mkdir -p "$ctx"
+  # Contexts left by an interrupted or failed build (builds are serialized by the lock).
+  rm -rf "$img_cache"/work/base-node.*
+  mkdir -p "$ctx"
   cp "$here/base-node/Dockerfile" "$(node_binary)" "$ctx/"
   docker_build "$ref" "$h" "$ctx" --build-arg "BASE_IMAGE=$(tp_image_ref base-debian)"
   rm -rf "$ctx"
