@@ -14,6 +14,7 @@ export { Daemon, checkManagerVersion, majorMinor, type ConnectArgs, type DaemonD
 export { runDaemon, type RunDaemonOptions } from './daemon/run.js';
 export { detachedDaemonLauncher, type DaemonLauncher } from './daemon/launcher.js';
 export { daemonLogPath, daemonSocketPath, cacheDir } from './daemon/paths.js';
+export { LOCAL_HOST, localPortRefuses } from './daemon/local-dial.js';
 export type { ManagerConnection, ManagerConnector } from './daemon/manager-connection.js';
 export type { Logger } from './daemon/logger.js';
 // The wire types front ends handle, so that they need not depend on the proto package themselves.

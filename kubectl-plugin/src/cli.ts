@@ -8,10 +8,16 @@ import { globalOptions, type GlobalOptions } from './global-options.js';
 /** The name users type; yargs shows it in usage lines. */
 export const SCRIPT_NAME = 'kubectl telepresence';
 
-const HELP_HINT = `run \`${SCRIPT_NAME} --help\` for usage`;
+/** Where to read about a bad command line: the help of the verb it used, when it used one. */
+function helpHint(args: readonly string[], verbs: ReadonlySet<string>): string {
+  const verb = args.find((a) => verbs.has(a));
+  return `run \`${SCRIPT_NAME}${verb === undefined ? '' : ` ${verb}`} --help\` for usage`;
+}
 
 /** Builds the yargs parser with the global options and every command registered. */
 export function buildParser(args: readonly string[], deps: CommandDeps): Argv<GlobalOptions> {
+  const registered = commands(deps);
+  const verbs = new Set(registered.map((c) => String(c.command).split(' ')[0] ?? ''));
   let parser = yargs([...args])
     .scriptName(SCRIPT_NAME)
     .options(globalOptions)
@@ -26,10 +32,10 @@ export function buildParser(args: readonly string[], deps: CommandDeps): Argv<Gl
       // yargs calls this for its own validation (message set) and for errors thrown by handlers.
       // Some of its messages span lines; ours are one line.
       const oneLine = (message ?? 'invalid command line').replace(/\s*\n\s*/g, ' ');
-      throw err ?? new TpError('user', 'bad-usage', oneLine, { hint: HELP_HINT });
+      throw err ?? new TpError('user', 'bad-usage', oneLine, { hint: helpHint(args, verbs) });
     })
     .wrap(null) as Argv<GlobalOptions>;
-  for (const command of commands(deps)) {
+  for (const command of registered) {
     parser = parser.command(command);
   }
   return parser;

@@ -56,7 +56,7 @@ export function dockerRunArgs(outcome: InterceptOutcome, launch: Extract<Launch,
   for (const name of Object.keys(env).sort()) out.push('-e', name);
   const localPort = outcome.spec?.localPort ?? 0;
   const containerPort = outcome.target?.containerPort !== undefined && outcome.target.containerPort > 0 ? outcome.target.containerPort : localPort;
-  // The daemon dials 127.0.0.1:<local port>; the app listens on the port it has in the pod.
+  // The daemon dials the loopback, 127.0.0.1 first; the app listens on the port it has in the pod.
   out.push('-p', `127.0.0.1:${localPort}:${containerPort}`);
   if (remote !== undefined && remote.mountPoint !== '') {
     out.push('-v', `${remote.mountPoint}:${launch.dockerMount ?? remote.mountPoint}`);

@@ -9,6 +9,7 @@ import {
   daemonLogPath,
   daemonSocketPath,
   detachedDaemonLauncher,
+  localPortRefuses,
   nodeProcessRunner,
   openDaemon,
   runDaemon,
@@ -37,6 +38,7 @@ const deps: CommandDeps = {
   kube: createKubeApi,
   processes: nodeProcessRunner,
   processEnv: process.env,
+  localPortRefuses,
   daemon: ({ start }) => openDaemon({ socketPath, logPath, start: start ? detachedDaemonLauncher(cliPath, logPath) : undefined }),
   runDaemon: async () => {
     const stop = new AbortController();

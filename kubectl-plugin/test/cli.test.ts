@@ -4,11 +4,13 @@ import { fakeEnv } from './fixtures/fake-deps.js';
 import { run } from '../src/cli.js';
 import { BufferIo } from './fixtures/buffer-io.js';
 
-const usageErrors: ReadonlyArray<{ name: string; args: string[]; message: RegExp }> = [
-  { name: 'no command', args: [], message: /no command given/ },
-  { name: 'unknown command', args: ['frobnicate'], message: /Unknown argument: frobnicate/ },
-  { name: 'unknown option', args: ['version', '--frob'], message: /Unknown argument/ },
-  { name: 'bad --output', args: ['version', '--output', 'yaml'], message: /Invalid values/ },
+/** Each with the help its hint points to: the command's own when one was named. */
+const usageErrors: ReadonlyArray<{ name: string; args: string[]; message: RegExp; help: string }> = [
+  { name: 'no command', args: [], message: /no command given/, help: 'kubectl telepresence --help' },
+  { name: 'unknown command', args: ['frobnicate'], message: /Unknown argument: frobnicate/, help: 'kubectl telepresence --help' },
+  { name: 'unknown option', args: ['version', '--frob'], message: /Unknown argument/, help: 'kubectl telepresence version --help' },
+  { name: 'bad --output', args: ['version', '--output', 'yaml'], message: /Invalid values/, help: 'kubectl telepresence version --help' },
+  { name: 'intercept without --port', args: ['-n', 'shop', 'intercept', 'web'], message: /Missing required argument: port/, help: 'kubectl telepresence intercept --help' },
 ];
 
 for (const c of usageErrors) {
@@ -20,7 +22,7 @@ for (const c of usageErrors) {
     const lines = io.stderr.trimEnd().split('\n');
     t.match(lines[0], /^telepresence: /, 'one message line');
     t.match(lines[0], c.message);
-    t.equal(lines[1], 'hint: run `kubectl telepresence --help` for usage', 'then a hint');
+    t.equal(lines[1], `hint: run \`${c.help}\` for usage`, 'then a hint to the help that applies');
     t.equal(lines.length, 2);
   });
 }

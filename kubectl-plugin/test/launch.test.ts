@@ -55,8 +55,11 @@ t.test('docker run gets the environment by name, the volumes and the port', (t) 
 t.test('intercept -- cmd: runs it with the environment, then leaves, and exits with its status', async (t) => {
   const env = withIntercept();
   env.processes.exit = { exitCode: 3, signal: null };
+  // The command is what will listen: no note that nothing does yet.
+  env.refusedPorts.add(8080);
   const res = await runCli(env, ['intercept', 'echo', '--port', '8080', '--env-file', 'echo.env', '--', 'node', 'server.js']);
   t.equal(res.code, 3, "the command's exit status");
+  t.notMatch(res.stderr, /nothing listens/, 'no note about the port the command will take');
   t.equal(res.stdout, '', 'stdout is left to the command');
   t.match(res.stderr, /Volume mount {3}: \/tmp\/tp-echo/, 'the intercept is reported on stderr');
   t.strictSame(env.daemon.interceptOptions, { mount: true, mountPoint: '', envFile: '/home/alice/echo.env', envJson: '', mountAllowOther: false });

@@ -96,12 +96,12 @@ async function hostAnswering(url: string): Promise<string> {
 }
 
 /** A server on the workstation that says who it is. */
-async function localServer(t: Test): Promise<{ port: number; host: string }> {
+async function localServer(t: Test, address = '127.0.0.1'): Promise<{ port: number; host: string }> {
   const server: Server = createServer((_req, res) => {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ host: name }));
   });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  await new Promise<void>((ok) => server.listen(0, address, ok));
   const port = (server.address() as AddressInfo).port;
   const name = `workstation-${port}`;
   t.teardown(() => new Promise<void>((ok) => server.close(() => ok())));
@@ -324,6 +324,33 @@ t.test('a second intercept of the same workload needs no rollout', async (t) => 
   t.equal(again.exitCode, 2, 'a second intercept to the same local port is a user error');
   t.match(again.stderr, new RegExp(`${local.port}`), 'naming the port');
 
+  await cli.ok(['leave', `web-${ns}`]);
+});
+
+/** Whether this host has an IPv6 loopback to listen on. */
+const hasIpv6Loopback = await new Promise<boolean>((resolve) => {
+  const probe = createServer();
+  probe.once('error', () => resolve(false));
+  probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+});
+
+t.test('a port where nothing listens is noted; a process that listens on ::1 alone gets the traffic', async (t) => {
+  const idle = createServer();
+  await new Promise<void>((ok) => idle.listen(0, '127.0.0.1', ok));
+  const nobody = (idle.address() as AddressInfo).port;
+  await new Promise<void>((ok) => idle.close(() => ok()));
+  const noted = await cli.run(['intercept', 'web', '--port', `${nobody}:http`, '--mount=false']);
+  t.equal(noted.exitCode, 0, 'the intercept is made all the same');
+  t.match(noted.stderr, new RegExp(`note: nothing listens on localhost:${nobody} `), 'with a note that nothing listens there yet');
+  await cli.ok(['leave', `web-${ns}`]);
+
+  if (!hasIpv6Loopback) {
+    t.comment('this host has no IPv6 loopback: the ::1 case cannot be tried here');
+    return;
+  }
+  const v6 = await localServer(t, '::1');
+  await cli.ok(['intercept', 'web', '--port', `${v6.port}:http`, '--mount=false'], 120_000);
+  t.equal(await hostAnswering(`http://web.${ns}/`), v6.host, 'answered by the process on [::1]');
   await cli.ok(['leave', `web-${ns}`]);
 });
 

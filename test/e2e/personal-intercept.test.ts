@@ -284,7 +284,7 @@ t.test('list and status show each intercept\'s headers and owner', async (t) => 
     ],
     'status lists the daemon\'s own intercepts with their headers',
   );
-  t.match(await alice.ok(['status']), /web-alice: web requests with \[x-user=alice\] -> 127\.0\.0\.1:\d+, by \S+@\S+/, 'status text names headers and owner');
+  t.match(await alice.ok(['status']), /web-alice: web requests with \[x-user=alice\] -> localhost:\d+, by \S+@\S+/, 'status text names headers and owner');
 });
 
 t.test('conflicts: a global intercept, or the same headers again, name the holder', async (t) => {

@@ -336,7 +336,7 @@ export class Daemon {
   }
 
   private dial(s: Session, dial: DialRequest): void {
-    this.deps.log('debug', `dial ${dial.connectionId} from ${dial.source} to 127.0.0.1:${dial.localPort}`);
+    this.deps.log('debug', `dial ${dial.connectionId} from ${dial.source} to localhost:${dial.localPort}`);
     this.relayedConnections++;
     const mgr = s.conn.manager;
     const done = runTunnel(() => mgr.tunnel(), s.info.sessionId, dial, this.deps.log);

@@ -11,11 +11,10 @@
  */
 import { DirectStream, parseHeader } from '../direct-stream.js';
 import type { AgentInfo, InterceptInfo } from '@telepresence-ts/proto/manager/v1';
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { splice, spliceSocketOptions } from '../splice.js';
 import type { Logger } from './logger.js';
-import { LOCAL_HOST } from './tunnel.js';
+import { connectLocal, describeLocalDialError, LOCAL_HOST } from './local-dial.js';
 
 /** Enough for a browser's burst of parallel connections; each is one port-forward stream. */
 export const STREAMS_PER_POD = 4;
@@ -259,7 +258,11 @@ export class DirectTunnels {
     const tag = `direct tunnel (${String(source)} -> ${LOCAL_HOST}:${localPort})`;
     this.#deps.log('debug', `${tag}: open`);
     this.#deps.onConnection?.();
-    const socket = net.connect({ host: LOCAL_HOST, port: localPort, allowHalfOpen: true, noDelay: true, ...spliceSocketOptions });
+    const socket = connectLocal(localPort, { allowHalfOpen: true, noDelay: true, ...spliceSocketOptions });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      // The user's process not listening is worth a line of its own; splice reports the rest.
+      if (err.code === 'ECONNREFUSED') this.#deps.log('warn', `${tag}: ${describeLocalDialError(err, localPort)}`);
+    });
     void splice(socket, stream).then((result) => {
       this.#deps.log('debug', `${tag}: closed, ${result.aToB} bytes out, ${result.bToA} in${result.error !== undefined ? ` (${result.error.message})` : ''}`);
     });

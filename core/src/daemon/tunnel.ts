@@ -4,16 +4,14 @@
  * half-close (`close` from the manager ends our writes to the socket; the socket's EOF becomes our
  * `close`). See the Tunnels section of manager.proto.
  */
-import net from 'node:net';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { DialRequest, TunnelMessage } from '@telepresence-ts/proto/manager/v1';
+import { connectLocal, describeLocalDialError, LOCAL_HOST } from './local-dial.js';
 import type { Logger } from './logger.js';
 
 /** Opens the Tunnel stream (the manager client's `tunnel()`). */
 export type OpenTunnel = () => ClientDuplexStream<TunnelMessage, TunnelMessage>;
 
-/** Where intercepted traffic goes: the user's process on this host. */
-export const LOCAL_HOST = '127.0.0.1';
 
 /** Runs one tunnel; resolves when both directions are done. */
 export function runTunnel(openTunnel: OpenTunnel, sessionId: string, dial: DialRequest, log: Logger): Promise<void> {
@@ -21,7 +19,7 @@ export function runTunnel(openTunnel: OpenTunnel, sessionId: string, dial: DialR
   const call = openTunnel();
   call.write({ open: { sessionId, connectionId: dial.connectionId, interceptId: dial.interceptId } });
   // allowHalfOpen: the app may finish sending before it has read everything (and vice versa).
-  const socket = net.connect({ host: LOCAL_HOST, port: dial.localPort, allowHalfOpen: true, noDelay: true });
+  const socket = connectLocal(dial.localPort, { allowHalfOpen: true, noDelay: true });
   let sentClose = false;
   let receivedClose = false;
   let callDone = false;
@@ -50,8 +48,9 @@ export function runTunnel(openTunnel: OpenTunnel, sessionId: string, dial: DialR
   });
   socket.on('end', () => sendClose(''));
   socket.on('error', (err) => {
-    log('warn', `${tag}: ${err.message}`);
-    sendClose(err.message);
+    const problem = describeLocalDialError(err, dial.localPort);
+    log('warn', `${tag}: ${problem}`);
+    sendClose(problem);
     socket.destroy();
   });
 

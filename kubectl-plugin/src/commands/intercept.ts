@@ -1,4 +1,4 @@
-import { TpError, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
+import { LOCAL_HOST, TpError, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { connectedDaemon } from '../connection.js';
 import type { GlobalOptions } from '../global-options.js';
@@ -81,7 +81,7 @@ export function formatInterceptText(ii: InterceptInfo): string {
     `Using ${ii.spec?.workloadKind !== undefined && ii.spec.workloadKind !== '' ? ii.spec.workloadKind : 'workload'} ${ii.spec?.workloadName ?? ''}`,
     `   Intercept name : ${ii.spec?.name ?? ''}`,
     `   State          : ${dispositionName(ii.disposition)}${ii.message !== '' ? ` (${ii.message})` : ''}`,
-    `   Destination    : 127.0.0.1:${ii.spec?.localPort ?? 0}`,
+    `   Destination    : ${LOCAL_HOST}:${ii.spec?.localPort ?? 0}`,
     `   Requests       : ${describeHeaders(ii)}`,
   ];
   // The target is resolved by the manager; an older or partial answer may lack it.
@@ -134,6 +134,12 @@ export function interceptCommand(deps: CommandDeps): AnyCommand {
         // With a process to run, the result goes to stderr: stdout is the process's.
         const out = launch === undefined ? deps.io : { out: (text: string) => deps.io.err(text), err: (text: string) => deps.io.err(text) };
         print(out, argv.output, { ...interceptJson(info), ...remoteJson(info.remote) }, () => formatInterceptText(info) + formatRemoteText(info.remote));
+        // A launched command starts listening after this; anyone else should already.
+        if (launch === undefined && (await deps.localPortRefuses(spec.localPort))) {
+          deps.io.err(
+            `note: nothing listens on ${LOCAL_HOST}:${spec.localPort} (127.0.0.1 or ::1) yet; intercepted connections are refused until your service does\n`,
+          );
+        }
         if (launch !== undefined) {
           const code = await runIntercepted({ processes: deps.processes, env: deps.processEnv }, daemon, info, launch);
           if (code !== 0) throw new ExitStatus(code);

@@ -1,4 +1,4 @@
-import { InterceptDisposition, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
+import { InterceptDisposition, LOCAL_HOST, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { connectedDaemon } from '../connection.js';
 import { print, table } from '../output.js';
@@ -64,7 +64,7 @@ export function formatListText(res: ListResponse): string {
   const rows: string[][] = [['NAME', 'KIND', 'READY', 'AGENT', 'INTERCEPTED']];
   for (const w of res.workloads) {
     const intercepted = w.intercepts
-      .map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName}${headersSuffix(ii)} -> 127.0.0.1:${ii.spec?.localPort ?? 0} (${dispositionName(ii.disposition)})`)
+      .map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName}${headersSuffix(ii)} -> ${LOCAL_HOST}:${ii.spec?.localPort ?? 0} (${dispositionName(ii.disposition)})`)
       .join(', ');
     rows.push([w.name, w.kind, `${w.readyReplicas}/${w.replicas}`, w.agentState, intercepted === '' ? '-' : intercepted]);
   }

@@ -1,4 +1,4 @@
-import { ConnectionState, type ConnectionStatus, type DaemonApi, type InterceptInfo } from '@telepresence-ts/core';
+import { ConnectionState, LOCAL_HOST, type ConnectionStatus, type DaemonApi, type InterceptInfo } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { print } from '../output.js';
 import { connectionJson } from './connect.js';
@@ -30,7 +30,7 @@ function interceptLines(intercepts: readonly InterceptInfo[]): string[] {
     'Intercepts:',
     ...intercepts.map((ii) => {
       const what = (ii.spec?.headers.length ?? 0) === 0 ? 'all requests' : `requests with${headersSuffix(ii)}`;
-      return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} ${what} -> 127.0.0.1:${ii.spec?.localPort ?? 0}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
+      return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} ${what} -> ${LOCAL_HOST}:${ii.spec?.localPort ?? 0}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
     }),
   ];
 }

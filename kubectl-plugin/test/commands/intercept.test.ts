@@ -37,6 +37,22 @@ t.test('intercept: progress on stderr, the result on stdout', async (t) => {
   t.matchSnapshot(res.stdout, 'text');
 });
 
+t.test('intercept: a note when nothing listens on the local port yet', async (t) => {
+  const env = fakeEnv();
+  env.refusedPorts.add(8080);
+  const res = await runCli(env, ['intercept', 'echo', '--port', '8080:http']);
+  t.equal(res.code, 0, 'the intercept stands');
+  t.match(res.stderr, /\nnote: nothing listens on localhost:8080 \(127\.0\.0\.1 or ::1\) yet; intercepted connections are refused until your service does\n$/);
+  t.match(res.stdout, /Destination {4}: localhost:8080/, 'the result as usual');
+});
+
+t.test('intercept: no such note when something listens', async (t) => {
+  const env = fakeEnv();
+  env.refusedPorts.add(9999);
+  const res = await runCli(env, ['intercept', 'echo', '--port', '8080:http']);
+  t.notMatch(res.stderr, /note:/);
+});
+
 t.test('intercept -o json', async (t) => {
   const res = await runCli(fakeEnv(), ['intercept', 'echo', '-p', '8080', '-o', 'json']);
   t.matchSnapshot(JSON.parse(res.stdout), 'json');
@@ -59,7 +75,7 @@ t.test('--port is required', async (t) => {
 t.test('an intercept without a resolved target prints no target lines', (t) => {
   const text = formatInterceptText({ ...interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] }), target: undefined });
   t.notMatch(text, /Service port|Container/);
-  t.match(text, /Destination {4}: 127\.0\.0\.1:8080/);
+  t.match(text, /Destination {4}: localhost:8080/);
   t.end();
 });
 

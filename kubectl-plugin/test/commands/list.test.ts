@@ -48,7 +48,7 @@ t.test('list shows each intercept\'s headers and owner', async (t) => {
   const bob = { ...interceptInfo({ ...spec, localPort: 9090, headers: [{ name: 'x-user', value: 'bob' }, { name: 'x-team', value: 'red' }] }), id: 'sess-2:echo-default', clientName: 'bob@desk' };
   env.daemon.listResponse = { workloads: [{ name: 'echo', namespace: 'default', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [alice, bob] }] };
   const text = (await runCli(env, ['list'])).stdout;
-  t.match(text, 'echo-default by alice@laptop [x-user=alice] -> 127.0.0.1:8080 (ACTIVE), echo-default by bob@desk [x-user=bob x-team=red] -> 127.0.0.1:9090 (ACTIVE)');
+  t.match(text, 'echo-default by alice@laptop [x-user=alice] -> localhost:8080 (ACTIVE), echo-default by bob@desk [x-user=bob x-team=red] -> localhost:9090 (ACTIVE)');
   env.io.stdout = '';
   const json = JSON.parse((await runCli(env, ['list', '-o', 'json'])).stdout) as { workloads: Array<{ intercepts: Array<{ client: string; headers: unknown }> }> };
   t.strictSame(

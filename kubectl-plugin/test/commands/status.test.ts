@@ -26,7 +26,7 @@ t.test('status shows the daemon\'s intercepts with their headers and owner', asy
   const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [{ name: 'x-user', value: 'alice' }] };
   env.daemon.intercepts_ = [interceptInfo(spec), interceptInfo({ ...spec, name: 'api', workloadName: 'api', localPort: 9000, headers: [] })];
   const text = (await runCli(env, ['status'])).stdout;
-  t.match(text, 'Intercepts:\n   echo-default: echo requests with [x-user=alice] -> 127.0.0.1:8080, by alice@laptop (ACTIVE)\n   api: api all requests -> 127.0.0.1:9000, by alice@laptop (ACTIVE)\n');
+  t.match(text, 'Intercepts:\n   echo-default: echo requests with [x-user=alice] -> localhost:8080, by alice@laptop (ACTIVE)\n   api: api all requests -> localhost:9000, by alice@laptop (ACTIVE)\n');
   env.io.stdout = '';
   const json = JSON.parse((await runCli(env, ['status', '-o', 'json'])).stdout) as { intercepts: Array<{ name: string; client: string; headers: unknown }> };
   t.strictSame(

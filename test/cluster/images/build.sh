@@ -250,7 +250,7 @@ hash_base_node() {
 }
 
 prereq_base_node() {
-  local bin dir tgz
+  local bin dir tgz got
   bin=$(node_binary)
   [ -x "$bin" ] && return 0
   dir=$(dirname "$bin")
@@ -259,7 +259,13 @@ prereq_base_node() {
   npm pack --silent --pack-destination "$dir.tmp" "$(node_package)" >/dev/null
   tgz=$(ls "$dir.tmp"/*.tgz)
   tar -xzf "$tgz" -C "$dir.tmp" package/bin/node
-  "$dir.tmp/package/bin/node" --version | grep -qx "v$NODE_VERSION"
+  got=$("$dir.tmp/package/bin/node" --version 2>&1 || true)
+  if [ "$got" != "v$NODE_VERSION" ]; then
+    echo "[images] $(node_package) from the npm registry reports '$got', not v$NODE_VERSION;" \
+      "check NODE_VERSION in test/cluster/lib/versions.sh and the registry npm uses (npm config get registry)" >&2
+    rm -rf "$dir.tmp"
+    return 1
+  fi
   rm -rf "$dir" && mkdir -p "$dir"
   mv "$dir.tmp/package/bin/node" "$bin"
   rm -rf "$dir.tmp"

@@ -31,7 +31,7 @@ exports[`kubectl-plugin/test/commands/intercept.test.ts > TAP > intercept: progr
 Using Deployment echo
    Intercept name : echo-default
    State          : ACTIVE
-   Destination    : 127.0.0.1:8080
+   Destination    : localhost:8080
    Requests       : all (global intercept)
    Service port   : echo:http (80)
    Container      : echo:8080

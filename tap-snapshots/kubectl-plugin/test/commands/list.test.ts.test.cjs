@@ -47,7 +47,7 @@ Object {
 
 exports[`kubectl-plugin/test/commands/list.test.ts > TAP > list prints a table > text 1`] = `
 NAME  KIND         READY  AGENT      INTERCEPTED
-echo  Deployment   1/1    installed  echo-default by alice@laptop -> 127.0.0.1:8080 (ACTIVE)
+echo  Deployment   1/1    installed  echo-default by alice@laptop -> localhost:8080 (ACTIVE)
 db    StatefulSet  0/1    none       -
 
 `
