@@ -37,7 +37,10 @@ export interface AgentIntercept {
   containerPortName: string;
   /** The app's port number in the pod's network namespace. */
   containerPort: number;
-  /** Where the agent listens; unique within the pod. */
+  /**
+   * Where the agent listens: one port per app port. Service ports that lead to the same container
+   * port share it (their connections are alike once in the pod); other intercepts never do.
+   */
   agentPort: number;
 }
 
@@ -111,7 +114,8 @@ export function parseAgentConfig(key: string, text: string): AgentConfig {
   }
   if (!isPort(raw['managerPort']) || !isPort(raw['agentApiPort'])) throw new AgentConfigError(key, 'managerPort and agentApiPort must be ports');
   if (!Array.isArray(raw['containers'])) throw new AgentConfigError(key, 'containers must be a list');
-  const agentPorts = new Set<number>([raw['agentApiPort']]);
+  // Each agent port and the app port it serves (`container:port`); the API port serves none.
+  const agentPorts = new Map<number, string>([[raw['agentApiPort'], '']]);
   for (const c of raw['containers'] as unknown[]) {
     if (!isRecord(c) || typeof c['name'] !== 'string' || !Array.isArray(c['intercepts'])) {
       throw new AgentConfigError(key, 'every container needs a name and a list of intercepts');
@@ -120,8 +124,12 @@ export function parseAgentConfig(key: string, text: string): AgentConfig {
       if (!isRecord(ic) || !isPort(ic['containerPort']) || !isPort(ic['agentPort']) || !isPort(ic['servicePort'])) {
         throw new AgentConfigError(key, `container ${c['name']}: every intercept needs servicePort, containerPort and agentPort`);
       }
-      if (agentPorts.has(ic['agentPort'])) throw new AgentConfigError(key, `agent port ${ic['agentPort']} is used twice`);
-      agentPorts.add(ic['agentPort']);
+      const appPort = `${String(c['name'])}:${ic['containerPort']}`;
+      const served = agentPorts.get(ic['agentPort']);
+      if (served !== undefined && served !== appPort) {
+        throw new AgentConfigError(key, `agent port ${ic['agentPort']} is used for two different app ports`);
+      }
+      agentPorts.set(ic['agentPort'], appPort);
     }
   }
   return raw as unknown as AgentConfig;

@@ -12,14 +12,23 @@ export interface ForwardRoute {
   readonly label: string;
 }
 
-/** Every route of a configuration: one per intercept entry, across all containers. */
+/**
+ * Every route of a configuration: one per agent port, across all containers. Service ports that
+ * lead to the same app port share an agent port, and so one route, labelled with them all.
+ */
 export function forwardRoutes(config: AgentConfig): ForwardRoute[] {
-  return allIntercepts(config).map(({ container, intercept }) => ({
-    containerName: container.name,
-    containerPort: intercept.containerPort,
-    agentPort: intercept.agentPort,
-    label: `${intercept.serviceName}:${intercept.servicePortName !== '' ? intercept.servicePortName : String(intercept.servicePort)}`,
-  }));
+  const routes = new Map<number, ForwardRoute>();
+  for (const { container, intercept } of allIntercepts(config)) {
+    const label = `${intercept.serviceName}:${intercept.servicePortName !== '' ? intercept.servicePortName : String(intercept.servicePort)}`;
+    const known = routes.get(intercept.agentPort);
+    routes.set(intercept.agentPort, {
+      containerName: container.name,
+      containerPort: intercept.containerPort,
+      agentPort: intercept.agentPort,
+      label: known === undefined ? label : `${known.label},${label}`,
+    });
+  }
+  return [...routes.values()];
 }
 
 /**

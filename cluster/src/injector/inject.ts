@@ -139,9 +139,12 @@ export function removeAgent(pod: V1Pod): V1Pod {
   return out;
 }
 
-/** `containerPort:agentPort` pairs, as the init container's environment carries them. */
+/**
+ * `containerPort:agentPort` pairs, as the init container's environment carries them; once each,
+ * though several Service ports may lead to the same app port.
+ */
 export function formatInitPorts(intercepts: readonly AgentIntercept[]): string {
-  return intercepts.map((ic) => `${ic.containerPort}:${ic.agentPort}`).join(',');
+  return [...new Set(intercepts.map((ic) => `${ic.containerPort}:${ic.agentPort}`))].join(',');
 }
 
 function addAgent(pod: V1Pod, config: AgentConfig, hash: string): V1Pod {

@@ -72,6 +72,10 @@ export function buildAgentConfig(workload: KubeWorkload, services: readonly Kube
   }
   const byContainer = new Map<string, AgentIntercept[]>();
   let nextAgentPort = DEFAULT_PORTS.agent + 1;
+  // Service ports that lead to the same app port share its agent port: once in the pod, their
+  // connections cannot be told apart (an iptables redirect or a port name sends them all to one
+  // place), so one listener serves them all.
+  const agentPortOf = new Map<string, number>();
   for (const svc of matching) {
     for (const port of svc.spec?.ports ?? []) {
       if ((port.protocol ?? 'TCP') !== 'TCP') continue;
@@ -102,6 +106,9 @@ export function buildAgentConfig(workload: KubeWorkload, services: readonly Kube
         }
       }
       if (containerName === undefined || containerPort === undefined) continue;
+      const appPort = `${containerName}:${containerPort}`;
+      const agentPort = agentPortOf.get(appPort) ?? nextAgentPort++;
+      agentPortOf.set(appPort, agentPort);
       const list = byContainer.get(containerName) ?? [];
       list.push({
         serviceName: svc.metadata?.name ?? '',
@@ -112,7 +119,7 @@ export function buildAgentConfig(workload: KubeWorkload, services: readonly Kube
         targetPortNumeric: numeric,
         containerPortName,
         containerPort,
-        agentPort: nextAgentPort++,
+        agentPort,
       });
       byContainer.set(containerName, list);
     }

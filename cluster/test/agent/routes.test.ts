@@ -32,6 +32,17 @@ t.test('one route per intercept entry, across containers', (t) => {
   t.end();
 });
 
+t.test('Service ports that lead to the same app port share one route', (t) => {
+  const config = {
+    containers: [{ name: 'a', mountPoint: '', intercepts: [ic('http', 80, 8080, 9901), ic('', 9090, 9090, 9902), ic('alt', 81, 8080, 9901)] }],
+  } as unknown as AgentConfig;
+  t.strictSame(forwardRoutes(config), [
+    { containerName: 'a', containerPort: 8080, agentPort: 9901, label: 'echo:http,echo:alt' },
+    { containerName: 'a', containerPort: 9090, agentPort: 9902, label: 'echo:9090' },
+  ]);
+  t.end();
+});
+
 t.test('which intercept takes a route', (t) => {
   const route: ForwardRoute = { containerName: 'app', containerPort: 8080, agentPort: 9901, label: 'echo:http' };
   const base = intercept('c1:echo', 9901);

@@ -145,6 +145,17 @@ t.test('numeric target port: an init container redirects it to an unnamed agent 
   t.end();
 });
 
+t.test('two Services to the same numeric port: one agent port, one redirect', (t) => {
+  const out = injectAgent(
+    pod([container('app', [':8080'])]),
+    config({ app: [intercept('', 8080, 9901, { numeric: true }), intercept('', 8080, 9901, { numeric: true, service: 'web-lb' })] }),
+  );
+  t.strictSame(find(out, AGENT_CONTAINER_NAME).ports, [{ containerPort: 9901, protocol: 'TCP' }]);
+  const init = (out.spec?.initContainers ?? []).find((c) => c.name === AGENT_INIT_CONTAINER_NAME);
+  t.equal(init?.env?.find((e) => e.name === 'TP_AGENT_INIT_PORTS')?.value, '8080:9901');
+  t.end();
+});
+
 t.test('probes and hooks that named the hidden port get its number; others are kept', (t) => {
   const out = injectAgent(
     pod([

@@ -61,6 +61,19 @@ t.test('connections between Service ports and container ports', async (t) => {
       want: ['web:80(http) -> app:8080(http) @9901'],
     },
     {
+      name: 'Service ports that lead to the same app port share its agent port, by name or by number',
+      services: [
+        service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' }),
+        service('web-lb', [{ port: 8080 }, { name: 'alt', port: 81, targetPort: 8080 }], { app: 'web' }),
+      ],
+      want: [
+        'web:80(http) -> app:8080(http) @9901',
+        'web:90(grpc) -> app:9090(grpc) @9902',
+        'web-lb:8080() -> app:8080(http) @9901 numeric',
+        'web-lb:81(alt) -> app:8080(http) @9901 numeric',
+      ],
+    },
+    {
       name: 'a named targetPort no container has makes no connection',
       services: [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'x', port: 81, targetPort: 'nope' }], { app: 'web' })],
       want: ['web:80(http) -> app:8080(http) @9901'],
@@ -113,6 +126,15 @@ t.test('the configuration around the connections', async (t) => {
   );
 });
 
+t.test('readers refuse an agent port given to two different app ports', (t) => {
+  const config = buildAgentConfig(workload('web', [app]), [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' })], opts);
+  const grpc = config.containers[0]?.intercepts[1];
+  if (grpc === undefined) throw new Error('no grpc connection');
+  grpc.agentPort = 9901;
+  t.throws(() => parseAgentConfig(config.agentName, serializeAgentConfig(config)), { message: /agent port 9901 is used for two different app ports/ });
+  t.end();
+});
+
 t.test('no-service', async (t) => {
   t.throws(() => buildAgentConfig(workload('web', [app]), [service('other', [{ port: 80 }], { app: 'other' })], opts), {
     category: 'user',
@@ -153,7 +175,7 @@ t.test('resolveTarget', async (t) => {
       message: 'deployment/web has 2 Services with port http; choose one with --service <name>: web (80 -> container app:8080), web-internal (80 -> container app:8080)',
       hint: 'e.g. --service web',
     },
-    { name: 'port by name and service', spec: { servicePort: 'http', serviceName: 'web-internal' }, want: 'web-internal:80 app:8080 @9904' },
+    { name: 'port by name and service', spec: { servicePort: 'http', serviceName: 'web-internal' }, want: 'web-internal:80 app:8080 @9902' },
     { name: 'port by number', spec: { servicePort: '90' }, want: 'web:90 app:9090 @9903' },
     { name: 'unnamed port by number', spec: { servicePort: '9100' }, want: 'admin:9100 side:9100 @9901' },
     { name: 'service with one port', spec: { serviceName: 'admin' }, want: 'admin:9100 side:9100 @9901' },
