@@ -184,9 +184,13 @@ t.before(async () => {
       { name: 'metrics', port: 9100, targetPort: 'metrics' },
     ]),
     deployment('lonely', false),
+    // Two Services that reach the same container port by number.
+    deployment('pair', false),
+    service('pair', [{ name: 'http', port: 80, targetPort: 8080 }]),
+    { ...(service('pair', [{ port: 8000, targetPort: 8080 }]) as { spec: object }), metadata: { name: 'pair-lb', namespace: ns } },
     clientPod,
   ]);
-  for (const app of ['web', 'multi', 'lonely']) await rolledOut(app);
+  for (const app of ['web', 'multi', 'lonely', 'pair']) await rolledOut(app);
   await kube.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'pod/client', '--timeout=120s'], { timeoutMs: 130_000 });
 });
 
@@ -381,6 +385,25 @@ t.test('each port of the two containers can be intercepted', async (t) => {
     }, { timeoutMs: 15_000, intervalMs: 500, what: `${url} answered by the app again` });
     t.match(back, /^multi-/, `${port}: the app answers again after leave`);
   }
+});
+
+t.test('two Services to the same numeric port: an intercept through the second takes what both send', async (t) => {
+  const local = await localServer(t);
+  await cli.ok(['intercept', 'pair', '--service', 'pair-lb', '--port', `${local.port}`, '--name', 'pair-lb'], 300_000);
+  for (const url of [`http://pair-lb.${ns}:8000/`, `http://pair.${ns}/`]) {
+    await eventually(async () => {
+      const h = await hostAnswering(url);
+      if (h !== local.host) throw new Error(`answered by ${h}`);
+    }, { timeoutMs: 20_000, intervalMs: 500, what: `${url} answered by the workstation` });
+    t.pass(`${url}: answered by the workstation`);
+  }
+  await cli.ok(['leave', 'pair-lb']);
+  const back = await eventually(async () => {
+    const h = await hostAnswering(`http://pair-lb.${ns}:8000/`);
+    if (!h.startsWith('pair-')) throw new Error(`answered by ${h}`);
+    return h;
+  }, { timeoutMs: 15_000, intervalMs: 500, what: 'the app answering after leave' });
+  t.match(back, /^pair-/, 'the app answers again after leave');
 });
 
 t.test('a client killed with SIGKILL loses its intercept within 15 s', async (t) => {

@@ -76,6 +76,8 @@ export interface KubeApi {
   deletePod(namespace: string, name: string): Promise<void>;
   /** Events of the namespace, or of the objects named `involvedName` when given. */
   listEvents(namespace: string, involvedName?: string): Promise<CoreV1Event[]>;
+  /** The labels of a namespace; none when it cannot be read (they only sharpen an error message). */
+  namespaceLabels(namespace: string): Promise<Readonly<Record<string, string>>>;
   /** Every `telepresence-agents` ConfigMap of every namespace; starts with ADDED for each existing one. */
   watchAgentConfigMaps(onEvent: (e: AgentsConfigMapEvent) => void): StopWatch;
   /** The pods of a namespace, or only those with every label of `labels` when given. */
@@ -297,6 +299,14 @@ export class ClientNodeKubeApi implements KubeApi {
       return (await this.#core.listNamespacedEvent({ namespace, fieldSelector })).items;
     } catch (err: unknown) {
       throw kubeError(err, `list the events of ${namespace}`);
+    }
+  }
+
+  async namespaceLabels(namespace: string): Promise<Readonly<Record<string, string>>> {
+    try {
+      return (await this.#core.readNamespace({ name: namespace })).metadata?.labels ?? {};
+    } catch {
+      return {};
     }
   }
 

@@ -7,7 +7,7 @@ import { ENV_AGENT_IMAGE } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import type { InterceptSpec, PreparedIntercept } from '@telepresence-ts/proto/manager/v1';
 import { agentConfigHash } from '../shared/agent-config-hash.js';
-import { WORKLOAD_KINDS, serializeAgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
+import { WORKLOAD_KINDS, allIntercepts, serializeAgentConfig, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
 import { buildAgentConfig, resolveTarget, resolvedSpec, toInterceptTarget, workloadRef, type BuildOptions } from './agent-config-builder.js';
 import type { KubeApi, KubeEvent, KubePod, KubeWorkload } from './kube.js';
@@ -51,6 +51,50 @@ export async function findWorkload(kube: KubeApi, spec: InterceptSpec): Promise<
   throw new TpError('user', 'ambiguous-workload', `"${spec.workloadName}" names ${found.length} workloads in namespace ${spec.namespace}: ${found.map(workloadRef).join(', ')}`, {
     hint: `name the kind too, e.g. ${workloadRef(found[0]!)}`,
   });
+}
+
+/** The namespace label by which Pod Security admission enforces a level. */
+export const POD_SECURITY_ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
+
+/** What a Pod Security refusal of the agent's pods means, and the ways out. */
+function podSecurityHint(namespace: string): string {
+  return (
+    'name the container port and use that name as the targetPort of the Service, so the agent needs no init container; ' +
+    `or let the namespace run it: kubectl label namespace ${namespace} ${POD_SECURITY_ENFORCE_LABEL}=privileged --overwrite`
+  );
+}
+
+/**
+ * The error a prepare must give up with before it writes anything, when the namespace's Pod
+ * Security level would refuse the pods with the agent: `baseline` refuses the NET_ADMIN init
+ * container that numeric target ports need, and `restricted` also the agent container, which does
+ * not drop every capability or forbid privilege escalation. Pure, for tests. Levels set by the
+ * cluster's admission configuration instead of a label are not seen here; the pods' FailedCreate
+ * events then explain the timeout (`explainTimeout`).
+ */
+export function podSecurityProblem(config: AgentConfig, namespaceLabels: Readonly<Record<string, string>>): TpError | undefined {
+  const level = namespaceLabels[POD_SECURITY_ENFORCE_LABEL] ?? 'privileged';
+  if (level === 'restricted') {
+    return new TpError(
+      'config',
+      'pod-security',
+      `namespace ${config.namespace} enforces Pod Security "restricted", which refuses the traffic-agent's container ` +
+        '(it keeps the default capabilities and may escalate privileges)',
+      { hint: `let the namespace run it at the baseline level: kubectl label namespace ${config.namespace} ${POD_SECURITY_ENFORCE_LABEL}=baseline --overwrite` },
+    );
+  }
+  if (level !== 'baseline') return undefined;
+  const numeric = allIntercepts(config)
+    .filter(({ intercept }) => intercept.targetPortNumeric)
+    .map(({ container, intercept }) => `${intercept.serviceName}:${intercept.servicePort} -> ${container.name}:${intercept.containerPort}`);
+  if (numeric.length === 0) return undefined;
+  return new TpError(
+    'config',
+    'pod-security',
+    `namespace ${config.namespace} enforces Pod Security "${level}", which refuses the NET_ADMIN init container that the traffic-agent ` +
+      `needs for Service ports with a numeric targetPort (${numeric.join(', ')})`,
+    { hint: podSecurityHint(config.namespace) },
+  );
 }
 
 function isReady(pod: KubePod): boolean {
@@ -104,6 +148,7 @@ export function explainTimeout(input: {
     } else if (e.reason === 'FailedCreate') {
       if (firstFor(e, 'create')) once(`${what} cannot create pods: ${msg}`);
       if (/quota/i.test(msg)) hints.push('the namespace quota has no room for the pods with the agent; raise it or scale the workload down');
+      if (/PodSecurity/.test(msg)) hints.push(podSecurityHint(e.involvedObject.namespace ?? '<namespace>'));
     } else if (e.reason === 'FailedScheduling' || e.reason === 'BackOff' || e.reason === 'Failed' || e.reason === 'Unhealthy') {
       if (firstFor(e, e.reason)) once(`${what}: ${e.reason}: ${msg}`);
     }
@@ -137,6 +182,8 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
   const workload = await findWorkload(kube, spec);
   const config = buildAgentConfig(workload, await kube.listServices(workload.namespace), deps.build);
   const target = resolveTarget(config, spec);
+  const refused = podSecurityProblem(config, await kube.namespaceLabels(workload.namespace));
+  if (refused !== undefined) throw refused;
   const ref = refOf(config);
   const name = workloadRef(workload);
   const hash = agentConfigHash(config);

@@ -11,6 +11,8 @@ export class FakeKube implements KubeApi {
   /** Pods by workload key (`ns/Kind/name`). */
   readonly pods = new Map<string, KubePod[]>();
   readonly events: KubeEvent[] = [];
+  /** Labels of namespaces (Pod Security levels); none unless a test sets them. */
+  readonly namespaceLabelsOf = new Map<string, Record<string, string>>();
   /** Calls that change something, in order: "restart ns/Kind/name", "delete-pod ns/name", "apply ns/name", "remove ns/name". */
   readonly calls: string[] = [];
   /** Called on every restartWorkload, after it is recorded (tests simulate the rollout here). */
@@ -69,6 +71,10 @@ export class FakeKube implements KubeApi {
 
   async deletePod(namespace: string, name: string): Promise<void> {
     this.calls.push(`delete-pod ${namespace}/${name}`);
+  }
+
+  async namespaceLabels(namespace: string): Promise<Readonly<Record<string, string>>> {
+    return this.namespaceLabelsOf.get(namespace) ?? {};
   }
 
   async listEvents(namespace: string, involvedName?: string): Promise<KubeEvent[]> {

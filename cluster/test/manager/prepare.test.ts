@@ -1,6 +1,6 @@
 import t from 'tap';
 import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
-import { explainTimeout, prepareIntercept, type PrepareDeps } from '../../src/manager/prepare.js';
+import { POD_SECURITY_ENFORCE_LABEL, explainTimeout, prepareIntercept, type PrepareDeps } from '../../src/manager/prepare.js';
 import { AgentConfigWatcher } from '../../src/manager/rollout.js';
 import { State } from '../../src/manager/state.js';
 import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
@@ -155,6 +155,50 @@ t.test('user errors come before anything is written', async (t) => {
   });
 });
 
+t.test('a Pod Security level that would refuse the agent: refused before anything is written', async (t) => {
+  const numeric = [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'lb', port: 81, targetPort: 9090 }], { app: 'web' })];
+  const named = [service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' })];
+  const cases = [
+    {
+      name: 'baseline and a numeric targetPort: the init container',
+      services: numeric,
+      level: 'baseline',
+      message: 'namespace default enforces Pod Security "baseline", which refuses the NET_ADMIN init container that the traffic-agent needs for Service ports with a numeric targetPort (web:81 -> app:9090)',
+      hint: /^name the container port and use that name as the targetPort of the Service.*kubectl label namespace default pod-security\.kubernetes\.io\/enforce=privileged --overwrite$/,
+    },
+    {
+      name: 'restricted: the agent container itself',
+      services: named,
+      level: 'restricted',
+      message: 'namespace default enforces Pod Security "restricted", which refuses the traffic-agent\'s container (it keeps the default capabilities and may escalate privileges)',
+      hint: /kubectl label namespace default pod-security\.kubernetes\.io\/enforce=baseline --overwrite$/,
+    },
+  ];
+  for (const c of cases) {
+    t.test(c.name, async (t) => {
+      const { kube, deps, progress } = setup(c.services);
+      kube.namespaceLabelsOf.set('default', { [POD_SECURITY_ENFORCE_LABEL]: c.level });
+      await t.rejects(prepareIntercept(deps, spec({ servicePort: 'http' }), progress), { category: 'config', code: 'pod-security', message: c.message, hint: c.hint });
+      t.strictSame(kube.calls, [], 'nothing written');
+    });
+  }
+  for (const [name, level, services] of [
+    ['baseline with named target ports only', 'baseline', named],
+    ['privileged', 'privileged', numeric],
+  ] as const) {
+    t.test(`${name}: no objection`, async (t) => {
+      const { kube, deps, progress } = setup([...services]);
+      kube.namespaceLabelsOf.set('default', { [POD_SECURITY_ENFORCE_LABEL]: level });
+      const aborted = new AbortController();
+      const prepared = prepareIntercept(deps, spec({ servicePort: 'http' }), progress, aborted.signal);
+      await flush();
+      t.match(kube.calls, ['apply default/web'], 'the configuration is written');
+      aborted.abort();
+      await t.rejects(prepared, { code: 'cancelled' });
+    });
+  }
+});
+
 t.test('on timeout: explains from events and pods, and removes the entry it wrote', async (t) => {
   const cases: ReadonlyArray<{ name: string; after: (s: ReturnType<typeof setup>) => void; message: RegExp; hint: RegExp }> = [
     {
@@ -173,6 +217,16 @@ t.test('on timeout: explains from events and pods, and removes the entry it wrot
       },
       message: /replicaset web-6d4f9 cannot create pods: pods "web-6d4f9-x" is forbidden: exceeded quota/,
       hint: /quota/,
+    },
+    {
+      name: 'Pod Security set by the cluster, not by a namespace label',
+      after: ({ kube }) => {
+        kube.events.push(
+          event({ kind: 'ReplicaSet', name: 'web-6d4f9' }, 'FailedCreate', 'pods "web-6d4f9-x" is forbidden: violates PodSecurity "baseline:latest": non-default capabilities (container "tel-agent-init" must not include "NET_ADMIN" in securityContext.capabilities.add)'),
+        );
+      },
+      message: /replicaset web-6d4f9 cannot create pods: .*violates PodSecurity "baseline:latest"/,
+      hint: /^name the container port and use that name as the targetPort of the Service/,
     },
     {
       name: 'pods created without the agent',
