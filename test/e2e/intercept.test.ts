@@ -29,6 +29,8 @@ const kube = createKube(cluster.kubeconfig);
 const repoRoot = findRepoRoot(import.meta.dirname);
 const ns = `tp-icpt-${randomBytes(3).toString('hex')}`;
 const MANAGER_NS = 'tp-system';
+/** A namespace that enforces Pod Security's restricted level. */
+const strictNs = `${ns}-strict`;
 const MANAGED_BY = 'app.kubernetes.io/managed-by=telepresence-ts';
 const cli: TelepresenceCli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns });
 
@@ -74,6 +76,40 @@ for (const port of [9090, 9100]) {
 function service(name: string, ports: object[]): object {
   return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns }, spec: { selector: labels(name), ports } };
 }
+
+/**
+ * A Deployment that Pod Security's restricted level admits, in `strictNs`, with a Service by
+ * port name (`strict`) and one by number (`strict-numeric`).
+ */
+const strictObjects: object[] = [
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: strictNs, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+  {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'strict', namespace: strictNs },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: labels('strict') },
+      template: {
+        metadata: { labels: labels('strict') },
+        spec: {
+          securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+          automountServiceAccountToken: false,
+          containers: [
+            {
+              name: 'app',
+              image: ECHO_IMAGE,
+              imagePullPolicy: 'IfNotPresent',
+              ports: [{ name: 'http', containerPort: 8080 }],
+              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+            },
+          ],
+        },
+      },
+    },
+  },
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'strict', namespace: strictNs }, spec: { selector: labels('strict'), ports: [{ name: 'http', port: 80, targetPort: 'http' }] } },
+];
 
 /** A long-running pod from which requests are sent into the cluster. */
 const clientPod = {
@@ -190,7 +226,9 @@ t.before(async () => {
     { ...(service('pair', [{ port: 8000, targetPort: 8080 }]) as { spec: object }), metadata: { name: 'pair-lb', namespace: ns } },
     clientPod,
   ]);
+  await kube.apply(strictObjects);
   for (const app of ['web', 'multi', 'lonely', 'pair']) await rolledOut(app);
+  await kube.kubectl(['-n', strictNs, 'rollout', 'status', 'deployment/strict', '--timeout=120s'], { timeoutMs: 130_000 });
   await kube.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'pod/client', '--timeout=120s'], { timeoutMs: 130_000 });
 });
 
@@ -203,7 +241,7 @@ t.teardown(async () => {
     await kube.kubectl(['delete', 'namespace', MANAGER_NS, '--ignore-not-found', '--wait=true'], { timeoutMs: 180_000 });
     await kube.kubectl(['delete', 'clusterrole,clusterrolebinding', '-l', MANAGED_BY, '--ignore-not-found']);
   }
-  await kube.kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true'], { timeoutMs: 180_000 });
+  await kube.kubectl(['delete', 'namespace', ns, strictNs, '--ignore-not-found', '--wait=true'], { timeoutMs: 180_000 });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -404,6 +442,34 @@ t.test('two Services to the same numeric port: an intercept through the second t
     return h;
   }, { timeoutMs: 15_000, intervalMs: 500, what: 'the app answering after leave' });
   t.match(back, /^pair-/, 'the app answers again after leave');
+});
+
+t.test("a namespace that enforces Pod Security's restricted level admits the agent; a numeric port is refused at once", async (t) => {
+  const local = await localServer(t);
+  await cli.ok(['intercept', 'strict', '--namespace', strictNs, '--port', `${local.port}:http`, '--mount=false'], 300_000);
+  const pods = (await kube.json<List<Pod>>(['-n', strictNs, 'get', 'pods', '-l', 'app=strict'])).items.filter((p) => p.metadata.deletionTimestamp === undefined);
+  t.ok(pods.length > 0 && pods.every((p) => containerNames(p).includes('traffic-agent')), 'the pods carry the agent');
+  await eventually(async () => {
+    const h = await hostAnswering(`http://strict.${strictNs}/`);
+    if (h !== local.host) throw new Error(`answered by ${h}`);
+  }, { timeoutMs: 20_000, intervalMs: 500, what: 'the restricted workload answered by the workstation' });
+  t.pass('answered by the workstation');
+  await cli.ok(['leave', `strict-${strictNs}`]);
+
+  await kube.apply([
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'strict-numeric', namespace: strictNs }, spec: { selector: labels('strict'), ports: [{ port: 81, targetPort: 8080 }] } },
+  ]);
+  const entry = async (): Promise<string | undefined> =>
+    (await kube.json<{ data?: Record<string, string> }>(['-n', strictNs, 'get', 'configmap', 'telepresence-agents'])).data?.['strict'];
+  const entryBefore = await entry();
+  const podsBefore = pods.map((p) => p.metadata.name).sort();
+  const refused = await cli.run(['intercept', 'strict', '--namespace', strictNs, '--service', 'strict', '--port', `${local.port}:http`, '--mount=false']);
+  t.equal(refused.exitCode, 3, 'a configuration error');
+  t.match(refused.stderr, /enforces Pod Security "restricted", which refuses the NET_ADMIN init container .*strict-numeric:81 -> app:8080/, 'naming the level and the port');
+  t.match(refused.stderr, /hint: name the container port and use that name as the targetPort of the Service/, 'and the way out');
+  t.equal(await entry(), entryBefore, 'the agent configuration is left as it was');
+  const podsAfter = (await kube.json<List<Pod>>(['-n', strictNs, 'get', 'pods', '-l', 'app=strict'])).items.filter((p) => p.metadata.deletionTimestamp === undefined);
+  t.strictSame(podsAfter.map((p) => p.metadata.name).sort(), podsBefore, 'and the pods too: no rollout was started');
 });
 
 t.test('a client killed with SIGKILL loses its intercept within 15 s', async (t) => {

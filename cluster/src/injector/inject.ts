@@ -17,6 +17,7 @@ import type {
   V1Pod,
   V1Probe,
   V1ResourceRequirements,
+  V1SecurityContext,
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
@@ -45,6 +46,22 @@ const MAX_PORT_NAME = 15;
  */
 const AGENT_RESOURCES: V1ResourceRequirements = { requests: { cpu: '25m', memory: '64Mi' } };
 const INIT_RESOURCES: V1ResourceRequirements = { requests: { cpu: '10m', memory: '32Mi' } };
+
+/**
+ * The agent container's securityContext: what Pod Security's `restricted` level asks of a
+ * container, which the agent needs nothing beyond (it runs as the image's unprivileged user,
+ * listens above 1024 and reads the app's volumes as a member of the pod's groups). So it passes
+ * wherever the app's own containers do. `runAsNonRoot` is left out for a pod that sets uid 0
+ * for all its containers, where the kubelet would refuse to start the agent.
+ */
+function agentSecurityContext(pod: V1Pod): V1SecurityContext {
+  return {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    ...(pod.spec?.securityContext?.runAsUser === 0 ? {} : { runAsNonRoot: true }),
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+}
 
 export interface InjectOptions {
   /** `agentConfigHash(config)`, when the caller has it already. */
@@ -206,6 +223,7 @@ function addAgent(pod: V1Pod, config: AgentConfig, hash: string): V1Pod {
       failureThreshold: 3,
     },
     resources: AGENT_RESOURCES,
+    securityContext: agentSecurityContext(pod),
   };
   spec.containers.push(agent);
 

@@ -66,24 +66,15 @@ function podSecurityHint(namespace: string): string {
 
 /**
  * The error a prepare must give up with before it writes anything, when the namespace's Pod
- * Security level would refuse the pods with the agent: `baseline` refuses the NET_ADMIN init
- * container that numeric target ports need, and `restricted` also the agent container, which does
- * not drop every capability or forbid privilege escalation. Pure, for tests. Levels set by the
+ * Security level would refuse the pods with the agent: `baseline` and `restricted` refuse the
+ * NET_ADMIN init container that numeric target ports need (the agent container itself meets
+ * `restricted`). Pure, for tests. Levels set by the
  * cluster's admission configuration instead of a label are not seen here; the pods' FailedCreate
  * events then explain the timeout (`explainTimeout`).
  */
 export function podSecurityProblem(config: AgentConfig, namespaceLabels: Readonly<Record<string, string>>): TpError | undefined {
   const level = namespaceLabels[POD_SECURITY_ENFORCE_LABEL] ?? 'privileged';
-  if (level === 'restricted') {
-    return new TpError(
-      'config',
-      'pod-security',
-      `namespace ${config.namespace} enforces Pod Security "restricted", which refuses the traffic-agent's container ` +
-        '(it keeps the default capabilities and may escalate privileges)',
-      { hint: `let the namespace run it at the baseline level: kubectl label namespace ${config.namespace} ${POD_SECURITY_ENFORCE_LABEL}=baseline --overwrite` },
-    );
-  }
-  if (level !== 'baseline') return undefined;
+  if (level !== 'baseline' && level !== 'restricted') return undefined;
   const numeric = allIntercepts(config)
     .filter(({ intercept }) => intercept.targetPortNumeric)
     .map(({ container, intercept }) => `${intercept.serviceName}:${intercept.servicePort} -> ${container.name}:${intercept.containerPort}`);

@@ -145,6 +145,17 @@ t.test('numeric target port: an init container redirects it to an unnamed agent 
   t.end();
 });
 
+t.test("the agent container meets Pod Security's restricted level, and starts in a pod that sets uid 0", (t) => {
+  const restricted = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
+  const cfg = config({ app: [intercept('http', 8080, 9901)] });
+  t.strictSame(find(injectAgent(pod([container('app', ['http:8080'])]), cfg), AGENT_CONTAINER_NAME).securityContext, restricted);
+  const rootPod = pod([container('app', ['http:8080'])]);
+  rootPod.spec = { ...rootPod.spec!, securityContext: { runAsUser: 0 } };
+  const { runAsNonRoot: _left, ...withoutNonRoot } = restricted;
+  t.strictSame(find(injectAgent(rootPod, cfg), AGENT_CONTAINER_NAME).securityContext, withoutNonRoot, 'no runAsNonRoot where the pod runs as uid 0');
+  t.end();
+});
+
 t.test('two Services to the same numeric port: one agent port, one redirect', (t) => {
   const out = injectAgent(
     pod([container('app', [':8080'])]),

@@ -167,11 +167,11 @@ t.test('a Pod Security level that would refuse the agent: refused before anythin
       hint: /^name the container port and use that name as the targetPort of the Service.*kubectl label namespace default pod-security\.kubernetes\.io\/enforce=privileged --overwrite$/,
     },
     {
-      name: 'restricted: the agent container itself',
-      services: named,
+      name: 'restricted and a numeric targetPort: the init container too',
+      services: numeric,
       level: 'restricted',
-      message: 'namespace default enforces Pod Security "restricted", which refuses the traffic-agent\'s container (it keeps the default capabilities and may escalate privileges)',
-      hint: /kubectl label namespace default pod-security\.kubernetes\.io\/enforce=baseline --overwrite$/,
+      message: /^namespace default enforces Pod Security "restricted", which refuses the NET_ADMIN init container/,
+      hint: /enforce=privileged --overwrite$/,
     },
   ];
   for (const c of cases) {
@@ -184,6 +184,7 @@ t.test('a Pod Security level that would refuse the agent: refused before anythin
   }
   for (const [name, level, services] of [
     ['baseline with named target ports only', 'baseline', named],
+    ['restricted with named target ports only', 'restricted', named],
     ['privileged', 'privileged', numeric],
   ] as const) {
     t.test(`${name}: no objection`, async (t) => {
