@@ -427,7 +427,8 @@ t.test('each port of the two containers can be intercepted', async (t) => {
 
 t.test('two Services to the same numeric port: an intercept through the second takes what both send', async (t) => {
   const local = await localServer(t);
-  await cli.ok(['intercept', 'pair', '--service', 'pair-lb', '--port', `${local.port}`, '--name', 'pair-lb'], 300_000);
+  const made = await cli.ok(['intercept', 'pair', '--service', 'pair-lb', '--port', `${local.port}`, '--name', 'pair-lb'], 300_000);
+  t.match(made, /Also takes {5}: pair:http \(the same container port\)/, 'it says it takes the other Service port too');
   for (const url of [`http://pair-lb.${ns}:8000/`, `http://pair.${ns}/`]) {
     await eventually(async () => {
       const h = await hostAnswering(url);

@@ -110,7 +110,7 @@ t.test('the validators reject bad answers', async (t) => {
 t.test('interceptedMessage names the service port, the local port and the headers', (t) => {
   const base = {
     id: 's:web-shop',
-    target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 1 },
+    target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 1, sharedWith: [] },
     clientSessionId: 's',
     clientName: 'me',
     disposition: InterceptDisposition.ACTIVE,

@@ -7,7 +7,7 @@ function intercept(name: string, session: string, headers: Array<{ name: string;
   return {
     id: `${session}:${name}`,
     spec: { name, namespace: 'shop', workloadName: 'web', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app', localPort: 8080, headers },
-    target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 9901 },
+    target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 9901, sharedWith: [] },
     clientSessionId: session,
     clientName: session === 'me' ? 'me@here' : 'alice@laptop',
     disposition: InterceptDisposition.ACTIVE,

@@ -248,8 +248,16 @@ export function resolveTarget(config: AgentConfig, spec: Pick<InterceptSpec, 'se
   );
 }
 
-/** The wire form of a resolved connection. */
-export function toInterceptTarget(t: ResolvedTarget): InterceptTarget {
+/** How a Service port is named to users: `<service>:<port name or number>`. */
+function servicePortLabel(ic: AgentIntercept): string {
+  return `${ic.serviceName}:${ic.servicePortName !== '' ? ic.servicePortName : String(ic.servicePort)}`;
+}
+
+/** The wire form of a resolved connection, with the other Service ports that share its agent port. */
+export function toInterceptTarget(t: ResolvedTarget, config: AgentConfig): InterceptTarget {
+  const sharedWith = allIntercepts(config)
+    .filter(({ container, intercept }) => container.name === t.container.name && intercept.agentPort === t.intercept.agentPort && intercept !== t.intercept)
+    .map(({ intercept }) => servicePortLabel(intercept));
   return {
     serviceName: t.intercept.serviceName,
     serviceUid: t.intercept.serviceUid,
@@ -259,6 +267,7 @@ export function toInterceptTarget(t: ResolvedTarget): InterceptTarget {
     containerName: t.container.name,
     containerPort: t.intercept.containerPort,
     agentPort: t.intercept.agentPort,
+    sharedWith,
   };
 }
 

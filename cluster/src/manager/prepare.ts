@@ -201,7 +201,7 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
     }
     throw err;
   }
-  return { spec: resolvedSpec(spec, config, target), target: toInterceptTarget(target), podName, rolledOut: wrote };
+  return { spec: resolvedSpec(spec, config, target), target: toInterceptTarget(target, config), podName, rolledOut: wrote };
 }
 
 /**

@@ -141,7 +141,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
       }
       const config = parseAgentConfig(spec.workloadName, text);
       const target = resolveTarget(config, spec);
-      const info = state.createIntercept(session.sessionId, resolvedSpec(spec, config, target), toInterceptTarget(target));
+      const info = state.createIntercept(session.sessionId, resolvedSpec(spec, config, target), toInterceptTarget(target, config));
       log.info('intercept created', { id: info.id, client: info.clientName });
       return info;
     }),

@@ -154,6 +154,7 @@ export function intercept(id: string, agentPort: number, extra: Partial<Intercep
       containerName: 'app',
       containerPort: 8080,
       agentPort,
+      sharedWith: [],
     },
     clientSessionId: id.split(':')[0] ?? '',
     clientName: 'dev@laptop',

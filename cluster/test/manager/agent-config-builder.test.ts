@@ -241,7 +241,7 @@ t.test('resolvedSpec and toInterceptTarget fill in every optional field', async 
   const r = resolveTarget(config, { serviceName: '', servicePort: '', containerName: '' });
   const spec = { name: '', namespace: 'default', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 3000, headers: [] };
   t.strictSame(resolvedSpec(spec, config, r), { ...spec, name: 'web-default', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app' });
-  t.strictSame(toInterceptTarget(r), {
+  t.strictSame(toInterceptTarget(r, config), {
     serviceName: 'web',
     serviceUid: 'uid-web',
     servicePortName: 'http',
@@ -250,5 +250,21 @@ t.test('resolvedSpec and toInterceptTarget fill in every optional field', async 
     containerName: 'app',
     containerPort: 8080,
     agentPort: 9901,
+    sharedWith: [],
   });
+});
+
+t.test('toInterceptTarget names the other Service ports that lead to the same app port', async (t) => {
+  const config = buildAgentConfig(
+    workload('web', [app]),
+    [
+      service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' }),
+      service('web-lb', [{ port: 8080 }, { name: 'alt', port: 81, targetPort: 8080 }], { app: 'web' }),
+    ],
+    opts,
+  );
+  const target = (serviceName: string, servicePort: string) => toInterceptTarget(resolveTarget(config, { serviceName, servicePort, containerName: '' }), config);
+  t.strictSame(target('web-lb', '8080').sharedWith, ['web:http', 'web-lb:alt']);
+  t.strictSame(target('web', 'http').sharedWith, ['web-lb:8080', 'web-lb:alt']);
+  t.strictSame(target('web', 'grpc').sharedWith, [], 'a port of its own');
 });

@@ -59,7 +59,7 @@ t.test('rolls out, waits for a ready pod whose agent arrived, and resolves the s
   const prepared = await result;
   t.strictSame(prepared, {
     spec: { ...spec(), name: 'web-default', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app' },
-    target: { serviceName: 'web', serviceUid: 'uid-web', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 9901 },
+    target: { serviceName: 'web', serviceUid: 'uid-web', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 9901, sharedWith: [] },
     podName: 'web-new',
     rolledOut: true,
   });

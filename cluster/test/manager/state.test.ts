@@ -47,6 +47,7 @@ function target(over: Partial<InterceptTarget> = {}): InterceptTarget {
     containerName: 'app',
     containerPort: 8080,
     agentPort: 9901,
+    sharedWith: [],
     ...over,
   };
 }

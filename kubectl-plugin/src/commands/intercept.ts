@@ -86,7 +86,10 @@ export function formatInterceptText(ii: InterceptInfo): string {
   ];
   // The target is resolved by the manager; an older or partial answer may lack it.
   if (t !== undefined) {
-    lines.push(`   Service port   : ${servicePort}`, `   Container      : ${t.containerName}:${t.containerPort}`);
+    lines.push(`   Service port   : ${servicePort}`);
+    // Their connections arrive at the same place in the pod: the intercept takes them as well.
+    if (t.sharedWith.length > 0) lines.push(`   Also takes     : ${t.sharedWith.join(', ')} (the same container port)`);
+    lines.push(`   Container      : ${t.containerName}:${t.containerPort}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -53,6 +53,14 @@ t.test('intercept: no such note when something listens', async (t) => {
   t.notMatch(res.stderr, /note:/);
 });
 
+t.test('an intercept whose container port other Service ports lead to says it takes theirs too', (t) => {
+  const info = interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: 'Deployment', serviceName: 'echo', servicePort: 'http', containerName: '', localPort: 8080, headers: [] });
+  const text = formatInterceptText({ ...info, target: { ...info.target!, sharedWith: ['echo-lb:8080', 'echo-lb:alt'] } });
+  t.match(text, /\n {3}Service port {3}: echo:http \(80\)\n {3}Also takes {5}: echo-lb:8080, echo-lb:alt \(the same container port\)\n {3}Container {6}: echo:8080\n/);
+  t.notMatch(formatInterceptText(info), /Also takes/, 'nothing when no other port shares it');
+  t.end();
+});
+
 t.test('intercept -o json', async (t) => {
   const res = await runCli(fakeEnv(), ['intercept', 'echo', '-p', '8080', '-o', 'json']);
   t.matchSnapshot(JSON.parse(res.stdout), 'json');

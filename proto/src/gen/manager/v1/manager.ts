@@ -201,6 +201,11 @@ export interface InterceptTarget {
   containerPort: number;
   /** Where the traffic-agent listens for this connection. */
   agentPort: number;
+  /**
+   * The other Service ports that lead to the same container port, as "<service>:<port name or
+   * number>". Their connections reach the same agent port, so the intercept takes them too.
+   */
+  sharedWith: string[];
 }
 
 export interface PrepareInterceptRequest {
@@ -1495,6 +1500,7 @@ function createBaseInterceptTarget(): InterceptTarget {
     containerName: "",
     containerPort: 0,
     agentPort: 0,
+    sharedWith: [],
   };
 }
 
@@ -1523,6 +1529,9 @@ export const InterceptTarget: MessageFns<InterceptTarget> = {
     }
     if (message.agentPort !== 0) {
       writer.uint32(64).int32(message.agentPort);
+    }
+    for (const v of message.sharedWith) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -1604,6 +1613,14 @@ export const InterceptTarget: MessageFns<InterceptTarget> = {
             message.agentPort = reader.int32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.sharedWith.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1654,6 +1671,11 @@ export const InterceptTarget: MessageFns<InterceptTarget> = {
         : isSet(object.agent_port)
         ? globalThis.Number(object.agent_port)
         : 0,
+      sharedWith: globalThis.Array.isArray(object?.sharedWith)
+        ? object.sharedWith.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.shared_with)
+        ? object.shared_with.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1683,6 +1705,9 @@ export const InterceptTarget: MessageFns<InterceptTarget> = {
     if (message.agentPort !== 0) {
       obj.agentPort = Math.round(message.agentPort);
     }
+    if (message.sharedWith?.length) {
+      obj.sharedWith = message.sharedWith;
+    }
     return obj;
   },
 
@@ -1699,6 +1724,7 @@ export const InterceptTarget: MessageFns<InterceptTarget> = {
     message.containerName = object.containerName ?? "";
     message.containerPort = object.containerPort ?? 0;
     message.agentPort = object.agentPort ?? 0;
+    message.sharedWith = object.sharedWith?.map((e) => e) || [];
     return message;
   },
 };
