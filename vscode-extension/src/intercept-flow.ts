@@ -92,5 +92,7 @@ export function interceptedMessage(ii: InterceptInfo): string {
   const t = ii.target;
   const from = t !== undefined ? `${t.serviceName}:${t.servicePort}` : (ii.spec?.workloadName ?? '');
   const headers = (ii.spec?.headers ?? []).map((h) => `${h.name}=${h.value}`).join(', ');
-  return `Intercepted ${ii.spec?.workloadName ?? ''}: ${from} → localhost:${ii.spec?.localPort ?? 0}${headers !== '' ? ` (requests with ${headers})` : ''}`;
+  // Other Service ports that lead to the same container port: their traffic comes too.
+  const shared = t !== undefined && t.sharedWith.length > 0 ? `; also ${t.sharedWith.join(', ')}, the same container port` : '';
+  return `Intercepted ${ii.spec?.workloadName ?? ''}: ${from} → localhost:${ii.spec?.localPort ?? 0}${headers !== '' ? ` (requests with ${headers})` : ''}${shared}`;
 }

@@ -120,7 +120,9 @@ export function interceptNode(w: WorkloadView, ii: InterceptInfo, sessionId: str
     id: `intercept/${ii.id}`,
     label: ii.spec?.name ?? ii.id,
     description: [`${target} → localhost:${ii.spec?.localPort ?? 0}`, mine ? 'yours' : `by ${ii.clientName}`, headers !== '' ? headers : 'all traffic'].join(' · '),
-    tooltip: `Intercept ${ii.spec?.name ?? ''} owned by ${ii.clientName}${headers !== '' ? `, requests with ${headers}` : ', all traffic'}`,
+    tooltip:
+      `Intercept ${ii.spec?.name ?? ''} owned by ${ii.clientName}${headers !== '' ? `, requests with ${headers}` : ', all traffic'}` +
+      (ii.target !== undefined && ii.target.sharedWith.length > 0 ? `; also takes ${ii.target.sharedWith.join(', ')} (the same container port)` : ''),
     contextValue: mine ? 'intercept.mine' : 'intercept.other',
     collapsible: 'none',
     icon: 'debug-alt',

@@ -120,5 +120,10 @@ t.test('interceptedMessage names the service port, the local port and the header
   const spec = { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] };
   t.equal(interceptedMessage({ ...base, spec }), 'Intercepted web: web:80 → localhost:8080');
   t.equal(interceptedMessage({ ...base, spec: { ...spec, headers: [{ name: 'x-user', value: 'a' }] } }), 'Intercepted web: web:80 → localhost:8080 (requests with x-user=a)');
+  t.equal(
+    interceptedMessage({ ...base, spec, target: { ...base.target, sharedWith: ['web-lb:8080'] } }),
+    'Intercepted web: web:80 → localhost:8080; also web-lb:8080, the same container port',
+    'and the other Service ports it takes too',
+  );
   t.end();
 });

@@ -92,6 +92,14 @@ t.test('ids are stable, so VS Code keeps expansion across refreshes', (t) => {
   t.end();
 });
 
+t.test("an intercept's tooltip names the other Service ports it takes too", (t) => {
+  const ii = intercept('web-shop', 'me');
+  t.equal(interceptNode(web(), ii, 'me').tooltip, 'Intercept web-shop owned by me@here, all traffic');
+  const shared = { ...ii, target: { ...ii.target!, sharedWith: ['web-lb:8080'] } };
+  t.equal(interceptNode(web(), shared, 'me').tooltip, 'Intercept web-shop owned by me@here, all traffic; also takes web-lb:8080 (the same container port)');
+  t.end();
+});
+
 t.test('headersText lists header matches', (t) => {
   t.equal(headersText(intercept('a', 'me', [{ name: 'x-a', value: '1' }, { name: 'x-b', value: '2' }])), 'x-a=1, x-b=2');
   t.equal(headersText(intercept('a', 'me')), '');
