@@ -131,6 +131,18 @@ async function hostAnswering(url: string): Promise<string> {
   return out.trim();
 }
 
+/** Waits until `url`, asked from inside the cluster, is answered by a host `wanted` accepts; returns it. */
+async function answeredBy(url: string, wanted: (host: string) => boolean, what: string, timeoutMs: number): Promise<string> {
+  return eventually(
+    async () => {
+      const host = await hostAnswering(url);
+      if (!wanted(host)) throw new Error(`answered by ${host}`);
+      return host;
+    },
+    { timeoutMs, intervalMs: 500, what },
+  );
+}
+
 /** A server on the workstation that says who it is. */
 async function localServer(t: Test, address = '127.0.0.1'): Promise<{ port: number; host: string }> {
   const server: Server = createServer((_req, res) => {
@@ -336,10 +348,7 @@ t.test('first intercept of a never-intercepted Deployment', async (t) => {
   t.same(specWithoutRolloutAnnotation(after), specWithoutRolloutAnnotation(before), 'the spec differs only by the rollout annotation');
   t.ok(after.spec?.template?.metadata?.annotations?.['telepresence.io/restarted-at'], 'the rollout annotation is set');
 
-  await eventually(async () => {
-    const host = await hostAnswering(`http://web.${ns}/`);
-    if (host !== local.host) throw new Error(`answered by ${host}`);
-  }, { timeoutMs: 20_000, intervalMs: 500, what: 'a request from a pod answered by the workstation' });
+  await answeredBy(`http://web.${ns}/`, (host) => host === local.host, 'a request from a pod answered by the workstation', 20_000);
   t.pass('a request sent from another pod is answered by the process on the workstation');
   const tunnels = await interceptedConnections(cli);
   t.ok(tunnels.direct > 0, `the connections came over direct tunnels to the agent's pod (${JSON.stringify(tunnels)})`);
@@ -348,11 +357,7 @@ t.test('first intercept of a never-intercepted Deployment', async (t) => {
 });
 
 t.test('leave: the app answers again', async (t) => {
-  const host = await eventually(async () => {
-    const h = await hostAnswering(`http://web.${ns}/`);
-    if (!h.startsWith('web-')) throw new Error(`answered by ${h}`);
-    return h;
-  }, { timeoutMs: 15_000, intervalMs: 500, what: 'the app answering after leave' });
+  const host = await answeredBy(`http://web.${ns}/`, (h) => h.startsWith('web-'), 'the app answering after leave', 15_000);
   t.match(host, /^web-/, 'answered by the app');
 });
 
@@ -410,17 +415,10 @@ t.test('each port of the two containers can be intercepted', async (t) => {
   ] as const) {
     const local = await localServer(t);
     await cli.ok(['intercept', 'multi', '--port', `${local.port}:${port}`, '--name', `multi-${port}`], 300_000);
-    await eventually(async () => {
-      const h = await hostAnswering(url);
-      if (h !== local.host) throw new Error(`answered by ${h}`);
-    }, { timeoutMs: 20_000, intervalMs: 500, what: `${url} answered by the workstation` });
+    await answeredBy(url, (h) => h === local.host, `${url} answered by the workstation`, 20_000);
     t.pass(`${port}: intercepted`);
     await cli.ok(['leave', `multi-${port}`]);
-    const back = await eventually(async () => {
-      const h = await hostAnswering(url);
-      if (!h.startsWith('multi-')) throw new Error(`answered by ${h}`);
-      return h;
-    }, { timeoutMs: 15_000, intervalMs: 500, what: `${url} answered by the app again` });
+    const back = await answeredBy(url, (h) => h.startsWith('multi-'), `${url} answered by the app again`, 15_000);
     t.match(back, /^multi-/, `${port}: the app answers again after leave`);
   }
 });
@@ -430,18 +428,11 @@ t.test('two Services to the same numeric port: an intercept through the second t
   const made = await cli.ok(['intercept', 'pair', '--service', 'pair-lb', '--port', `${local.port}`, '--name', 'pair-lb'], 300_000);
   t.match(made, /Also takes {5}: pair:http \(the same container port\)/, 'it says it takes the other Service port too');
   for (const url of [`http://pair-lb.${ns}:8000/`, `http://pair.${ns}/`]) {
-    await eventually(async () => {
-      const h = await hostAnswering(url);
-      if (h !== local.host) throw new Error(`answered by ${h}`);
-    }, { timeoutMs: 20_000, intervalMs: 500, what: `${url} answered by the workstation` });
+    await answeredBy(url, (h) => h === local.host, `${url} answered by the workstation`, 20_000);
     t.pass(`${url}: answered by the workstation`);
   }
   await cli.ok(['leave', 'pair-lb']);
-  const back = await eventually(async () => {
-    const h = await hostAnswering(`http://pair-lb.${ns}:8000/`);
-    if (!h.startsWith('pair-')) throw new Error(`answered by ${h}`);
-    return h;
-  }, { timeoutMs: 15_000, intervalMs: 500, what: 'the app answering after leave' });
+  const back = await answeredBy(`http://pair-lb.${ns}:8000/`, (h) => h.startsWith('pair-'), 'the app answering after leave', 15_000);
   t.match(back, /^pair-/, 'the app answers again after leave');
 });
 
@@ -450,10 +441,7 @@ t.test("a namespace that enforces Pod Security's restricted level admits the age
   await cli.ok(['intercept', 'strict', '--namespace', strictNs, '--port', `${local.port}:http`, '--mount=false'], 300_000);
   const pods = (await kube.json<List<Pod>>(['-n', strictNs, 'get', 'pods', '-l', 'app=strict'])).items.filter((p) => p.metadata.deletionTimestamp === undefined);
   t.ok(pods.length > 0 && pods.every((p) => containerNames(p).includes('traffic-agent')), 'the pods carry the agent');
-  await eventually(async () => {
-    const h = await hostAnswering(`http://strict.${strictNs}/`);
-    if (h !== local.host) throw new Error(`answered by ${h}`);
-  }, { timeoutMs: 20_000, intervalMs: 500, what: 'the restricted workload answered by the workstation' });
+  await answeredBy(`http://strict.${strictNs}/`, (h) => h === local.host, 'the restricted workload answered by the workstation', 20_000);
   t.pass('answered by the workstation');
   await cli.ok(['leave', `strict-${strictNs}`]);
 
@@ -481,10 +469,7 @@ t.test('a client killed with SIGKILL loses its intercept within 15 s', async (t)
   t.ok(pids.length > 0, 'found the daemon');
   const killedAt = Date.now();
   for (const pid of pids) process.kill(pid, 'SIGKILL');
-  await eventually(async () => {
-    const h = await hostAnswering(`http://web.${ns}/`);
-    if (!h.startsWith('web-')) throw new Error(`answered by ${h}`);
-  }, { timeoutMs: 25_000, intervalMs: 500, what: 'the app answering after the client was killed' });
+  await answeredBy(`http://web.${ns}/`, (h) => h.startsWith('web-'), 'the app answering after the client was killed', 25_000);
   const seconds = (Date.now() - killedAt) / 1000;
   t.ok(seconds <= 15, `the app answered again ${seconds.toFixed(1)} s after the kill`);
   const web = await listed('web');
@@ -504,10 +489,7 @@ t.test('a ServiceAccount without rights to modify workloads can intercept', asyn
   const local = await localServer(t);
   const out = await dev.ok(['intercept', 'web', '--port', `${local.port}:http`, '--name', 'restricted'], 120_000);
   t.match(out, /Traffic\s+: relayed by the traffic-manager \(.*pods\/portforward/, `says why its connections are relayed:\n${out}`);
-  await eventually(async () => {
-    const h = await hostAnswering(`http://web.${ns}/`);
-    if (h !== local.host) throw new Error(`answered by ${h}`);
-  }, { timeoutMs: 20_000, intervalMs: 500, what: 'the restricted user intercepting' });
+  await answeredBy(`http://web.${ns}/`, (h) => h === local.host, 'the restricted user intercepting', 20_000);
   t.pass('the restricted user intercepted the workload');
   // No pods/portforward in the workload's namespace: no direct tunnel, the manager relays.
   const tunnels = await interceptedConnections(dev);
@@ -528,11 +510,7 @@ t.test('uninstall --agent removes the sidecar through a rollout', async (t) => {
   const cm = await kube.json<{ data?: Record<string, string> }>(['-n', ns, 'get', 'configmap', 'telepresence-agents']);
   t.notOk(cm.data?.['web'], 'its ConfigMap entry is gone');
   // kube-proxy takes up the new pods a moment after the rollout completes.
-  const host = await eventually(async () => {
-    const h = await hostAnswering(`http://web.${ns}/`);
-    if (!h.startsWith('web-')) throw new Error(`answered by ${h}`);
-    return h;
-  }, { timeoutMs: 20_000, intervalMs: 500, what: 'the app answering after the agent is removed' });
+  const host = await answeredBy(`http://web.${ns}/`, (h) => h.startsWith('web-'), 'the app answering after the agent is removed', 20_000);
   t.match(host, /^web-/, 'the app answers');
 });
 
