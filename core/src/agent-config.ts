@@ -140,6 +140,11 @@ export function serializeAgentConfig(config: AgentConfig): string {
   return JSON.stringify(config, null, 2);
 }
 
+/** How users name a Service port: `<service>:<port name>`, or `<service>:<port number>` for an unnamed one. */
+export function servicePortLabel(ic: Pick<AgentIntercept, 'serviceName' | 'servicePortName' | 'servicePort'>): string {
+  return `${ic.serviceName}:${ic.servicePortName !== '' ? ic.servicePortName : String(ic.servicePort)}`;
+}
+
 /** Every intercept of a configuration with the container that holds it. */
 export function allIntercepts(config: AgentConfig): Array<{ container: AgentContainer; intercept: AgentIntercept }> {
   return config.containers.flatMap((container) => container.intercepts.map((intercept) => ({ container, intercept })));

@@ -1,5 +1,5 @@
 import { InterceptDisposition, type HeaderMatch, type InterceptInfo } from '@telepresence-ts/proto/manager/v1';
-import { allIntercepts, type AgentConfig } from '@telepresence-ts/core/agent-config';
+import { allIntercepts, servicePortLabel, type AgentConfig } from '@telepresence-ts/core/agent-config';
 
 /** One port the agent listens on, and where its traffic goes while nobody intercepts it. */
 export interface ForwardRoute {
@@ -19,7 +19,7 @@ export interface ForwardRoute {
 export function forwardRoutes(config: AgentConfig): ForwardRoute[] {
   const routes = new Map<number, ForwardRoute>();
   for (const { container, intercept } of allIntercepts(config)) {
-    const label = `${intercept.serviceName}:${intercept.servicePortName !== '' ? intercept.servicePortName : String(intercept.servicePort)}`;
+    const label = servicePortLabel(intercept);
     const known = routes.get(intercept.agentPort);
     routes.set(intercept.agentPort, {
       containerName: container.name,

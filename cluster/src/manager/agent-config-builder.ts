@@ -8,6 +8,7 @@ import type { InterceptSpec, InterceptTarget } from '@telepresence-ts/proto/mana
 import {
   AGENT_CONFIG_VERSION,
   allIntercepts,
+  servicePortLabel,
   type AgentConfig,
   type AgentContainer,
   type AgentIntercept,
@@ -246,11 +247,6 @@ export function resolveTarget(config: AgentConfig, spec: Pick<InterceptSpec, 'se
     `port ${ports[0] ?? ''} of ${ref} is served by ${containers.length} containers; choose one with --container <name>: ${containers.join(', ')}`,
     { hint: `e.g. --container ${containers[0] ?? ''}` },
   );
-}
-
-/** How a Service port is named to users: `<service>:<port name or number>`. */
-function servicePortLabel(ic: AgentIntercept): string {
-  return `${ic.serviceName}:${ic.servicePortName !== '' ? ic.servicePortName : String(ic.servicePort)}`;
 }
 
 /** The wire form of a resolved connection, with the other Service ports that share its agent port. */
