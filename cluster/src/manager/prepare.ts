@@ -173,8 +173,11 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
   const workload = await findWorkload(kube, spec);
   const config = buildAgentConfig(workload, await kube.listServices(workload.namespace), deps.build);
   const target = resolveTarget(config, spec);
-  const refused = podSecurityProblem(config, await kube.namespaceLabels(workload.namespace));
-  if (refused !== undefined) throw refused;
+  // Only the init container of numeric target ports can be refused: otherwise no need to ask.
+  if (allIntercepts(config).some(({ intercept }) => intercept.targetPortNumeric)) {
+    const refused = podSecurityProblem(config, await kube.namespaceLabels(workload.namespace));
+    if (refused !== undefined) throw refused;
+  }
   const ref = refOf(config);
   const name = workloadRef(workload);
   const hash = agentConfigHash(config);
