@@ -98,6 +98,8 @@ export const ENV = {
   /** Name and IP of the agent's pod (downward API `metadata.name`, `status.podIP`). */
   podName: 'TP_POD_NAME',
   podIp: 'TP_POD_IP',
+  /** Every IP of the traffic-manager's pod, comma-separated (downward API `status.podIPs`). */
+  managerPodIps: 'TP_MANAGER_POD_IPS',
   /** Path of the agent's configuration file (its ConfigMap entry, mounted by the injector). */
   agentConfigPath: 'TP_AGENT_CONFIG',
   /**
@@ -136,6 +138,14 @@ export const IMAGE_REPOSITORIES = {
   injector: 'tp-local/agent-injector',
   agent: 'tp-local/traffic-agent',
 } as const;
+
+/**
+ * What a traffic-agent answers, and then closes, on a connection that the traffic-manager's pod
+ * opened to one of its intercepted ports (`SessionInfo.manager_pod_ips`): after a rollout,
+ * PrepareIntercept probes the Service until its connections land on agents only, so that the
+ * requests sent once `intercept` returns reach the workstation rather than a pod on its way out.
+ */
+export const ROUTING_PROBE_REPLY = 'telepresence-ts traffic-agent\n';
 
 /** Env var of the traffic-manager: how long PrepareIntercept waits for a pod with the agent, in seconds (default 120). */
 export const ENV_PREPARE_TIMEOUT_SECONDS = 'TP_PREPARE_TIMEOUT_SECONDS';

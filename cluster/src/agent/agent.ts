@@ -102,6 +102,7 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
           return session.openTunnel(interceptId, source);
         },
         dialApp: dialLocalApp,
+        isRoutingProbe: (address) => session.managerPodIps.includes(address),
       },
       log,
       options.forwarder,

@@ -1,3 +1,4 @@
+import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -19,6 +20,17 @@ export interface ForwarderPorts {
   readonly openTunnel: (interceptId: string, source: string) => Duplex | undefined;
   /** A connection to the app's port (connecting; writes are buffered until it is). */
   readonly dialApp: (port: number) => Duplex;
+  /**
+   * True for a connection from the traffic-manager's pod (`address` as `unmappedAddress` gives
+   * it): a routing probe, which the agent answers with `ROUTING_PROBE_REPLY` and closes.
+   */
+  readonly isRoutingProbe: (address: string) => boolean;
+}
+
+/** `address` without the IPv4-mapped prefix that a dual-stack listener gives IPv4 peers (`::ffff:10.0.0.5`). */
+export function unmappedAddress(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped?.[1] ?? address;
 }
 
 export interface ForwarderOptions {
@@ -100,6 +112,10 @@ export class Forwarder {
   }
 
   #accept(route: ForwardRoute, socket: Socket): void {
+    if (this.#ports.isRoutingProbe(unmappedAddress(socket.remoteAddress ?? ''))) {
+      this.#answerProbe(route, socket);
+      return;
+    }
     socket.setNoDelay(true);
     const source = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     let peer: Duplex | undefined;
@@ -125,6 +141,14 @@ export class Forwarder {
       this.#connections.delete(socket);
       this.#log.debug('connection closed', { route: route.label, source, via, sent: result.aToB, received: result.bToA, error: result.error?.message });
     });
+  }
+
+  /** Tells the traffic-manager that this connection reached the agent; nothing goes to the app or a workstation. */
+  #answerProbe(route: ForwardRoute, socket: Socket): void {
+    this.#log.debug('routing probe answered', { route: route.label, source: socket.remoteAddress });
+    socket.on('error', () => socket.destroy());
+    socket.resume();
+    socket.end(ROUTING_PROBE_REPLY);
   }
 
   #route(route: ForwardRoute, socket: Socket, source: string): void {

@@ -97,6 +97,11 @@ export class ManagerSession {
     return this.#intercepts;
   }
 
+  /** The traffic-manager pod's addresses, as the current session gave them; empty without one. */
+  get managerPodIps(): readonly string[] {
+    return this.#session?.managerPodIps ?? [];
+  }
+
   /** The current session's id, undefined while not in session. */
   get sessionId(): string | undefined {
     return this.#session?.sessionId;

@@ -18,6 +18,11 @@ export interface ManagerConfig {
   /** How agents reach the manager: `traffic-manager.<namespace>` and `port`. */
   readonly managerHost: string;
   readonly prepareTimeoutMs: number;
+  /**
+   * The addresses of the manager's own pod (downward API `status.podIPs`), which agents take as
+   * the source of routing probes; empty when not given, and prepare then probes nothing.
+   */
+  readonly podIps: readonly string[];
 }
 
 /** Parses the traffic-manager's environment; throws a `config` TpError naming every bad variable. */
@@ -26,6 +31,7 @@ export function parseManagerEnv(env: Env): ManagerConfig {
   const namespace = r.dnsLabel(ENV.managerNamespace, DEFAULT_MANAGER_NAMESPACE);
   const port = r.port(ENV.managerPort, DEFAULT_PORTS.manager);
   const logLevel = r.logLevel(ENV.logLevel);
+  const podIps = r.ips(ENV.managerPodIps);
   const agentImage = r.optional(ENV_AGENT_IMAGE) ?? `${IMAGE_REPOSITORIES.agent}:${VERSION}`;
   // EnvReader has no reader for durations; collect this one's problem into the same message.
   const extra: string[] = [];
@@ -45,6 +51,7 @@ export function parseManagerEnv(env: Env): ManagerConfig {
     agentImage,
     managerHost: managerServiceHost(namespace),
     prepareTimeoutMs: timeoutSeconds * 1000,
+    podIps,
   };
   try {
     r.done('traffic-manager', config);

@@ -10,6 +10,7 @@ import { runProgram } from '../shared/program.js';
 import { parseManagerEnv } from './env.js';
 import { ClientNodeKubeApi } from './kube.js';
 import { AgentConfigWatcher } from './rollout.js';
+import { probeRouting } from './routing-probe.js';
 import { addToServer } from './service.js';
 import { State } from './state.js';
 
@@ -33,6 +34,8 @@ void runProgram({
       build: { agentImage: config.agentImage, managerHost: config.managerHost, managerPort: config.port, logLevel: config.logLevel },
       prepareTimeoutMs: config.prepareTimeoutMs,
       log,
+      podIps: config.podIps,
+      probeRouting,
     });
     let stopping = false;
     const listener = await listenGrpcAndHealth(server, config.port, '0.0.0.0', () => !stopping);

@@ -17,6 +17,26 @@ import type { State } from './state.js';
 /** How often the pods are listed while waiting; agent arrivals are seen at once (State events). */
 export const PREPARE_POLL_MS = 1000;
 
+/**
+ * Dials `address:port` once from the traffic-manager's pod and tells whether a traffic-agent
+ * answered it as a routing probe (`ROUTING_PROBE_REPLY`). Never rejects.
+ */
+export type RoutingProbe = (address: string, port: number) => Promise<boolean>;
+
+/**
+ * Probes that must land on an agent in a row before the Service counts as routing to the new
+ * pods only. kube-proxy picks an endpoint at random per connection, so while one old pod is left
+ * beside one new, ten in a row all miss it once in 1024 times; with round-robin, never.
+ */
+export const ROUTING_PROBES_IN_A_ROW = 10;
+/**
+ * How long a prepare that rolled the workload out waits for its Service to route to the new pods
+ * only, before it answers anyway: kube-proxy rewrites its rules at most once a second by default.
+ */
+export const ROUTING_WAIT_MS = 5000;
+/** A probe after a failed one starts no sooner than this after it: a refused connection fails at once. */
+export const ROUTING_RETRY_MS = 50;
+
 export interface PrepareDeps {
   readonly kube: KubeApi;
   readonly state: Pick<State, 'agents' | 'onAgentsChanged'>;
@@ -24,6 +44,12 @@ export interface PrepareDeps {
   readonly build: BuildOptions;
   /** How long to wait for a pod with the agent (ADR: bounded, default 120 s). */
   readonly timeoutMs: number;
+  /**
+   * Checks, after a rollout, that the Service sends its connections to pods with the agent only.
+   * Undefined when agents could not tell this manager's probes (it knows no address of its pod):
+   * the prepare then answers as soon as the pods are there.
+   */
+  readonly probeRouting?: RoutingProbe;
 }
 
 /** Finds the one workload the spec names: `unknown-workload` / `ambiguous-workload` otherwise. */
@@ -171,7 +197,8 @@ export function explainTimeout(input: {
 export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, progress: (line: string) => void, signal?: AbortSignal): Promise<PreparedIntercept> {
   const { kube, clock } = deps;
   const workload = await findWorkload(kube, spec);
-  const config = buildAgentConfig(workload, await kube.listServices(workload.namespace), deps.build);
+  const services = await kube.listServices(workload.namespace);
+  const config = buildAgentConfig(workload, services, deps.build);
   const target = resolveTarget(config, spec);
   // Only the init container of numeric target ports can be refused: otherwise no need to ask.
   if (allIntercepts(config).some(({ intercept }) => intercept.targetPortNumeric)) {
@@ -190,6 +217,14 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
   let podName: string;
   try {
     podName = await waitForAgent(deps, ref, workload.object.spec?.selector?.matchLabels, name, hash, progress, signal);
+    if (wrote && deps.probeRouting !== undefined) {
+      const { serviceName, servicePort } = target.intercept;
+      const address = services.find((svc) => svc.metadata?.name === serviceName)?.spec?.clusterIP;
+      // A headless Service has no virtual IP to probe: its clients choose pods themselves.
+      if (address !== undefined && address !== '' && address !== 'None') {
+        await waitForRouting(clock, deps.probeRouting, { address, port: servicePort, label: `${serviceName}:${servicePort}` }, progress, signal);
+      }
+    }
   } catch (err: unknown) {
     // Leave nothing behind: put back what was there (the watcher then rolls the pods back).
     if (wrote) {
@@ -205,6 +240,44 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
     throw err;
   }
   return { spec: resolvedSpec(spec, config, target), target: toInterceptTarget(target, config), podName, rolledOut: wrote };
+}
+
+/**
+ * Returns once `ROUTING_PROBES_IN_A_ROW` probes of the Service's virtual IP in a row reached an
+ * agent, or after `ROUTING_WAIT_MS` with a progress line that says so: the pods are in place by
+ * then, and only kube-proxy's next rewrite of its rules is awaited. An old pod that is still in
+ * those rules takes part of the connections until then, and one that has already exited leaves
+ * them hanging.
+ */
+async function waitForRouting(
+  clock: Clock,
+  probe: RoutingProbe,
+  service: { address: string; port: number; label: string },
+  progress: (line: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const deadline = clock.now() + ROUTING_WAIT_MS;
+  let inARow = 0;
+  let told = false;
+  while (inARow < ROUTING_PROBES_IN_A_ROW) {
+    if (signal?.aborted === true) throw new TpError('cluster', 'cancelled', `the prepare was cancelled while waiting for Service ${service.label}`);
+    if (clock.now() >= deadline) {
+      progress(`Service ${service.label} may still send some connections to the old pods for a moment`);
+      return;
+    }
+    const started = clock.now();
+    if (await probe(service.address, service.port)) {
+      inARow++;
+      continue;
+    }
+    inARow = 0;
+    if (!told) {
+      told = true;
+      progress(`waiting for Service ${service.label} to send its connections to the pods with the agent`);
+    }
+    const rest = started + ROUTING_RETRY_MS - clock.now();
+    if (rest > 0) await new Promise<void>((resolve) => clock.setTimer(rest, resolve));
+  }
 }
 
 /**

@@ -21,7 +21,7 @@ import { widenConnectionWindow } from '../shared/grpc-window.js';
 import type { Logger } from '../shared/log.js';
 import { resolveTarget, resolvedSpec, toInterceptTarget, type BuildOptions } from './agent-config-builder.js';
 import type { KubeApi } from './kube.js';
-import { prepareIntercept } from './prepare.js';
+import { prepareIntercept, type RoutingProbe } from './prepare.js';
 import type { State } from './state.js';
 
 export interface ServiceDeps {
@@ -31,6 +31,10 @@ export interface ServiceDeps {
   readonly build: BuildOptions;
   readonly prepareTimeoutMs: number;
   readonly log: Logger;
+  /** The addresses of the manager's pod, which agents learn on arrival (`SessionInfo.manager_pod_ips`). */
+  readonly podIps?: readonly string[];
+  /** Probes a Service after a rollout (prepare.ts); used only when `podIps` names an address. */
+  readonly probeRouting?: RoutingProbe;
 }
 
 function logFailure(log: Logger, method: string, err: unknown): ServerErrorResponse {
@@ -80,6 +84,9 @@ const missing = (what: string): TpError => new TpError('user', 'bad-request', `t
 /** Adds the Manager service to a grpc-js server. */
 export function addToServer(server: Server, deps: ServiceDeps): void {
   const { state, kube, log } = deps;
+  const podIps = deps.podIps ?? [];
+  // Agents answer probes only from an address they were given: without one, probing is pointless.
+  const probeRouting = podIps.length > 0 ? deps.probeRouting : undefined;
   const impl: RawTunnelManagerServer = {
     version: unary(log, 'Version', () => ({ version: VERSION, name: 'traffic-manager' })),
     arriveAsClient: unary(log, 'ArriveAsClient', (info) => {
@@ -90,7 +97,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
     arriveAsAgent: unary(log, 'ArriveAsAgent', (info) => {
       const s = state.arriveAsAgent(info);
       log.info('agent arrived', { session: s.sessionId, pod: `${info.namespace}/${info.podName}` });
-      return s;
+      return { ...s, managerPodIps: [...podIps] };
     }),
     remain: unary(log, 'Remain', (s) => {
       state.remain(s.sessionId);
@@ -113,7 +120,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
           if (session === undefined || spec === undefined) throw missing('session or spec');
           state.requireClient(session.sessionId);
           return prepareIntercept(
-            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs },
+            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs, probeRouting },
             spec,
             (progress) => void call.write({ progress }),
             ac.signal,

@@ -153,7 +153,7 @@ export class State {
   }
 
   #sessionInfo(id: string): SessionInfo {
-    return { sessionId: id, heartbeatSeconds: HEARTBEAT_SECONDS, expirySeconds: EXPIRY_SECONDS };
+    return { sessionId: id, heartbeatSeconds: HEARTBEAT_SECONDS, expirySeconds: EXPIRY_SECONDS, managerPodIps: [] };
   }
 
   #armExpiry(id: string): () => void {

@@ -88,6 +88,19 @@ export class EnvReader {
     return value;
   }
 
+  /** Optional comma-separated IP addresses (as the downward API gives `status.podIPs`); [] when unset. */
+  ips(name: string): string[] {
+    const value = this.#raw(name);
+    if (value === undefined) return [];
+    const ips = value.split(',').map((ip) => ip.trim());
+    const bad = ips.filter((ip) => isIP(ip) === 0);
+    if (bad.length > 0) {
+      this.#problem(`${name}=${JSON.stringify(value)} is not a comma-separated list of IP addresses`);
+      return [];
+    }
+    return ips;
+  }
+
   /** One of core's log levels. */
   logLevel(name: string, fallback: LogLevel = 'info'): LogLevel {
     const value = this.#raw(name)?.toLowerCase();

@@ -6,6 +6,7 @@ import { DirectStream, parseHeader } from '@telepresence-ts/core/direct-stream';
 import { startAgent, type RunningAgent } from '../../src/agent/agent.js';
 import type { AgentSettings } from '../../src/agent/env.js';
 import type { AgentConfig } from '@telepresence-ts/core/agent-config';
+import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
 import { closeServer, exchange, FakeManager, intercept, memoryLogger, startReplyServer, until } from './helpers.js';
 
 function config(appPort: number, managerPort: number): AgentConfig {
@@ -99,6 +100,21 @@ t.test('an intercept sends new connections through a Tunnel to the manager', asy
   manager.setIntercepts([intercept('client-1:echo', 9901, { spec: { ...intercept('x:y', 1).spec!, headers: [{ name: 'x-user', value: 'me' }] } })]);
   await until(() => agent.session.intercepts[0]?.spec?.headers.length === 1, 'header intercept seen');
   t.equal(await exchange(port, 'again'), 'app:again');
+});
+
+t.test('connections from the addresses the manager gave on arrival are routing probes', async (t) => {
+  const { agent, manager, port, app } = await setUp(t, true);
+  await until(() => agent.session.sessionId !== undefined, 'arrived');
+  t.equal(await exchange(port, 'hello'), 'app:hello', 'from a manager without addresses, nothing is a probe');
+  manager.podIps = ['10.244.0.2', '127.0.0.1'];
+  manager.stop();
+  await manager.start();
+  await until(() => agent.session.managerPodIps.length === 2, 'arrived again, told the manager’s addresses', 8000);
+  manager.setIntercepts([intercept('client-1:echo', 9901)]);
+  await until(() => agent.session.intercepts.length === 1, 'intercept seen');
+  t.equal(await exchange(port, 'probe'), ROUTING_PROBE_REPLY, 'a connection from 127.0.0.1 is answered by the agent');
+  t.strictSame(manager.tunnels, [], 'and not sent to the intercept');
+  t.strictSame(app.received, ['hello'], 'nor to the app');
 });
 
 t.test('manager restart: the app is served meanwhile, and routing resumes when it is back', async (t) => {

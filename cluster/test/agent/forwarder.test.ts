@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap';
 import { connect, createServer } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { dialLocalApp, Forwarder, type ForwarderPorts } from '../../src/agent/forwarder.js';
+import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
+import { dialLocalApp, Forwarder, unmappedAddress, type ForwarderPorts } from '../../src/agent/forwarder.js';
 import type { ForwardRoute } from '../../src/agent/routes.js';
 import { closeServer, exchange, listenLocal, memoryLogger, openConnection, startReplyServer, until } from './helpers.js';
 
@@ -24,6 +25,7 @@ function ports(tunnelPort?: number): ForwarderPorts & { intercepted: Map<number,
       return connect({ host: '127.0.0.1', port: tunnelPort, allowHalfOpen: true });
     },
     dialApp: dialLocalApp,
+    isRoutingProbe: () => false,
   };
 }
 
@@ -72,6 +74,38 @@ t.test('an intercepted port goes to the tunnel, not the app', async (t) => {
   t.strictSame(app.received, [], 'the app saw nothing');
 });
 
+t.test('a connection from the traffic-manager’s pod is a routing probe, answered by the agent itself', async (t) => {
+  const app = await startReplyServer('app');
+  const client = await startReplyServer('client');
+  t.teardown(() => closeServer(app.server));
+  t.teardown(() => closeServer(client.server));
+  const r = route('app', app.port, 9901);
+  const asked: string[] = [];
+  // Intercepted, so that a probe that were not recognised would reach the workstation.
+  const p = { ...ports(client.port), isRoutingProbe: (address: string) => (asked.push(address), address === '127.0.0.1') };
+  p.intercepted.set(9901, 'sess-1:echo');
+  const fwd = await startForwarder(t, [r], p);
+  t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, ''), ROUTING_PROBE_REPLY, 'the probe gets the reply, then EOF');
+  t.strictSame(asked, ['127.0.0.1'], 'asked about the peer’s address');
+  t.strictSame(p.tunnels, [], 'no tunnel was opened');
+  t.strictSame(client.received, [], 'the workstation saw nothing');
+  t.strictSame(app.received, [], 'nor did the app');
+  p.isRoutingProbe = () => false;
+  t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, 'hello'), 'client:hello', 'other peers are intercepted as before');
+});
+
+t.test('unmappedAddress: IPv4 peers of a dual-stack listener lose the mapped prefix', async (t) => {
+  const cases = [
+    { address: '::ffff:10.244.0.5', want: '10.244.0.5' },
+    { address: '::FFFF:127.0.0.1', want: '127.0.0.1' },
+    { address: '10.244.0.5', want: '10.244.0.5' },
+    { address: 'fd00::5', want: 'fd00::5' },
+    { address: '::ffff:a00:5', want: '::ffff:a00:5' },
+    { address: '', want: '' },
+  ];
+  for (const c of cases) t.equal(unmappedAddress(c.address), c.want, c.address || '(empty)');
+});
+
 t.test('no tunnel to be had (no manager session): the connection goes to the app', async (t) => {
   const app = await startReplyServer('app');
   t.teardown(() => closeServer(app.server));
@@ -89,7 +123,7 @@ t.test('openTunnel throwing: the connection goes to the app and a warning is log
   const log = memoryLogger();
   const fwd = await Forwarder.start(
     [r],
-    { interceptFor: () => 'x:y', personalFor: () => [], openTunnel: () => { throw new Error('boom'); }, dialApp: dialLocalApp },
+    { interceptFor: () => 'x:y', personalFor: () => [], openTunnel: () => { throw new Error('boom'); }, dialApp: dialLocalApp, isRoutingProbe: () => false },
     log,
     { host: '127.0.0.1', bindPort: () => 0 },
   );

@@ -184,6 +184,8 @@ export class FakeManager {
   departs = 0;
   /** When set, Remain answers NOT_FOUND (an expired session) once per set. */
   expireNext = false;
+  /** What arrivals are told of the manager's pod addresses (SessionInfo.manager_pod_ips). */
+  podIps: string[] = [];
   #intercepts: InterceptInfo[] = [];
   readonly #watchers = new Set<ServerWritableStream<SessionInfo, InterceptSnapshot>>();
   #server: Server | undefined;
@@ -206,7 +208,7 @@ export class FakeManager {
       arriveAsAgent: (call: { request: AgentInfo }, cb: (err: null, res: SessionInfo) => void) => {
         this.arrivals.push(call.request);
         // Short heartbeat so the tests see Remain without waiting seconds.
-        cb(null, { sessionId: `agent-${++this.#seq}`, heartbeatSeconds: 1, expirySeconds: 3 });
+        cb(null, { sessionId: `agent-${++this.#seq}`, heartbeatSeconds: 1, expirySeconds: 3, managerPodIps: this.podIps });
       },
       remain: (_call: unknown, cb: (err: { code: status; details: string } | null, res?: object) => void) => {
         this.remains++;

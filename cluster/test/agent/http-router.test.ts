@@ -94,6 +94,7 @@ async function startRouter(t: Test, appPort: number, intercepts: PersonalInterce
         return port === undefined ? undefined : connect({ host: '127.0.0.1', port, allowHalfOpen: true });
       },
       dialApp: dialLocalApp,
+      isRoutingProbe: () => false,
     },
     log,
     { host: '127.0.0.1', bindPort: () => 0 },

@@ -10,6 +10,7 @@ t.test('defaults', (t) => {
     agentImage: `tp-local/traffic-agent:${VERSION}`,
     managerHost: 'traffic-manager.tp-system',
     prepareTimeoutMs: 120_000,
+    podIps: [],
   });
   t.end();
 });
@@ -22,6 +23,7 @@ t.test('every variable read', (t) => {
       TP_LOG_LEVEL: 'debug',
       TP_AGENT_IMAGE: 'registry.example/agent:1.2',
       TP_PREPARE_TIMEOUT_SECONDS: '30',
+      TP_MANAGER_POD_IPS: '10.244.0.2,fd00::2',
     }),
     {
       namespace: 'tele',
@@ -30,6 +32,7 @@ t.test('every variable read', (t) => {
       agentImage: 'registry.example/agent:1.2',
       managerHost: 'traffic-manager.tele',
       prepareTimeoutMs: 30_000,
+      podIps: ['10.244.0.2', 'fd00::2'],
     },
   );
   t.end();
@@ -49,5 +52,6 @@ t.test('bad values fail with one config error naming each', (t) => {
     t.throws(() => parseManagerEnv({ TP_PREPARE_TIMEOUT_SECONDS: bad }), { code: 'bad-environment', message: /TP_PREPARE_TIMEOUT_SECONDS/ }, bad);
   }
   t.throws(() => parseManagerEnv({ TP_AGENT_IMAGE: 'a b' }), { message: /TP_AGENT_IMAGE="a b" is not an image reference/ });
+  t.throws(() => parseManagerEnv({ TP_MANAGER_POD_IPS: '10.244.0.2,pod' }), { code: 'bad-environment', message: /TP_MANAGER_POD_IPS="10.244.0.2,pod" is not a comma-separated list of IP addresses/ });
   t.end();
 });

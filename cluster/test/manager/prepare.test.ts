@@ -1,6 +1,14 @@
 import t from 'tap';
 import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
-import { POD_SECURITY_ENFORCE_LABEL, explainTimeout, prepareIntercept, type PrepareDeps } from '../../src/manager/prepare.js';
+import {
+  POD_SECURITY_ENFORCE_LABEL,
+  ROUTING_PROBES_IN_A_ROW,
+  ROUTING_RETRY_MS,
+  ROUTING_WAIT_MS,
+  explainTimeout,
+  prepareIntercept,
+  type PrepareDeps,
+} from '../../src/manager/prepare.js';
 import { AgentConfigWatcher } from '../../src/manager/rollout.js';
 import { State } from '../../src/manager/state.js';
 import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
@@ -113,6 +121,118 @@ t.test('with several replicas, waits until no live pod is left without the agent
   await flush();
   t.equal((await result).podName, 'web-new-1', 'done once every live pod carries the agent');
   t.ok(lines.some((l) => l.endsWith('1 still without it')), 'the progress line says what it waits for');
+});
+
+/** A Service with a virtual IP, as the API server gives one, for the routing probes. */
+const webWithIp = () => {
+  const svc = service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' });
+  return { ...svc, spec: { ...svc.spec, clusterIP: '10.96.0.10' } };
+};
+
+/** A probe that answers from `script` in order (then `rest`), recording where each one went. */
+function scriptedProbe(script: boolean[], rest: boolean) {
+  const calls: string[] = [];
+  const probe = (address: string, port: number): Promise<boolean> => {
+    calls.push(`${address}:${port}`);
+    return Promise.resolve(script.shift() ?? rest);
+  };
+  return { calls, probe };
+}
+
+/** Starts a prepare that rolls web out and has its new pod ready with an arrived agent. */
+async function rolledOut(s: ReturnType<typeof setup>, probe: PrepareDeps['probeRouting'], signal?: AbortSignal) {
+  s.kube.setPods(webRef, [pod('web-old')]);
+  s.kube.onRestart = () => s.kube.setPods(webRef, [pod('web-new', { agent: true, hash: s.hash })]);
+  const result = prepareIntercept({ ...s.deps, probeRouting: probe }, spec(), s.progress, signal);
+  let settled = false;
+  void result.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await flush();
+  s.state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
+  await flush();
+  /** Moves the clock on by `step` until the prepare is done, at most `limitMs` in all. */
+  const runClock = async (step: number, limitMs: number): Promise<void> => {
+    for (let spent = 0; !settled && spent <= limitMs; spent += step) {
+      s.clock.advance(step);
+      await flush();
+    }
+  };
+  return { result, runClock, settled: () => settled };
+}
+
+t.test('after a rollout, answers once the Service’s connections reach agents only', async (t) => {
+  const s = setup([webWithIp()]);
+  // The old pod is still in kube-proxy's rules for a while: probes land here and there.
+  const { calls, probe } = scriptedProbe([false, true, true, true, false], true);
+  const { result, runClock } = await rolledOut(s, probe);
+  await runClock(ROUTING_RETRY_MS, ROUTING_WAIT_MS);
+  const prepared = await result;
+  t.equal(prepared.podName, 'web-new');
+  t.equal(calls.length, 5 + ROUTING_PROBES_IN_A_ROW, 'a miss starts the count again');
+  t.ok(
+    calls.every((c) => c === '10.96.0.10:80'),
+    'every probe goes to the Service’s virtual IP and the intercepted port',
+  );
+  t.strictSame(
+    s.lines.filter((l) => l.includes('Service web:80')),
+    ['waiting for Service web:80 to send its connections to the pods with the agent'],
+    'one progress line says what is awaited',
+  );
+  t.equal(s.clock.pending, 1, 'no timer of the wait is left: only the agent session’s expiry');
+});
+
+t.test('a Service that keeps sending connections elsewhere: answers after the wait, and says so', async (t) => {
+  const s = setup([webWithIp()]);
+  const { calls, probe } = scriptedProbe([], false);
+  const { result, runClock } = await rolledOut(s, probe);
+  await runClock(ROUTING_RETRY_MS, 2 * ROUTING_WAIT_MS);
+  t.equal((await result).podName, 'web-new', 'the intercept still goes ahead: the pods are in place');
+  t.equal(calls.length, ROUTING_WAIT_MS / ROUTING_RETRY_MS, 'probes are spaced out after each miss');
+  t.equal(s.lines.at(-1), 'Service web:80 may still send some connections to the old pods for a moment');
+  t.ok(s.kube.maps.get('default')?.web, 'the configuration stays');
+});
+
+t.test('no probes: no rollout, a headless Service, or no way for agents to tell the probes', async (t) => {
+  const headless = () => {
+    const svc = webWithIp();
+    return { ...svc, spec: { ...svc.spec, clusterIP: 'None' } };
+  };
+  const cases = [
+    { name: 'agent already in place', services: [webWithIp()], inPlace: true, probe: true },
+    { name: 'headless Service', services: [headless()], inPlace: false, probe: true },
+    { name: 'no probe given', services: [webWithIp()], inPlace: false, probe: false },
+  ];
+  for (const c of cases) {
+    t.test(c.name, async (t) => {
+      const s = setup(c.services);
+      const { calls, probe } = scriptedProbe([], false);
+      if (c.inPlace) {
+        s.kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, s.kube.services, build)) });
+        s.kube.setPods(webRef, [pod('web-1', { agent: true, hash: s.hash })]);
+        s.state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-1', podIp: '', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
+        await prepareIntercept({ ...s.deps, probeRouting: probe }, spec(), s.progress);
+      } else {
+        const { result } = await rolledOut(s, c.probe ? probe : undefined);
+        await result;
+      }
+      t.strictSame(calls, [], 'nothing was probed');
+      t.notOk(s.lines.some((l) => l.includes('Service web:80')), 'and nothing said about it');
+    });
+  }
+});
+
+t.test('aborted while waiting for the Service: cancelled, and the entry it wrote is removed', async (t) => {
+  const s = setup([webWithIp()]);
+  const { probe } = scriptedProbe([], false);
+  const ac = new AbortController();
+  const { result, runClock } = await rolledOut(s, probe, ac.signal);
+  t.ok(s.lines.some((l) => l.startsWith('waiting for Service web:80')), 'the prepare is waiting for the Service');
+  ac.abort();
+  await runClock(ROUTING_RETRY_MS, ROUTING_WAIT_MS);
+  await t.rejects(result, { code: 'cancelled' });
+  t.strictSame(s.kube.maps.get('default'), {});
 });
 
 t.test('an agent already in place: no write, no rollout, at once', async (t) => {

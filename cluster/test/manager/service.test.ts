@@ -3,7 +3,8 @@ import { ManagerClient, type CreateInterceptRequest, type DialRequest, type Inte
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
-import { addToServer } from '../../src/manager/service.js';
+import { addToServer, type ServiceDeps } from '../../src/manager/service.js';
+import { ROUTING_PROBES_IN_A_ROW } from '../../src/manager/prepare.js';
 import { State } from '../../src/manager/state.js';
 import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
 import { serializeAgentConfig } from '@telepresence-ts/core/agent-config';
@@ -30,14 +31,18 @@ const spec = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-async function startManager(t: Test, services = [service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' })]) {
+async function startManager(
+  t: Test,
+  services = [service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' })],
+  probing: Pick<ServiceDeps, 'podIps' | 'probeRouting'> = {},
+) {
   const kube = new FakeKube();
   kube.workloads.push(web);
   kube.services.push(...services);
   const clock = new FakeClock();
   const state = new State(clock);
   const server = new Server();
-  addToServer(server, { state, kube, clock, build, prepareTimeoutMs: 120_000, log: createLogger('traffic-manager', 'error', () => undefined) });
+  addToServer(server, { state, kube, clock, build, prepareTimeoutMs: 120_000, log: createLogger('traffic-manager', 'error', () => undefined), ...probing });
   const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1');
   const client = new ManagerClient(`127.0.0.1:${listener.port}`, credentials.createInsecure());
   t.teardown(async () => {
@@ -84,6 +89,14 @@ t.test('version, arrive, remain, depart and expiry over gRPC', async (t) => {
   const a = await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
   await call(client.depart.bind(client), a);
   await t.rejects(call(client.remain.bind(client), a), { code: status.NOT_FOUND }, 'departed');
+});
+
+t.test('agents are told the manager pod’s addresses on arrival, clients are not', async (t) => {
+  const { client } = await startManager(t, undefined, { podIps: ['10.244.0.2', 'fd00::2'] });
+  const agent = await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
+  t.strictSame(agent.managerPodIps, ['10.244.0.2', 'fd00::2']);
+  const user = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  t.strictSame(user.managerPodIps, []);
 });
 
 t.test('WatchAgents streams a snapshot on every change and ends with its session', async (t) => {
@@ -141,6 +154,35 @@ t.test('PrepareIntercept', async (t) => {
     t.ok(messages.slice(1, -1).every((m) => m.progress?.startsWith('waiting for deployment/web') === true), 'waiting lines in between');
   });
 
+  t.test('probes the Service after a rollout only when agents were given the manager’s addresses', async (t) => {
+    const withIp = service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' });
+    const services = [{ ...withIp, spec: { ...withIp.spec, clusterIP: '10.96.0.10' } }];
+    for (const podIps of [[], ['10.244.0.2']]) {
+      const probes: string[] = [];
+      const probeRouting = (address: string, port: number): Promise<boolean> => {
+        probes.push(`${address}:${port}`);
+        return Promise.resolve(true);
+      };
+      const { client, kube, state } = await startManager(t, services, { podIps, probeRouting });
+      const hash = agentConfigHash(buildAgentConfig(web, kube.services, build));
+      kube.onRestart = () => kube.setPods(webRef, [pod('web-new', { agent: true, hash })]);
+      const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+      const stream = client.prepareIntercept({ session: s, spec: spec() });
+      const messages: PrepareInterceptResponse[] = [];
+      stream.on('data', (m: PrepareInterceptResponse) => messages.push(m));
+      const ended = new Promise<void>((resolve, reject) => {
+        stream.on('end', resolve);
+        stream.on('error', reject);
+      });
+      await eventually(() => messages.length >= 2);
+      await kube.restartWorkload(webRef, 'now');
+      state.arriveAsAgent(agentInfo('web-new'));
+      await ended;
+      t.match(messages.at(-1), { prepared: { podName: 'web-new', rolledOut: true } });
+      t.equal(probes.length, podIps.length === 0 ? 0 : ROUTING_PROBES_IN_A_ROW, `${podIps.length} manager address(es): ${probes.length} probes`);
+    }
+  });
+
   t.test('an ambiguous port fails with the code, category and hint as metadata', async (t) => {
     const { client } = await startManager(t, [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' })]);
     const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
@@ -156,7 +198,7 @@ t.test('PrepareIntercept', async (t) => {
 
   t.test('an unknown session is refused', async (t) => {
     const { client } = await startManager(t);
-    const { error } = await collect(client.prepareIntercept({ session: { sessionId: 'nope', heartbeatSeconds: 0, expirySeconds: 0 }, spec: spec() }));
+    const { error } = await collect(client.prepareIntercept({ session: { sessionId: 'nope', heartbeatSeconds: 0, expirySeconds: 0, managerPodIps: [] }, spec: spec() }));
     t.equal(error?.code, status.NOT_FOUND);
   });
 });

@@ -139,6 +139,8 @@ export function managerDeployment(o: InstallOptions): V1Deployment {
     ports: [{ name: RESOURCE_NAMES.managerPortName, containerPort: DEFAULT_PORTS.manager, protocol: 'TCP' }],
     env: [
       namespaceFromDownwardApi,
+      // Agents take connections from these addresses for the manager's routing probes.
+      { name: ENV.managerPodIps, valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } },
       { name: ENV_AGENT_IMAGE, value: o.agentImage },
       { name: ENV.managerPort, value: String(DEFAULT_PORTS.manager) },
     ],

@@ -45,7 +45,11 @@ t.test('the manifests', (t) => {
   const mgr = managerDeployment(REQ).spec?.template.spec?.containers[0];
   t.equal(mgr?.image, 'tp-local/traffic-manager:1.2.3');
   t.equal(mgr?.imagePullPolicy, 'IfNotPresent');
-  t.match(mgr?.env, [{ name: 'TP_MANAGER_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }, { name: 'TP_AGENT_IMAGE', value: 'tp-local/traffic-agent:1.2.3' }]);
+  t.match(mgr?.env, [
+    { name: 'TP_MANAGER_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    { name: 'TP_MANAGER_POD_IPS', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } },
+    { name: 'TP_AGENT_IMAGE', value: 'tp-local/traffic-agent:1.2.3' },
+  ]);
   const rules = managerClusterRole(REQ).rules ?? [];
   t.ok(rules.some((r) => r.resources?.includes('deployments') && r.verbs.includes('patch')), 'the manager may patch workloads');
   t.ok(rules.some((r) => r.resources?.includes('configmaps') && r.verbs.includes('delete')), 'and write ConfigMaps');

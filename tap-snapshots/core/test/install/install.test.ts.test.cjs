@@ -328,6 +328,14 @@ Array [
                   },
                 },
                 Object {
+                  "name": "TP_MANAGER_POD_IPS",
+                  "valueFrom": Object {
+                    "fieldRef": Object {
+                      "fieldPath": "status.podIPs",
+                    },
+                  },
+                },
+                Object {
                   "name": "TP_AGENT_IMAGE",
                   "value": "tp-local/traffic-agent:1.2.3",
                 },

@@ -157,6 +157,13 @@ export interface SessionInfo {
   /** How often the holder should call Remain, and when an unheard-of session expires. */
   heartbeatSeconds: number;
   expirySeconds: number;
+  /**
+   * Given to agents: the traffic-manager pod's own addresses. A connection from one of them to an
+   * intercepted port is a routing probe (PrepareIntercept checks that the Service sends its
+   * connections to pods with the agent), which the agent answers itself with ROUTING_PROBE_REPLY
+   * (core/src/contracts.ts) instead of passing it on. Empty for clients, and from older managers.
+   */
+  managerPodIps: string[];
 }
 
 /** A header an HTTP request must carry for a personal intercept to take it. */
@@ -1060,7 +1067,7 @@ export const ContainerEnvironment_EnvEntry: MessageFns<ContainerEnvironment_EnvE
 };
 
 function createBaseSessionInfo(): SessionInfo {
-  return { sessionId: "", heartbeatSeconds: 0, expirySeconds: 0 };
+  return { sessionId: "", heartbeatSeconds: 0, expirySeconds: 0, managerPodIps: [] };
 }
 
 export const SessionInfo: MessageFns<SessionInfo> = {
@@ -1073,6 +1080,9 @@ export const SessionInfo: MessageFns<SessionInfo> = {
     }
     if (message.expirySeconds !== 0) {
       writer.uint32(24).int32(message.expirySeconds);
+    }
+    for (const v of message.managerPodIps) {
+      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -1114,6 +1124,14 @@ export const SessionInfo: MessageFns<SessionInfo> = {
             message.expirySeconds = reader.int32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.managerPodIps.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1143,6 +1161,11 @@ export const SessionInfo: MessageFns<SessionInfo> = {
         : isSet(object.expiry_seconds)
         ? globalThis.Number(object.expiry_seconds)
         : 0,
+      managerPodIps: globalThis.Array.isArray(object?.managerPodIps)
+        ? object.managerPodIps.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.manager_pod_ips)
+        ? object.manager_pod_ips.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1157,6 +1180,9 @@ export const SessionInfo: MessageFns<SessionInfo> = {
     if (message.expirySeconds !== 0) {
       obj.expirySeconds = Math.round(message.expirySeconds);
     }
+    if (message.managerPodIps?.length) {
+      obj.managerPodIps = message.managerPodIps;
+    }
     return obj;
   },
 
@@ -1168,6 +1194,7 @@ export const SessionInfo: MessageFns<SessionInfo> = {
     message.sessionId = object.sessionId ?? "";
     message.heartbeatSeconds = object.heartbeatSeconds ?? 0;
     message.expirySeconds = object.expirySeconds ?? 0;
+    message.managerPodIps = object.managerPodIps?.map((e) => e) || [];
     return message;
   },
 };
