@@ -262,7 +262,10 @@ async function waitForRouting(
   while (inARow < ROUTING_PROBES_IN_A_ROW) {
     if (signal?.aborted === true) throw new TpError('cluster', 'cancelled', `the prepare was cancelled while waiting for Service ${service.label}`);
     if (clock.now() >= deadline) {
-      progress(`Service ${service.label} may still send some connections to the old pods for a moment`);
+      progress(
+        `Service ${service.label} still sends some connections to pods without the agent after ${ROUTING_WAIT_MS / 1000} s ` +
+          '(old pods on their way out, or pods of another workload it selects); those requests reach the app',
+      );
       return;
     }
     const started = clock.now();
