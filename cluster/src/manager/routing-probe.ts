@@ -7,14 +7,20 @@
 import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
 import { connect } from 'node:net';
 
-/**
- * How long one probe waits for the reply. An agent answers within a millisecond or two of the
- * connection; a connection to an exited pod hangs until kube-proxy drops it, and an app never
- * sends the reply, so every failed probe would otherwise wait out the whole timeout.
- */
-export const ROUTING_PROBE_TIMEOUT_MS = 200;
+export interface ProbeTimeouts {
+  /** For the connection: one to a pod that has exited hangs until kube-proxy drops that pod. */
+  readonly connectMs: number;
+  /**
+   * For the reply, once connected. An agent sends it within a millisecond or two; an app never
+   * does, so every probe that reaches one waits this long, and how soon prepare notices that the
+   * Service has switched to the new pods depends on it. A slow agent just costs another probe.
+   */
+  readonly replyMs: number;
+}
 
-export function probeRouting(address: string, port: number, timeoutMs: number = ROUTING_PROBE_TIMEOUT_MS): Promise<boolean> {
+export const PROBE_TIMEOUTS: ProbeTimeouts = { connectMs: 200, replyMs: 30 };
+
+export function probeRouting(address: string, port: number, timeouts: ProbeTimeouts = PROBE_TIMEOUTS): Promise<boolean> {
   return new Promise((resolve) => {
     let received = '';
     const socket = connect({ host: address, port });
@@ -23,7 +29,11 @@ export function probeRouting(address: string, port: number, timeoutMs: number = 
       socket.destroy();
       resolve(reached);
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
+    let timer = setTimeout(() => finish(false), timeouts.connectMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(false), timeouts.replyMs);
+    });
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       received += chunk;

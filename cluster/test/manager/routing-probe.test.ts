@@ -48,7 +48,7 @@ t.test('probeRouting tells an agent from everything else', async (t) => {
   ];
   for (const c of cases) {
     t.test(c.name, async (t) => {
-      t.equal(await probeRouting('127.0.0.1', await c.port(), 100), c.want);
+      t.equal(await probeRouting('127.0.0.1', await c.port(), { connectMs: 1000, replyMs: 100 }), c.want);
     });
   }
 });
