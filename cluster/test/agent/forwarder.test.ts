@@ -82,7 +82,14 @@ t.test('a connection from the traffic-manager’s pod is a routing probe, answer
   const r = route('app', app.port, 9901);
   const asked: string[] = [];
   // Intercepted, so that a probe that were not recognised would reach the workstation.
-  const p = { ...ports(client.port), isRoutingProbe: (address: string) => (asked.push(address), address === '127.0.0.1') };
+  let manager = '127.0.0.1';
+  const p: ReturnType<typeof ports> = {
+    ...ports(client.port),
+    isRoutingProbe: (address: string): boolean => {
+      asked.push(address);
+      return address === manager;
+    },
+  };
   p.intercepted.set(9901, 'sess-1:echo');
   const fwd = await startForwarder(t, [r], p);
   t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, ''), ROUTING_PROBE_REPLY, 'the probe gets the reply, then EOF');
@@ -90,7 +97,7 @@ t.test('a connection from the traffic-manager’s pod is a routing probe, answer
   t.strictSame(p.tunnels, [], 'no tunnel was opened');
   t.strictSame(client.received, [], 'the workstation saw nothing');
   t.strictSame(app.received, [], 'nor did the app');
-  p.isRoutingProbe = () => false;
+  manager = '10.244.0.2';
   t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, 'hello'), 'client:hello', 'other peers are intercepted as before');
 });
 
