@@ -76,7 +76,7 @@ t.test('sessions: heartbeat and expiry', async (t) => {
     t.test(c.name, async (t) => {
       const { state, clock } = newState();
       const s = state.arriveAsClient(client('alice'));
-      t.strictSame(s, { sessionId: 's1', heartbeatSeconds: 3, expirySeconds: 10 });
+      t.strictSame(s, { sessionId: 's1', heartbeatSeconds: 3, expirySeconds: 10, managerPodIps: [] });
       for (const step of c.steps) {
         if (step === 'remain') state.remain(s.sessionId);
         else clock.advance(step);
