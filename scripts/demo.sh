@@ -30,8 +30,10 @@ kubectl -n tp-demo delete pod demo-client --ignore-not-found --wait=true >/dev/n
 kubectl -n tp-demo run demo-client --image=tp-local/echo:1 --image-pull-policy=IfNotPresent --restart=Never >/dev/null
 kubectl -n tp-demo wait --for=condition=Ready pod/demo-client --timeout=120s >/dev/null
 ask() {
+  # kubectl exec's WebSocket client logs a harmless "Unknown stream id" line now and then.
   kubectl -n tp-demo exec demo-client -- node -e \
-    "fetch('http://hello.tp-demo/greeting').then(r => r.json()).then(j => console.log('  answered by ' + j.host))"
+    "fetch('http://hello.tp-demo/greeting').then(r => r.json()).then(j => console.log('  answered by ' + j.host))" \
+    2> >(grep -v 'Unknown stream id' >&2)
 }
 echo "a request from inside the cluster:"; ask
 
