@@ -16,7 +16,10 @@
  *   warm intercept   `intercept` of a workload that already carries the agent, until the first
  *                    request is answered by the workstation
  *   cold intercept   the same for a workload without the agent (injection + rollout), minus the
- *                    bare `kubectl rollout restart` of that workload until a restarted pod answers
+ *                    bare `kubectl rollout restart` of that workload until the Service sends its
+ *                    requests to restarted pods only (ten answers in a row from them): `intercept`
+ *                    returns after a rollout only once the Service routes to pods with the agent
+ *                    alone. The restart until a restarted pod first answers is printed too.
  *   round trip       GET of a tiny body on one keep-alive connection: through the intercept, and
  *                    to the same pod's app over `kubectl port-forward`, in alternating rounds
  *   personal trip    the same through a personal intercept (`--http-header`), whose agent reads
@@ -191,6 +194,25 @@ function get(url: string, agent: Agent | false, timeoutMs = 5000, headers: Recor
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * When ten GETs of `url` in a row, each on a connection of its own so that the Service routes
+ * each afresh, were answered by pods in `fresh` (performance.now()). A request that times out or
+ * is answered by another pod starts the count again.
+ */
+async function onlyAnsweredBy(url: string, fresh: ReadonlySet<string>): Promise<number> {
+  let inARow = 0;
+  const deadline = performance.now() + 60_000;
+  while (inARow < 10) {
+    if (performance.now() > deadline) throw new Error('the Service still sends requests to pods that were not restarted, after 60 s');
+    const host = await get(url, false, PROBE_TIMEOUT_MS).then(
+      (r) => r.body,
+      () => '',
+    );
+    inARow = fresh.has(host) ? inARow + 1 : 0;
+  }
+  return performance.now();
 }
 
 /** Where round trips go: a base URL, and the headers a personal intercept matches. */
@@ -523,6 +545,7 @@ async function main(): Promise<void> {
       // The bare restart of the same workload, the baseline of the cold intercept.
       progress(`bare rollout restart x${RUNS.cold}`);
       const restarts: number[] = [];
+      const restartsAll: number[] = [];
       const restartReturns: number[] = [];
       for (let i = 0; i < RUNS.cold; i++) {
         const t0 = performance.now();
@@ -537,6 +560,8 @@ async function main(): Promise<void> {
           if (!fresh.has(r.body)) throw new Error(`answered by ${r.body}`);
         }, { timeoutMs: 60_000, intervalMs: 10, what: 'a request answered by a restarted pod' });
         restarts.push(performance.now() - t0);
+        // Then until old pods are out of kube-proxy's rules, which the cold intercept waits for.
+        restartsAll.push((await onlyAnsweredBy(`${base}/host`, fresh)) - t0);
       }
 
       progress(`cold intercept x${RUNS.cold}`);
@@ -562,9 +587,10 @@ async function main(): Promise<void> {
         }
       }
       await agentMemory('traffic-agent idle RSS, fresh (a few requests served)', true);
-      const overhead = median(colds) - median(restarts);
-      record('bare rollout restart, median', s(median(restarts)));
-      record('bare rollout restart, each', restarts.map(s).join(' / '));
+      const overhead = median(colds) - median(restartsAll);
+      record('bare rollout restart, until only restarted pods answer, median', s(median(restartsAll)));
+      record('bare rollout restart, until only restarted pods answer, each', restartsAll.map(s).join(' / '));
+      record('bare rollout restart, until a restarted pod answers, each', restarts.map(s).join(' / '));
       record('bare rollout restart, until rollout status returned, each', restartReturns.map(s).join(' / '));
       record('cold intercept, median', s(median(colds)));
       record('cold intercept, each', colds.map(s).join(' / '));

@@ -8,7 +8,10 @@ import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
 import { connect } from 'node:net';
 
 export interface ProbeTimeouts {
-  /** For the connection: one to a pod that has exited hangs until kube-proxy drops that pod. */
+  /**
+   * For the connection: one to a pod that has exited hangs until kube-proxy drops that pod, while
+   * one to a live pod takes a round trip of the pod network, well under a millisecond on a node.
+   */
   readonly connectMs: number;
   /**
    * For the reply, once connected. An agent sends it within a millisecond or two; an app never
@@ -18,7 +21,7 @@ export interface ProbeTimeouts {
   readonly replyMs: number;
 }
 
-export const PROBE_TIMEOUTS: ProbeTimeouts = { connectMs: 200, replyMs: 30 };
+export const PROBE_TIMEOUTS: ProbeTimeouts = { connectMs: 100, replyMs: 30 };
 
 export function probeRouting(address: string, port: number, timeouts: ProbeTimeouts = PROBE_TIMEOUTS): Promise<boolean> {
   return new Promise((resolve) => {
