@@ -216,8 +216,10 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
 
   let podName: string;
   try {
-    podName = await waitForAgent(deps, ref, workload.object.spec?.selector?.matchLabels, name, hash, progress, signal);
-    if (wrote && deps.probeRouting !== undefined) {
+    const waited = await waitForAgent(deps, ref, workload.object.spec?.selector?.matchLabels, name, hash, progress, signal);
+    podName = waited.podName;
+    // After a rollout, ours or one another client's prepare began: old pods may still be routed to.
+    if ((wrote || waited.sawPodsWithoutAgent) && deps.probeRouting !== undefined) {
       const { serviceName, servicePort } = target.intercept;
       const address = services.find((svc) => svc.metadata?.name === serviceName)?.spec?.clusterIP;
       // A headless Service has no virtual IP to probe: its clients choose pods themselves.
@@ -285,7 +287,7 @@ async function waitForRouting(
 
 /**
  * Resolves with the name of a Ready pod with the hash whose agent has arrived, once no live pod of
- * the workload lacks the agent. It looks again whenever an agent arrives or leaves and whenever
+ * the workload lacks the agent, and whether it saw any live pod without it on the way. It looks again whenever an agent arrives or leaves and whenever
  * one of the workload's pods changes (a watch on `labels`, its selector), so that the answer
  * follows the pod that turns Ready or the last old pod that goes; a poll covers a watch that is
  * being re-opened.
@@ -298,9 +300,10 @@ function waitForAgent(
   hash: string,
   progress: (line: string) => void,
   signal: AbortSignal | undefined,
-): Promise<string> {
+): Promise<{ podName: string; sawPodsWithoutAgent: boolean }> {
   const { kube, clock, state } = deps;
-  return new Promise<string>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
+    let sawPodsWithoutAgent = false;
     let done = false;
     let checking = false;
     let again = false;
@@ -315,7 +318,7 @@ function waitForAgent(
       stopPodWatch();
       signal?.removeEventListener('abort', onAbort);
       if (err !== undefined) reject(err);
-      else resolve(pod ?? '');
+      else resolve({ podName: pod ?? '', sawPodsWithoutAgent });
     };
     const check = async (): Promise<void> => {
       // One listing at a time; a trigger during one asks for another right after.
@@ -336,6 +339,7 @@ function waitForAgent(
           // A pod still without the agent keeps taking part of the Service's traffic, which would
           // then bypass the intercept: done only once the rollout has replaced every such pod.
           const without = pods.length - withAgent.length;
+          if (without > 0) sawPodsWithoutAgent = true;
           if (pod !== undefined && without === 0) {
             finish(undefined, pod.metadata?.name ?? '');
             return;

@@ -197,6 +197,25 @@ t.test('a Service that keeps sending connections elsewhere: answers after the wa
   t.ok(s.kube.maps.get('default')?.web, 'the configuration stays');
 });
 
+t.test('a rollout that another prepare began is waited out the same way', async (t) => {
+  const s = setup([webWithIp()]);
+  // The entry is written already, and its rollout is under way: the old pod still serves.
+  s.kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, s.kube.services, build)) });
+  s.kube.setPods(webRef, [pod('web-old'), pod('web-new', { agent: true, hash: s.hash })]);
+  s.state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
+  const { calls, probe } = scriptedProbe([false], true);
+  const result = prepareIntercept({ ...s.deps, probeRouting: probe }, spec(), s.progress);
+  await flush();
+  s.kube.setPods(webRef, [pod('web-old', { deleting: true }), pod('web-new', { agent: true, hash: s.hash })]);
+  s.clock.advance(1000);
+  await flush();
+  s.clock.advance(ROUTING_RETRY_MS);
+  const prepared = await result;
+  t.equal(prepared.rolledOut, false, 'this prepare rolled nothing out');
+  t.strictSame(s.kube.calls, [], 'and wrote nothing');
+  t.equal(calls.length, 1 + ROUTING_PROBES_IN_A_ROW, 'but it waited for the Service all the same');
+});
+
 t.test('no probes: no rollout, a headless Service, or no way for agents to tell the probes', async (t) => {
   const headless = () => {
     const svc = webWithIp();
