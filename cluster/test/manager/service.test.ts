@@ -131,24 +131,31 @@ async function eventually(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/**
+ * Prepares web over gRPC as alice, rolling it out by hand as the manager's watcher (not running
+ * here) would, and has the new pod's agent arrive; every message of the stream.
+ */
+async function prepareWithRollout({ client, kube, state }: Awaited<ReturnType<typeof startManager>>): Promise<PrepareInterceptResponse[]> {
+  const hash = agentConfigHash(buildAgentConfig(web, kube.services, build));
+  kube.onRestart = () => kube.setPods(webRef, [pod('web-new', { agent: true, hash })]);
+  const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  const stream = client.prepareIntercept({ session: s, spec: spec() });
+  const messages: PrepareInterceptResponse[] = [];
+  stream.on('data', (m: PrepareInterceptResponse) => messages.push(m));
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  await eventually(() => messages.length >= 2);
+  await kube.restartWorkload(webRef, 'now');
+  state.arriveAsAgent(agentInfo('web-new'));
+  await ended;
+  return messages;
+}
+
 t.test('PrepareIntercept', async (t) => {
   t.test('streams progress, then prepared', async (t) => {
-    const { client, kube, state } = await startManager(t);
-    const hash = agentConfigHash(buildAgentConfig(web, kube.services, build));
-    kube.onRestart = () => kube.setPods(webRef, [pod('web-new', { agent: true, hash })]);
-    const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
-    const stream = client.prepareIntercept({ session: s, spec: spec() });
-    const messages: PrepareInterceptResponse[] = [];
-    stream.on('data', (m: PrepareInterceptResponse) => messages.push(m));
-    const ended = new Promise<void>((resolve, reject) => {
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    // The manager's watcher is not running here: roll out by hand, as it would.
-    await eventually(() => messages.length >= 2);
-    await kube.restartWorkload(webRef, 'now');
-    state.arriveAsAgent(agentInfo('web-new'));
-    await ended;
+    const messages = await prepareWithRollout(await startManager(t));
     t.match(messages[0], { progress: 'wrote the traffic-agent configuration of deployment/web; rolling it out' });
     t.match(messages.at(-1), { prepared: { podName: 'web-new', rolledOut: true, spec: { name: 'web-default', servicePort: 'http' }, target: { agentPort: 9901 } } });
     t.ok(messages.slice(1, -1).every((m) => m.progress?.startsWith('waiting for deployment/web') === true), 'waiting lines in between');
@@ -163,21 +170,7 @@ t.test('PrepareIntercept', async (t) => {
         probes.push(`${address}:${port}`);
         return Promise.resolve(true);
       };
-      const { client, kube, state } = await startManager(t, services, { podIps, probeRouting });
-      const hash = agentConfigHash(buildAgentConfig(web, kube.services, build));
-      kube.onRestart = () => kube.setPods(webRef, [pod('web-new', { agent: true, hash })]);
-      const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
-      const stream = client.prepareIntercept({ session: s, spec: spec() });
-      const messages: PrepareInterceptResponse[] = [];
-      stream.on('data', (m: PrepareInterceptResponse) => messages.push(m));
-      const ended = new Promise<void>((resolve, reject) => {
-        stream.on('end', resolve);
-        stream.on('error', reject);
-      });
-      await eventually(() => messages.length >= 2);
-      await kube.restartWorkload(webRef, 'now');
-      state.arriveAsAgent(agentInfo('web-new'));
-      await ended;
+      const messages = await prepareWithRollout(await startManager(t, services, { podIps, probeRouting }));
       t.match(messages.at(-1), { prepared: { podName: 'web-new', rolledOut: true } });
       t.equal(probes.length, podIps.length === 0 ? 0 : ROUTING_PROBES_IN_A_ROW, `${podIps.length} manager address(es): ${probes.length} probes`);
     }
