@@ -24,11 +24,20 @@ export const PREPARE_POLL_MS = 1000;
 export type RoutingProbe = (address: string, port: number) => Promise<boolean>;
 
 /**
- * Probes that must land on an agent in a row before the Service counts as routing to the new
- * pods only. kube-proxy picks an endpoint at random per connection, so while one old pod is left
- * beside one new, ten in a row all miss it once in 1024 times; with round-robin, never.
+ * Probes that must land on an agent in a row, per pod with the agent, before the Service counts
+ * as routing to the new pods only. kube-proxy picks an endpoint at random per connection: while
+ * one old pod is left beside N new ones, 10 N probes in a row all miss it with a chance of
+ * (N / (N + 1))^(10 N): under 1 in 1000 up to the ten pods that `ROUTING_PROBES_MAX` allows for
+ * (1 in 130 at twenty pods); with round-robin, never.
  */
-export const ROUTING_PROBES_IN_A_ROW = 10;
+export const ROUTING_PROBES_PER_POD = 10;
+/** At most this many in a row, whatever the number of pods: a hundred take about a tenth of a second. */
+export const ROUTING_PROBES_MAX = 100;
+
+/** How many probes in a row must reach an agent, for a workload with `pods` pods with the agent. */
+export function routingProbesInARow(pods: number): number {
+  return Math.min(ROUTING_PROBES_PER_POD * Math.max(1, pods), ROUTING_PROBES_MAX);
+}
 /**
  * How long a prepare that rolled the workload out waits for its Service to route to the new pods
  * only, before it answers anyway: kube-proxy rewrites its rules at most once a second by default.
@@ -224,7 +233,8 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
       const address = services.find((svc) => svc.metadata?.name === serviceName)?.spec?.clusterIP;
       // A headless Service has no virtual IP to probe: its clients choose pods themselves.
       if (address !== undefined && address !== '' && address !== 'None') {
-        await waitForRouting(clock, deps.probeRouting, { address, port: servicePort, label: `${serviceName}:${servicePort}` }, progress, signal);
+        const service = { address, port: servicePort, label: `${serviceName}:${servicePort}` };
+        await waitForRouting(clock, deps.probeRouting, service, routingProbesInARow(waited.podsWithAgent), progress, signal);
       }
     }
   } catch (err: unknown) {
@@ -245,7 +255,7 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
 }
 
 /**
- * Returns once `ROUTING_PROBES_IN_A_ROW` probes of the Service's virtual IP in a row reached an
+ * Returns once `inARowNeeded` probes of the Service's virtual IP in a row reached an
  * agent, or after `ROUTING_WAIT_MS` with a progress line that says so: the pods are in place by
  * then, and only kube-proxy's next rewrite of its rules is awaited. An old pod that is still in
  * those rules takes part of the connections until then, and one that has already exited leaves
@@ -255,13 +265,14 @@ async function waitForRouting(
   clock: Clock,
   probe: RoutingProbe,
   service: { address: string; port: number; label: string },
+  inARowNeeded: number,
   progress: (line: string) => void,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const deadline = clock.now() + ROUTING_WAIT_MS;
   let inARow = 0;
   let told = false;
-  while (inARow < ROUTING_PROBES_IN_A_ROW) {
+  while (inARow < inARowNeeded) {
     if (signal?.aborted === true) throw new TpError('cluster', 'cancelled', `the prepare was cancelled while waiting for Service ${service.label}`);
     if (clock.now() >= deadline) {
       progress(
@@ -300,7 +311,7 @@ function waitForAgent(
   hash: string,
   progress: (line: string) => void,
   signal: AbortSignal | undefined,
-): Promise<{ podName: string; sawPodsWithoutAgent: boolean }> {
+): Promise<{ podName: string; podsWithAgent: number; sawPodsWithoutAgent: boolean }> {
   const { kube, clock, state } = deps;
   return new Promise((resolve, reject) => {
     let sawPodsWithoutAgent = false;
@@ -309,6 +320,7 @@ function waitForAgent(
     let again = false;
     let lastLine = '';
     let cancelPoll: () => void = () => undefined;
+    let podsWithAgent = 0;
     const finish = (err: Error | undefined, pod?: string): void => {
       if (done) return;
       done = true;
@@ -318,7 +330,7 @@ function waitForAgent(
       stopPodWatch();
       signal?.removeEventListener('abort', onAbort);
       if (err !== undefined) reject(err);
-      else resolve({ podName: pod ?? '', sawPodsWithoutAgent });
+      else resolve({ podName: pod ?? '', podsWithAgent, sawPodsWithoutAgent });
     };
     const check = async (): Promise<void> => {
       // One listing at a time; a trigger during one asks for another right after.
@@ -341,6 +353,7 @@ function waitForAgent(
           const without = pods.length - withAgent.length;
           if (without > 0) sawPodsWithoutAgent = true;
           if (pod !== undefined && without === 0) {
+            podsWithAgent = withAgent.length;
             finish(undefined, pod.metadata?.name ?? '');
             return;
           }

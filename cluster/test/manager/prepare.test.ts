@@ -2,11 +2,13 @@ import t from 'tap';
 import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
 import {
   POD_SECURITY_ENFORCE_LABEL,
-  ROUTING_PROBES_IN_A_ROW,
+  ROUTING_PROBES_MAX,
+  ROUTING_PROBES_PER_POD,
   ROUTING_RETRY_MS,
   ROUTING_WAIT_MS,
   explainTimeout,
   prepareIntercept,
+  routingProbesInARow,
   type PrepareDeps,
 } from '../../src/manager/prepare.js';
 import { AgentConfigWatcher } from '../../src/manager/rollout.js';
@@ -170,7 +172,7 @@ t.test('after a rollout, answers once the Service’s connections reach agents o
   await runClock(ROUTING_RETRY_MS, ROUTING_WAIT_MS);
   const prepared = await result;
   t.equal(prepared.podName, 'web-new');
-  t.equal(calls.length, 5 + ROUTING_PROBES_IN_A_ROW, 'a miss starts the count again');
+  t.equal(calls.length, 5 + ROUTING_PROBES_PER_POD, 'a miss starts the count again');
   t.ok(
     calls.every((c) => c === '10.96.0.10:80'),
     'every probe goes to the Service’s virtual IP and the intercepted port',
@@ -181,6 +183,28 @@ t.test('after a rollout, answers once the Service’s connections reach agents o
     'one progress line says what is awaited',
   );
   t.equal(s.clock.pending, 1, 'no timer of the wait is left: only the agent session’s expiry');
+});
+
+t.test('with two new pods, twice the probes in a row', async (t) => {
+  const s = setup([webWithIp()]);
+  const { calls, probe } = scriptedProbe([], true);
+  s.kube.setPods(webRef, [pod('web-old')]);
+  s.kube.onRestart = () => s.kube.setPods(webRef, [pod('web-new-1', { agent: true, hash: s.hash }), pod('web-new-2', { agent: true, hash: s.hash })]);
+  const result = prepareIntercept({ ...s.deps, probeRouting: probe }, spec(), s.progress);
+  await flush();
+  s.state.arriveAsAgent({ name: 'web', namespace: 'default', podName: 'web-new-1', podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
+  await result;
+  t.equal(calls.length, 2 * ROUTING_PROBES_PER_POD);
+});
+
+t.test('the probes needed in a row grow with the pods, up to a bound', async (t) => {
+  const cases = [
+    { pods: 0, want: ROUTING_PROBES_PER_POD },
+    { pods: 1, want: ROUTING_PROBES_PER_POD },
+    { pods: 3, want: 3 * ROUTING_PROBES_PER_POD },
+    { pods: 500, want: ROUTING_PROBES_MAX },
+  ];
+  for (const c of cases) t.equal(routingProbesInARow(c.pods), c.want, `${c.pods} pod(s)`);
 });
 
 t.test('a Service that keeps sending connections elsewhere: answers after the wait, and says so', async (t) => {
@@ -213,7 +237,7 @@ t.test('a rollout that another prepare began is waited out the same way', async 
   const prepared = await result;
   t.equal(prepared.rolledOut, false, 'this prepare rolled nothing out');
   t.strictSame(s.kube.calls, [], 'and wrote nothing');
-  t.equal(calls.length, 1 + ROUTING_PROBES_IN_A_ROW, 'but it waited for the Service all the same');
+  t.equal(calls.length, 1 + ROUTING_PROBES_PER_POD, 'but it waited for the Service all the same');
 });
 
 t.test('no probes: no rollout, a headless Service, or no way for agents to tell the probes', async (t) => {

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
 import { addToServer, type ServiceDeps } from '../../src/manager/service.js';
-import { ROUTING_PROBES_IN_A_ROW } from '../../src/manager/prepare.js';
+import { ROUTING_PROBES_PER_POD } from '../../src/manager/prepare.js';
 import { State } from '../../src/manager/state.js';
 import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
 import { serializeAgentConfig } from '@telepresence-ts/core/agent-config';
@@ -172,7 +172,7 @@ t.test('PrepareIntercept', async (t) => {
       };
       const messages = await prepareWithRollout(await startManager(t, services, { podIps, probeRouting }));
       t.match(messages.at(-1), { prepared: { podName: 'web-new', rolledOut: true } });
-      t.equal(probes.length, podIps.length === 0 ? 0 : ROUTING_PROBES_IN_A_ROW, `${podIps.length} manager address(es): ${probes.length} probes`);
+      t.equal(probes.length, podIps.length === 0 ? 0 : ROUTING_PROBES_PER_POD, `${podIps.length} manager address(es): ${probes.length} probes`);
     }
   });
 
