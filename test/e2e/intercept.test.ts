@@ -15,6 +15,7 @@ import t, { type Test } from 'tap';
 import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
+import { hostsAnswering } from '../src/fresh-gets.js';
 import type { Deployment, List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
 import { ECHO_IMAGE, namespace } from '../src/manifests.js';
@@ -129,27 +130,6 @@ async function hostAnswering(url: string): Promise<string> {
     .catch((e) => { console.log('ERROR ' + e.message); process.exit(1); });`;
   const out = await kube.kubectl(['-n', ns, 'exec', 'client', '--', 'node', '-e', script, url], { timeoutMs: 20_000 });
   return out.trim();
-}
-
-/**
- * Who answers `count` requests to `url` sent one after another from inside the cluster, each on a
- * connection of its own (so that each one is routed by the Service afresh); 'ERROR ...' for one
- * that failed or took over 2 s.
- */
-async function hostsAnswering(url: string, count: number): Promise<string[]> {
-  const script = `const http = require('node:http');
-    const ask = () => new Promise((resolve) => {
-      const req = http.get(process.argv[1], { agent: false, timeout: 2000 }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => { try { resolve(JSON.parse(body).host); } catch (e) { resolve('ERROR ' + e.message); } });
-      });
-      req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', (e) => resolve('ERROR ' + e.message));
-    });
-    (async () => { for (let i = 0; i < Number(process.argv[2]); i++) console.log(await ask()); })();`;
-  const out = await kube.kubectl(['-n', ns, 'exec', 'client', '--', 'node', '-e', script, url, String(count)], { timeoutMs: 60_000 });
-  return out.trim().split('\n');
 }
 
 /** Waits until `url`, asked from inside the cluster, is answered by a host `wanted` accepts; returns it. */
@@ -359,7 +339,7 @@ t.test('first intercept of a never-intercepted Deployment', async (t) => {
   const out = await cli.ok(['intercept', 'web', '--port', `${local.port}:http`], 300_000);
   // Asked at once: the intercept returns only when the Service routes to the new pod alone, so
   // none of these may reach the old pod, which may still be on its way out.
-  const first = await hostsAnswering(`http://web.${ns}/`, 10);
+  const first = await hostsAnswering(kube, ns, 'client', `http://web.${ns}/`, 10);
   t.strictSame(first, Array(10).fill(local.host), 'the requests sent as soon as intercept returns are all answered by the workstation');
   t.match(out, /web/, `reports the intercept:\n${out}`);
   t.match(out, /Traffic\s+: direct from the agent's pod/, 'and that its connections come straight from the pod');

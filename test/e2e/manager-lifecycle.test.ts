@@ -20,6 +20,7 @@ import t, { type Test } from 'tap';
 import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
+import { hostsAnswering } from '../src/fresh-gets.js';
 import type { List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
 import { ECHO_IMAGE, namespace } from '../src/manifests.js';
@@ -41,7 +42,8 @@ const deployment = {
   kind: 'Deployment',
   metadata: { name: app, namespace: ns },
   spec: {
-    replicas: 1,
+    // Two, so that the cold intercept below waits for the Service to leave both old pods.
+    replicas: 2,
     selector: { matchLabels: { app } },
     template: {
       metadata: { labels: { app } },
@@ -167,10 +169,10 @@ t.test('a client of another version is refused at connect, with the fix', async 
 t.test('the agent passes traffic to the app while the manager is gone, and finds it again', async (t) => {
   const local = await localServer(t);
   await cli.ok(['intercept', app, '--port', `${local.port}:http`], 300_000);
-  // The first intercept rolls the workload out: for a moment after it returns, the old pod may
-  // still be among the Service's endpoints in kube-proxy's rules (and refuse, as it stops).
-  await answeredBy(local.host, 'the workstation answering after the first intercept');
-  t.pass('intercepted before the manager goes');
+  // The first intercept rolls both pods out, and returns only once the Service has left the old
+  // ones: asked at once, every request reaches the workstation.
+  const first = await hostsAnswering(kube, ns, 'client', `http://${app}.${ns}/`, 20);
+  t.strictSame(first, Array(20).fill(local.host), 'the requests sent as soon as intercept returns are all answered by the workstation');
   const pods = (await podsOf()).map((p) => p.metadata.name);
 
   await scaleManager(0);

@@ -1,0 +1,31 @@
+/**
+ * Who answers a Service right now, request by request: `count` GETs of `url`, one after another
+ * from a pod of the echo image (`node -e`, as there is no curl image to pull), each on a
+ * connection of its own so that the Service routes each one afresh. Right after a rollout, that
+ * shows whether any request still reaches an old pod.
+ */
+import type { Kube } from './kube.js';
+
+/** Plain CommonJS, run verbatim by the Node in the image: prints one line per request. */
+const SCRIPT = String.raw`
+const http = require('node:http');
+const ask = () => new Promise((resolve) => {
+  const req = http.get(process.argv[1], { agent: false, timeout: 2000 }, (res) => {
+    let body = '';
+    res.on('data', (c) => (body += c));
+    res.on('end', () => { try { resolve(JSON.parse(body).host); } catch (e) { resolve('ERROR ' + e.message); } });
+  });
+  req.on('timeout', () => req.destroy(new Error('no answer within 2 s')));
+  req.on('error', (e) => resolve('ERROR ' + e.message));
+});
+(async () => { for (let i = 0; i < Number(process.argv[2]); i++) console.log(await ask()); })();
+`;
+
+/**
+ * The `host` each of `count` GETs of `url` was answered by, in order, sent from `pod` in `ns`
+ * (the echo server answers with its host name); 'ERROR ...' for one that failed or took over 2 s.
+ */
+export async function hostsAnswering(kube: Kube, ns: string, pod: string, url: string, count: number): Promise<string[]> {
+  const out = await kube.kubectl(['-n', ns, 'exec', pod, '--', 'node', '-e', SCRIPT, url, String(count)], { timeoutMs: 60_000 });
+  return out.trim().split('\n');
+}
