@@ -125,7 +125,11 @@ export function interceptCommand(deps: CommandDeps): AnyCommand {
         .example('$0 intercept web --port 8080 --env-file web.env --mount=false', "write the container's environment, skip the volumes")
         .example('$0 intercept web --port 8080 -- npm start', 'run a command with the remote environment; leave when it exits')
         .example('$0 intercept web --port 8080 --docker-run -- my-image', 'the same with a container')
-        .epilogue('List what can be intercepted with `kubectl telepresence list`; end an intercept with `kubectl telepresence leave <name>`.')
+        .epilogue(
+          'The first intercept of a workload restarts its pods with the traffic-agent (your kubeconfig needs no right to change it) ' +
+            'and returns once the Service sends its connections to them; later intercepts need no restart.\n' +
+            'List what can be intercepted with `kubectl telepresence list`; end an intercept with `kubectl telepresence leave <name>`.',
+        )
         // Everything after `--` is the command to run, never options of ours.
         .parserConfiguration({ 'populate--': true }),
     handler: async (argv) => {
