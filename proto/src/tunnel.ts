@@ -93,16 +93,22 @@ export function rawTunnelKind(buf: Buffer): 'data' | 'other' {
 
 const tunnelMethod = ManagerService.tunnel;
 
-/** The Manager service with this module's codec on the Tunnel method. */
+/** This module's codec, both ways, for a method whose messages are TunnelMessages. */
+const FAST_CODEC = {
+  requestSerialize: encodeTunnelMessage,
+  requestDeserialize: decodeTunnelMessage,
+  responseSerialize: encodeTunnelMessage,
+  responseDeserialize: decodeTunnelMessage,
+} as const;
+
+/**
+ * The Manager service with this module's codec on the Tunnel and Outbound methods (Outbound
+ * carries TunnelMessages too: one stream per outbound flow).
+ */
 export const TUNNEL_CODEC_SERVICE = {
   ...ManagerService,
-  tunnel: {
-    ...tunnelMethod,
-    requestSerialize: encodeTunnelMessage,
-    requestDeserialize: decodeTunnelMessage,
-    responseSerialize: encodeTunnelMessage,
-    responseDeserialize: decodeTunnelMessage,
-  },
+  tunnel: { ...tunnelMethod, ...FAST_CODEC },
+  outbound: { ...ManagerService.outbound, ...FAST_CODEC },
 } as const;
 
 /** The generated Manager client, but with this module's codec on the Tunnel method. */
@@ -117,6 +123,7 @@ const identity = (value: Buffer): Buffer => value;
 /** The Manager service for a server whose Tunnel handler takes and gives encoded messages. */
 export const RAW_TUNNEL_SERVICE = {
   ...ManagerService,
+  outbound: { ...ManagerService.outbound, ...FAST_CODEC },
   tunnel: {
     ...tunnelMethod,
     requestDeserialize: identity,

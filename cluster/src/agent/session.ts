@@ -134,7 +134,7 @@ export class ManagerSession {
     if (sessionId === undefined) return undefined;
     const connectionId = randomUUID();
     this.#log.debug('opening tunnel', { interceptId, connectionId, source });
-    return new TunnelStream(this.#client.tunnel(), { sessionId, connectionId, interceptId });
+    return new TunnelStream(this.#client.tunnel(), { sessionId, connectionId, interceptId, protocol: '', destination: '' });
   }
 
   async #run(): Promise<void> {

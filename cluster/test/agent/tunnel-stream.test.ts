@@ -33,7 +33,7 @@ class FakeCall extends EventEmitter implements TunnelCall {
   }
 }
 
-const OPEN = { sessionId: 'agent-1', connectionId: 'c-1', interceptId: 'client-1:echo' };
+const OPEN = { sessionId: 'agent-1', connectionId: 'c-1', interceptId: 'client-1:echo', protocol: '', destination: '' };
 
 function readAll(stream: TunnelStream): Promise<string> {
   return new Promise((resolve, reject) => {

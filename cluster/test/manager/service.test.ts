@@ -264,12 +264,12 @@ t.test('Tunnel relays 1 MiB each way with half-close', async (t) => {
   }
 
   const agentStream = client.tunnel();
-  agentStream.write({ open: { sessionId: agent.sessionId, connectionId: 'conn-1', interceptId: ic.id } });
+  agentStream.write({ open: { sessionId: agent.sessionId, connectionId: 'conn-1', interceptId: ic.id, protocol: '', destination: '' } });
   const dial = await dialed;
   t.strictSame(dial, { connectionId: 'conn-1', interceptId: ic.id, localPort: 3000, source: '10.0.0.9' });
   const agentSide = endpoint(agentStream, toClient);
   const clientStream = client.tunnel();
-  clientStream.write({ open: { sessionId: a.sessionId, connectionId: 'conn-1', interceptId: '' } });
+  clientStream.write({ open: { sessionId: a.sessionId, connectionId: 'conn-1', interceptId: '', protocol: '', destination: '' } });
   const clientSide = endpoint(clientStream, toAgent);
   const [atAgent, atClient] = await Promise.all([agentSide, clientSide]);
   t.ok(atClient.received.equals(toClient), `the client got the agent's 1 MiB (${atClient.received.length} bytes)`);
@@ -288,7 +288,7 @@ t.test('Tunnel: a client that never dials fails the agent after 10 s', async (t)
   const stream = client.tunnel();
   const failed = new Promise<ServiceError>((resolve) => stream.on('error', resolve));
   stream.on('data', () => undefined);
-  stream.write({ open: { sessionId: agent.sessionId, connectionId: 'c', interceptId: ic.id } });
+  stream.write({ open: { sessionId: agent.sessionId, connectionId: 'c', interceptId: ic.id, protocol: '', destination: '' } });
   await eventually(() => clock.pending >= 3);
   // Keep both sessions alive past the pairing timeout, which is as long as a session's expiry.
   clock.advance(9_000);

@@ -263,21 +263,21 @@ t.test('tunnel pairing', async (t) => {
 
   t.test('the agent waits for the owner; each side gets the other’s handle', async (t) => {
     const { state, alice, ic, agent, dials, clock } = setup();
-    const agentSide = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: ic.id }, 'agent-end');
+    const agentSide = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: ic.id, protocol: '', destination: '' }, 'agent-end');
     t.strictSame(dials.values, [{ connectionId: 'c1', interceptId: ic.id, localPort: 8080, source: '10.0.0.7' }]);
-    const clientSide = await state.openTunnel({ sessionId: alice.sessionId, connectionId: 'c1', interceptId: '' }, 'client-end');
+    const clientSide = await state.openTunnel({ sessionId: alice.sessionId, connectionId: 'c1', interceptId: '', protocol: '', destination: '' }, 'client-end');
     t.equal(clientSide, 'agent-end');
     t.equal(await agentSide, 'client-end');
     clock.advance(9_000);
     state.remain(alice.sessionId);
     state.remain(agent.sessionId);
     clock.advance(1_000);
-    await t.rejects(state.openTunnel({ sessionId: alice.sessionId, connectionId: 'c1', interceptId: '' }, 'again'), { code: 'unknown-connection' }, 'a connection pairs once');
+    await t.rejects(state.openTunnel({ sessionId: alice.sessionId, connectionId: 'c1', interceptId: '', protocol: '', destination: '' }, 'again'), { code: 'unknown-connection' }, 'a connection pairs once');
   });
 
   t.test('10 s without the owner fails the agent side', async (t) => {
     const { state, alice, ic, agent, clock } = setup();
-    const agentSide = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: ic.id }, 'agent-end');
+    const agentSide = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: ic.id, protocol: '', destination: '' }, 'agent-end');
     // Both sessions stay alive past the pairing timeout, which is as long as a session's expiry.
     clock.advance(9_000);
     state.remain(alice.sessionId);
@@ -298,21 +298,21 @@ t.test('tunnel pairing', async (t) => {
     const { state, alice, ic, agent } = setup();
     const bob = state.arriveAsClient(client('bob'));
     const other = state.arriveAsAgent(agentInfo('api'));
-    await t.rejects(state.openTunnel({ sessionId: other.sessionId, connectionId: 'c1', interceptId: ic.id }, 0), { code: 'unknown-intercept' }, 'agent of another workload');
-    await t.rejects(state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: 'nope' }, 0), { code: 'unknown-intercept' }, 'unknown intercept');
-    await t.rejects(state.openTunnel({ sessionId: 'gone', connectionId: 'c1', interceptId: ic.id }, 0), { code: 'session-expired' }, 'unknown session');
-    const pending = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c2', interceptId: ic.id }, 0);
-    await t.rejects(state.openTunnel({ sessionId: bob.sessionId, connectionId: 'c2', interceptId: '' }, 0), { code: 'unknown-connection' }, 'not the owner');
+    await t.rejects(state.openTunnel({ sessionId: other.sessionId, connectionId: 'c1', interceptId: ic.id, protocol: '', destination: '' }, 0), { code: 'unknown-intercept' }, 'agent of another workload');
+    await t.rejects(state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: 'nope', protocol: '', destination: '' }, 0), { code: 'unknown-intercept' }, 'unknown intercept');
+    await t.rejects(state.openTunnel({ sessionId: 'gone', connectionId: 'c1', interceptId: ic.id, protocol: '', destination: '' }, 0), { code: 'session-expired' }, 'unknown session');
+    const pending = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c2', interceptId: ic.id, protocol: '', destination: '' }, 0);
+    await t.rejects(state.openTunnel({ sessionId: bob.sessionId, connectionId: 'c2', interceptId: '', protocol: '', destination: '' }, 0), { code: 'unknown-connection' }, 'not the owner');
     state.depart(alice.sessionId);
     await t.rejects(pending, { code: 'session-ended' }, 'the owner departed');
   });
 
   t.test('cancelTunnel forgets a pending connection', async (t) => {
     const { state, alice, ic, agent, clock } = setup();
-    const agentSide = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: ic.id }, 0);
+    const agentSide = state.openTunnel({ sessionId: agent.sessionId, connectionId: 'c1', interceptId: ic.id, protocol: '', destination: '' }, 0);
     agentSide.catch(() => undefined);
     state.cancelTunnel('c1');
-    await t.rejects(state.openTunnel({ sessionId: alice.sessionId, connectionId: 'c1', interceptId: '' }, 0), { code: 'unknown-connection' });
+    await t.rejects(state.openTunnel({ sessionId: alice.sessionId, connectionId: 'c1', interceptId: '', protocol: '', destination: '' }, 0), { code: 'unknown-connection' });
     const before = clock.pending;
     clock.advance(10_000);
     t.ok(clock.pending <= before, 'no pairing timer fires');

@@ -112,6 +112,44 @@ export interface ConnectRequest {
   managerNamespace: string;
   /** "cli" or "vscode". */
   product: string;
+  /** Outbound access to the cluster's Services, pods and DNS names; on unless `disabled`. */
+  outbound: OutboundRequest | undefined;
+}
+
+export interface OutboundRequest {
+  /** Connect for intercepts only: no device, routes or DNS. */
+  disabled: boolean;
+  /** CIDRs routed to the cluster besides its own pod and service subnets. */
+  alsoProxy: string[];
+  /** CIDRs never routed to the cluster, even inside its subnets. */
+  neverProxy: string[];
+}
+
+/** What outbound access has set up and carried (docs/adr/0006-outbound-access.md). */
+export interface OutboundStatus {
+  /** "off" (not asked for), "up", or "failed" (see `error`). */
+  state: string;
+  /** The TUN device's name. */
+  device: string;
+  /** The CIDRs routed into the device. */
+  routed: string[];
+  /** The CIDRs left to the workstation's own routes (--never-proxy). */
+  neverProxied: string[];
+  /**
+   * The DNS domains answered by the cluster: the cluster domain and the single-label and
+   * "name.namespace" forms that the connected namespace's pods resolve.
+   */
+  dnsDomains: string[];
+  /** The nameservers whose queries are redirected to the daemon's resolver. */
+  dnsRedirected: string[];
+  /** Flows carried since connect, and those open now. */
+  tcpFlows: number;
+  udpFlows: number;
+  activeFlows: number;
+  /** Questions answered from the cluster, and passed on to the workstation's own nameservers. */
+  dnsClusterQueries: number;
+  dnsUpstreamQueries: number;
+  error: string;
 }
 
 export interface ConnectionStatus {
@@ -132,6 +170,8 @@ export interface ConnectionStatus {
    */
   directConnections: number;
   relayedConnections: number;
+  /** Absent when not connected. */
+  outbound: OutboundStatus | undefined;
 }
 
 export interface ListRequest {
@@ -507,7 +547,7 @@ export const VersionResponse: MessageFns<VersionResponse> = {
 };
 
 function createBaseConnectRequest(): ConnectRequest {
-  return { kube: undefined, managerNamespace: "", product: "" };
+  return { kube: undefined, managerNamespace: "", product: "", outbound: undefined };
 }
 
 export const ConnectRequest: MessageFns<ConnectRequest> = {
@@ -520,6 +560,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     }
     if (message.product !== "") {
       writer.uint32(26).string(message.product);
+    }
+    if (message.outbound !== undefined) {
+      OutboundRequest.encode(message.outbound, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -561,6 +604,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.product = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.outbound = OutboundRequest.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -582,6 +633,7 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? globalThis.String(object.manager_namespace)
         : "",
       product: isSet(object.product) ? globalThis.String(object.product) : "",
+      outbound: isSet(object.outbound) ? OutboundRequest.fromJSON(object.outbound) : undefined,
     };
   },
 
@@ -596,6 +648,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     if (message.product !== "") {
       obj.product = message.product;
     }
+    if (message.outbound !== undefined) {
+      obj.outbound = OutboundRequest.toJSON(message.outbound);
+    }
     return obj;
   },
 
@@ -607,6 +662,408 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     message.kube = (object.kube !== undefined && object.kube !== null) ? KubeFlags.fromPartial(object.kube) : undefined;
     message.managerNamespace = object.managerNamespace ?? "";
     message.product = object.product ?? "";
+    message.outbound = (object.outbound !== undefined && object.outbound !== null)
+      ? OutboundRequest.fromPartial(object.outbound)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseOutboundRequest(): OutboundRequest {
+  return { disabled: false, alsoProxy: [], neverProxy: [] };
+}
+
+export const OutboundRequest: MessageFns<OutboundRequest> = {
+  encode(message: OutboundRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.disabled !== false) {
+      writer.uint32(8).bool(message.disabled);
+    }
+    for (const v of message.alsoProxy) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.neverProxy) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OutboundRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOutboundRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.disabled = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.alsoProxy.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.neverProxy.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OutboundRequest {
+    return {
+      disabled: isSet(object.disabled) ? globalThis.Boolean(object.disabled) : false,
+      alsoProxy: globalThis.Array.isArray(object?.alsoProxy)
+        ? object.alsoProxy.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.also_proxy)
+        ? object.also_proxy.map((e: any) => globalThis.String(e))
+        : [],
+      neverProxy: globalThis.Array.isArray(object?.neverProxy)
+        ? object.neverProxy.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.never_proxy)
+        ? object.never_proxy.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: OutboundRequest): unknown {
+    const obj: any = {};
+    if (message.disabled !== false) {
+      obj.disabled = message.disabled;
+    }
+    if (message.alsoProxy?.length) {
+      obj.alsoProxy = message.alsoProxy;
+    }
+    if (message.neverProxy?.length) {
+      obj.neverProxy = message.neverProxy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OutboundRequest>, I>>(base?: I): OutboundRequest {
+    return OutboundRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OutboundRequest>, I>>(object: I): OutboundRequest {
+    const message = createBaseOutboundRequest();
+    message.disabled = object.disabled ?? false;
+    message.alsoProxy = object.alsoProxy?.map((e) => e) || [];
+    message.neverProxy = object.neverProxy?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseOutboundStatus(): OutboundStatus {
+  return {
+    state: "",
+    device: "",
+    routed: [],
+    neverProxied: [],
+    dnsDomains: [],
+    dnsRedirected: [],
+    tcpFlows: 0,
+    udpFlows: 0,
+    activeFlows: 0,
+    dnsClusterQueries: 0,
+    dnsUpstreamQueries: 0,
+    error: "",
+  };
+}
+
+export const OutboundStatus: MessageFns<OutboundStatus> = {
+  encode(message: OutboundStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== "") {
+      writer.uint32(10).string(message.state);
+    }
+    if (message.device !== "") {
+      writer.uint32(18).string(message.device);
+    }
+    for (const v of message.routed) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.neverProxied) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.dnsDomains) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.dnsRedirected) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.tcpFlows !== 0) {
+      writer.uint32(56).int64(message.tcpFlows);
+    }
+    if (message.udpFlows !== 0) {
+      writer.uint32(64).int64(message.udpFlows);
+    }
+    if (message.activeFlows !== 0) {
+      writer.uint32(72).int64(message.activeFlows);
+    }
+    if (message.dnsClusterQueries !== 0) {
+      writer.uint32(80).int64(message.dnsClusterQueries);
+    }
+    if (message.dnsUpstreamQueries !== 0) {
+      writer.uint32(88).int64(message.dnsUpstreamQueries);
+    }
+    if (message.error !== "") {
+      writer.uint32(98).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OutboundStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOutboundStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.routed.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.neverProxied.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dnsDomains.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.dnsRedirected.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.tcpFlows = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.udpFlows = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.activeFlows = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.dnsClusterQueries = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.dnsUpstreamQueries = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OutboundStatus {
+    return {
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      device: isSet(object.device) ? globalThis.String(object.device) : "",
+      routed: globalThis.Array.isArray(object?.routed) ? object.routed.map((e: any) => globalThis.String(e)) : [],
+      neverProxied: globalThis.Array.isArray(object?.neverProxied)
+        ? object.neverProxied.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.never_proxied)
+        ? object.never_proxied.map((e: any) => globalThis.String(e))
+        : [],
+      dnsDomains: globalThis.Array.isArray(object?.dnsDomains)
+        ? object.dnsDomains.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.dns_domains)
+        ? object.dns_domains.map((e: any) => globalThis.String(e))
+        : [],
+      dnsRedirected: globalThis.Array.isArray(object?.dnsRedirected)
+        ? object.dnsRedirected.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.dns_redirected)
+        ? object.dns_redirected.map((e: any) => globalThis.String(e))
+        : [],
+      tcpFlows: isSet(object.tcpFlows)
+        ? globalThis.Number(object.tcpFlows)
+        : isSet(object.tcp_flows)
+        ? globalThis.Number(object.tcp_flows)
+        : 0,
+      udpFlows: isSet(object.udpFlows)
+        ? globalThis.Number(object.udpFlows)
+        : isSet(object.udp_flows)
+        ? globalThis.Number(object.udp_flows)
+        : 0,
+      activeFlows: isSet(object.activeFlows)
+        ? globalThis.Number(object.activeFlows)
+        : isSet(object.active_flows)
+        ? globalThis.Number(object.active_flows)
+        : 0,
+      dnsClusterQueries: isSet(object.dnsClusterQueries)
+        ? globalThis.Number(object.dnsClusterQueries)
+        : isSet(object.dns_cluster_queries)
+        ? globalThis.Number(object.dns_cluster_queries)
+        : 0,
+      dnsUpstreamQueries: isSet(object.dnsUpstreamQueries)
+        ? globalThis.Number(object.dnsUpstreamQueries)
+        : isSet(object.dns_upstream_queries)
+        ? globalThis.Number(object.dns_upstream_queries)
+        : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: OutboundStatus): unknown {
+    const obj: any = {};
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.device !== "") {
+      obj.device = message.device;
+    }
+    if (message.routed?.length) {
+      obj.routed = message.routed;
+    }
+    if (message.neverProxied?.length) {
+      obj.neverProxied = message.neverProxied;
+    }
+    if (message.dnsDomains?.length) {
+      obj.dnsDomains = message.dnsDomains;
+    }
+    if (message.dnsRedirected?.length) {
+      obj.dnsRedirected = message.dnsRedirected;
+    }
+    if (message.tcpFlows !== 0) {
+      obj.tcpFlows = Math.round(message.tcpFlows);
+    }
+    if (message.udpFlows !== 0) {
+      obj.udpFlows = Math.round(message.udpFlows);
+    }
+    if (message.activeFlows !== 0) {
+      obj.activeFlows = Math.round(message.activeFlows);
+    }
+    if (message.dnsClusterQueries !== 0) {
+      obj.dnsClusterQueries = Math.round(message.dnsClusterQueries);
+    }
+    if (message.dnsUpstreamQueries !== 0) {
+      obj.dnsUpstreamQueries = Math.round(message.dnsUpstreamQueries);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OutboundStatus>, I>>(base?: I): OutboundStatus {
+    return OutboundStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OutboundStatus>, I>>(object: I): OutboundStatus {
+    const message = createBaseOutboundStatus();
+    message.state = object.state ?? "";
+    message.device = object.device ?? "";
+    message.routed = object.routed?.map((e) => e) || [];
+    message.neverProxied = object.neverProxied?.map((e) => e) || [];
+    message.dnsDomains = object.dnsDomains?.map((e) => e) || [];
+    message.dnsRedirected = object.dnsRedirected?.map((e) => e) || [];
+    message.tcpFlows = object.tcpFlows ?? 0;
+    message.udpFlows = object.udpFlows ?? 0;
+    message.activeFlows = object.activeFlows ?? 0;
+    message.dnsClusterQueries = object.dnsClusterQueries ?? 0;
+    message.dnsUpstreamQueries = object.dnsUpstreamQueries ?? 0;
+    message.error = object.error ?? "";
     return message;
   },
 };
@@ -624,6 +1081,7 @@ function createBaseConnectionStatus(): ConnectionStatus {
     error: "",
     directConnections: 0,
     relayedConnections: 0,
+    outbound: undefined,
   };
 }
 
@@ -661,6 +1119,9 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     }
     if (message.relayedConnections !== 0) {
       writer.uint32(88).int64(message.relayedConnections);
+    }
+    if (message.outbound !== undefined) {
+      OutboundStatus.encode(message.outbound, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -766,6 +1227,14 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
             message.relayedConnections = longToNumber(reader.int64());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.outbound = OutboundStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -819,6 +1288,7 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
         : isSet(object.relayed_connections)
         ? globalThis.Number(object.relayed_connections)
         : 0,
+      outbound: isSet(object.outbound) ? OutboundStatus.fromJSON(object.outbound) : undefined,
     };
   },
 
@@ -857,6 +1327,9 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     if (message.relayedConnections !== 0) {
       obj.relayedConnections = Math.round(message.relayedConnections);
     }
+    if (message.outbound !== undefined) {
+      obj.outbound = OutboundStatus.toJSON(message.outbound);
+    }
     return obj;
   },
 
@@ -876,6 +1349,9 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     message.error = object.error ?? "";
     message.directConnections = object.directConnections ?? 0;
     message.relayedConnections = object.relayedConnections ?? 0;
+    message.outbound = (object.outbound !== undefined && object.outbound !== null)
+      ? OutboundStatus.fromPartial(object.outbound)
+      : undefined;
     return message;
   },
 };

@@ -323,6 +323,12 @@ export interface TunnelOpen {
   connectionId: string;
   /** Set by the agent only. */
   interceptId: string;
+  /**
+   * Outbound streams only (see "Outbound access"): "tcp" or "udp", and where the manager dials,
+   * "ip:port" ("[ip]:port" for IPv6).
+   */
+  protocol: string;
+  destination: string;
 }
 
 export interface TunnelClose {
@@ -343,6 +349,30 @@ export interface DialRequest {
   localPort: number;
   /** Where the connection came from, for logs: "10.244.0.7:51234". */
   source: string;
+}
+
+export interface ClusterInfo {
+  /** CIDRs of pod addresses (the nodes' spec.podCIDRs), e.g. "10.244.0.0/16". */
+  podSubnets: string[];
+  /** CIDRs of Service ClusterIPs (the ServiceCIDR objects, or the API server's range). */
+  serviceSubnets: string[];
+  /** The cluster's DNS domain, e.g. "cluster.local". */
+  clusterDomain: string;
+  /** The DNS server that LookupDNS asks: the first nameserver of the manager pod's resolv.conf. */
+  dnsServer: string;
+}
+
+export interface LookupDNSRequest {
+  session:
+    | SessionInfo
+    | undefined;
+  /** One DNS message (RFC 1035 wire format) with one question, asked as it is: no search path. */
+  query: Buffer;
+}
+
+export interface LookupDNSResponse {
+  /** The cluster DNS server's answer, unchanged (wire format). */
+  response: Buffer;
 }
 
 function createBaseEmpty(): Empty {
@@ -3165,7 +3195,7 @@ export const UninstallAgentsResponse: MessageFns<UninstallAgentsResponse> = {
 };
 
 function createBaseTunnelOpen(): TunnelOpen {
-  return { sessionId: "", connectionId: "", interceptId: "" };
+  return { sessionId: "", connectionId: "", interceptId: "", protocol: "", destination: "" };
 }
 
 export const TunnelOpen: MessageFns<TunnelOpen> = {
@@ -3178,6 +3208,12 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
     }
     if (message.interceptId !== "") {
       writer.uint32(26).string(message.interceptId);
+    }
+    if (message.protocol !== "") {
+      writer.uint32(34).string(message.protocol);
+    }
+    if (message.destination !== "") {
+      writer.uint32(42).string(message.destination);
     }
     return writer;
   },
@@ -3219,6 +3255,22 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
             message.interceptId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.destination = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3248,6 +3300,8 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
         : isSet(object.intercept_id)
         ? globalThis.String(object.intercept_id)
         : "",
+      protocol: isSet(object.protocol) ? globalThis.String(object.protocol) : "",
+      destination: isSet(object.destination) ? globalThis.String(object.destination) : "",
     };
   },
 
@@ -3262,6 +3316,12 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
     if (message.interceptId !== "") {
       obj.interceptId = message.interceptId;
     }
+    if (message.protocol !== "") {
+      obj.protocol = message.protocol;
+    }
+    if (message.destination !== "") {
+      obj.destination = message.destination;
+    }
     return obj;
   },
 
@@ -3273,6 +3333,8 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
     message.sessionId = object.sessionId ?? "";
     message.connectionId = object.connectionId ?? "";
     message.interceptId = object.interceptId ?? "";
+    message.protocol = object.protocol ?? "";
+    message.destination = object.destination ?? "";
     return message;
   },
 };
@@ -3578,6 +3640,293 @@ export const DialRequest: MessageFns<DialRequest> = {
   },
 };
 
+function createBaseClusterInfo(): ClusterInfo {
+  return { podSubnets: [], serviceSubnets: [], clusterDomain: "", dnsServer: "" };
+}
+
+export const ClusterInfo: MessageFns<ClusterInfo> = {
+  encode(message: ClusterInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.podSubnets) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.serviceSubnets) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.clusterDomain !== "") {
+      writer.uint32(26).string(message.clusterDomain);
+    }
+    if (message.dnsServer !== "") {
+      writer.uint32(34).string(message.dnsServer);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.podSubnets.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.serviceSubnets.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clusterDomain = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.dnsServer = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterInfo {
+    return {
+      podSubnets: globalThis.Array.isArray(object?.podSubnets)
+        ? object.podSubnets.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.pod_subnets)
+        ? object.pod_subnets.map((e: any) => globalThis.String(e))
+        : [],
+      serviceSubnets: globalThis.Array.isArray(object?.serviceSubnets)
+        ? object.serviceSubnets.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.service_subnets)
+        ? object.service_subnets.map((e: any) => globalThis.String(e))
+        : [],
+      clusterDomain: isSet(object.clusterDomain)
+        ? globalThis.String(object.clusterDomain)
+        : isSet(object.cluster_domain)
+        ? globalThis.String(object.cluster_domain)
+        : "",
+      dnsServer: isSet(object.dnsServer)
+        ? globalThis.String(object.dnsServer)
+        : isSet(object.dns_server)
+        ? globalThis.String(object.dns_server)
+        : "",
+    };
+  },
+
+  toJSON(message: ClusterInfo): unknown {
+    const obj: any = {};
+    if (message.podSubnets?.length) {
+      obj.podSubnets = message.podSubnets;
+    }
+    if (message.serviceSubnets?.length) {
+      obj.serviceSubnets = message.serviceSubnets;
+    }
+    if (message.clusterDomain !== "") {
+      obj.clusterDomain = message.clusterDomain;
+    }
+    if (message.dnsServer !== "") {
+      obj.dnsServer = message.dnsServer;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClusterInfo>, I>>(base?: I): ClusterInfo {
+    return ClusterInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterInfo>, I>>(object: I): ClusterInfo {
+    const message = createBaseClusterInfo();
+    message.podSubnets = object.podSubnets?.map((e) => e) || [];
+    message.serviceSubnets = object.serviceSubnets?.map((e) => e) || [];
+    message.clusterDomain = object.clusterDomain ?? "";
+    message.dnsServer = object.dnsServer ?? "";
+    return message;
+  },
+};
+
+function createBaseLookupDNSRequest(): LookupDNSRequest {
+  return { session: undefined, query: Buffer.alloc(0) };
+}
+
+export const LookupDNSRequest: MessageFns<LookupDNSRequest> = {
+  encode(message: LookupDNSRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      SessionInfo.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    if (message.query.length !== 0) {
+      writer.uint32(18).bytes(message.query);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LookupDNSRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLookupDNSRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = SessionInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.query = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LookupDNSRequest {
+    return {
+      session: isSet(object.session) ? SessionInfo.fromJSON(object.session) : undefined,
+      query: isSet(object.query) ? Buffer.from(bytesFromBase64(object.query)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: LookupDNSRequest): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = SessionInfo.toJSON(message.session);
+    }
+    if (message.query.length !== 0) {
+      obj.query = base64FromBytes(message.query);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LookupDNSRequest>, I>>(base?: I): LookupDNSRequest {
+    return LookupDNSRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LookupDNSRequest>, I>>(object: I): LookupDNSRequest {
+    const message = createBaseLookupDNSRequest();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? SessionInfo.fromPartial(object.session)
+      : undefined;
+    message.query = object.query ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseLookupDNSResponse(): LookupDNSResponse {
+  return { response: Buffer.alloc(0) };
+}
+
+export const LookupDNSResponse: MessageFns<LookupDNSResponse> = {
+  encode(message: LookupDNSResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.response.length !== 0) {
+      writer.uint32(10).bytes(message.response);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LookupDNSResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLookupDNSResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.response = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LookupDNSResponse {
+    return { response: isSet(object.response) ? Buffer.from(bytesFromBase64(object.response)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: LookupDNSResponse): unknown {
+    const obj: any = {};
+    if (message.response.length !== 0) {
+      obj.response = base64FromBytes(message.response);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LookupDNSResponse>, I>>(base?: I): LookupDNSResponse {
+    return LookupDNSResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LookupDNSResponse>, I>>(object: I): LookupDNSResponse {
+    const message = createBaseLookupDNSResponse();
+    message.response = object.response ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
 export type ManagerService = typeof ManagerService;
 export const ManagerService = {
   /**
@@ -3727,6 +4076,37 @@ export const ManagerService = {
     responseSerialize: (value: TunnelMessage): Buffer => Buffer.from(TunnelMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer): TunnelMessage => TunnelMessage.decode(value),
   },
+  /**
+   * Outbound access: the cluster's subnets and DNS domain, a DNS question asked of the cluster's
+   * DNS server, and one stream per TCP or UDP flow (see "Outbound access" above).
+   */
+  getClusterInfo: {
+    path: "/telepresence.manager.v1.Manager/GetClusterInfo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SessionInfo): Buffer => Buffer.from(SessionInfo.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SessionInfo => SessionInfo.decode(value),
+    responseSerialize: (value: ClusterInfo): Buffer => Buffer.from(ClusterInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClusterInfo => ClusterInfo.decode(value),
+  },
+  lookupDns: {
+    path: "/telepresence.manager.v1.Manager/LookupDNS" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LookupDNSRequest): Buffer => Buffer.from(LookupDNSRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LookupDNSRequest => LookupDNSRequest.decode(value),
+    responseSerialize: (value: LookupDNSResponse): Buffer => Buffer.from(LookupDNSResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LookupDNSResponse => LookupDNSResponse.decode(value),
+  },
+  outbound: {
+    path: "/telepresence.manager.v1.Manager/Outbound" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: TunnelMessage): Buffer => Buffer.from(TunnelMessage.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TunnelMessage => TunnelMessage.decode(value),
+    responseSerialize: (value: TunnelMessage): Buffer => Buffer.from(TunnelMessage.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TunnelMessage => TunnelMessage.decode(value),
+  },
 } as const;
 
 export interface ManagerServer extends UntypedServiceImplementation {
@@ -3757,6 +4137,13 @@ export interface ManagerServer extends UntypedServiceImplementation {
   /** For a client: the connections it must dial (see Tunnel). */
   watchDials: handleServerStreamingCall<SessionInfo, DialRequest>;
   tunnel: handleBidiStreamingCall<TunnelMessage, TunnelMessage>;
+  /**
+   * Outbound access: the cluster's subnets and DNS domain, a DNS question asked of the cluster's
+   * DNS server, and one stream per TCP or UDP flow (see "Outbound access" above).
+   */
+  getClusterInfo: handleUnaryCall<SessionInfo, ClusterInfo>;
+  lookupDns: handleUnaryCall<LookupDNSRequest, LookupDNSResponse>;
+  outbound: handleBidiStreamingCall<TunnelMessage, TunnelMessage>;
 }
 
 export interface ManagerClient extends Client {
@@ -3929,6 +4316,43 @@ export interface ManagerClient extends Client {
   tunnel(): ClientDuplexStream<TunnelMessage, TunnelMessage>;
   tunnel(options: Partial<CallOptions>): ClientDuplexStream<TunnelMessage, TunnelMessage>;
   tunnel(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<TunnelMessage, TunnelMessage>;
+  /**
+   * Outbound access: the cluster's subnets and DNS domain, a DNS question asked of the cluster's
+   * DNS server, and one stream per TCP or UDP flow (see "Outbound access" above).
+   */
+  getClusterInfo(
+    request: SessionInfo,
+    callback: (error: ServiceError | null, response: ClusterInfo) => void,
+  ): ClientUnaryCall;
+  getClusterInfo(
+    request: SessionInfo,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClusterInfo) => void,
+  ): ClientUnaryCall;
+  getClusterInfo(
+    request: SessionInfo,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClusterInfo) => void,
+  ): ClientUnaryCall;
+  lookupDns(
+    request: LookupDNSRequest,
+    callback: (error: ServiceError | null, response: LookupDNSResponse) => void,
+  ): ClientUnaryCall;
+  lookupDns(
+    request: LookupDNSRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LookupDNSResponse) => void,
+  ): ClientUnaryCall;
+  lookupDns(
+    request: LookupDNSRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LookupDNSResponse) => void,
+  ): ClientUnaryCall;
+  outbound(): ClientDuplexStream<TunnelMessage, TunnelMessage>;
+  outbound(options: Partial<CallOptions>): ClientDuplexStream<TunnelMessage, TunnelMessage>;
+  outbound(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<TunnelMessage, TunnelMessage>;
 }
 
 export const ManagerClient = makeGenericClientConstructor(
