@@ -1,6 +1,7 @@
 /** Getting a connected daemon for the commands that need the cluster (list, intercept, ...). */
 import { delimiter, resolve } from 'node:path';
 import { ConnectionState, DEFAULT_MANAGER_NAMESPACE, TpError, type ConnectionStatus, type DaemonApi } from '@telepresence-ts/core';
+import type { OutboundRequest } from '@telepresence-ts/core';
 
 import type { CommandDeps } from './command-deps.js';
 import type { GlobalOptions } from './global-options.js';
@@ -34,7 +35,7 @@ export async function startedDaemon(deps: CommandDeps): Promise<DaemonApi> {
 }
 
 /** A Connect request for the global flags; paths resolved here, since the daemon runs elsewhere. */
-export function connectRequest(deps: CommandDeps, argv: GlobalOptions, managerNamespace: string) {
+export function connectRequest(deps: CommandDeps, argv: GlobalOptions, managerNamespace: string, outbound?: OutboundRequest) {
   return {
     kube: {
       kubeconfig: argv.kubeconfig !== undefined && argv.kubeconfig !== '' ? resolve(deps.env.cwd, argv.kubeconfig) : '',
@@ -48,6 +49,7 @@ export function connectRequest(deps: CommandDeps, argv: GlobalOptions, managerNa
     },
     managerNamespace,
     product: 'cli',
+    outbound,
   };
 }
 

@@ -22,6 +22,7 @@ import type {
   InterceptEnvironment,
   InterceptSnapshot,
   InterceptSpec,
+  ManagerClient,
   SessionInfo,
   UninstallAgentsResponse,
 } from '@telepresence-ts/proto/manager/v1';
@@ -40,6 +41,7 @@ import { formatDotenv, formatEnvJson, localEnvironment } from './remote-env.js';
 import { DirectTunnels } from './direct.js';
 import { runTunnel } from './tunnel.js';
 import { fromServiceError } from '../wire-errors.js';
+import { OUTBOUND_DEFAULTS, OutboundAccess, parseOutboundOptions, type OutboundOptions, type OutboundPorts } from '../outbound/outbound.js';
 
 export interface DaemonDeps {
   /** This build's version; the manager's major.minor must match it. */
@@ -51,6 +53,17 @@ export interface DaemonDeps {
   readonly installId: string;
   /** Mounts remote volumes; without it, an intercept that asks for a mount is refused. */
   readonly mounter?: Mounter;
+  /**
+   * Builds the I/O of outbound access for a session (flow server, DNS resolver, network daemon).
+   * Without it (unit tests of the rest), connections have no outbound access.
+   */
+  readonly outbound?: (session: OutboundSession) => OutboundPorts;
+}
+
+/** What outbound access needs of the current session; the channel changes when it is remade. */
+export interface OutboundSession {
+  manager(): ManagerClient;
+  info(): SessionInfo;
 }
 
 
@@ -74,6 +87,8 @@ export interface ConnectArgs {
   readonly managerNamespace: string;
   /** "cli" or "vscode". */
   readonly product: string;
+  /** Outbound access; the defaults (on, nothing extra) when absent. */
+  readonly outbound?: OutboundOptions;
 }
 
 /** Deadline of the unary calls we make to the manager: a port-forward hop, but no cluster work. */
@@ -128,6 +143,8 @@ interface Session {
   closing: boolean;
   /** Streams parked at the agents of our intercepts, for the current session id. */
   direct: DirectTunnels | undefined;
+  /** Outbound access for this connection (off when the connect asked for none). */
+  outbound: OutboundAccess | undefined;
 }
 
 function sameArgs(a: ConnectArgs, b: ConnectArgs): boolean {
@@ -136,8 +153,14 @@ function sameArgs(a: ConnectArgs, b: ConnectArgs): boolean {
     (a.flags.kubeconfigEnv ?? '') === (b.flags.kubeconfigEnv ?? '') &&
     (a.flags.context ?? '') === (b.flags.context ?? '') &&
     (a.flags.namespace ?? '') === (b.flags.namespace ?? '') &&
-    a.managerNamespace === b.managerNamespace
+    a.managerNamespace === b.managerNamespace &&
+    sameOutbound(a.outbound ?? OUTBOUND_DEFAULTS, b.outbound ?? OUTBOUND_DEFAULTS)
   );
+}
+
+function sameOutbound(a: OutboundOptions, b: OutboundOptions): boolean {
+  const same = (x: readonly string[], y: readonly string[]): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
+  return a.disabled === b.disabled && same(a.alsoProxy, b.alsoProxy) && same(a.neverProxy, b.neverProxy);
 }
 
 export class Daemon {
@@ -183,6 +206,7 @@ export class Daemon {
       error: this.lastError,
       directConnections: this.directConnections,
       relayedConnections: this.relayedConnections,
+      outbound: s?.outbound?.status(),
     };
   }
 
@@ -207,10 +231,13 @@ export class Daemon {
   }
 
   /** Connects, or returns the current connection when the flags match it. */
-  async connect(args: ConnectArgs): Promise<ConnectionStatus> {
+  async connect(args: ConnectArgs, progress: (line: string) => void = () => undefined): Promise<ConnectionStatus> {
     if (this.session !== undefined && sameArgs(this.session.args, args)) {
       return this.status();
     }
+    // Bad subnets are the user's to fix before anything connects.
+    const outbound = args.outbound ?? OUTBOUND_DEFAULTS;
+    parseOutboundOptions(outbound);
     if (this.connecting) {
       throw new TpError('user', 'connect-in-progress', 'another connect is in progress', { hint: 'wait for it, then run the command again' });
     }
@@ -221,8 +248,10 @@ export class Daemon {
     this.directConnections = 0;
     this.relayedConnections = 0;
     try {
-      this.session = await this.openSession(args);
-      this.deps.log('info', `connected to ${this.session.conn.target.context} (manager v${this.session.managerVersion}, session ${this.session.info.sessionId})`);
+      const session = await this.openSession(args);
+      this.session = session;
+      this.deps.log('info', `connected to ${session.conn.target.context} (manager v${session.managerVersion}, session ${session.info.sessionId})`);
+      await this.startOutbound(session, outbound, progress);
       return this.status();
     } catch (err: unknown) {
       this.lastError = toTpError(err).message;
@@ -240,11 +269,29 @@ export class Daemon {
       const version = await unary(mgr.version.bind(mgr), {}, callOptions());
       checkManagerVersion(this.deps.version, version.version);
       const info = await this.arrive(conn, args);
-      const session: Session = { args, conn, info, managerVersion: version.version, streams: [], heartbeat: undefined, failedHeartbeats: 0, closing: false, direct: undefined };
+      const session: Session = { args, conn, info, managerVersion: version.version, streams: [], heartbeat: undefined, failedHeartbeats: 0, closing: false, direct: undefined, outbound: undefined };
       this.startBackground(session);
       return session;
     } catch (err: unknown) {
       await conn.close();
+      throw err;
+    }
+  }
+
+  /** Brings outbound access up for a new session; on failure the session is closed again and the error thrown. */
+  private async startOutbound(s: Session, options: OutboundOptions, progress: (line: string) => void): Promise<void> {
+    const factory = this.deps.outbound;
+    if (options.disabled || factory === undefined) return;
+    const access = new OutboundAccess(factory({ manager: () => s.conn.manager, info: () => s.info }), options);
+    s.outbound = access;
+    try {
+      await access.start(s.conn.target.namespace, progress, (err) => {
+        this.lastError = err.message;
+        this.emit();
+      });
+    } catch (err: unknown) {
+      this.deps.log('warn', `outbound access failed: ${toTpError(err).message}`);
+      await this.disconnect();
       throw err;
     }
   }
@@ -437,6 +484,7 @@ export class Daemon {
       stream.cancel();
     }
     s.direct?.close();
+    await s.outbound?.stop();
     try {
       const mgr = s.conn.manager;
       await unary(mgr.depart.bind(mgr), s.info, { deadline: deadlineIn(2_000) });

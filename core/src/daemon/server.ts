@@ -33,6 +33,11 @@ export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, o
         flags: { kubeconfig: req.kube?.kubeconfig, context: req.kube?.context, namespace: req.kube?.namespace, kubeconfigEnv: req.kube?.kubeconfigEnv },
         managerNamespace: req.managerNamespace !== '' ? req.managerNamespace : DEFAULT_MANAGER_NAMESPACE,
         product: req.product !== '' ? req.product : 'cli',
+        outbound: {
+          disabled: req.outbound?.disabled ?? false,
+          alsoProxy: req.outbound?.alsoProxy ?? [],
+          neverProxy: req.outbound?.neverProxy ?? [],
+        },
       }),
     ),
     status: unaryHandler(log, 'Status', () => daemon.status()),

@@ -41,7 +41,7 @@ t.test('the CLI side talks to the daemon over its Unix socket', async (t) => {
   t.teardown(() => client.close());
   t.strictSame(await client.version(), { daemonVersion: '1.2.3', managerVersion: '' });
   t.equal((await client.status()).state, ConnectionState.DISCONNECTED);
-  const status = await client.connect({ kube: { kubeconfig: '', context: '', namespace: '', kubeconfigEnv: '' }, managerNamespace: '', product: 'cli' });
+  const status = await client.connect({ kube: { kubeconfig: '', context: '', namespace: '', kubeconfigEnv: '' }, managerNamespace: '', product: 'cli', outbound: undefined });
   t.equal(status.state, ConnectionState.CONNECTED);
   t.equal(status.managerNamespace, 'tp-system', 'empty means the default manager namespace');
   const progress: string[] = [];
@@ -65,14 +65,14 @@ t.test('version-mismatch crosses the socket with its hint', async (t) => {
   const d = await runningDaemon(t, '9.9.0');
   const client = new GrpcDaemonClient(d.socketPath);
   t.teardown(() => client.close());
-  const err = await client.connect({ kube: undefined, managerNamespace: '', product: 'cli' }).catch((e: unknown) => e);
+  const err = await client.connect({ kube: undefined, managerNamespace: '', product: 'cli', outbound: undefined }).catch((e: unknown) => e);
   t.match(err, { category: 'config', code: 'version-mismatch', hint: /kubectl telepresence install/ });
 });
 
 t.test('quit departs and stops the daemon; the socket goes away', async (t) => {
   const d = await runningDaemon(t);
   const client = new GrpcDaemonClient(d.socketPath);
-  await client.connect({ kube: undefined, managerNamespace: '', product: 'cli' });
+  await client.connect({ kube: undefined, managerNamespace: '', product: 'cli', outbound: undefined });
   await client.quit();
   client.close();
   await d.done;

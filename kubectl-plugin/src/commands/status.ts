@@ -1,7 +1,7 @@
 import { ConnectionState, LOCAL_HOST, type ConnectionStatus, type DaemonApi, type InterceptInfo } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { print } from '../output.js';
-import { connectionJson } from './connect.js';
+import { connectionJson, outboundLines } from './connect.js';
 import { defineCommand, type AnyCommand } from './define.js';
 import { dispositionName, headersSuffix, interceptJson } from './list.js';
 
@@ -65,6 +65,11 @@ export function formatStatusText(status: ConnectionStatus | undefined, intercept
   if (status.state === ConnectionState.CONNECTED) {
     lines.push(`Connection: connected to context ${status.context} (${status.clusterServer}), namespace ${status.namespace}`);
     lines.push(`Traffic manager: v${status.managerVersion} in namespace ${status.managerNamespace}, session ${status.sessionId}`);
+    lines.push(...outboundLines(status.outbound));
+    if (status.outbound?.state === 'up') {
+      const o = status.outbound;
+      lines.push(`Outbound flows: ${o.tcpFlows} TCP, ${o.udpFlows} UDP (${o.activeFlows} open); DNS: ${o.dnsClusterQueries} answered by the cluster, ${o.dnsUpstreamQueries} passed on`);
+    }
     lines.push(...interceptLines(intercepts));
     if (status.directConnections + status.relayedConnections > 0) {
       lines.push(`Intercepted connections: ${status.directConnections} over direct tunnels, ${status.relayedConnections} relayed by the traffic-manager`);
