@@ -41,7 +41,9 @@ step "a local process on port 7070, then: kubectl telepresence intercept hello -
 node -e "require('node:http').createServer((q, s) => s.end(JSON.stringify({ host: 'the process on your workstation (' + q.method + ' ' + q.url + ')' }))).listen(7070, '127.0.0.1')" &
 local_pid=$!
 trap 'kill $local_pid 2>/dev/null' EXIT
-kubectl telepresence connect --namespace tp-demo
+# This machine is the cluster's node and already reaches its pods and Services, so outbound
+# access (which would route them through the cluster) is left off here: intercepts only.
+kubectl telepresence connect --namespace tp-demo --outbound=false
 kubectl telepresence intercept hello --port 7070:http --namespace tp-demo
 echo "the same request from inside the cluster:"; ask
 kubectl telepresence list --namespace tp-demo

@@ -14,6 +14,13 @@ export interface TelepresenceCliOptions {
   /** Passed as --namespace to every command unless the call names its own. */
   readonly namespace?: string;
   readonly runner?: ProcessRunner;
+  /**
+   * Whether `connect` brings outbound access up (default false: adds --outbound=false). This
+   * machine is the cluster's node: its root network namespace already routes the pod and service
+   * subnets to the cluster's bridge, and outbound access rightly refuses to take them over there.
+   * The outbound suites run the workstation in a network namespace of its own instead.
+   */
+  readonly outbound?: boolean;
 }
 
 export class TelepresenceCliError extends Error {
@@ -60,8 +67,11 @@ export function createTelepresenceCli(options: TelepresenceCliOptions): Telepres
       ? [...args, '--namespace', options.namespace]
       : [...args];
 
+  const withOutbound = (args: string[]): string[] =>
+    options.outbound !== true && args[0] === 'connect' && !args.some((a) => a.startsWith('--outbound')) ? [...args, '--outbound=false'] : args;
+
   const run = (args: readonly string[], timeoutMs = DEFAULT_TIMEOUT_MS): Promise<RunResult> =>
-    runner.run('kubectl', ['telepresence', ...withNamespace(args)], { env, timeoutMs });
+    runner.run('kubectl', ['telepresence', ...withOutbound(withNamespace(args))], { env, timeoutMs });
 
   const ok = async (args: readonly string[], timeoutMs?: number): Promise<string> => {
     const result = await run(args, timeoutMs);
