@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 packages="etcd-server:etcd containerd:containerd runc:runc containernetworking-plugins:/usr/lib/cni/bridge
 iptables:iptables docker.io:dockerd debootstrap:debootstrap conntrack:conntrack curl:curl openssl:openssl
 iproute2:ss gcc:gcc libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a
-sshfs:sshfs fuse3:fusermount3 openssh-sftp-server:/usr/lib/openssh/sftp-server"
+sshfs:sshfs fuse3:fusermount3 openssh-sftp-server:/usr/lib/openssh/sftp-server
+dnsmasq-base:/usr/sbin/dnsmasq"
 missing=()
 for entry in $packages; do
   probe=${entry#*:}
