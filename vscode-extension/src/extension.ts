@@ -9,7 +9,8 @@ import { Commands } from './commands.js';
 import { launchDaemon, startKubeHelper } from './child-processes.js';
 import { DebugIntegration } from './debug.js';
 import type { LaunchConfig } from './host.js';
-import { reportError } from './notify.js';
+import { SHOW_LOGS, reportError } from './notify.js';
+import { outboundFailureMessage, outboundRequest } from './outbound.js';
 import { Session } from './session.js';
 import { showVersion } from './show-version.js';
 import { statusBarView } from './status-bar.js';
@@ -41,6 +42,7 @@ export function activate(context: vscode.ExtensionContext): void {
     createWatcher: (flags) => Promise.resolve(startKubeHelper(helperScript, flags, helperLog)),
     kubeFlags,
     managerNamespace: () => readSettings().managerNamespace,
+    outbound: () => outboundRequest(readSettings()),
     log: (line) => host.log(line),
   });
   const files = fileStore(context.globalStorageUri);
@@ -64,15 +66,26 @@ export function activate(context: vscode.ExtensionContext): void {
   const status = vscode.window.createStatusBarItem('telepresence.status', vscode.StatusBarAlignment.Left, 10);
   status.name = 'Telepresence';
   const render = (): void => {
-    const view = statusBarView(session.phase, session.connection?.context, session.intercepts.length);
+    const view = statusBarView(session.phase, session.connection?.context, session.intercepts.length, session.connection?.outbound);
     status.text = view.text;
     status.tooltip = view.tooltip;
     status.accessibilityInformation = { label: view.tooltip };
     status.command = view.command;
+    status.backgroundColor = view.warning ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     void vscode.commands.executeCommand('setContext', 'telepresence.phase', session.phase);
   };
   render();
   status.show();
+  let outbound = session.connection?.outbound;
+  const onOutboundChange = (): void => {
+    const failure = outboundFailureMessage(outbound, session.connection?.outbound);
+    outbound = session.connection?.outbound;
+    if (failure === undefined) return;
+    host.log(failure);
+    void host.showMessage('warning', failure, [SHOW_LOGS]).then((choice) => {
+      if (choice === SHOW_LOGS) host.showLog();
+    });
+  };
 
   const resolver = (f: (c: LaunchConfig) => Promise<LaunchConfig | undefined>): vscode.DebugConfigurationProvider => ({
     resolveDebugConfiguration: async (_folder, config) => {
@@ -90,6 +103,7 @@ export function activate(context: vscode.ExtensionContext): void {
     status,
     tree,
     { dispose: session.onDidChange(render) },
+    { dispose: session.onDidChange(onOutboundChange) },
     { dispose: () => session.dispose() },
     vscode.window.registerTreeDataProvider('telepresence.workloads', tree),
     vscode.commands.registerCommand('telepresence.showVersion', () => showVersion(host, VERSION)),

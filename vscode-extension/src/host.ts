@@ -34,6 +34,8 @@ export interface Host {
   log(line: string): void;
   showLog(): void;
   openFile(path: string): Promise<void>;
+  /** Opens the Settings editor filtered by `query`. */
+  openSettings(query: string): Promise<void>;
 }
 
 /** A launch configuration as launch.json holds it. */
@@ -60,6 +62,12 @@ export interface Settings {
   readonly managerNamespace: string;
   /** Leave the intercept a debug session used when the session ends. */
   readonly leaveInterceptOnDebugEnd: boolean;
+  /** Outbound access: reach the cluster's Services, pods and DNS names while connected. */
+  readonly outbound: boolean;
+  /** CIDRs routed to the cluster besides its own subnets. */
+  readonly alsoProxy: readonly string[];
+  /** CIDRs never routed to the cluster, even inside its subnets. */
+  readonly neverProxy: readonly string[];
 }
 
 /** Where the extension writes environment files. */

@@ -1,21 +1,32 @@
 /**
  * Errors as notifications: the level follows the error's category, and every one offers the
- * logs; those where trying again may help (the cluster's) offer Retry too.
+ * logs; those where trying again may help (the cluster's) offer Retry too. An error that a
+ * setting resolves (a subnet conflict, no root for outbound access) says which, and offers the
+ * settings.
  */
 import { toTpError } from '@telepresence-ts/core';
 import type { Host, MessageLevel } from './host.js';
+import { OUTBOUND_SETTINGS_QUERY, outboundSettingsHint } from './outbound.js';
 
 export const SHOW_LOGS = 'Show Logs';
 export const RETRY = 'Retry';
+export const OPEN_SETTINGS = 'Open Settings';
 
 /** Shows `err` (with its hint) after `what failed`; runs `retry` when the user asks for it. */
 export async function reportError(host: Host, what: string, err: unknown, retry?: () => Promise<void>): Promise<void> {
   const e = toTpError(err);
   const level: MessageLevel = e.category === 'user' ? 'warning' : 'error';
-  const text = `${what}: ${e.message}${e.hint !== undefined ? ` (${e.hint})` : ''}`;
+  const setting = outboundSettingsHint(e);
+  const hints = [e.hint, setting].filter((h): h is string => h !== undefined);
+  const text = `${what}: ${e.message}${hints.length > 0 ? ` (${hints.join('; ')})` : ''}`;
   host.log(`${what}: [${e.category}/${e.code}] ${e.message}${e.hint !== undefined ? `; hint: ${e.hint}` : ''}`);
-  const actions = retry !== undefined && (e.category === 'cluster' || e.category === 'internal') ? [RETRY, SHOW_LOGS] : [SHOW_LOGS];
+  const actions = [
+    ...(setting !== undefined ? [OPEN_SETTINGS] : []),
+    ...(retry !== undefined && (e.category === 'cluster' || e.category === 'internal') ? [RETRY] : []),
+    SHOW_LOGS,
+  ];
   const choice = await host.showMessage(level, text, actions);
   if (choice === SHOW_LOGS) host.showLog();
+  else if (choice === OPEN_SETTINGS) await host.openSettings(OUTBOUND_SETTINGS_QUERY);
   else if (choice === RETRY && retry !== undefined) await retry();
 }

@@ -19,6 +19,7 @@ import {
   type KubeFlags,
   type KubeObject,
   type KubeWatcher,
+  type OutboundRequest,
   type StateSnapshot,
   type WatchedKind,
   type WorkloadInfo,
@@ -39,6 +40,8 @@ export interface SessionDeps {
   /** The kubeconfig, context and namespace the settings (or kubectl's defaults) choose. */
   readonly kubeFlags: () => KubeFlags;
   readonly managerNamespace: () => string;
+  /** What outbound access the settings ask for (see outbound.ts). */
+  readonly outbound: () => OutboundRequest;
   readonly log: (line: string) => void;
 }
 
@@ -141,7 +144,11 @@ export class Session {
     if (daemon !== undefined) await this.#follow(daemon);
   }
 
-  /** Starts the daemon if needed and connects it with the settings' kube flags. */
+  /**
+   * Starts the daemon if needed and connects it with the settings' kube flags and outbound access.
+   * A daemon already connected with other settings (the CLI's, or these before they changed)
+   * reconnects with these.
+   */
   async connect(): Promise<ConnectionStatus> {
     const daemon = this.#daemon ?? (await this.#deps.openDaemon(true));
     if (daemon === undefined) {
@@ -157,6 +164,7 @@ export class Session {
         kube: { kubeconfig: flags.kubeconfig ?? '', context: flags.context ?? '', namespace: flags.namespace ?? '', kubeconfigEnv: flags.kubeconfigEnv ?? '' },
         managerNamespace: this.#deps.managerNamespace() || DEFAULT_MANAGER_NAMESPACE,
         product: 'vscode',
+        outbound: this.#deps.outbound(),
       });
       this.#applyConnection(status);
       return status;

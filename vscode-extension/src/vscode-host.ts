@@ -46,6 +46,9 @@ export function vscodeHost(output: vscode.OutputChannel): Host {
     openFile: async (path) => {
       await vscode.window.showTextDocument(vscode.Uri.file(path), { preview: false });
     },
+    openSettings: async (query) => {
+      await vscode.commands.executeCommand('workbench.action.openSettings', query);
+    },
   };
 }
 
@@ -69,7 +72,15 @@ export function readSettings(): Settings {
     namespace: c.get<string>('namespace', ''),
     managerNamespace: c.get<string>('managerNamespace', ''),
     leaveInterceptOnDebugEnd: c.get<boolean>('debug.leaveInterceptOnEnd', true),
+    outbound: c.get<boolean>('outbound', true),
+    alsoProxy: strings(c.get<unknown>('alsoProxy', [])),
+    neverProxy: strings(c.get<unknown>('neverProxy', [])),
   };
+}
+
+/** A settings.json edited by hand may hold anything: only the strings of an array count. */
+function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
 export function fileStore(dir: vscode.Uri): FileStore {

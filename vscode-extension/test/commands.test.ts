@@ -2,7 +2,7 @@ import { TpError } from '@telepresence-ts/core';
 import t from 'tap';
 import { Commands, DEBUG, OPEN_ENV_FILE } from '../src/commands.js';
 import { DebugIntegration } from '../src/debug.js';
-import { RETRY, SHOW_LOGS } from '../src/notify.js';
+import { OPEN_SETTINGS, RETRY, SHOW_LOGS } from '../src/notify.js';
 import { Session } from '../src/session.js';
 import { WorkloadsTree, type TreeNode } from '../src/workloads-tree.js';
 import { FakeDebugHost, FakeFileStore, FakeHost } from './fixtures/fake-host.js';
@@ -19,7 +19,7 @@ async function setup(options: { connect?: boolean; running?: boolean } = {}) {
     session,
     host,
     debug: debugHost,
-    settings: () => ({ kubeconfig: '', context: '', namespace: '', managerNamespace: '', leaveInterceptOnDebugEnd: true }),
+    settings: () => ({ kubeconfig: '', context: '', namespace: '', managerNamespace: '', leaveInterceptOnDebugEnd: true, outbound: true, alsoProxy: [], neverProxy: [] }),
     files,
   });
   const installs: string[] = [];
@@ -80,6 +80,22 @@ t.test('a failed connect notifies with Retry and Show Logs; Retry connects again
   t.match(host.messages, [{ level: 'error', text: /^Cannot connect: cannot reach the cluster/, actions: [RETRY, SHOW_LOGS] }]);
   t.equal(daemon.calls.filter((c) => c.startsWith('connect')).length, 2);
   t.equal(session.phase, 'connected');
+});
+
+t.test('a connect refused for a subnet conflict warns with the hint and the setting, and stays disconnected', async (t) => {
+  const { commands, session, host, daemon } = await setup({ connect: false });
+  daemon.connectError = new TpError('user', 'subnet-conflict', "the cluster's service subnet 10.96.0.0/16 overlaps this workstation's route 10.96.0.0/16 (dev cni0)", {
+    hint: 'pass --never-proxy 10.96.0.0/16 to leave those addresses to cni0, or connect with --outbound=false for intercepts only',
+  });
+  await commands.connect();
+  t.match(host.messages, [
+    {
+      level: 'warning',
+      text: /^Cannot connect: the cluster's service subnet 10\.96\.0\.0\/16 overlaps .*\(pass --never-proxy 10\.96\.0\.0\/16 .*; in VS Code: .*telepresence\.neverProxy/,
+      actions: [OPEN_SETTINGS, SHOW_LOGS],
+    },
+  ]);
+  t.equal(session.phase, 'disconnected');
 });
 
 t.test('no traffic-manager: no dialog (the welcome view offers the install); installing connects', async (t) => {

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { statusBarView } from '../src/status-bar.js';
+import { outboundUp } from './fixtures/fake-core.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 interface Manifest {
@@ -48,6 +49,8 @@ t.test('the status bar runs declared commands (or the view focus VS Code adds)',
     const { command } = statusBarView(phase, 'ctx', 0);
     t.ok(declared.has(command) || command === 'telepresence.workloads.focus', `${phase}: ${command}`);
   }
+  const failed = statusBarView('connected', 'ctx', 0, { ...outboundUp(), state: 'failed' }).command;
+  t.ok(declared.has(failed), `outbound failed: ${failed}`);
   t.end();
 });
 

@@ -1,6 +1,7 @@
 import { TpError } from '@telepresence-ts/core';
 import t from 'tap';
-import { RETRY, SHOW_LOGS, reportError } from '../src/notify.js';
+import { OPEN_SETTINGS, RETRY, SHOW_LOGS, reportError } from '../src/notify.js';
+import { OUTBOUND_SETTINGS_QUERY } from '../src/outbound.js';
 import { FakeHost } from './fixtures/fake-host.js';
 
 const cases = [
@@ -38,3 +39,36 @@ t.test('anything thrown that is not a TpError is an internal error', async (t) =
   await reportError(host, 'Cannot intercept', new Error('boom'));
   t.same(host.messages, [{ level: 'error', text: 'Cannot intercept: boom', actions: [SHOW_LOGS] }]);
 });
+
+const refusals = [
+  {
+    code: 'subnet-conflict',
+    category: 'user',
+    level: 'warning',
+    message: "the cluster's pod subnet 10.244.0.0/16 overlaps this workstation's route 10.244.0.0/16 (dev cni0)",
+    hint: 'pass --never-proxy 10.244.0.0/16 to leave those addresses to cni0, or connect with --outbound=false for intercepts only',
+    setting: /; in VS Code: add this workstation's route to telepresence\.neverProxy, or turn telepresence\.outbound off for intercepts only\)$/,
+  },
+  {
+    code: 'needs-root',
+    category: 'config',
+    level: 'error',
+    message: 'outbound access needs root for its network device, routes and DNS redirect',
+    hint: 'run `sudo /opt/tp/kubectl-telepresence network-daemon --owner 1000`, then connect again',
+    setting: /; in VS Code: turn telepresence\.outbound off for intercepts only\)$/,
+  },
+] as const;
+for (const c of refusals) {
+  t.test(`a connect refused for ${c.code} shows the error, its hint and the setting, and offers the settings`, async (t) => {
+    const host = new FakeHost();
+    host.choices = [OPEN_SETTINGS];
+    await reportError(host, 'Cannot connect', new TpError(c.category, c.code, c.message, { hint: c.hint }), () => Promise.resolve());
+    t.equal(host.messages.length, 1);
+    const shown = host.messages[0];
+    t.equal(shown?.level, c.level);
+    t.ok(shown?.text.startsWith(`Cannot connect: ${c.message} (${c.hint}`), 'the message and the daemon\'s hint, as for any error');
+    t.match(shown?.text, c.setting);
+    t.same(shown?.actions, [OPEN_SETTINGS, SHOW_LOGS], 'no Retry: the same connect would be refused again');
+    t.same(host.settingsOpened, [OUTBOUND_SETTINGS_QUERY], "Open Settings shows the extension's settings");
+  });
+}

@@ -1,13 +1,17 @@
 import { ConnectionState, TpError } from '@telepresence-ts/core';
 import t from 'tap';
+import type { Settings } from '../src/host.js';
+import { outboundRequest } from '../src/outbound.js';
 import { Session } from '../src/session.js';
-import { FakeDaemon, FakeWatcher, deployment, service, sessionDeps, settle } from './fixtures/fake-core.js';
+import { FakeDaemon, FakeWatcher, deployment, outboundUp, service, sessionDeps, settle } from './fixtures/fake-core.js';
 
-function setup(options: { running?: boolean } = {}) {
+function setup(options: { running?: boolean; settings?: Pick<Settings, 'outbound' | 'alsoProxy' | 'neverProxy'> } = {}) {
   const daemon = new FakeDaemon();
   const watcher = new FakeWatcher();
   const logs: string[] = [];
-  const deps = sessionDeps(daemon, watcher, { ...options, logs });
+  // As activate() builds it: the outbound part read from the settings at each connect.
+  const settings = options.settings;
+  const deps = sessionDeps(daemon, watcher, { ...options, logs, ...(settings !== undefined ? { outbound: () => outboundRequest(settings) } : {}) });
   const session = new Session(deps);
   let changes = 0;
   session.onDidChange(() => changes++);
@@ -23,7 +27,7 @@ t.test('attach without a running daemon starts none and stays disconnected', asy
 
 t.test('attach to a daemon the CLI connected shows its session and intercepts', async (t) => {
   const { session, daemon, watcher } = setup();
-  await daemon.connect({ kube: { kubeconfig: '', context: 'ctx', namespace: 'shop', kubeconfigEnv: '' }, managerNamespace: 'tp-system', product: 'cli' });
+  await daemon.connect({ kube: { kubeconfig: '', context: 'ctx', namespace: 'shop', kubeconfigEnv: '' }, managerNamespace: 'tp-system', product: 'cli', outbound: undefined });
   await daemon.intercept({ name: '', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] }, () => undefined);
   await session.attach();
   await settle();
@@ -42,6 +46,50 @@ t.test('connect starts the daemon, connects as vscode with the settings, and wat
   t.equal(session.phase, 'connected');
   watcher.set('Namespace', undefined, [{ metadata: { name: 'zeta' } }, { metadata: { name: 'alpha' } }, { metadata: { name: 'shop' } }]);
   t.same(session.namespaces, ['shop', 'alpha', 'zeta'], 'the connected namespace first, the others sorted');
+});
+
+t.test('connect asks for outbound access as the settings say', async (t) => {
+  const { session, daemon } = setup({ settings: { outbound: true, alsoProxy: ['192.168.50.0/24'], neverProxy: ['10.96.4.0/24'] } });
+  await session.connect();
+  t.same(daemon.connects.map((r) => r.outbound), [{ disabled: false, alsoProxy: ['192.168.50.0/24'], neverProxy: ['10.96.4.0/24'] }]);
+  t.equal(session.connection?.outbound?.state, 'up', 'the connection reports what came up');
+});
+
+t.test('with telepresence.outbound off, connect asks for intercepts only', async (t) => {
+  const { session, daemon } = setup({ settings: { outbound: false, alsoProxy: [], neverProxy: [] } });
+  await session.connect();
+  t.same(daemon.connects.map((r) => r.outbound), [{ disabled: true, alsoProxy: [], neverProxy: [] }]);
+  t.equal(session.connection?.outbound?.state, 'off');
+});
+
+t.test('settings changed since the last connect apply to the next', async (t) => {
+  const settings = { outbound: true, alsoProxy: [] as string[], neverProxy: [] as string[] };
+  const { session, daemon } = setup({ settings });
+  await session.connect();
+  settings.outbound = false;
+  await session.connect();
+  t.same(daemon.connects.map((r) => r.outbound?.disabled), [false, true]);
+});
+
+t.test("outbound access that fails later reaches the session through the daemon's snapshots", async (t) => {
+  const { session, daemon, changes } = setup();
+  await session.connect();
+  const seen = changes();
+  daemon.status_ = { ...daemon.status_, outbound: outboundUp({ state: 'failed', error: 'the network daemon went away' }) };
+  daemon.emit();
+  t.equal(session.phase, 'connected', 'intercepts still work: the connection stays');
+  t.same(session.connection?.outbound, { ...outboundUp(), state: 'failed', error: 'the network daemon went away' });
+  t.ok(changes() > seen, 'listeners (the status bar) told');
+});
+
+t.test('a connect refused for a subnet conflict leaves the session disconnected with the error', async (t) => {
+  const { session, daemon } = setup();
+  daemon.connectError = new TpError('user', 'subnet-conflict', "the cluster's pod subnet 10.244.0.0/16 overlaps this workstation's route 10.244.0.0/16 (dev cni0)", {
+    hint: 'pass --never-proxy 10.244.0.0/16 to leave those addresses to cni0, or connect with --outbound=false for intercepts only',
+  });
+  await t.rejects(session.connect(), { code: 'subnet-conflict' });
+  t.equal(session.phase, 'disconnected');
+  t.equal(session.lastError?.code, 'subnet-conflict');
 });
 
 t.test('a daemon of another version is refused', async (t) => {
