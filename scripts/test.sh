@@ -35,6 +35,8 @@ step "generated code is up to date"; npm run -s -w proto check
 step "unit tests"
 TP_TAP_RESULTS=$results npm run -s test:unit
 
+step "netstack (Go) tests"; (cd netstack && go vet ./... && go test ./...)
+
 step "cluster harness: its checks of the machine (no cluster may be up)"
 bash test/cluster/down.sh >/dev/null
 TP_TAP_RESULTS=$results npm run -s test:harness
