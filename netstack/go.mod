@@ -1,6 +1,6 @@
 module telepresence-ts/netstack
 
-go 1.26.8
+go 1.24
 
 require (
 	github.com/xjasonlyu/tun2socks/v2 v2.6.0
