@@ -6,6 +6,7 @@ import { installCommand } from './install.js';
 import { interceptCommand } from './intercept.js';
 import { leaveCommand } from './leave.js';
 import { listCommand } from './list.js';
+import { networkDaemonCommand } from './network-daemon.js';
 import { quitCommand } from './quit.js';
 import { statusCommand } from './status.js';
 import { uninstallCommand } from './uninstall.js';
@@ -27,5 +28,6 @@ export function commands(deps: CommandDeps): readonly AnyCommand[] {
     quitCommand(deps),
     versionCommand(deps),
     daemonForegroundCommand(deps),
+    networkDaemonCommand(deps),
   ];
 }
