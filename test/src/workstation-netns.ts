@@ -258,6 +258,9 @@ export interface WorkstationNetnsOptions {
 export const OUTSIDE_NAME = 'outside.test';
 export const OUTSIDE_ADDRESS = '192.0.2.10';
 
+/** node-tap's variables, which its process tracking adds to every child process. */
+const TEST_RUNNER_ENV = /^(NODE_OPTIONS|TAP|TAP_.*|_TAPJS_.*)$/;
+
 // `ip` and friends answer in milliseconds; this only stops a wedged one from hanging the suite.
 const TOOL_TIMEOUT_MS = 15_000;
 const DEFAULT_RUN_TIMEOUT_MS = 60_000;
@@ -310,23 +313,31 @@ export async function createWorkstationNetns(options: WorkstationNetnsOptions): 
   let unprivileged: UnprivilegedUser | undefined;
   const extraDirs: string[] = [];
 
-  const nsArgv = (argv: readonly string[], as: NetnsRunOptions['as']): string[] => [
+  // `env -i` with the environment spelled out: node-tap's process tracking adds NODE_OPTIONS and
+  // its own variables to every child it sees spawned, whatever env was asked for. Inside, the
+  // product's processes must run as a user's would (and a user other than root cannot write
+  // tap's files at all).
+  const nsArgv = (argv: readonly string[], o: Pick<NetnsRunOptions, 'as' | 'env'>): string[] => [
     'netns',
     'exec',
     name,
-    ...(as === undefined ? [] : ['setpriv', `--reuid=${as.uid}`, `--regid=${as.gid}`, '--clear-groups', '--']),
+    ...(o.as === undefined ? [] : ['setpriv', `--reuid=${o.as.uid}`, `--regid=${o.as.gid}`, '--clear-groups', '--']),
+    'env',
+    '-i',
+    ...Object.entries(o.env ?? env)
+      .filter(([k, v]) => v !== undefined && !TEST_RUNNER_ENV.test(k))
+      .map(([k, v]) => `${k}=${String(v)}`),
     ...argv,
   ];
 
   const run = (argv: readonly string[], o: NetnsRunOptions = {}): Promise<RunResult> =>
-    runner.run('ip', nsArgv(argv, o.as), {
-      env: o.env ?? env,
+    runner.run('ip', nsArgv(argv, o), {
       timeoutMs: o.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
       ...(o.input === undefined ? {} : { input: o.input }),
     });
 
   const spawn = (argv: readonly string[], o: Omit<NetnsRunOptions, 'timeoutMs' | 'input'> = {}): LongRunning => {
-    const child = runner.start('ip', nsArgv(argv, o.as), { env: o.env ?? env });
+    const child = runner.start('ip', nsArgv(argv, o));
     started.push(child);
     return child;
   };
@@ -480,6 +491,10 @@ export async function createWorkstationNetns(options: WorkstationNetnsOptions): 
     await tool('ip', ['netns', 'add', name]);
     await tool('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
     await tool('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', nsVeth, 'netns', name]);
+    // No IPv6 link-local addresses: their routes would appear only once duplicate address
+    // detection ends, after the baseline snapshot, and read as leftovers.
+    await tool('ip', ['link', 'set', 'dev', hostVeth, 'addrgenmode', 'none']);
+    await tool('ip', ['-n', name, 'link', 'set', 'dev', nsVeth, 'addrgenmode', 'none']);
     await tool('ip', ['addr', 'add', `${subnet.hostAddress}/${prefix}`, 'dev', hostVeth]);
     await tool('ip', ['link', 'set', hostVeth, 'up']);
     await tool('ip', ['-n', name, 'addr', 'add', `${subnet.nsAddress}/${prefix}`, 'dev', nsVeth]);
