@@ -15,6 +15,7 @@ import {
   runDaemon,
   systemClock,
 } from '@telepresence-ts/core';
+import { resolve } from 'node:path';
 import { hideBin } from 'yargs/helpers';
 import { run } from './cli.js';
 import type { CommandDeps } from './command-deps.js';
@@ -44,14 +45,14 @@ const deps: CommandDeps = {
     const stop = new AbortController();
     process.once('SIGTERM', () => stop.abort());
     process.once('SIGINT', () => stop.abort());
-    await runDaemon({ socketPath, logPath, version: VERSION, kubeFactory: createKubeApi, signal: stop.signal });
+    await runDaemon({ socketPath, logPath, version: VERSION, kubeFactory: createKubeApi, signal: stop.signal, cliPath: resolve(cliPath) });
   },
 };
 
 const args = hideBin(process.argv);
 // exitCode rather than exit(): stdout may still be draining into a pipe.
 process.exitCode = await run(args, deps);
-if (args[0] === 'daemon-foreground') {
+if (args[0] === 'daemon-foreground' || args[0] === 'network-daemon') {
   // The daemon has stopped serving; keep-alive sockets of the Kubernetes client must not keep it alive.
   process.exit();
 }

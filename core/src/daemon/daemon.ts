@@ -57,11 +57,11 @@ export interface DaemonDeps {
    * Builds the I/O of outbound access for a session (flow server, DNS resolver, network daemon).
    * Without it (unit tests of the rest), connections have no outbound access.
    */
-  readonly outbound?: (session: OutboundSession) => OutboundPorts;
+  readonly outbound?: (session: SessionChannel) => OutboundPorts;
 }
 
 /** What outbound access needs of the current session; the channel changes when it is remade. */
-export interface OutboundSession {
+export interface SessionChannel {
   manager(): ManagerClient;
   info(): SessionInfo;
 }

@@ -16,6 +16,7 @@ import { Daemon } from './daemon.js';
 import { fileLogger, type Logger } from './logger.js';
 import { portForwardConnector, type ManagerConnector } from './manager-connection.js';
 import { Mounter } from './mounts.js';
+import { outboundPorts } from './outbound-ports.js';
 import { cacheDir } from './paths.js';
 import { addDaemonToServer, bindServer } from './server.js';
 
@@ -28,6 +29,11 @@ export interface RunDaemonOptions {
   readonly connector?: ManagerConnector;
   /** Stops the daemon like Quit does (the CLI binds it to SIGINT/SIGTERM). */
   readonly signal?: AbortSignal;
+  /**
+   * The CLI bundle, which the network daemon runs as (outbound access needs it). Without it,
+   * connections have no outbound access.
+   */
+  readonly cliPath?: string;
 }
 
 /** A stable id for this workstation's installation, kept in the cache folder. */
@@ -78,6 +84,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<void> {
     clientName: clientName(),
     installId: installId(),
     mounter,
+    outbound: options.cliPath !== undefined ? outboundPorts({ daemonSocketPath: options.socketPath, cliPath: options.cliPath, log }) : undefined,
   });
   const server = new Server();
   let stop: () => void = () => undefined;
