@@ -26,8 +26,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	deviceName := fs.String("device", "", "name of an existing TUN device owned by this user (ip tuntap add dev NAME mode tun user UID)")
 	mtu := fs.Uint("mtu", 0, "the MTU already set on the device")
 	flowsPath := fs.String("flows", "", "unix socket of the network daemon, which carries each flow to the cluster")
+	runAs := fs.String("run-as", "", "UID:GID to become, for good, once the device is open (when started as root)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	var owner *identity
+	if *runAs != "" {
+		id, err := parseRunAs(*runAs)
+		if err != nil {
+			logger.Print(err)
+			return 2
+		}
+		owner = &id
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -41,15 +51,39 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		logger.Printf("--mtu %d is outside 576..65535", *mtu)
 		return 2
 	}
+	if owner != nil {
+		if err := checkRunAs(*owner); err != nil {
+			logger.Print(err)
+			return 1
+		}
+	}
 
 	// Registered before anything slow, so that a signal during start-up still exits cleanly.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 
-	dev, err := openDevice(*deviceName, uint32(*mtu))
+	hintUID := os.Getuid()
+	if owner != nil {
+		hintUID = owner.uid
+	}
+	dev, err := openDevice(*deviceName, uint32(*mtu), hintUID)
 	if err != nil {
 		logger.Print(err)
 		return 1
+	}
+	// With --run-as the engine starts as root and becomes the device's owner right here, after
+	// opening the device and before it reads a packet or dials the flow socket. Root is needed
+	// only for the open: many hosts make /dev/net/tun mode 0600, so an unprivileged process
+	// cannot open the clone device at all, not even to attach to a TUN it owns. Everything
+	// after this point parses packets from anything on the host that routes into the device,
+	// and that part keeps no privilege. The open descriptor stays usable after the drop.
+	if owner != nil {
+		if err := dropPrivileges(*owner); err != nil {
+			dev.Close()
+			logger.Printf("cannot drop privileges: %v", err)
+			return 1
+		}
+		logger.Printf("opened %s, now running as %d:%d", *deviceName, owner.uid, owner.gid)
 	}
 	eng := &engine{flowsPath: *flowsPath, log: &flowLog{out: logger}}
 	s, err := newStack(dev, eng.handleTCP, eng.handleUDP)

@@ -1,8 +1,8 @@
 /**
- * The packet engine port: `tp-netstack --device NAME --mtu N --flows SOCKET`, the Go program that
- * attaches to the TUN device and hands every TCP/UDP flow to the user daemon's flow socket. It
- * prints `ready` on stdout once attached and exits on SIGTERM or when its stdin closes, so a
- * network daemon that dies, however it dies, takes its engine with it.
+ * The packet engine port: `tp-netstack --device NAME --mtu N --flows SOCKET --run-as UID:GID`, the
+ * Go program that attaches to the TUN device and hands every TCP/UDP flow to the user daemon's flow
+ * socket. It prints `ready` on stdout once attached and exits on SIGTERM or when its stdin closes,
+ * so a network daemon that dies, however it dies, takes its engine with it.
  */
 import type { ProcessExit } from '../process/process-runner.js';
 
@@ -12,14 +12,17 @@ export interface EngineSpec {
   readonly device: string;
   readonly mtu: number;
   readonly flowSocket: string;
-  /** The engine runs as the daemon's owner, never as root. */
+  /**
+   * The daemon's owner. The engine is started as root and becomes this user and group for good
+   * (`--run-as`) once it has opened the device, before it reads a packet or dials the flow socket.
+   */
   readonly uid: number;
   readonly gid: number;
 }
 
 /** The engine's command-line arguments. */
 export function engineArgs(spec: EngineSpec): string[] {
-  return ['--device', spec.device, '--mtu', String(spec.mtu), '--flows', spec.flowSocket];
+  return ['--device', spec.device, '--mtu', String(spec.mtu), '--flows', spec.flowSocket, '--run-as', `${spec.uid}:${spec.gid}`];
 }
 
 export interface EngineProcess {

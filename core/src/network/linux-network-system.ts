@@ -3,13 +3,10 @@
  * ProcessRunner port. Every command can carry a prefix (`ip netns exec <ns>`), so that tests run
  * the very same command lines inside a network namespace of their own.
  */
-import { constants as fsConstants, statSync } from 'node:fs';
 import { TpError } from '../errors.js';
 import type { ProcessRunner } from '../process/process-runner.js';
 import type { Logger } from '../daemon/logger.js';
 import { DNS_CHAIN, type DnsRedirect, type NetworkSystem } from './network-system.js';
-
-export const TUN_CLONE_DEVICE = '/dev/net/tun';
 
 /** A command of ours takes milliseconds; this only stops a wedged one from hanging bring-up. */
 const COMMAND_TIMEOUT_MS = 15_000;
@@ -66,23 +63,6 @@ export function linuxNetworkSystem(options: LinuxNetworkSystemOptions): NetworkS
         .split('\n')
         .map((line) => /^\d+:\s+([^:@\s]+)/.exec(line)?.[1])
         .filter((name): name is string => name !== undefined);
-    },
-
-    async tunOpenableBy(uid, gid) {
-      let st;
-      try {
-        st = statSync(TUN_CLONE_DEVICE);
-      } catch {
-        return false;
-      }
-      if ((st.mode & fsConstants.S_IFMT) !== fsConstants.S_IFCHR) return false;
-      if (uid === 0) return true;
-      // The kernel's order: the owner's bits for the owner, else the group's, else the others'.
-      // The engine runs without supplementary groups (Node drops them when it sets uid and gid).
-      const readWrite = (shift: number): boolean => ((st.mode >> shift) & 0o6) === 0o6;
-      if (st.uid === uid) return readWrite(6);
-      if (st.gid === gid) return readWrite(3);
-      return readWrite(0);
     },
 
     async createTun(name, ownerUid) {

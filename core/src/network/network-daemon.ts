@@ -268,11 +268,9 @@ export class NetworkDaemon {
     let ready: OutboundReady;
     try {
       const device = await step('device', async () => {
-        if (!(await system.tunOpenableBy(owner.uid, owner.gid))) {
-          throw new TpError('config', 'tun-not-accessible', `user ${owner.uid} cannot open /dev/net/tun, so the packet engine cannot attach to its device`, {
-            hint: 'give /dev/net/tun its usual mode: `sudo chmod 0666 /dev/net/tun` (attaching to a device stays limited to its owner)',
-          });
-        }
+        // No check of /dev/net/tun's mode: the engine opens it as root before dropping to the
+        // owner, so a 0600 clone device is no obstacle. A host without the TUN driver fails
+        // right below, at `ip tuntap add`, with the kernel's own message.
         const name = firstFreeDevice(await system.listDevices());
         listener.progress(`creating network device ${name}`);
         await system.createTun(name, owner.uid);
@@ -335,7 +333,7 @@ export class NetworkDaemon {
         throw new TpError('internal', f.code, `${f.what}: no \`ready\` from ${this.deps.enginePath} within ${timeoutMs} ms${engine.stderr() !== '' ? `: ${lastLines(engine.stderr())}` : ''}`, { hint: f.hint });
       }
       if (first.startError?.code === 'ENOENT' || first.startError?.code === 'EACCES') {
-        throw new TpError('config', f.code, `${f.what}: ${this.deps.enginePath} ${first.startError.code === 'ENOENT' ? 'does not exist' : 'is not executable by the owner'}`, {
+        throw new TpError('config', f.code, `${f.what}: ${this.deps.enginePath} ${first.startError.code === 'ENOENT' ? 'does not exist' : 'is not executable'}`, {
           hint: 'reinstall telepresence-ts: the engine belongs next to the CLI, in dist/bin/tp-netstack',
         });
       }

@@ -37,11 +37,6 @@ export interface DnsRedirect {
 export interface NetworkSystem {
   /** The names of every network link (device) that exists now. */
   listDevices(): Promise<string[]>;
-  /**
-   * Whether a process of this user and group may open the TUN clone device (/dev/net/tun). The
-   * kernel lets only the device's owner attach to it, but the clone device must be openable first.
-   */
-  tunOpenableBy(uid: number, gid: number): Promise<boolean>;
   /** Creates a persistent TUN device that `ownerUid` may attach to without privilege. */
   createTun(name: string, ownerUid: number): Promise<void>;
   /** Sets the MTU and brings the device up. */

@@ -1,6 +1,6 @@
 /**
- * The node:child_process adapter of `EngineSpawner`: starts the packet engine as the owner's user
- * and group, with stdin a pipe that only this process holds.
+ * The node:child_process adapter of `EngineSpawner`: starts the packet engine, which drops to the
+ * owner's user and group itself (`--run-as`), with stdin a pipe that only this process holds.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -15,10 +15,11 @@ const STOP_GRACE_MS = 3_000;
 
 export function nodeEngineSpawner(log: Logger): EngineSpawner {
   return (spec) => {
+    // Started as root, not with spawn's uid/gid: many hosts make /dev/net/tun mode 0600, so a
+    // process that is already the owner cannot open it, not even to attach to a device it owns.
+    // The engine opens the device as root and then drops to the owner for good (no groups, no
+    // capabilities) before it handles a packet; it exits with an error if it cannot.
     const child = spawn(spec.command, engineArgs(spec), {
-      // Node sets gid, then uid, and drops root's supplementary groups (setgroups(0)) in between.
-      uid: spec.uid,
-      gid: spec.gid,
       // Root's environment is none of the engine's business; it needs nothing from it.
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
       cwd: '/',

@@ -54,11 +54,11 @@ t.test('bring-up runs its steps in order and reports ready; cancel takes everyth
   t.strictSame(s.system.calls, [
     'undns',
     'list',
-    'tun? 1000:1001',
     'list',
     'tun tpts0 1000',
     'up tpts0 65000',
-    'engine tpts0 65000 /run/user/1000/telepresence-ts/flows.sock as 1000:1001',
+    // Started as root; it drops to the owner itself once the device is open.
+    'engine --device tpts0 --mtu 65000 --flows /run/user/1000/telepresence-ts/flows.sock --run-as 1000:1001',
     'route 10.96.0.0/12 tpts0',
     'route 10.244.0.0/16 tpts0',
     'route6 fd00::/108 tpts0',
@@ -115,7 +115,6 @@ t.test('validateOutboundConfig applies the default MTU and accepts DNS off witho
 
 // Each failing step, and exactly what must be undone after it.
 const FAILURES: Array<{ name: string; arrange: (s: ReturnType<typeof setup>) => void; code: string; category: string; undone: string[] }> = [
-  { name: 'the TUN clone device is not openable', arrange: (s) => (s.system.tunOpenable = false), code: 'tun-not-accessible', category: 'config', undone: [] },
   { name: 'creating the device', arrange: (s) => (s.system.failOn = { op: 'createTun' }), code: 'outbound-device-failed', category: 'config', undone: [] },
   { name: 'bringing the device up', arrange: (s) => (s.system.failOn = { op: 'setUp' }), code: 'outbound-device-failed', category: 'config', undone: ['del tpts0'] },
   { name: 'a second route', arrange: (s) => (s.system.failOn = { op: 'addRoute', nth: 2 }), code: 'outbound-route-failed', category: 'config', undone: ['engine stop', 'del tpts0'] },
@@ -140,7 +139,7 @@ for (const f of FAILURES) {
 
 const ENGINE_FAILURES: Array<[string, 'silent' | 'crash' | 'missing', string, RegExp]> = [
   ['never says ready', 'silent', 'internal', /no `ready` from \/opt\/tp\/dist\/bin\/tp-netstack within 50 ms/],
-  ['exits before ready', 'crash', 'internal', /exited with code 1: tp-netstack: open \/dev\/net\/tun: permission denied/],
+  ['exits before ready', 'crash', 'internal', /exited with code 1: tp-netstack: cannot drop privileges: setuid\(1000\): operation not permitted/],
   ['is missing', 'missing', 'config', /tp-netstack does not exist/],
 ];
 for (const [name, behaviour, category, message] of ENGINE_FAILURES) {
