@@ -110,6 +110,13 @@ export const ENV = {
   /** Paths of the agent-injector's TLS serving certificate and key (PEM), mounted from its Secret. */
   injectorTlsCert: 'TP_INJECTOR_TLS_CERT',
   injectorTlsKey: 'TP_INJECTOR_TLS_KEY',
+  /**
+   * Outbound access, set by an admin on the traffic-manager when discovery gets the cluster's
+   * subnets wrong: comma-separated CIDRs that replace the discovered pod (resp. Service) subnets
+   * in `ClusterInfo`, e.g. `10.244.0.0/16,fd00:10:244::/56`.
+   */
+  podCidrs: 'TP_POD_CIDRS',
+  serviceCidrs: 'TP_SERVICE_CIDRS',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -23,6 +23,12 @@ export interface ManagerConfig {
    * the source of routing probes; empty when not given, and prepare then probes nothing.
    */
   readonly podIps: readonly string[];
+  /**
+   * Admin overrides of the subnets that GetClusterInfo discovers (`TP_POD_CIDRS`,
+   * `TP_SERVICE_CIDRS`), canonical CIDRs; empty when unset, and the manager discovers them.
+   */
+  readonly podCidrs: readonly string[];
+  readonly serviceCidrs: readonly string[];
 }
 
 /** Parses the traffic-manager's environment; throws a `config` TpError naming every bad variable. */
@@ -32,6 +38,8 @@ export function parseManagerEnv(env: Env): ManagerConfig {
   const port = r.port(ENV.managerPort, DEFAULT_PORTS.manager);
   const logLevel = r.logLevel(ENV.logLevel);
   const podIps = r.ips(ENV.managerPodIps);
+  const podCidrs = r.cidrs(ENV.podCidrs);
+  const serviceCidrs = r.cidrs(ENV.serviceCidrs);
   const agentImage = r.optional(ENV_AGENT_IMAGE) ?? `${IMAGE_REPOSITORIES.agent}:${VERSION}`;
   // EnvReader has no reader for durations; collect this one's problem into the same message.
   const extra: string[] = [];
@@ -52,6 +60,8 @@ export function parseManagerEnv(env: Env): ManagerConfig {
     managerHost: managerServiceHost(namespace),
     prepareTimeoutMs: timeoutSeconds * 1000,
     podIps,
+    podCidrs,
+    serviceCidrs,
   };
   try {
     r.done('traffic-manager', config);

@@ -6,6 +6,7 @@
 import {
   AppsV1Api,
   CoreV1Api,
+  CustomObjectsApi,
   KubeConfig,
   PatchStrategy,
   Watch,
@@ -21,6 +22,7 @@ import {
 import { AGENTS_CONFIGMAP, ANNOTATIONS, LABELS, MANAGED_BY_VALUE } from '@telepresence-ts/core/contracts';
 import { TpError, isTpError } from '@telepresence-ts/core/errors';
 import type { WorkloadKind } from '@telepresence-ts/core/agent-config';
+import type { ClusterNetworkApi } from './cluster-info.js';
 
 export type { CoreV1Event as KubeEvent, V1Pod as KubePod, V1Service as KubeService };
 
@@ -136,15 +138,17 @@ function selectorString(labels: Readonly<Record<string, string>>): string {
 }
 
 /** The adapter over a KubeConfig (in-cluster, or from KUBECONFIG for a local run). */
-export class ClientNodeKubeApi implements KubeApi {
+export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi {
   readonly #core: CoreV1Api;
   readonly #apps: AppsV1Api;
+  readonly #custom: CustomObjectsApi;
   readonly #watch: Watch;
   readonly #onWatchError: (path: string, err: unknown) => void;
 
   constructor(kc: KubeConfig, onWatchError: (path: string, err: unknown) => void = () => undefined) {
     this.#core = kc.makeApiClient(CoreV1Api);
     this.#apps = kc.makeApiClient(AppsV1Api);
+    this.#custom = kc.makeApiClient(CustomObjectsApi);
     this.#watch = new Watch(kc);
     this.#onWatchError = onWatchError;
   }
@@ -307,6 +311,65 @@ export class ClientNodeKubeApi implements KubeApi {
       return (await this.#core.readNamespace({ name: namespace })).metadata?.labels ?? {};
     } catch {
       return {};
+    }
+  }
+
+  async listNodePodCidrs(): Promise<string[]> {
+    try {
+      const nodes = (await this.#core.listNode()).items;
+      return nodes.flatMap((n) => n.spec?.podCIDRs ?? (n.spec?.podCIDR === undefined ? [] : [n.spec.podCIDR]));
+    } catch (err: unknown) {
+      throw kubeError(err, 'list the nodes');
+    }
+  }
+
+  async listPodIps(): Promise<string[]> {
+    try {
+      // Finished pods have given their addresses back; they are left out on the server.
+      const pods = (await this.#core.listPodForAllNamespaces({ fieldSelector: 'status.phase!=Succeeded,status.phase!=Failed' })).items;
+      // A hostNetwork pod has its node's address, which is not in any pod subnet.
+      return pods.filter((p) => p.spec?.hostNetwork !== true).flatMap((p) => p.status?.podIPs?.map((i) => i.ip) ?? (p.status?.podIP === undefined ? [] : [p.status.podIP]));
+    } catch (err: unknown) {
+      throw kubeError(err, 'list the pods of every namespace');
+    }
+  }
+
+  async listServiceCidrs(): Promise<string[] | undefined> {
+    // client-node 1.4 has no typed networking.k8s.io/v1 ServiceCIDR client (only the beta's); the
+    // generic custom-object list reads any group's resource by its plural.
+    try {
+      const list = (await this.#custom.listClusterCustomObject({ group: 'networking.k8s.io', version: 'v1', plural: 'servicecidrs' })) as {
+        items?: Array<{ spec?: { cidrs?: string[] } }>;
+      };
+      return (list.items ?? []).flatMap((c) => c.spec?.cidrs ?? []);
+    } catch (err: unknown) {
+      if (httpCode(err) === 404) return undefined;
+      throw kubeError(err, 'list the ServiceCIDRs');
+    }
+  }
+
+  async refusedClusterIpMessage(namespace: string, clusterIp: string): Promise<string | undefined> {
+    const body: V1Service = {
+      metadata: { generateName: 'tp-service-range-probe-', namespace },
+      spec: { clusterIP: clusterIp, ports: [{ port: 443 }] },
+    };
+    try {
+      // dryRun=All: the API server validates and allocates, then stores nothing.
+      await this.#core.createNamespacedService({ namespace, body, dryRun: 'All' });
+      return undefined;
+    } catch (err: unknown) {
+      if (httpCode(err) === 422) return errorDetail(err);
+      throw kubeError(err, `probe the Service range in ${namespace}`);
+    }
+  }
+
+  async kubernetesServiceIp(): Promise<string | undefined> {
+    try {
+      const ip = (await this.#core.readNamespacedService({ namespace: 'default', name: 'kubernetes' })).spec?.clusterIP;
+      return ip === undefined || ip === '' || ip === 'None' ? undefined : ip;
+    } catch (err: unknown) {
+      if (httpCode(err) === 404) return undefined;
+      throw kubeError(err, 'read service/kubernetes in default');
     }
   }
 

@@ -3,10 +3,13 @@
  * the gRPC service (with /healthz on the same port), and the agent-configuration watcher.
  */
 import { Server } from '@grpc/grpc-js';
+import { RESOLV_CONF_PATH } from '@telepresence-ts/core/resolv-conf';
+import { readFile } from 'node:fs/promises';
 import { systemClock } from '../shared/clock.js';
 import { listenGrpcAndHealth } from '../shared/grpc-http-mux.js';
 import { widenServerStreamWindow } from '../shared/grpc-window.js';
 import { runProgram } from '../shared/program.js';
+import { ClusterInfoProvider } from './cluster-info.js';
 import { parseManagerEnv } from './env.js';
 import { ClientNodeKubeApi } from './kube.js';
 import { AgentConfigWatcher } from './rollout.js';
@@ -36,6 +39,15 @@ void runProgram({
       log,
       podIps: config.podIps,
       probeRouting,
+      clusterInfo: new ClusterInfoProvider({
+        kube,
+        namespace: config.namespace,
+        readResolvConf: () => readFile(RESOLV_CONF_PATH, 'utf8'),
+        clock: systemClock,
+        log,
+        podCidrs: config.podCidrs,
+        serviceCidrs: config.serviceCidrs,
+      }),
     });
     let stopping = false;
     const listener = await listenGrpcAndHealth(server, config.port, '0.0.0.0', () => !stopping);

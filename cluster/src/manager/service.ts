@@ -20,7 +20,10 @@ import { toServiceError } from '../shared/grpc-errors.js';
 import { widenConnectionWindow } from '../shared/grpc-window.js';
 import type { Logger } from '../shared/log.js';
 import { resolveTarget, resolvedSpec, toInterceptTarget, type BuildOptions } from './agent-config-builder.js';
+import type { ClusterInfoProvider } from './cluster-info.js';
+import { askDns, checkDnsQuery, DNS_PORT } from './dns.js';
 import type { KubeApi } from './kube.js';
+import { OutboundFlows, type OutboundOptions } from './outbound.js';
 import { prepareIntercept, type RoutingProbe } from './prepare.js';
 import type { State } from './state.js';
 
@@ -35,6 +38,12 @@ export interface ServiceDeps {
   readonly podIps?: readonly string[];
   /** Probes a Service after a rollout (prepare.ts); used only when `podIps` names an address. */
   readonly probeRouting?: RoutingProbe;
+  /** What GetClusterInfo answers, and the DNS server that LookupDNS asks (cluster-info.ts). */
+  readonly clusterInfo: Pick<ClusterInfoProvider, 'get' | 'dns'>;
+  /** The port of the DNS server: 53, but for tests. */
+  readonly dnsPort?: number;
+  /** Outbound's timeouts and TCP dial (outbound.ts), for tests. */
+  readonly outbound?: Pick<OutboundOptions, 'connectTimeoutMs' | 'udpIdleMs' | 'dialTcp'>;
 }
 
 function logFailure(log: Logger, method: string, err: unknown): ServerErrorResponse {
@@ -87,6 +96,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
   const podIps = deps.podIps ?? [];
   // Agents answer probes only from an address they were given: without one, probing is pointless.
   const probeRouting = podIps.length > 0 ? deps.probeRouting : undefined;
+  const outbound = new OutboundFlows({ log, requireClient: (id) => state.requireClient(id), ...deps.outbound });
   const impl: RawTunnelManagerServer = {
     version: unary(log, 'Version', () => ({ version: VERSION, name: 'traffic-manager' })),
     arriveAsClient: unary(log, 'ArriveAsClient', (info) => {
@@ -184,6 +194,30 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
     }),
 
     tunnel: (call) => tunnel(state, log, call),
+
+    getClusterInfo: unary(log, 'GetClusterInfo', (s) => {
+      state.requireClient(s.sessionId);
+      return deps.clusterInfo.get();
+    }),
+
+    lookupDns: unary(log, 'LookupDNS', async ({ session, query }) => {
+      if (session === undefined) throw missing('session');
+      state.requireClient(session.sessionId);
+      checkDnsQuery(query);
+      const { dnsServer } = await deps.clusterInfo.dns();
+      if (dnsServer === '') {
+        throw new TpError('cluster', 'no-dns-server', "the traffic-manager's pod has no nameserver in its /etc/resolv.conf", {
+          hint: "check the traffic-manager pod's dnsPolicy (ClusterFirst)",
+        });
+      }
+      return { response: await askDns({ address: dnsServer, port: deps.dnsPort ?? DNS_PORT }, query) };
+    }),
+
+    outbound: (call) => {
+      // Outbound streams share the client's connection with its Tunnel streams: the same window.
+      widenConnectionWindow(call);
+      outbound.handle(call);
+    },
   };
   // Tunnel messages pass through unread (proto/src/tunnel.ts); every other method is as generated.
   server.addService(RAW_TUNNEL_SERVICE, impl);

@@ -1,4 +1,5 @@
 import { LOG_LEVELS, type LogLevel } from '@telepresence-ts/core/contracts';
+import { formatCidr, tryParseCidr } from '@telepresence-ts/core/cidr';
 import { TpError } from '@telepresence-ts/core/errors';
 import { isIP } from 'node:net';
 
@@ -99,6 +100,27 @@ export class EnvReader {
       return [];
     }
     return ips;
+  }
+
+  /**
+   * Optional comma-separated CIDRs ("10.244.0.0/16,fd00::/108"), each in its canonical form (host
+   * bits cleared); [] when unset.
+   */
+  cidrs(name: string): string[] {
+    const value = this.#raw(name);
+    if (value === undefined) return [];
+    const cidrs: string[] = [];
+    const bad: string[] = [];
+    for (const part of value.split(',').map((c) => c.trim())) {
+      const cidr = tryParseCidr(part);
+      if (cidr === undefined) bad.push(JSON.stringify(part));
+      else cidrs.push(formatCidr(cidr));
+    }
+    if (bad.length > 0) {
+      this.#problem(`${name}=${JSON.stringify(value)} is not a comma-separated list of CIDRs (not one: ${bad.join(', ')})`);
+      return [];
+    }
+    return cidrs;
   }
 
   /** One of core's log levels. */

@@ -11,6 +11,8 @@ t.test('defaults', (t) => {
     managerHost: 'traffic-manager.tp-system',
     prepareTimeoutMs: 120_000,
     podIps: [],
+    podCidrs: [],
+    serviceCidrs: [],
   });
   t.end();
 });
@@ -24,6 +26,8 @@ t.test('every variable read', (t) => {
       TP_AGENT_IMAGE: 'registry.example/agent:1.2',
       TP_PREPARE_TIMEOUT_SECONDS: '30',
       TP_MANAGER_POD_IPS: '10.244.0.2,fd00::2',
+      TP_POD_CIDRS: '10.244.0.0/16, fd00:10:244::/56',
+      TP_SERVICE_CIDRS: '10.96.7.1/12',
     }),
     {
       namespace: 'tele',
@@ -33,6 +37,9 @@ t.test('every variable read', (t) => {
       managerHost: 'traffic-manager.tele',
       prepareTimeoutMs: 30_000,
       podIps: ['10.244.0.2', 'fd00::2'],
+      podCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+      // Host bits are cleared: the override is a subnet, however it was written.
+      serviceCidrs: ['10.96.0.0/12'],
     },
   );
   t.end();
@@ -52,6 +59,10 @@ t.test('bad values fail with one config error naming each', (t) => {
     t.throws(() => parseManagerEnv({ TP_PREPARE_TIMEOUT_SECONDS: bad }), { code: 'bad-environment', message: /TP_PREPARE_TIMEOUT_SECONDS/ }, bad);
   }
   t.throws(() => parseManagerEnv({ TP_AGENT_IMAGE: 'a b' }), { message: /TP_AGENT_IMAGE="a b" is not an image reference/ });
+  t.throws(() => parseManagerEnv({ TP_POD_CIDRS: '10.244.0.0/16,10.300.0.0/16', TP_SERVICE_CIDRS: 'cluster' }), {
+    code: 'bad-environment',
+    message: /TP_POD_CIDRS="10.244.0.0\/16,10.300.0.0\/16" is not a comma-separated list of CIDRs \(not one: "10.300.0.0\/16"\); TP_SERVICE_CIDRS="cluster" is not/,
+  });
   t.throws(() => parseManagerEnv({ TP_MANAGER_POD_IPS: '10.244.0.2,pod' }), { code: 'bad-environment', message: /TP_MANAGER_POD_IPS="10.244.0.2,pod" is not a comma-separated list of IP addresses/ });
   t.end();
 });

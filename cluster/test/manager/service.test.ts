@@ -1,5 +1,5 @@
 import { Server, credentials, status, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { ManagerClient, type CreateInterceptRequest, type DialRequest, type InterceptInfo, type PrepareInterceptResponse, type SessionInfo, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
+import { ManagerClient, type CreateInterceptRequest, type DialRequest, type InterceptInfo, type LookupDNSRequest, type LookupDNSResponse, type PrepareInterceptResponse, type SessionInfo, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
@@ -12,6 +12,7 @@ import { fromServiceError } from '../../src/shared/grpc-errors.js';
 import { listenGrpcAndHealth } from '../../src/shared/grpc-http-mux.js';
 import { createLogger } from '../../src/shared/log.js';
 import { FakeClock } from '../shared/fake-clock.js';
+import { dnsAnswer, dnsQuery, startResponder } from './dns-fixtures.js';
 import { FakeKube, pod } from './fake-kube.js';
 import { service, workload } from './fixtures.js';
 
@@ -31,10 +32,13 @@ const spec = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
+const clusterInfo = { podSubnets: ['10.244.0.0/16'], serviceSubnets: ['10.96.0.0/16'], clusterDomain: 'cluster.local', dnsServer: '10.96.0.10' };
+const staticClusterInfo = { get: () => Promise.resolve(clusterInfo), dns: () => Promise.resolve({ clusterDomain: 'cluster.local', dnsServer: '10.96.0.10' }) };
+
 async function startManager(
   t: Test,
   services = [service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' })],
-  probing: Pick<ServiceDeps, 'podIps' | 'probeRouting'> = {},
+  probing: Partial<Pick<ServiceDeps, 'podIps' | 'probeRouting' | 'clusterInfo' | 'dnsPort'>> = {},
 ) {
   const kube = new FakeKube();
   kube.workloads.push(web);
@@ -42,7 +46,7 @@ async function startManager(
   const clock = new FakeClock();
   const state = new State(clock);
   const server = new Server();
-  addToServer(server, { state, kube, clock, build, prepareTimeoutMs: 120_000, log: createLogger('traffic-manager', 'error', () => undefined), ...probing });
+  addToServer(server, { state, kube, clock, build, prepareTimeoutMs: 120_000, log: createLogger('traffic-manager', 'error', () => undefined), clusterInfo: staticClusterInfo, ...probing });
   const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1');
   const client = new ManagerClient(`127.0.0.1:${listener.port}`, credentials.createInsecure());
   t.teardown(async () => {
@@ -89,6 +93,52 @@ t.test('version, arrive, remain, depart and expiry over gRPC', async (t) => {
   const a = await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
   await call(client.depart.bind(client), a);
   await t.rejects(call(client.remain.bind(client), a), { code: status.NOT_FOUND }, 'departed');
+});
+
+t.test('GetClusterInfo answers a client session only', async (t) => {
+  const { client } = await startManager(t);
+  const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  t.strictSame(await call(client.getClusterInfo.bind(client), s), clusterInfo);
+  const a = await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
+  await t.rejects(call(client.getClusterInfo.bind(client), a), { code: status.INVALID_ARGUMENT }, "an agent's session");
+  await t.rejects(call(client.getClusterInfo.bind(client), { ...s, sessionId: 'nope' }), { code: status.NOT_FOUND }, 'an unknown session');
+});
+
+t.test('LookupDNS asks the DNS server of the manager’s resolv.conf', async (t) => {
+  const r = await startResponder(t, (q) => [dnsAnswer(q, '10.96.0.1')]);
+  const { client } = await startManager(t, undefined, {
+    clusterInfo: { ...staticClusterInfo, dns: () => Promise.resolve({ clusterDomain: 'cluster.local', dnsServer: '127.0.0.1' }) },
+    dnsPort: r.port,
+  });
+  const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  const query = dnsQuery(0x1234, 'kubernetes.default.svc.cluster.local');
+  const res = await call<LookupDNSRequest, LookupDNSResponse>(client.lookupDns.bind(client), { session: s, query });
+  t.strictSame(Buffer.from(res.response), dnsAnswer(query, '10.96.0.1'), 'the answer, unchanged');
+  t.strictSame(r.udp, [query], 'the question, unchanged');
+
+  const short = await call(client.lookupDns.bind(client), { session: s, query: Buffer.alloc(5) }).then(
+    () => undefined,
+    (e: ServiceError) => e,
+  );
+  t.equal(short?.code, status.INVALID_ARGUMENT);
+  t.equal(short?.metadata.get('tp-error-code')[0], 'bad-dns-query');
+  await t.rejects(call(client.lookupDns.bind(client), { session: { ...s, sessionId: 'nope' }, query }), { code: status.NOT_FOUND }, 'an unknown session');
+  t.equal(r.udp.length, 1, 'neither was asked');
+});
+
+t.test('LookupDNS without an answer fails with dns-timeout', async (t) => {
+  const r = await startResponder(t, () => []);
+  const { client } = await startManager(t, undefined, {
+    clusterInfo: { ...staticClusterInfo, dns: () => Promise.resolve({ clusterDomain: 'cluster.local', dnsServer: '127.0.0.1' }) },
+    dnsPort: r.port,
+  });
+  const s = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  const err = await call(client.lookupDns.bind(client), { session: s, query: dnsQuery(9, 'slow.example') }).then(
+    () => undefined,
+    (e: ServiceError) => e,
+  );
+  t.equal(err?.code, status.UNAVAILABLE);
+  t.equal(err?.metadata.get('tp-error-code')[0], 'dns-timeout');
 });
 
 t.test('agents are told the manager pod’s addresses on arrival, clients are not', async (t) => {

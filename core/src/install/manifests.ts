@@ -74,6 +74,14 @@ export function managerClusterRole(o: InstallOptions): V1ClusterRole {
       // deletes them to roll the agent in or out.
       { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
       { apiGroups: [''], resources: ['configmaps'], verbs: [...READ, 'create', 'update', 'patch', 'delete'] },
+      // Outbound access (GetClusterInfo): the nodes' podCIDRs are the pod subnets, and the
+      // ServiceCIDRs (Kubernetes 1.33+) the Service subnets.
+      { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list'] },
+      { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['list'] },
+      // Before ServiceCIDRs, the API server names its Service range only when it refuses a
+      // ClusterIP outside it: the manager asks with a dry-run create (dryRun=All, nothing is
+      // stored), which RBAC checks as a create.
+      { apiGroups: [''], resources: ['services'], verbs: ['create'] },
     ],
   };
 }

@@ -53,6 +53,9 @@ t.test('the manifests', (t) => {
   const rules = managerClusterRole(REQ).rules ?? [];
   t.ok(rules.some((r) => r.resources?.includes('deployments') && r.verbs.includes('patch')), 'the manager may patch workloads');
   t.ok(rules.some((r) => r.resources?.includes('configmaps') && r.verbs.includes('delete')), 'and write ConfigMaps');
+  t.ok(rules.some((r) => r.apiGroups?.includes('') && r.resources?.includes('nodes') && r.verbs.includes('list')), "outbound access: list the nodes (their podCIDRs)");
+  t.ok(rules.some((r) => r.apiGroups?.includes('networking.k8s.io') && r.resources?.includes('servicecidrs') && r.verbs.includes('list')), 'and the ServiceCIDRs');
+  t.ok(rules.some((r) => r.resources?.includes('services') && r.verbs.includes('create')), 'and dry-run create a Service (the Service range before ServiceCIDRs)');
   for (const obj of [...baseManifests(REQ), managerDeployment(REQ), webhookConfiguration(REQ, 'x')]) {
     t.equal(obj.metadata?.labels?.['app.kubernetes.io/managed-by'], 'telepresence-ts', `${obj.kind ?? ''} is labelled`);
   }

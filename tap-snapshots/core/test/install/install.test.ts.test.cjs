@@ -144,6 +144,40 @@ Array [
           "delete",
         ],
       },
+      Object {
+        "apiGroups": Array [
+          "",
+        ],
+        "resources": Array [
+          "nodes",
+        ],
+        "verbs": Array [
+          "get",
+          "list",
+        ],
+      },
+      Object {
+        "apiGroups": Array [
+          "networking.k8s.io",
+        ],
+        "resources": Array [
+          "servicecidrs",
+        ],
+        "verbs": Array [
+          "list",
+        ],
+      },
+      Object {
+        "apiGroups": Array [
+          "",
+        ],
+        "resources": Array [
+          "services",
+        ],
+        "verbs": Array [
+          "create",
+        ],
+      },
     ],
   },
   Object {
