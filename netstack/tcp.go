@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -62,7 +63,7 @@ func (e *engine) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	r.Complete(false)
-	splice(gonet.NewTCPConn(&wq, ep), conn)
+	splice(gonet.NewTCPConn(&wq, ep), conn, ep.Abort)
 }
 
 // openTCPFlow dials the daemon, sends the header and reads the status byte, all within
@@ -126,30 +127,50 @@ type halfCloser interface {
 	CloseWrite() error
 }
 
-// splice copies bytes both ways until both directions are done. The end of one direction's
-// data is passed on as a half-close, so a client that shuts down its sending side still gets
-// its answer; an error in either direction ends both.
-func splice(a, b halfCloser) {
+// splice copies bytes both ways between the workstation's client (a, gVisor's side) and the
+// daemon (b) until both directions are done. The end of one direction's data is passed on as a
+// half-close, so a client that shuts down its sending side still gets its answer; an error in
+// either direction ends both.
+//
+// A unix socket has no reset: when the cluster side of a flow fails (the manager went away),
+// the daemon can only close the socket, which reads here as a plain end of data. Told apart
+// from a half-close by the peer having closed both directions (POLLHUP) while ours to it is
+// still open, it is passed on as what it is, a reset (abortClient), so the client sees an error
+// rather than a response that merely ends early.
+func splice(a, b halfCloser, abortClient func()) {
 	var (
 		wg       sync.WaitGroup
 		once     sync.Once
 		closeAll = func() { once.Do(func() { a.Close(); b.Close() }) }
+		toDaemon atomic.Bool // our direction to the daemon has ended cleanly
 	)
-	pipe := func(dst, src halfCloser) {
+	pipe := func(dst, src halfCloser, fromDaemon bool) {
 		defer wg.Done()
 		buf := copyBuffers.Get().(*[]byte)
 		defer copyBuffers.Put(buf)
 		if _, err := io.CopyBuffer(dst, src, *buf); err != nil {
+			if fromDaemon {
+				abortClient()
+			}
+			closeAll()
+			return
+		}
+		if fromDaemon && !toDaemon.Load() && peerClosed(src) {
+			abortClient()
 			closeAll()
 			return
 		}
 		if err := dst.CloseWrite(); err != nil {
 			closeAll()
+			return
+		}
+		if !fromDaemon {
+			toDaemon.Store(true)
 		}
 	}
 	wg.Add(2)
-	go pipe(a, b)
-	go pipe(b, a)
+	go pipe(a, b, true)
+	go pipe(b, a, false)
 	wg.Wait()
 	closeAll()
 }
