@@ -60,10 +60,16 @@ export interface CodeServerOptions {
    * XDG_RUNTIME_DIR that put the extension on the same cluster and daemon socket as a test's CLI).
    */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * The IPv4 address code-server listens on (default 127.0.0.1). A code-server started inside a
+   * network namespace (through `runner`) listens on the namespace's veth address instead, which
+   * a browser in the root namespace can reach.
+   */
+  readonly host?: string;
 }
 
 export interface CodeServer {
-  /** e.g. http://127.0.0.1:41234, no trailing slash. */
+  /** e.g. http://127.0.0.1:41234 (the host given), no trailing slash. */
   readonly url: string;
   /** The workbench URL that opens `workspaceDir`. */
   readonly workbenchUrl: string;
@@ -170,12 +176,14 @@ function describeExit(r: { exitCode: number | null; signal: string | null; timed
 }
 
 /**
- * Starts code-server with `--auth none` on 127.0.0.1 and a port the kernel picks (code-server
- * prints the address it got), serving the given folders.
+ * Starts code-server with `--auth none` on 127.0.0.1 (or `host`) and a port the kernel picks
+ * (code-server prints the address it got), serving the given folders.
  */
-export async function startCodeServer(dirs: CodeServerDirs, options: Pick<CodeServerOptions, 'installDir' | 'runner' | 'env'> = {}): Promise<CodeServer> {
+export async function startCodeServer(dirs: CodeServerDirs, options: Pick<CodeServerOptions, 'installDir' | 'runner' | 'env' | 'host'> = {}): Promise<CodeServer> {
   const runner = options.runner ?? processRunner;
   const entry = codeServerEntry(options.installDir);
+  const host = options.host ?? '127.0.0.1';
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(host)) throw new Error(`code-server's host must be an IPv4 address, not ${host}`);
   const child: LongRunning = runner.start(
     process.execPath,
     [
@@ -184,7 +192,7 @@ export async function startCodeServer(dirs: CodeServerDirs, options: Pick<CodeSe
       '--auth',
       'none',
       '--bind-addr',
-      '127.0.0.1:0',
+      `${host}:0`,
       '--disable-telemetry',
       '--disable-update-check',
       '--disable-workspace-trust',
@@ -195,7 +203,8 @@ export async function startCodeServer(dirs: CodeServerDirs, options: Pick<CodeSe
   );
   let url: string;
   try {
-    const match = await child.waitForOutput(/HTTP server listening on (http:\/\/127\.0\.0\.1:\d+)\//, LISTEN_TIMEOUT_MS);
+    const listening = new RegExp(`HTTP server listening on (http://${host.replace(/\./g, '\\.')}:\\d+)/`);
+    const match = await child.waitForOutput(listening, LISTEN_TIMEOUT_MS);
     url = match[1] ?? '';
   } catch (err) {
     await child.stop();
