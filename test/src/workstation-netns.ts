@@ -161,13 +161,19 @@ export function snapshotDiff(baseline: NetnsSnapshot, now: NetnsSnapshot, ignore
   return out;
 }
 
-/** `iptables-save` output without comments and packet counters, sorted, so two runs compare. */
+const BUILTIN_CHAIN_ACCEPTING = /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT\b/;
+
+/**
+ * `iptables-save` output without comments and packet counters, sorted, so two runs compare.
+ * Built-in chains that accept by default are left out too: with the nft back end a table, once
+ * used, stays listed with its empty built-in chains, which is the same as no table at all.
+ */
 export function normaliseIptablesSave(text: string, backend: string): string[] {
   let table = '';
   const out: string[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line === 'COMMIT') continue;
+    if (line === '' || line.startsWith('#') || line === 'COMMIT' || BUILTIN_CHAIN_ACCEPTING.test(line)) continue;
     if (line.startsWith('*')) {
       table = line.slice(1);
       continue;
