@@ -3,6 +3,7 @@
  * manager's ClusterInfo and LookupDNS over the session's channel, the kernel's routes, the flow
  * server on a socket beside the daemon's own, the DNS resolver, and the network daemon.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TpError } from '../errors.js';
@@ -33,6 +34,21 @@ function managerUnreachable(details: string): TpError {
     hint: 'check the connection with `kubectl telepresence status`',
   });
 }
+
+/**
+ * Waits until the network daemon has deleted the device, its last step of taking outbound
+ * access down (the DNS redirect and the engine go first; the routes go with the device), so
+ * that `quit` returns only once the cluster's addresses are no longer routed here. Bounded: the
+ * network daemon removes it in milliseconds, and a daemon that hangs must not hang quit.
+ */
+async function deviceGone(device: string): Promise<void> {
+  const deadline = Date.now() + DEVICE_GONE_WAIT_MS;
+  while (existsSync(join('/sys/class/net', device)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const DEVICE_GONE_WAIT_MS = 5_000;
 
 /** Builds the ports of one session's outbound access. */
 export function outboundPorts(options: OutboundPortsOptions): (session: SessionChannel) => OutboundPorts {
@@ -79,10 +95,13 @@ export function outboundPorts(options: OutboundPortsOptions): (session: SessionC
             // answers only once the device, routes and redirect are gone. A daemon that a user
             // started with sudo keeps running for the next connect; it takes them down on its own.
             if (euid === 0) await api.quit().catch((e: unknown) => log('warn', `stopping the network daemon: ${String(e)}`));
+            else await deviceGone(outbound.ready.device);
             api.close();
           },
         };
       } catch (err: unknown) {
+        // A network daemon we may have started for this connect is not left behind.
+        if (euid === 0) await api.quit().catch(() => undefined);
         api.close();
         throw err;
       }

@@ -22,7 +22,9 @@ export interface EngineSpec {
 
 /** The engine's command-line arguments. */
 export function engineArgs(spec: EngineSpec): string[] {
-  return ['--device', spec.device, '--mtu', String(spec.mtu), '--flows', spec.flowSocket, '--run-as', `${spec.uid}:${spec.gid}`];
+  const args = ['--device', spec.device, '--mtu', String(spec.mtu), '--flows', spec.flowSocket];
+  // An owner that is root has nothing to drop to: the engine then stays root, as its owner is.
+  return spec.uid === 0 ? args : [...args, '--run-as', `${spec.uid}:${spec.gid}`];
 }
 
 export interface EngineProcess {

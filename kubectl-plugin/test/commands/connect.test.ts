@@ -41,5 +41,15 @@ t.test('kubeconfig paths reach the daemon absolute, with the caller\'s $KUBECONF
     kube: { kubeconfig: '/home/alice/k.yaml', context: '', namespace: 'apps', kubeconfigEnv: '/home/alice/rel/a.yaml:/abs/b.yaml' },
     managerNamespace: 'tp-system',
     product: 'cli',
+    outbound: { disabled: false, alsoProxy: [], neverProxy: [] },
   });
+});
+
+t.test('connect passes the outbound flags on', async (t) => {
+  const env = fakeEnv();
+  await runCli(env, ['connect', '--also-proxy', '172.30.0.0/24', '--never-proxy', '10.96.4.0/24', '--never-proxy', '10.96.5.0/24']);
+  const last = (): { outbound?: { disabled: boolean } } | undefined => env.daemon.lastConnect as { outbound?: { disabled: boolean } } | undefined;
+  t.strictSame(last()?.outbound, { disabled: false, alsoProxy: ['172.30.0.0/24'], neverProxy: ['10.96.4.0/24', '10.96.5.0/24'] });
+  await runCli(env, ['connect', '--outbound=false']);
+  t.equal(last()?.outbound?.disabled, true);
 });
