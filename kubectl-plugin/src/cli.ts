@@ -41,6 +41,13 @@ export function buildParser(args: readonly string[], deps: CommandDeps): Argv<Gl
   return parser;
 }
 
+/** Whether the command line asks for `--output json` (read before yargs, which may have failed). */
+function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  const own = end < 0 ? args : args.slice(0, end);
+  return own.some((a, i) => a === '--output=json' || a === '-o=json' || ((a === '--output' || a === '-o') && own[i + 1] === 'json'));
+}
+
 /**
  * Runs one command line and returns the process exit code. Every error surfaces as a TpError: a
  * one-line message and a hint on stderr, and the exit code of its category.
@@ -53,7 +60,9 @@ export async function run(args: readonly string[], deps: CommandDeps): Promise<n
     // `intercept ... -- cmd` exits with the command's status.
     if (thrown instanceof ExitStatus) return thrown.code;
     const err = toTpError(thrown);
-    deps.io.err(`${formatTpError(err)}\n`);
+    // Scripts that asked for JSON get the error as JSON too, with the code to branch on.
+    if (wantsJson(args)) deps.io.err(`${JSON.stringify({ error: { category: err.category, code: err.code, message: err.message, ...(err.hint !== undefined ? { hint: err.hint } : {}) } })}\n`);
+    else deps.io.err(`${formatTpError(err)}\n`);
     return exitCodeFor(err.category);
   }
 }

@@ -46,3 +46,15 @@ t.test('any other error is internal and points to the logs', async (t) => {
   t.equal(code, 5);
   t.equal(io.stderr, 'telepresence: disk full\nhint: see the logs for details\n');
 });
+
+t.test('with --output json an error is JSON on stderr, with its code', async (t) => {
+  for (const flags of [['--output', 'json'], ['-o', 'json'], ['--output=json']]) {
+    const io = new BufferIo();
+    io.out = () => {
+      throw new TpError('user', 'subnet-conflict', 'the cluster overlaps eth0', { hint: 'pass --never-proxy 10.0.0.0/8' });
+    };
+    const code = await run(['version', ...flags], { ...fakeEnv({ running: false }).deps, io });
+    t.equal(code, 2, flags.join(' '));
+    t.strictSame(JSON.parse(io.stderr), { error: { category: 'user', code: 'subnet-conflict', message: 'the cluster overlaps eth0', hint: 'pass --never-proxy 10.0.0.0/8' } });
+  }
+});
