@@ -40,8 +40,40 @@ const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 
 /** `docker stop`'s grace before SIGKILL, in seconds. */
 const DOCKER_STOP_SECONDS = 2;
 
+/**
+ * Where the container's network is: Docker's bridge, with the intercepted port published on the
+ * workstation's loopback; or the workstation's own (`--network host`), where outbound access's
+ * routes and DNS redirect reach it too, so that it calls the cluster's Services by name.
+ */
+export type DockerNetwork = 'bridge' | 'host';
+
+/** Whether the user's `docker run` arguments choose a network themselves. */
+export function choosesNetwork(argv: readonly string[]): boolean {
+  return argv.some((a) => a === '--network' || a === '--net' || a.startsWith('--network=') || a.startsWith('--net='));
+}
+
+/**
+ * The network a `--docker-run` container gets. With outbound access up, the workstation's own,
+ * unless the user chose one or the app's port in the pod differs from the intercept's local
+ * port: on the host's network nothing can map one onto the other. `note` says why not, when not.
+ */
+export function dockerNetworkFor(outcome: InterceptOutcome, argv: readonly string[], outboundUp: boolean): { network: DockerNetwork; note?: string } {
+  if (!outboundUp || choosesNetwork(argv)) return { network: 'bridge' };
+  const localPort = outcome.spec?.localPort ?? 0;
+  const containerPort = outcome.target?.containerPort ?? 0;
+  if (containerPort > 0 && containerPort !== localPort) {
+    return {
+      network: 'bridge',
+      note:
+        `the container runs on Docker's bridge, where it reaches the cluster's addresses but not its DNS names: ` +
+        `its app listens on ${containerPort}, the intercept on ${localPort}. Intercept with --port ${containerPort}:<service port> to run it on this workstation's network instead`,
+    };
+  }
+  return { network: 'host' };
+}
+
 /** The `docker run` command line: the user's arguments with the environment, volumes and port wired in. */
-export function dockerRunArgs(outcome: InterceptOutcome, launch: Extract<Launch, { kind: 'docker' }>, containerName: string): string[] {
+export function dockerRunArgs(outcome: InterceptOutcome, launch: Extract<Launch, { kind: 'docker' }>, containerName: string, network: DockerNetwork = 'bridge'): string[] {
   const args = [...launch.argv];
   if (args.some((a) => a === '-d' || a === '--detach' || a === '--detach=true')) {
     throw new TpError('user', 'bad-usage', '--docker-run cannot run a detached container (-d): the intercept ends when the container does', {
@@ -56,8 +88,14 @@ export function dockerRunArgs(outcome: InterceptOutcome, launch: Extract<Launch,
   for (const name of Object.keys(env).sort()) out.push('-e', name);
   const localPort = outcome.spec?.localPort ?? 0;
   const containerPort = outcome.target?.containerPort !== undefined && outcome.target.containerPort > 0 ? outcome.target.containerPort : localPort;
-  // The daemon dials the loopback, 127.0.0.1 first; the app listens on the port it has in the pod.
-  out.push('-p', `127.0.0.1:${localPort}:${containerPort}`);
+  if (network === 'host') {
+    // The app listens on the workstation's own port, the intercept's (dockerNetworkFor checked
+    // that it is the app's port in the pod); it shares the routes and DNS of outbound access.
+    out.push('--network', 'host');
+  } else {
+    // The daemon dials the loopback, 127.0.0.1 first; the app listens on the port it has in the pod.
+    out.push('-p', `127.0.0.1:${localPort}:${containerPort}`);
+  }
   if (remote !== undefined && remote.mountPoint !== '') {
     out.push('-v', `${remote.mountPoint}:${launch.dockerMount ?? remote.mountPoint}`);
   }
@@ -76,6 +114,8 @@ function processEnv(outcome: InterceptOutcome, launch: Launch, base: NodeJS.Proc
 export interface LaunchDeps {
   readonly processes: ProcessRunner;
   readonly env: NodeJS.ProcessEnv;
+  /** For notes to the user (stderr). */
+  readonly note?: (line: string) => void;
 }
 
 /**
@@ -95,7 +135,10 @@ export async function runIntercepted(deps: LaunchDeps, daemon: DaemonApi, outcom
   } else {
     command = 'docker';
     try {
-      args = dockerRunArgs(outcome, launch, containerName);
+      const outboundUp = (await daemon.status()).outbound?.state === 'up';
+      const { network, note } = dockerNetworkFor(outcome, launch.argv, outboundUp);
+      if (note !== undefined) deps.note?.(`note: ${note}`);
+      args = dockerRunArgs(outcome, launch, containerName, network);
     } catch (err: unknown) {
       await leaveQuietly(daemon, name);
       throw err;

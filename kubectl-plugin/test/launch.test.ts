@@ -1,5 +1,5 @@
 import t from 'tap';
-import { dockerRunArgs, interceptOptions, launchOf, parseMountFlag } from '../src/launch.js';
+import { dockerNetworkFor, dockerRunArgs, interceptOptions, launchOf, parseMountFlag } from '../src/launch.js';
 import { fakeEnv, interceptInfo, runCli, type FakeEnv } from './fixtures/fake-deps.js';
 
 const REMOTE = {
@@ -100,4 +100,25 @@ t.test('the intercept ends first: the command is stopped and not left twice', as
   t.strictSame(env.processes.killed, ['docker SIGTERM'], 'stopped');
   t.match(env.processes.ran[0], /^docker stop -t 2 tp-echo-default-/, 'and its container stopped');
   t.notOk(env.daemon.calls.includes('leave echo-default'), 'nothing left to leave');
+});
+
+t.test('with outbound access up, a container runs on the workstation network when the ports agree', (t) => {
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', headers: [] };
+  const same = { ...interceptInfo({ ...spec, localPort: 8080 }), remote: REMOTE };
+  const other = { ...interceptInfo({ ...spec, localPort: 9000 }), remote: REMOTE };
+  t.strictSame(dockerNetworkFor(same, ['img:1'], true), { network: 'host' });
+  t.strictSame(dockerNetworkFor(same, ['img:1'], false), { network: 'bridge' }, 'no outbound access: the bridge, as before');
+  t.strictSame(dockerNetworkFor(same, ['--network', 'mynet', 'img:1'], true), { network: 'bridge' }, 'a network of the user’s own is kept');
+  t.strictSame(dockerNetworkFor(same, ['--net=mynet', 'img:1'], true), { network: 'bridge' });
+  const differing = dockerNetworkFor(other, ['img:1'], true);
+  t.equal(differing.network, 'bridge');
+  t.match(differing.note, /listens on 8080, the intercept on 9000.*--port 8080:/);
+  t.strictSame(dockerRunArgs(same, { kind: 'docker', argv: ['img:1'], dockerMount: undefined }, 'tp-x', 'host'), [
+    'run', '--rm', '--name', 'tp-x',
+    '-e', 'GREETING', '-e', 'TELEPRESENCE_MOUNTS', '-e', 'TELEPRESENCE_ROOT',
+    '--network', 'host',
+    '-v', '/tmp/tp-echo:/tmp/tp-echo',
+    'img:1',
+  ]);
+  t.end();
 });

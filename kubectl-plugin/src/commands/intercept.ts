@@ -148,7 +148,7 @@ export function interceptCommand(deps: CommandDeps): AnyCommand {
           );
         }
         if (launch !== undefined) {
-          const code = await runIntercepted({ processes: deps.processes, env: deps.processEnv }, daemon, info, launch);
+          const code = await runIntercepted({ processes: deps.processes, env: deps.processEnv, note: (line) => deps.io.err(`${line}\n`) }, daemon, info, launch);
           if (code !== 0) throw new ExitStatus(code);
         }
       } finally {
