@@ -12,9 +12,11 @@
  * only if the product carried it. Chromium stays in the root namespace and browses code-server on
  * the namespace's end of the veth pair.
  *
- * The network daemon is started the way a VS Code user starts it, once, with the CLI's
- * `network-daemon` verb (`sudo kubectl telepresence network-daemon`): the .vsix ships the user
- * daemon but not the packet engine. Everything runs as root here, so `--owner 0`.
+ * The .vsix ships the user daemon but not the network daemon, which is the CLI's `network-daemon`
+ * verb with the packet engine beside it: the extension's daemon finds the CLI on PATH, as kubectl
+ * finds the plugin. code-server gets the build's dist/bin on PATH, and everything here runs as
+ * root, so the extension's daemon starts the network daemon itself (a user who is not root
+ * starts it once with sudo).
  *
  * Needs the test cluster (`npm run cluster:up`), code-server (`bash scripts/install-code-server.sh`)
  * and the .vsix and CLI build (`bash scripts/package-vsix.sh`). It installs (or updates) the
@@ -219,9 +221,7 @@ t.before(async () => {
   ordersPod = pods.items.find((p) => p.metadata.deletionTimestamp === undefined)?.metadata.name ?? '';
   if (ordersPod === '') throw new Error(`no pod of ${SERVICE} in ${ns}`);
 
-  // The one step a VS Code user takes outside VS Code: `sudo kubectl telepresence network-daemon`.
   networkLogStart = await readFile(NETWORK_DAEMON_LOG, 'utf8').then((s) => s.length, () => 0);
-  await tpOk(['network-daemon', '--owner', '0'], 60_000);
 
   dirs = await makeCodeServerDirs({
     settings: {
@@ -233,8 +233,16 @@ t.before(async () => {
     workspaceFiles: { 'call-service.js': callServiceJs(), '.vscode/launch.json': launchJson() },
   });
   await installExtension(dirs, VSIX);
+  // The namespace's daemon folders and network socket.
   const env: Record<string, string> = {};
   for (const key of ['KUBECONFIG', 'XDG_RUNTIME_DIR', 'XDG_CACHE_HOME', 'TELEPRESENCE_NETWORK_SOCKET']) env[key] = String(w.env[key]);
+  // The CLI on PATH as a user has it: VS Code gives the extension host the PATH of a login shell
+  // (it runs `$SHELL -il` to read it), so a HOME of the test's own whose profile adds dist/bin.
+  const home = join(dirs.root, 'home');
+  await mkdir(home, { recursive: true });
+  const profile = `export PATH=${JSON.stringify(join(ROOT, 'dist', 'bin'))}:"$PATH"\n`;
+  for (const file of ['.profile', '.bash_profile']) await writeFile(join(home, file), profile);
+  Object.assign(env, { HOME: home, SHELL: '/bin/bash' });
   // Inside the namespace, on its end of the veth: the browser in the root namespace reaches it there.
   server = await startCodeServer(dirs, { env, host: w.subnet.nsAddress, runner: runnerInside(w) });
   t.comment(`code-server in ${w.name} at ${server.url}`);
@@ -253,7 +261,8 @@ t.teardown(async () => {
   await browser?.close();
   if (ws !== undefined) {
     await writeFile(join(ARTIFACTS, 'daemon.log'), ws.daemonLog()).catch(() => undefined);
-    // The daemon the extension started departs from the manager, then the network daemon stops.
+    // The daemon the extension started departs from the manager and stops the network daemon it
+    // started; `--stop` is for a run that failed half-way.
     await tp(['quit'], 30_000).catch(() => undefined);
     await tp(['network-daemon', '--stop'], 30_000).catch(() => undefined);
   }
@@ -295,6 +304,13 @@ t.test('Connect from the welcome view brings outbound access up; the status bar 
     t.match(label, new RegExp(`\\nCluster DNS: names in .*${ns.replace(/-/g, '\\-')}`), 'and the DNS domains, the connected namespace among them');
     t.equal(await status.locator('.codicon-globe').count(), 1, 'the status bar item shows the globe');
     await wb.screenshot('connected-with-outbound');
+    // The tooltip, for the artifacts' reader: what is routed, the DNS domains.
+    await status.hover();
+    const hover = wb.page.locator('.monaco-hover, .workbench-hover').filter({ hasText: 'Outbound access' }).first();
+    await hover.waitFor({ state: 'visible', timeout: 20_000 });
+    t.match(await hover.innerText(), /routed into tpts\d+/, 'hovering shows the tooltip');
+    await wb.screenshot('status-bar-tooltip');
+    await wb.page.mouse.move(0, 0);
   });
 });
 

@@ -6,12 +6,15 @@ import { TpError, type InterceptInfo } from '@telepresence-ts/core';
 import type { DebugIntegration } from './debug.js';
 import type { FileStore, Host } from './host.js';
 import { askInterceptSpec, interceptedMessage } from './intercept-flow.js';
-import { reportError } from './notify.js';
+import { SHOW_LOGS, reportError } from './notify.js';
 import type { Session } from './session.js';
 import type { TreeNode } from './workloads-tree.js';
 
 export const DEBUG = 'Debug';
 export const OPEN_ENV_FILE = 'Open Environment File';
+/** Connected, but the daemon has no outbound access to give (see Session.outboundMissing). */
+export const OUTBOUND_MISSING =
+  "Connected for intercepts only: the daemon has no outbound access, which needs the `kubectl telepresence` CLI on the PATH VS Code started with (for its network daemon). Install it and reconnect (Disconnect, then Connect), or turn telepresence.outbound off.";
 
 export interface CommandDeps {
   readonly host: Host;
@@ -34,6 +37,10 @@ export class Commands {
     try {
       const status = await host.withProgress('Connecting to the cluster', () => session.connect());
       host.log(`connected to ${status.context} (namespace ${status.namespace}, traffic-manager v${status.managerVersion})`);
+      if (session.outboundMissing) {
+        host.log(OUTBOUND_MISSING);
+        if ((await host.showMessage('warning', OUTBOUND_MISSING, [SHOW_LOGS])) === SHOW_LOGS) host.showLog();
+      }
     } catch (err: unknown) {
       if (err instanceof TpError && err.code === 'manager-not-installed') {
         // The welcome view offers the install; say so once, without a dialog to dismiss.

@@ -87,6 +87,8 @@ export class Session {
   #remotes: readonly InterceptRemote[] = [];
   #phase: Phase = 'disconnected';
   #lastError: TpError | undefined;
+  /** Whether this session's last connect asked for outbound access. */
+  #askedOutbound = false;
   #watcher: (KubeWatcher & { close?(): void }) | undefined;
   /** The context the watches were started for; a change of context restarts them. */
   #watchedContext = '';
@@ -115,6 +117,13 @@ export class Session {
    */
   remote(interceptName: string): InterceptRemote | undefined {
     return this.#remotes.find((r) => r.name === interceptName);
+  }
+  /**
+   * Connected after asking for outbound access, yet the daemon reports none: a daemon that has no
+   * network daemon to ask (the extension's, without the CLI on PATH: see cli-bundle.ts).
+   */
+  get outboundMissing(): boolean {
+    return this.#phase === 'connected' && this.#askedOutbound && this.#connection !== undefined && this.#connection.outbound === undefined;
   }
   /** Why the last connect failed, when it did. */
   get lastError(): TpError | undefined {
@@ -159,12 +168,14 @@ export class Session {
     this.#lastError = undefined;
     this.#changed();
     const flags = this.#deps.kubeFlags();
+    const outbound = this.#deps.outbound();
+    this.#askedOutbound = !outbound.disabled;
     try {
       const status = await daemon.connect({
         kube: { kubeconfig: flags.kubeconfig ?? '', context: flags.context ?? '', namespace: flags.namespace ?? '', kubeconfigEnv: flags.kubeconfigEnv ?? '' },
         managerNamespace: this.#deps.managerNamespace() || DEFAULT_MANAGER_NAMESPACE,
         product: 'vscode',
-        outbound: this.#deps.outbound(),
+        outbound,
       });
       this.#applyConnection(status);
       return status;

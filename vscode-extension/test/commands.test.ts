@@ -1,6 +1,6 @@
 import { TpError } from '@telepresence-ts/core';
 import t from 'tap';
-import { Commands, DEBUG, OPEN_ENV_FILE } from '../src/commands.js';
+import { Commands, DEBUG, OPEN_ENV_FILE, OUTBOUND_MISSING } from '../src/commands.js';
 import { DebugIntegration } from '../src/debug.js';
 import { OPEN_SETTINGS, RETRY, SHOW_LOGS } from '../src/notify.js';
 import { Session } from '../src/session.js';
@@ -96,6 +96,23 @@ t.test('a connect refused for a subnet conflict warns with the hint and the sett
     },
   ]);
   t.equal(session.phase, 'disconnected');
+});
+
+t.test('connected without the outbound access asked for: a warning says why and what to do', async (t) => {
+  const { commands, session, host, daemon } = await setup({ connect: false });
+  daemon.reportsOutbound = false;
+  await commands.connect();
+  t.equal(session.phase, 'connected', 'intercepts work all the same');
+  t.ok(session.outboundMissing);
+  t.match(host.messages, [{ level: 'warning', text: OUTBOUND_MISSING, actions: [SHOW_LOGS] }]);
+  t.match(OUTBOUND_MISSING, /kubectl telepresence.*PATH.*telepresence\.outbound off/);
+});
+
+t.test('connected with outbound access up: no notification', async (t) => {
+  const { commands, session, host } = await setup({ connect: false });
+  await commands.connect();
+  t.notOk(session.outboundMissing);
+  t.same(host.messages, []);
 });
 
 t.test('no traffic-manager: no dialog (the welcome view offers the install); installing connects', async (t) => {

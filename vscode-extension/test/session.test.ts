@@ -62,6 +62,20 @@ t.test('with telepresence.outbound off, connect asks for intercepts only', async
   t.equal(session.connection?.outbound?.state, 'off');
 });
 
+t.test('outbound access missing only when asked for and not reported', async (t) => {
+  for (const c of [
+    { asked: true, reports: false, missing: true },
+    { asked: true, reports: true, missing: false },
+    { asked: false, reports: false, missing: false },
+  ]) {
+    const { session, daemon } = setup({ settings: { outbound: c.asked, alsoProxy: [], neverProxy: [] } });
+    daemon.reportsOutbound = c.reports;
+    t.notOk(session.outboundMissing, 'not before connecting');
+    await session.connect();
+    t.equal(session.outboundMissing, c.missing, `asked ${String(c.asked)}, reported ${String(c.reports)}`);
+  }
+});
+
 t.test('settings changed since the last connect apply to the next', async (t) => {
   const settings = { outbound: true, alsoProxy: [] as string[], neverProxy: [] as string[] };
   const { session, daemon } = setup({ settings });
