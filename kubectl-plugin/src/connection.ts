@@ -53,6 +53,9 @@ export function connectRequest(deps: CommandDeps, argv: GlobalOptions, managerNa
   };
 }
 
+/** Failures of outbound access alone, which a connect made on the way to another command survives. */
+const OUTBOUND_ONLY_FAILURES = new Set(['subnet-conflict', 'needs-root', 'no-cluster-subnets']);
+
 /**
  * A daemon connected to the cluster. An existing connection is kept unless --context,
  * --kubeconfig or --manager-namespace ask for another one (--namespace only chooses where a
@@ -71,7 +74,15 @@ export async function connectedDaemon(
     (managerNamespace !== undefined && managerNamespace !== status.managerNamespace);
   if (status.state !== ConnectionState.CONNECTED || wantsOther) {
     const ns = managerNamespace ?? (status.managerNamespace !== '' ? status.managerNamespace : DEFAULT_MANAGER_NAMESPACE);
-    status = await daemon.connect(connectRequest(deps, argv, ns));
+    try {
+      status = await daemon.connect(connectRequest(deps, argv, ns));
+    } catch (err: unknown) {
+      // A command that connects on its way (list, intercept, ...) needs the session, not outbound
+      // access: when only the latter cannot be had here, it goes on without it and says so.
+      if (!(err instanceof TpError) || !OUTBOUND_ONLY_FAILURES.has(err.code)) throw err;
+      status = await daemon.connect(connectRequest(deps, argv, ns, { disabled: true, alsoProxy: [], neverProxy: [] }));
+      deps.io.err(`note: connected without outbound access: ${err.message}\nhint: ${err.hint ?? 'run kubectl telepresence connect'}\n`);
+    }
   }
   return { daemon, status };
 }

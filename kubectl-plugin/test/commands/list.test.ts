@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConnectionState } from '@telepresence-ts/core';
+import { ConnectionState, TpError } from '@telepresence-ts/core';
 import { fakeEnv, interceptInfo, runCli } from '../fixtures/fake-deps.js';
 
 function withWorkloads() {
@@ -58,4 +58,26 @@ t.test('list shows each intercept\'s headers and owner', async (t) => {
       ['bob@desk', [{ name: 'x-user', value: 'bob' }, { name: 'x-team', value: 'red' }]],
     ],
   );
+});
+
+t.test('a command that connects on its way goes on without outbound access when only that fails, and says so', async (t) => {
+  const env = withWorkloads();
+  env.daemon.status_ = { ...env.daemon.status_, state: ConnectionState.DISCONNECTED };
+  env.daemon.outboundFailure = new TpError('user', 'subnet-conflict', "the cluster's pod subnet 10.244.0.0/24 overlaps this workstation's route 10.244.0.0/24 (dev cni0)", {
+    hint: 'pass --never-proxy 10.244.0.0/24',
+  });
+  const res = await runCli(env, ['list']);
+  t.equal(res.code, 0);
+  t.match(res.stdout, /echo/);
+  t.match(res.stderr, /^note: connected without outbound access: the cluster's pod subnet .* overlaps .*\nhint: pass --never-proxy 10\.244\.0\.0\/24\n$/);
+  t.match(env.daemon.lastConnect, { outbound: { disabled: true } });
+});
+
+t.test('any other connect failure still fails the command', async (t) => {
+  const env = withWorkloads();
+  env.daemon.status_ = { ...env.daemon.status_, state: ConnectionState.DISCONNECTED };
+  env.daemon.outboundFailure = new TpError('cluster', 'manager-unreachable', 'cannot reach the traffic-manager');
+  const res = await runCli(env, ['list']);
+  t.equal(res.code, 4);
+  t.match(res.stderr, /cannot reach the traffic-manager/);
 });
