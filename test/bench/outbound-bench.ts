@@ -865,6 +865,18 @@ async function outer(): Promise<void> {
   const ns = `tp-obench-${randomBytes(3).toString('hex')}`;
   const self = resolve(process.argv[1] ?? '');
   progress(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  // Ctrl-C or a kill ends the measuring child, not this process: the clean-up below still runs.
+  let measuring: ChildProcess | undefined;
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+    measuring?.kill('SIGTERM');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const stopIfInterrupted = (): void => {
+    if (interrupted) throw new Error('interrupted');
+  };
 
   progress('building and loading images');
   for (const image of ['echo', 'traffic-manager', 'agent-injector']) {
@@ -907,6 +919,7 @@ async function outer(): Promise<void> {
       { apiVersion: 'v1', kind: 'Service', metadata: { name: SINK, namespace: ns }, spec: { selector: { app: SINK }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } },
     ]);
     await kube.kubectl(['-n', ns, 'rollout', 'status', `deployment/${SINK}`, '--timeout=180s'], { timeoutMs: 190_000 });
+    stopIfInterrupted();
     const serviceIp = (await kube.kubectl(['-n', ns, 'get', 'service', SINK, '-o', 'jsonpath={.spec.clusterIP}'])).trim();
     const pods = (await kube.json<List<Pod>>(['-n', ns, 'get', 'pods', '-l', `app=${SINK}`])).items.filter((p) => p.metadata.deletionTimestamp === undefined);
     const pod = pods[0]?.metadata.name;
@@ -919,6 +932,7 @@ async function outer(): Promise<void> {
     netns = await createWorkstationNetns({ repoRoot, kubeconfig: cluster.kubeconfig, hosts: { [EXCLUDED_NAME]: EXCLUDED_ADDRESS } });
     const unreachable = await netns.run(['node', '-e', `require('net').connect(80, '${serviceIp}').on('connect', () => process.exit(0)).on('error', () => process.exit(3)).setTimeout(2000, () => process.exit(4))`], { timeoutMs: 10_000 });
     if (unreachable.exitCode === 0) throw new Error(`${netns.name} reaches ${serviceIp} before connect: the figures would not be outbound access's`);
+    stopIfInterrupted();
 
     // The CLI runs as a user other than root, as a developer's does; root runs the network daemon.
     const user = await netns.unprivileged();
@@ -934,6 +948,7 @@ async function outer(): Promise<void> {
       TP_OBENCH_USER: JSON.stringify({ uid: user.uid, gid: user.gid, env: user.env }),
     };
     const child = spawn('ip', ['netns', 'exec', netns.name, process.execPath, self, 'inside'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    measuring = child;
     // Bounded: the defaults take several minutes; an hour means something hangs.
     const timer = setTimeout(() => child.kill('SIGKILL'), 60 * 60_000);
     exitCode = await new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
@@ -956,6 +971,8 @@ async function outer(): Promise<void> {
       await kube.kubectl(['delete', 'clusterrole,clusterrolebinding', '-l', 'app.kubernetes.io/managed-by=telepresence-ts', '--ignore-not-found']).catch((err: unknown) => problems.push((err as Error).message));
     }
     for (const p of problems) progress(`cleanup: ${p}`);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     progress(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   }
   if (exitCode !== 0) throw new Error(`the measuring part inside the namespace exited ${String(exitCode)}`);
