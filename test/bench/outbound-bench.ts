@@ -5,7 +5,9 @@
  * The harness's node is this machine, whose own network namespace already reaches pods and
  * Services. So the workstation is a network namespace of its own that reaches only the API server
  * (test/src/workstation-netns.ts), and every figure below is taken from inside it: the CLI, its
- * daemons, the clients and `kubectl port-forward` all run there.
+ * daemons, the clients and `kubectl port-forward` all run there. The CLI runs as an unprivileged
+ * user (the packet engine will not run as root); root starts the network daemon for that user,
+ * as the CLI's needs-root hint says to.
  *
  * One bundle, three roles (the first argument):
  *   (none)        sets up (images, the sink workload, the traffic-manager, the namespace), runs
@@ -24,10 +26,12 @@
  *                    each by a client process of its own, the same two ways
  *   connection rate  connections/s, each a GET with `Connection: close`, sequential and 8 at once
  *   DNS              dns.lookup (glibc's getaddrinfo, no cache in Node) of cluster names through
- *                    the daemon's resolver, against CoreDNS asked from the sink's pod; of names
+ *                    the daemon's resolver, against CoreDNS asked from the sink's pod, for a
+ *                    known name and for a new name each time (which no cache has seen); of names
  *                    the namespace's dnsmasq answers, after connect against before it
- *   connect          `kubectl telepresence connect` with no daemon running, and with both daemons
- *                    already running, each followed by the first HTTP answer through outbound
+ *   connect          `kubectl telepresence connect` with nothing running (root's network-daemon
+ *                    start timed on its own), with the network daemon running, and with both
+ *                    daemons running; each followed by the first HTTP answer by name
  *   memory, CPU      VmRSS of the user daemon, the network daemon and the packet engine, idle
  *                    and after the transfers; CPU seconds per GB moved, process by process
  */
