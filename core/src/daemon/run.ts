@@ -18,7 +18,7 @@ import { portForwardConnector, type ManagerConnector } from './manager-connectio
 import { Mounter } from './mounts.js';
 import { outboundPorts } from './outbound-ports.js';
 import { cacheDir } from './paths.js';
-import { addDaemonToServer, bindServer } from './server.js';
+import { addDaemonToServer, bindServer, closeServer } from './server.js';
 
 export interface RunDaemonOptions {
   readonly socketPath: string;
@@ -101,18 +101,6 @@ export async function runDaemon(options: RunDaemonOptions): Promise<void> {
   options.signal?.addEventListener('abort', onAbort, { once: true });
   await stopped;
   options.signal?.removeEventListener('abort', onAbort);
-  await new Promise<void>((resolve) => {
-    server.tryShutdown(() => resolve());
-    // Streams such as WatchState hold tryShutdown open; after a moment, cut them.
-    setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, 1_000).unref();
-  });
-  try {
-    unlinkSync(options.socketPath);
-  } catch {
-    // Already gone.
-  }
+  await closeServer(server, options.socketPath);
   log('info', 'daemon stopped');
 }

@@ -2,6 +2,7 @@
  * The Daemon service's gRPC edge: maps each RPC onto the Daemon centre and every thrown error onto
  * a status with tp-error-* trailing metadata.
  */
+import { unlinkSync } from 'node:fs';
 import { ServerCredentials, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { DaemonService, type DaemonServer, type InterceptEvent, type InterceptRequest, type StateSnapshot } from '@telepresence-ts/proto/daemon/v1';
 import { DEFAULT_MANAGER_NAMESPACE } from '../contracts.js';
@@ -94,4 +95,23 @@ export function bindServer(server: Server, address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err !== null ? reject(err) : resolve(port)));
   });
+}
+
+/**
+ * Stops a server on a Unix socket and removes the socket file. Long-lived streams (WatchState,
+ * an Outbound call whose end is in flight) hold a graceful shutdown open: after a moment, cut them.
+ */
+export async function closeServer(server: Server, socketPath: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.tryShutdown(() => resolve());
+    setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, 1_000).unref();
+  });
+  try {
+    unlinkSync(socketPath);
+  } catch {
+    // Already gone.
+  }
 }

@@ -10,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TpError } from '../errors.js';
 import { fileLogger, type Logger } from '../daemon/logger.js';
-import { bindServer } from '../daemon/server.js';
+import { bindServer, closeServer } from '../daemon/server.js';
 import { RESOLV_CONF_PATH } from '../outbound/resolv-conf.js';
 import { nodeProcessRunner } from '../process/node-process-runner.js';
 import { pingNetworkDaemon } from './client.js';
@@ -99,18 +99,6 @@ export async function runNetworkDaemon(options: RunNetworkDaemonOptions): Promis
   options.signal?.removeEventListener('abort', onAbort);
   // Whatever ended us, nothing of ours stays up.
   await daemon.shutdown();
-  await new Promise<void>((resolve) => {
-    server.tryShutdown(() => resolve());
-    // An Outbound stream whose end is still in flight holds tryShutdown open; after a moment, cut it.
-    setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, 1_000).unref();
-  });
-  try {
-    unlinkSync(options.socketPath);
-  } catch {
-    // Already gone.
-  }
+  await closeServer(server, options.socketPath);
   log('info', 'network daemon stopped');
 }
