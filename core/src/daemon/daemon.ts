@@ -41,7 +41,7 @@ import { formatDotenv, formatEnvJson, localEnvironment } from './remote-env.js';
 import { DirectTunnels } from './direct.js';
 import { runTunnel } from './tunnel.js';
 import { fromServiceError } from '../wire-errors.js';
-import { OUTBOUND_DEFAULTS, OutboundAccess, parseOutboundOptions, type OutboundOptions, type OutboundPorts } from '../outbound/outbound.js';
+import { OUTBOUND_DEFAULTS, OutboundAccess, outboundOff, parseOutboundOptions, type OutboundOptions, type OutboundPorts } from '../outbound/outbound.js';
 
 export interface DaemonDeps {
   /** This build's version; the manager's major.minor must match it. */
@@ -206,7 +206,7 @@ export class Daemon {
       error: this.lastError,
       directConnections: this.directConnections,
       relayedConnections: this.relayedConnections,
-      outbound: s?.outbound?.status(),
+      outbound: s === undefined ? undefined : (s.outbound?.status() ?? outboundOff()),
     };
   }
 

@@ -30,6 +30,9 @@ t.test('connect arrives, watches, and a second connect with the same flags reuse
   const again = await s.daemon.connect(CONNECT_ARGS);
   t.equal(again.sessionId, 'sess-1');
   t.equal(s.manager.calls.filter((c) => c === 'ArriveAsClient').length, 1);
+  t.equal(again.outbound?.state, 'off', 'connected without outbound access: its status says off');
+  await s.daemon.disconnect();
+  t.equal(s.daemon.status().outbound, undefined, 'not connected: no outbound status at all');
 });
 
 t.test('a manager of another major.minor is refused with version-mismatch', async (t) => {
