@@ -154,6 +154,12 @@ export const IMAGE_REPOSITORIES = {
  */
 export const ROUTING_PROBE_REPLY = 'telepresence-ts traffic-agent\n';
 
+/**
+ * What a routing probe sends first. The manager's pod also dials agents' ports for workstations
+ * (outbound access), so an agent tells a probe from those by these bytes, not by the address.
+ */
+export const ROUTING_PROBE_REQUEST = 'telepresence-ts routing probe\n';
+
 /** Env var of the traffic-manager: how long PrepareIntercept waits for a pod with the agent, in seconds (default 120). */
 export const ENV_PREPARE_TIMEOUT_SECONDS = 'TP_PREPARE_TIMEOUT_SECONDS';
 

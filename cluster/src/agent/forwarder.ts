@@ -1,4 +1,4 @@
-import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
+import { ROUTING_PROBE_REPLY, ROUTING_PROBE_REQUEST } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -22,7 +22,9 @@ export interface ForwarderPorts {
   readonly dialApp: (port: number) => Duplex;
   /**
    * True for a connection from the traffic-manager's pod (`address` as `unmappedAddress` gives
-   * it): a routing probe, which the agent answers with `ROUTING_PROBE_REPLY` and closes.
+   * it): a routing probe when it starts with `ROUTING_PROBE_REQUEST`, which the agent answers
+   * with `ROUTING_PROBE_REPLY` and closes; otherwise a workstation's outbound flow, handled as
+   * any other connection.
    */
   readonly isRoutingProbe: (address: string) => boolean;
 }
@@ -39,6 +41,13 @@ export interface ForwarderOptions {
   /** The port actually bound for a route; tests pass 0 to get a free one. */
   readonly bindPort?: (route: ForwardRoute) => number;
 }
+
+/**
+ * How long a connection from the manager's pod may stay silent before it is taken for an
+ * outbound flow rather than a routing probe: a probe writes its request as it connects, which
+ * arrives within a millisecond or two over the pod network.
+ */
+export const PROBE_SCREEN_MS = 25;
 
 /** Connects to the app on the pod's loopback, which the init container's iptables rule never redirects. */
 export function dialLocalApp(port: number): Duplex {
@@ -113,9 +122,55 @@ export class Forwarder {
 
   #accept(route: ForwardRoute, socket: Socket): void {
     if (this.#ports.isRoutingProbe(unmappedAddress(socket.remoteAddress ?? ''))) {
-      this.#answerProbe(route, socket);
+      this.#screen(route, socket);
       return;
     }
+    this.#dispatch(route, socket);
+  }
+
+  /**
+   * A connection from the manager's pod: a routing probe if its first bytes are the probe's,
+   * else an outbound flow of a workstation, passed on with those bytes. A probe sends them at
+   * once, so a connection silent for PROBE_SCREEN_MS is no probe (a protocol where the server
+   * speaks first): it goes on, having waited that long once.
+   */
+  #screen(route: ForwardRoute, socket: Socket): void {
+    const expected = Buffer.from(ROUTING_PROBE_REQUEST, 'latin1');
+    let head = Buffer.alloc(0);
+    let done = false;
+    const finish = (probe: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      if (probe) {
+        this.#answerProbe(route, socket);
+        return;
+      }
+      if (head.length > 0) {
+        // Bytes of a client that has already ended cannot be put back; such a flow is dropped.
+        if (socket.readableEnded) {
+          socket.destroy();
+          return;
+        }
+        socket.unshift(head);
+      }
+      this.#dispatch(route, socket);
+    };
+    const onReadable = (): void => {
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+        head = Buffer.concat([head, chunk]);
+        const n = Math.min(head.length, expected.length);
+        if (!head.subarray(0, n).equals(expected.subarray(0, n))) return finish(false);
+        if (head.length >= expected.length) return finish(head.length === expected.length);
+      }
+    };
+    const timer = setTimeout(() => finish(false), PROBE_SCREEN_MS);
+    socket.on('readable', onReadable);
+    socket.once('error', () => finish(false));
+  }
+
+  #dispatch(route: ForwardRoute, socket: Socket): void {
     socket.setNoDelay(true);
     const source = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     let peer: Duplex | undefined;

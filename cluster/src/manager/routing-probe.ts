@@ -1,10 +1,10 @@
 /**
  * The real `RoutingProbe` (prepare.ts): a TCP connection from the traffic-manager's pod to a
  * Service's virtual IP, which counts as reaching an agent when the first bytes back are
- * `ROUTING_PROBE_REPLY`. Agents answer a connection from the manager's pod with it at once
- * (forwarder.ts); an app, or a pod on its way out, does not.
+ * `ROUTING_PROBE_REPLY`. Agents answer a connection from the manager's pod that starts with
+ * `ROUTING_PROBE_REQUEST` with it at once (forwarder.ts); an app, or a pod on its way out, does not.
  */
-import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
+import { ROUTING_PROBE_REPLY, ROUTING_PROBE_REQUEST } from '@telepresence-ts/core/contracts';
 import { connect } from 'node:net';
 
 export interface ProbeTimeouts {
@@ -35,6 +35,8 @@ export function probeRouting(address: string, port: number, timeouts: ProbeTimeo
     let timer = setTimeout(() => finish(false), timeouts.connectMs);
     socket.once('connect', () => {
       clearTimeout(timer);
+      // The agent answers only a connection that starts with this (forwarder.ts).
+      socket.write(ROUTING_PROBE_REQUEST);
       timer = setTimeout(() => finish(false), timeouts.replyMs);
     });
     socket.setEncoding('latin1');

@@ -6,7 +6,7 @@ import { DirectStream, parseHeader } from '@telepresence-ts/core/direct-stream';
 import { startAgent, type RunningAgent } from '../../src/agent/agent.js';
 import type { AgentSettings } from '../../src/agent/env.js';
 import type { AgentConfig } from '@telepresence-ts/core/agent-config';
-import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
+import { ROUTING_PROBE_REPLY, ROUTING_PROBE_REQUEST } from '@telepresence-ts/core/contracts';
 import { closeServer, exchange, FakeManager, intercept, memoryLogger, startReplyServer, until } from './helpers.js';
 
 function config(appPort: number, managerPort: number): AgentConfig {
@@ -112,7 +112,7 @@ t.test('connections from the addresses the manager gave on arrival are routing p
   await until(() => agent.session.managerPodIps.length === 2, 'arrived again, told the manager’s addresses', 8000);
   manager.setIntercepts([intercept('client-1:echo', 9901)]);
   await until(() => agent.session.intercepts.length === 1, 'intercept seen');
-  t.equal(await exchange(port, 'probe'), ROUTING_PROBE_REPLY, 'a connection from 127.0.0.1 is answered by the agent');
+  t.equal(await exchange(port, ROUTING_PROBE_REQUEST), ROUTING_PROBE_REPLY, 'a probe from 127.0.0.1 is answered by the agent');
   t.strictSame(manager.tunnels, [], 'and not sent to the intercept');
   t.strictSame(app.received, ['hello'], 'nor to the app');
 });

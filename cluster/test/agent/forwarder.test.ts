@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
-import { dialLocalApp, Forwarder, unmappedAddress, type ForwarderPorts } from '../../src/agent/forwarder.js';
+import { ROUTING_PROBE_REPLY, ROUTING_PROBE_REQUEST } from '@telepresence-ts/core/contracts';
+import { dialLocalApp, Forwarder, PROBE_SCREEN_MS, unmappedAddress, type ForwarderPorts } from '../../src/agent/forwarder.js';
 import type { ForwardRoute } from '../../src/agent/routes.js';
 import { closeServer, exchange, listenLocal, memoryLogger, openConnection, startReplyServer, until } from './helpers.js';
 
@@ -92,13 +92,18 @@ t.test('a connection from the traffic-manager’s pod is a routing probe, answer
   };
   p.intercepted.set(9901, 'sess-1:echo');
   const fwd = await startForwarder(t, [r], p);
-  t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, ''), ROUTING_PROBE_REPLY, 'the probe gets the reply, then EOF');
+  t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, ROUTING_PROBE_REQUEST), ROUTING_PROBE_REPLY, 'the probe gets the reply, then EOF');
   t.strictSame(asked, ['127.0.0.1'], 'asked about the peer’s address');
   t.strictSame(p.tunnels, [], 'no tunnel was opened');
   t.strictSame(client.received, [], 'the workstation saw nothing');
   t.strictSame(app.received, [], 'nor did the app');
+  // The manager's pod also dials for workstations (outbound access): those are no probes.
+  t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, 'hello'), 'client:hello', 'other bytes from the manager are intercepted as any');
+  t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, 'telepresence-ts routing probe? no'), 'client:telepresence-ts routing probe? no', 'even when they start like a probe');
+  t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, `${ROUTING_PROBE_REQUEST}and more`), `client:${ROUTING_PROBE_REQUEST}and more`, 'or continue past one');
   manager = '10.244.0.2';
   t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, 'hello'), 'client:hello', 'other peers are intercepted as before');
+  t.equal(await exchange(fwd.boundPort(r.agentPort) ?? 0, ROUTING_PROBE_REQUEST), `client:${ROUTING_PROBE_REQUEST}`, 'and the probe’s bytes from them are just bytes');
 });
 
 t.test('unmappedAddress: IPv4 peers of a dual-stack listener lose the mapped prefix', async (t) => {
@@ -229,4 +234,23 @@ t.test('close drops open connections', async (t) => {
   t.equal(fwd.connectionCount, 1, 'accepted');
   await fwd.close();
   t.ok(['end', 'close'].includes(await open.ended), 'the connection was closed');
+});
+
+t.test('a silent connection from the manager’s pod is no probe: after a moment it reaches a server that speaks first', async (t) => {
+  const greeter = createServer((s) => s.end('greetings'));
+  await new Promise<void>((resolve) => greeter.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => greeter.close(() => resolve())));
+  const r = route('app', (greeter.address() as AddressInfo).port, 9902);
+  const fwd = await startForwarder(t, [r], { ...ports(0), isRoutingProbe: () => true });
+  const started = Date.now();
+  const got = await new Promise<string>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: fwd.boundPort(r.agentPort) ?? 0 });
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
+  t.equal(got, 'greetings');
+  t.ok(Date.now() - started >= PROBE_SCREEN_MS - 5, 'after the probe’s moment to speak');
 });

@@ -1,11 +1,16 @@
 import t, { type Test } from 'tap';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { ROUTING_PROBE_REPLY } from '@telepresence-ts/core/contracts';
+import { ROUTING_PROBE_REPLY, ROUTING_PROBE_REQUEST } from '@telepresence-ts/core/contracts';
 import { probeRouting } from '../../src/manager/routing-probe.js';
 
 /** A server on 127.0.0.1 that does `onConnection` with each connection; its port. */
 async function serve(t: Test, onConnection: (socket: Socket) => void): Promise<number> {
-  const server: Server = createServer(onConnection);
+  const server: Server = createServer((socket) => {
+    // The probe writes its request first; these servers read it away and never mind a reset.
+    socket.on('error', () => undefined);
+    socket.resume();
+    onConnection(socket);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return (server.address() as AddressInfo).port;
@@ -51,4 +56,17 @@ t.test('probeRouting tells an agent from everything else', async (t) => {
       t.equal(await probeRouting('127.0.0.1', await c.port(), { connectMs: 1000, replyMs: 100 }), c.want);
     });
   }
+});
+
+t.test('a probe says what it is first, so that an agent tells it from the outbound flows that the manager also dials', async (t) => {
+  let first = '';
+  const port = await serve(t, (s) => {
+    s.setEncoding('latin1');
+    s.once('data', (chunk: string) => {
+      first = chunk;
+      s.end(ROUTING_PROBE_REPLY);
+    });
+  });
+  t.equal(await probeRouting('127.0.0.1', port, { connectMs: 1000, replyMs: 1000 }), true);
+  t.equal(first, ROUTING_PROBE_REQUEST);
 });
