@@ -621,6 +621,16 @@ t.test('connected: an intercepted -- cmd answers the cluster by calling another 
   t.pass('leaving the intercept ended the command');
 });
 
+t.test('connected: a workload that carries the traffic-agent is reached at its app, from the workstation as from a pod', async (t) => {
+  // gateway has kept its agent since the intercept above. Every outbound flow leaves from the
+  // traffic-manager's pod, whose connections the agent also sees as the source of routing probes.
+  for (const url of ['http://gateway/', `http://gateway.${ns}/`]) {
+    const f = await curl(url);
+    const host = hostIn(f);
+    t.ok(host.startsWith('gateway-'), f.code === 0 ? `${url} answered by the app of ${host}` : withLog(t, `${url}: ${host}`));
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Connected, while the traffic-manager goes away
 
