@@ -455,7 +455,10 @@ async function transfer(script: string, p: Path, download: boolean): Promise<Tra
   let clientMs = 0;
   for (let i = 0; i < KNOBS.bulkRuns; i++) {
     const url = download ? urlOf(p, `/download?bytes=${n}`) : urlOf(p, '/upload');
-    const { stdout } = await execFileAsync(process.execPath, ['-e', script, url, String(n), download ? 'download' : 'upload'], { timeout: 600_000 });
+    const { stdout } = await execFileAsync(process.execPath, ['-e', script, url, String(n), download ? 'download' : 'upload'], { timeout: 600_000 }).catch((err: unknown) => {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`${download ? 'GET' : 'POST'} of ${n} bytes via ${p.label} failed: ${(e.stderr ?? '').trim() || e.message.split('\n')[0]}`, { cause: err });
+    });
     const [took = NaN, cpu = 0] = stdout.trim().split(' ').map(Number);
     if (!Number.isFinite(took) || took <= 0) throw new Error(`the bulk client for ${url} printed ${JSON.stringify(stdout)}`);
     clientMs += cpu;
@@ -630,6 +633,13 @@ async function inside(): Promise<void> {
   const children: ChildProcess[] = [];
   const lookups = async (name: string, want: string): Promise<number[]> => JSON.parse(await runScript(LOOKUP_SCRIPT, [name, String(KNOBS.lookups), want])) as number[];
 
+  /** The traffic-manager's pod names: another client that restarts it mid-run spoils the figures. */
+  const managerPods = async (): Promise<string> => {
+    const { stdout } = await execFileAsync('kubectl', ['-n', process.env['TP_OBENCH_MANAGER_NS'] ?? MANAGER_NS, 'get', 'pods', '-o', 'jsonpath={.items[*].metadata.name}'], { timeout: 30_000 });
+    return stdout.trim();
+  };
+  const managerPodsBefore = await managerPods();
+
   try {
     // DNS before connect: the namespace's dnsmasq, straight.
     progress(`DNS before connect: ${KNOBS.lookups} lookups of ${OUTSIDE_NAME} and ${EXCLUDED_NAME}`);
@@ -711,8 +721,20 @@ async function inside(): Promise<void> {
     const afterBulkMemory = memoryLine();
     const downPf = await transfer(BULK_CLIENT, viaForward, true);
     const upPf = await transfer(BULK_CLIENT, viaForward, false);
-    const downFloor = viaFloor !== undefined ? await transfer(BULK_CLIENT, viaFloor, true) : undefined;
-    const upFloor = viaFloor !== undefined ? await transfer(BULK_CLIENT, viaFloor, false) : undefined;
+    // The floor is a comparison, not the product: when it breaks (another client restarting the
+    // traffic-manager ends its port-forward), the run goes on without it.
+    let downFloor: Transfer | undefined;
+    let upFloor: Transfer | undefined;
+    if (viaFloor !== undefined) {
+      try {
+        downFloor = await transfer(BULK_CLIENT, viaFloor, true);
+        upFloor = await transfer(BULK_CLIENT, viaFloor, false);
+      } catch (err) {
+        floorProblem = (err as Error).message;
+        progress(`the floor's transfers failed: ${floorProblem}`);
+      }
+    }
+    const managerPodsAfter = await managerPods();
     const flows = await status(user);
 
     // The table.
@@ -761,7 +783,10 @@ async function inside(): Promise<void> {
       detail('CPU s/GB, floor GET', cpuText(downFloor));
       detail('CPU s/GB, floor POST', cpuText(upFloor));
     } else {
-      row('floor: bare Outbound stream', `not measured: ${floorProblem}`);
+      row('floor: bare Outbound stream', `not (fully) measured: ${floorProblem}`);
+    }
+    if (managerPodsAfter !== managerPodsBefore) {
+      detail('WARNING', `the traffic-manager's pods changed during the run (${managerPodsBefore} -> ${managerPodsAfter}): another client restarted it, and the figures after that are suspect`);
     }
     row('flows the daemon carried (status)', `${flows.connection?.outbound?.tcpFlows ?? '?'} TCP`);
   } finally {
