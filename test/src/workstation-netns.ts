@@ -474,9 +474,10 @@ export async function createWorkstationNetns(options: WorkstationNetnsOptions): 
       await attempt('stopping the processes inside', killInside);
       await attempt('ip netns del', () => tool('ip', ['netns', 'del', name]));
     }
-    // Deleting the namespace deletes the pair; this only matters if the move into it never happened.
+    // The kernel removes the pair of a deleted namespace on its own, a moment later: a pair that
+    // vanishes between the look and the delete is gone, as wanted (checked below).
     if ((await runner.run('ip', ['link', 'show', hostVeth], { timeoutMs: TOOL_TIMEOUT_MS })).exitCode === 0) {
-      await attempt('ip link del', () => tool('ip', ['link', 'del', hostVeth]));
+      await runner.run('ip', ['link', 'del', hostVeth], { timeoutMs: TOOL_TIMEOUT_MS });
     }
     rmSync(etcDir, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
