@@ -484,14 +484,13 @@ export async function createWorkstationNetns(options: WorkstationNetnsOptions): 
     for (const d of extraDirs) rmSync(d, { recursive: true, force: true });
 
     if ((await namespaces()).includes(name)) problems.push(`namespace ${name} still exists`);
-    const vethGone = async (): Promise<boolean> => (await runner.run('ip', ['link', 'show', hostVeth], { timeoutMs: TOOL_TIMEOUT_MS })).exitCode !== 0;
-    // Bounded: the kernel's own removal of the pair takes milliseconds.
-    let gone = await vethGone();
-    for (let i = 0; !gone && i < 40; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      gone = await vethGone();
-    }
-    if (!gone) problems.push(`veth ${hostVeth} still exists`);
+    // The kernel's own removal of the pair takes milliseconds.
+    await eventually(
+      async () => {
+        if ((await runner.run('ip', ['link', 'show', hostVeth], { timeoutMs: TOOL_TIMEOUT_MS })).exitCode === 0) throw new Error(`veth ${hostVeth} still exists`);
+      },
+      { timeoutMs: 2_000, intervalMs: 50, what: `veth ${hostVeth} gone` },
+    ).catch((err: unknown) => problems.push(err instanceof Error ? err.message : String(err)));
     if (existsSync(etcDir)) problems.push(`${etcDir} still exists`);
     if (existsSync(work)) problems.push(`${work} still exists`);
     if (problems.length > 0) throw new Error(`destroying ${name} left something behind:\n  ${problems.join('\n  ')}`);
