@@ -35,7 +35,20 @@ export const DEFAULT_PORTS = {
   agent: 9900,
   /** Container port of the webhook; the Service exposes it as 443. */
   injector: 8443,
+  /**
+   * The traffic-manager's dial port (ClusterInfo.dial_port), on its pod's loopback only: clients
+   * reach it through port-forwards, for the outbound fast path. Not a container port.
+   */
+  managerDial: 8082,
 } as const;
+
+/**
+ * The first frame the traffic-manager sends on every stream accepted at its dial port, before it
+ * reads the client's header (manager.proto, "Outbound fast path"), as JSON in direct-stream
+ * framing. A port-forward stream opens before its pod is asked for the port: this frame proves
+ * the whole path is up, so a client hands a flow only to a stream that can carry it at once.
+ */
+export const DIAL_PORT_PARKED = '{"parked":true}';
 
 /**
  * The HTTP/2 receive window, per stream, of every gRPC party that carries tunnel data (the

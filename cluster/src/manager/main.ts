@@ -9,7 +9,9 @@ import { systemClock } from '../shared/clock.js';
 import { listenGrpcAndHealth } from '../shared/grpc-http-mux.js';
 import { widenServerStreamWindow } from '../shared/grpc-window.js';
 import { runProgram } from '../shared/program.js';
+import { DEFAULT_PORTS } from '@telepresence-ts/core/contracts';
 import { ClusterInfoProvider } from './cluster-info.js';
+import { DialPort } from './dial-port.js';
 import { parseManagerEnv } from './env.js';
 import { ClientNodeKubeApi } from './kube.js';
 import { AgentConfigWatcher } from './rollout.js';
@@ -28,6 +30,12 @@ void runProgram({
       log.warn('watch failed; re-opening', { path, error: err instanceof Error ? err.message : String(err) }),
     );
     const state = new State(systemClock);
+    // The outbound fast path is an optimisation: a manager that cannot listen there still serves
+    // every flow through Outbound calls.
+    const dialPort = await DialPort.start({ log, requireClient: (id) => state.requireClient(id), port: DEFAULT_PORTS.managerDial }).catch((err: unknown) => {
+      log.warn('no dial port; outbound flows take Outbound calls only', { error: err instanceof Error ? err.message : String(err) });
+      return undefined;
+    });
     const server = new Server();
     if (!widenServerStreamWindow(server)) log.warn('cannot widen the HTTP/2 stream window: this grpc-js differs; tunnels will be slower');
     addToServer(server, {
@@ -38,6 +46,7 @@ void runProgram({
       prepareTimeoutMs: config.prepareTimeoutMs,
       log,
       podIps: config.podIps,
+      ...(dialPort !== undefined ? { dialPort: dialPort.port } : {}),
       probeRouting,
       clusterInfo: new ClusterInfoProvider({
         kube,
@@ -51,7 +60,7 @@ void runProgram({
     });
     let stopping = false;
     const listener = await listenGrpcAndHealth(server, config.port, '0.0.0.0', () => !stopping);
-    log.info('serving gRPC and /healthz', { port: listener.port });
+    log.info('serving gRPC and /healthz', { port: listener.port, dialPort: dialPort?.port });
     const watcher = new AgentConfigWatcher({ kube, clock: systemClock, log });
     watcher.start();
     return async () => {
@@ -59,6 +68,8 @@ void runProgram({
       watcher.stop();
       // Ends every watch stream and fails pending tunnels, so the graceful shutdown can finish.
       state.close();
+      // Fast-path flows are cut as Outbound calls are: the client sees each broken.
+      await dialPort?.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
         server.tryShutdown(() => {

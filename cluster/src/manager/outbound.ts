@@ -60,7 +60,8 @@ export interface OutboundOptions {
  * The real dial. allowHalfOpen: the destination's FIN is passed on as `close` while the client
  * may still send; our own FIN follows the client's `close`.
  */
-const netDial = (dest: Destination): Socket => connect({ host: dest.host, port: dest.port, noDelay: true, allowHalfOpen: true });
+export const netDial = (dest: Destination, extra: { readonly highWaterMark?: number } = {}): Socket =>
+  connect({ host: dest.host, port: dest.port, noDelay: true, allowHalfOpen: true, ...extra });
 
 export interface Destination {
   readonly host: string;
@@ -90,6 +91,47 @@ function errorCode(err: unknown): string {
 export function dialError(err: unknown, destination: string): string {
   const code = errorCode(err);
   return code === 'ECONNREFUSED' ? `${CLOSE_PREFIX.refused} ${destination}` : `${CLOSE_PREFIX.unreachable} ${code} ${destination}`;
+}
+
+export interface TcpDialOptions {
+  readonly connectTimeoutMs?: number | undefined;
+  readonly dialTcp?: ((dest: Destination) => Socket) | undefined;
+}
+
+/**
+ * Starts a TCP dial to `dest` (`destination` is its text, for the wire) and calls `done` once:
+ * with undefined when the socket connected, or with the wire error ("refused: ..." or
+ * "unreachable: <CODE> ...") when it failed or took longer than the connect timeout (the socket
+ * is destroyed then). Shared by Outbound calls and the dial port (dial-port.ts). Errors after the
+ * connect are the caller's to handle.
+ */
+export function startTcpDial(dest: Destination, destination: string, opts: TcpDialOptions, done: (error: string | undefined) => void): Socket {
+  const socket = opts.dialTcp !== undefined ? opts.dialTcp(dest) : netDial(dest);
+  let answered = false;
+  const answer = (error: string | undefined): void => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
+    socket.off('error', onError);
+    socket.off('close', onClose);
+    done(error);
+  };
+  const timer = setTimeout(() => {
+    answer(`${CLOSE_PREFIX.unreachable} ETIMEDOUT ${destination}`);
+    socket.destroy();
+  }, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+  const onError = (err: Error): void => answer(dialError(err, destination));
+  // Destroyed by the caller before it connected: nobody waits for the answer any more.
+  const onClose = (): void => answer(`${CLOSE_PREFIX.unreachable} ECONNABORTED ${destination}`);
+  socket.once('connect', () => answer(undefined));
+  socket.on('error', onError);
+  socket.once('close', onClose);
+  return socket;
+}
+
+/** Describes a failure of a connected socket on the wire: "failed: ECONNRESET". */
+export function connectionFailure(err: unknown): string {
+  return `${CLOSE_PREFIX.failed} ${errorCode(err)}`;
 }
 
 /** The `open` that tells the client its dial succeeded: its own, without the session. */
@@ -157,12 +199,10 @@ export class OutboundFlows {
 
   #tcp(call: OutboundCall, open: TunnelOpen, dest: Destination): void {
     const untrack = this.#track(open);
-    const socket = (this.#opts.dialTcp ?? netDial)(dest);
     let connected = false;
     let finished = false;
     let callGone = false;
     let remoteEnded = false;
-    const timer = setTimeout(() => finish(`${CLOSE_PREFIX.unreachable} ETIMEDOUT ${open.destination}`), this.#opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
 
     /**
      * Ends the flow: a last `close` when `error` is given (and the call is still there), then
@@ -172,7 +212,6 @@ export class OutboundFlows {
     const finish = (error?: string, reset = false): void => {
       if (finished) return;
       finished = true;
-      clearTimeout(timer);
       if (!callGone && !call.writableEnded) {
         if (error !== undefined) call.write({ close: { error } });
         call.end();
@@ -191,9 +230,12 @@ export class OutboundFlows {
       if (!finished) callEnded();
     });
 
-    socket.once('connect', () => {
+    const socket = startTcpDial(dest, open.destination, this.#opts, (error) => {
+      if (error !== undefined) {
+        finish(error);
+        return;
+      }
       connected = true;
-      clearTimeout(timer);
       call.write({ open: echo(open) });
       let clientEnded = false;
       const endFromClient = (): void => {
@@ -232,7 +274,10 @@ export class OutboundFlows {
       remoteEnded = true;
       if (!callGone && !call.writableEnded) call.write({ close: { error: '' } });
     });
-    socket.on('error', (err) => finish(connected ? `${CLOSE_PREFIX.failed} ${errorCode(err)}` : dialError(err, open.destination)));
+    // Errors before the connect are the dial's answer (above).
+    socket.on('error', (err) => {
+      if (connected) finish(connectionFailure(err));
+    });
     // Both ways done (the destination's FIN was passed on, ours was sent): the flow is over. A
     // close without either means the socket was destroyed, which only `finish` does.
     socket.on('close', () => finish(remoteEnded ? undefined : ''));

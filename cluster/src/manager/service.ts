@@ -42,6 +42,8 @@ export interface ServiceDeps {
   readonly clusterInfo: Pick<ClusterInfoProvider, 'get' | 'dns'>;
   /** The port of the DNS server: 53, but for tests. */
   readonly dnsPort?: number;
+  /** The dial port of the outbound fast path (dial-port.ts), which GetClusterInfo reports; none when absent. */
+  readonly dialPort?: number;
   /** Outbound's timeouts and TCP dial (outbound.ts), for tests. */
   readonly outbound?: Pick<OutboundOptions, 'connectTimeoutMs' | 'udpIdleMs' | 'dialTcp'>;
 }
@@ -195,9 +197,10 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
 
     tunnel: (call) => tunnel(state, log, call),
 
-    getClusterInfo: unary(log, 'GetClusterInfo', (s) => {
+    getClusterInfo: unary(log, 'GetClusterInfo', async (s) => {
       state.requireClient(s.sessionId);
-      return deps.clusterInfo.get();
+      const info = await deps.clusterInfo.get();
+      return deps.dialPort !== undefined && deps.dialPort > 0 ? { ...info, dialPort: deps.dialPort } : info;
     }),
 
     lookupDns: unary(log, 'LookupDNS', async ({ session, query }) => {

@@ -11,11 +11,13 @@ import { deadlineIn, unary } from '../grpc-call.js';
 import { connectNetworkDaemon, type NetworkApi } from '../network/client.js';
 import { startDnsServer } from '../outbound/dns-server.js';
 import { startFlowServer } from '../outbound/flow-server.js';
+import { ParkedStreams } from '../outbound/parked-streams.js';
 import { readLocalRoutes } from '../outbound/local-routes.js';
 import type { NetworkLease, OutboundPorts } from '../outbound/outbound.js';
 import { RESOLV_CONF_PATH, parseResolvConf } from '../outbound/resolv-conf.js';
 import type { SessionChannel } from './daemon.js';
 import type { Logger } from './logger.js';
+import { PodManagerClient } from './manager-connection.js';
 
 export interface OutboundPortsOptions {
   /** The daemon's socket: the flow socket goes beside it, in the same private folder. */
@@ -59,11 +61,36 @@ export function outboundPorts(options: OutboundPortsOptions): (session: SessionC
       return unary(mgr.getClusterInfo.bind(mgr), session.info(), { deadline: deadlineIn(CALL_TIMEOUT_MS), unavailable: managerUnreachable });
     },
     localRoutes: readLocalRoutes,
-    startFlowServer: () =>
-      startFlowServer(
-        { openOutbound: () => session.manager().outbound(), sessionId: () => session.info().sessionId, log },
+    startFlowServer: async (cluster) => {
+      const dialPort = cluster.dialPort ?? 0;
+      // The fast path needs the manager's dial port and a manager reached by port-forward, whose
+      // client can open more streams to its pod (the session's channel changes when it is
+      // remade, so each stream asks for the current one).
+      const parked =
+        dialPort > 0 && session.manager() instanceof PodManagerClient
+          ? new ParkedStreams({
+              open: () => {
+                const mgr = session.manager();
+                return mgr instanceof PodManagerClient ? mgr.openPodStream(dialPort) : Promise.reject(new Error('the traffic-manager is not reached through a port-forward'));
+              },
+              log,
+            })
+          : undefined;
+      const takeParked = parked !== undefined ? () => parked.take() : undefined;
+      const server = await startFlowServer(
+        { openOutbound: () => session.manager().outbound(), sessionId: () => session.info().sessionId, log, ...(takeParked !== undefined ? { takeParked } : {}) },
         { socketPath: join(dirname(options.daemonSocketPath), 'outbound.sock') },
-      ),
+      );
+      parked?.start();
+      return {
+        socketPath: server.socketPath,
+        stats: () => server.stats(),
+        close: async () => {
+          parked?.close();
+          await server.close();
+        },
+      };
+    },
     startDnsServer: async ({ namespace, clusterDomain, routed }) => {
       const resolv = parseResolvConf(await readFile(RESOLV_CONF_PATH, 'utf8').catch(() => ''));
       return startDnsServer({

@@ -14,6 +14,12 @@
  *      Either side closing ends the flow.
  * Daemon ↔ manager: see "Outbound access" in manager.proto. The manager echoes `open` when its
  * dial worked, or answers `close {error}` ("refused: ..." or "unreachable: ...") and ends.
+ *
+ * A TCP flow takes the fast path instead when a stream is parked at the manager's dial port
+ * (parked-streams.ts; manager.proto, "Outbound fast path"): the header names the destination, the
+ * manager answers {"ok": true} or {"error": ...}, and the stream is spliced to the connection.
+ * A parked stream that dies before it answers (the manager went away while it was parked) leaves
+ * the flow to an Outbound call, as does having none parked.
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net, { type Server, type Socket } from 'node:net';
@@ -22,7 +28,8 @@ import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { TunnelMessage } from '@telepresence-ts/proto/manager/v1';
 import { TpError } from '../errors.js';
 import type { Logger } from '../daemon/logger.js';
-import { spliceSocketOptions } from '../splice.js';
+import { parseHeader, type DirectHello, type DirectStream } from '../direct-stream.js';
+import { splice, spliceSocketOptions } from '../splice.js';
 
 /** The longest header line the engine may send, `\n` included. */
 export const FLOW_HEADER_MAX_BYTES = 512;
@@ -76,6 +83,14 @@ export interface FlowServerPorts {
   /** The client session the flows belong to. */
   readonly sessionId: () => string;
   readonly log: Logger;
+  /** A stream parked at the manager's dial port for a TCP flow, if one is ready (ParkedStreams.take). */
+  readonly takeParked?: () => DirectStream | undefined;
+}
+
+/** The header of a TCP flow on a parked stream (manager.proto, "Outbound fast path"). */
+export interface FastFlowHeader extends DirectHello {
+  readonly protocol: 'tcp';
+  readonly destination: string;
 }
 
 export interface FlowServerOptions {
@@ -90,6 +105,8 @@ export interface FlowStats {
   /** TCP and UDP flows since the server started. */
   readonly tcpFlows: number;
   readonly udpFlows: number;
+  /** Of the TCP flows, those that took a parked stream (the fast path). */
+  readonly fastFlows: number;
   /** Flows whose connection is open now. */
   readonly activeFlows: number;
 }
@@ -132,7 +149,7 @@ async function removeStaleSocket(path: string): Promise<void> {
 export async function startFlowServer(ports: FlowServerPorts, options: FlowServerOptions): Promise<FlowServer> {
   const { socketPath } = options;
   const dialTimeoutMs = options.dialTimeoutMs ?? FLOW_DIAL_TIMEOUT_MS;
-  const counts = { tcpFlows: 0, udpFlows: 0 };
+  const counts = { tcpFlows: 0, udpFlows: 0, fastFlows: 0 };
   const flows = new Set<Socket>();
 
   await removeStaleSocket(socketPath);
@@ -142,7 +159,11 @@ export async function startFlowServer(ports: FlowServerPorts, options: FlowServe
     readHeader(socket, (header, rest) => {
       if (header.proto === 'tcp') {
         counts.tcpFlows++;
-        runTcpFlow(socket, header, rest, ports, dialTimeoutMs);
+        const parked = ports.takeParked?.();
+        if (parked !== undefined) {
+          counts.fastFlows++;
+          runFastTcpFlow(socket, header, rest, parked, ports, dialTimeoutMs);
+        } else runTcpFlow(socket, header, rest, ports, dialTimeoutMs);
       } else {
         counts.udpFlows++;
         runUdpFlow(socket, header, rest, ports);
@@ -253,6 +274,69 @@ function corkForThisTurn(socket: Socket): void {
   if (socket.writableCorked > 0 || socket.destroyed) return;
   socket.cork();
   setImmediate(() => socket.uncork());
+}
+
+/**
+ * One TCP flow over a parked stream: send the header, wait for the manager's answer, answer the
+ * status byte, then splice (with half-close both ways: the length-0 frame of direct-stream.ts).
+ * A stream that breaks mid-flow destroys the connection, which the engine turns into a reset.
+ */
+function runFastTcpFlow(socket: Socket, header: FlowHeader, early: Buffer, stream: DirectStream, ports: FlowServerPorts, dialTimeoutMs: number): void {
+  const tag = `flow tcp ${header.src} -> ${header.dst}`;
+  const { log } = ports;
+  const hello: FastFlowHeader = { session: ports.sessionId(), protocol: 'tcp', destination: header.dst };
+  stream.sendHeader(hello);
+  let settled = false;
+  /** True the first time only: the answer, the timeout and the engine's giving up race. */
+  const settle = (): boolean => {
+    if (settled) return false;
+    settled = true;
+    clearTimeout(timer);
+    socket.off('close', engineGone);
+    return true;
+  };
+  const refuse = (status: number, why: string): void => {
+    log('info', `${tag}: ${why}`);
+    stream.destroy();
+    endThenClose(socket, Buffer.of(status));
+  };
+  const timer = setTimeout(() => {
+    if (settle()) refuse(FLOW_STATUS.unreachable, `no answer from the manager within ${dialTimeoutMs} ms`);
+  }, dialTimeoutMs);
+  const engineGone = (): void => {
+    if (settle()) stream.destroy();
+  };
+  socket.once('close', engineGone);
+  stream.header.then(
+    (bytes) => {
+      if (!settle()) return;
+      let answer: Record<string, unknown>;
+      try {
+        answer = parseHeader(bytes);
+      } catch (err: unknown) {
+        refuse(FLOW_STATUS.unreachable, `the manager's answer: ${(err as Error).message}`);
+        return;
+      }
+      if (answer.ok !== true) {
+        const error = typeof answer.error === 'string' ? answer.error : 'an answer without ok or error';
+        refuse(error.startsWith('refused:') ? FLOW_STATUS.refused : FLOW_STATUS.unreachable, `the manager could not dial: ${error}`);
+        return;
+      }
+      socket.write(Buffer.of(FLOW_STATUS.connected));
+      if (early.length > 0) stream.write(early);
+      void splice(socket, stream).then((result) => {
+        if (result.error !== undefined) log('info', `${tag}: ${result.error.message}`);
+        else log('debug', `${tag}: closed, ${result.aToB} bytes out, ${result.bToA} in`);
+      });
+    },
+    (err: unknown) => {
+      if (!settle()) return;
+      // Parked at a manager that has gone, or a port-forward that broke while idle: nothing was
+      // dialled for us, so an Outbound call may still try.
+      log('debug', `${tag}: the parked stream closed before the manager answered (${(err as Error).message}); taking an Outbound call`);
+      runTcpFlow(socket, header, early, ports, dialTimeoutMs);
+    },
+  );
 }
 
 /**

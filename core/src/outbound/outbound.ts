@@ -54,7 +54,8 @@ export interface NetworkLease {
 export interface OutboundPorts {
   getClusterInfo(): Promise<ClusterInfo>;
   localRoutes(): Promise<LocalRoute[]>;
-  startFlowServer(): Promise<FlowServerHandle>;
+  /** `cluster` says whether the manager has a dial port for the fast path (`dial_port`). */
+  startFlowServer(cluster: ClusterInfo): Promise<FlowServerHandle>;
   /** `search` is the connected namespace's DNS search path; `routed` the CIDRs in the device. */
   startDnsServer(config: { namespace: string; clusterDomain: string; routed: readonly string[] }): Promise<DnsServerHandle>;
   /**
@@ -159,7 +160,7 @@ export class OutboundAccess {
       const [cluster, local] = await Promise.all([this.#ports.getClusterInfo(), this.#ports.localRoutes()]);
       const plan = planRoutes(cluster, this.#options, local);
       const domain = cluster.clusterDomain !== '' ? cluster.clusterDomain : 'cluster.local';
-      const flows = await this.#ports.startFlowServer();
+      const flows = await this.#ports.startFlowServer(cluster);
       undo.push(() => flows.close());
       const dns = await this.#ports.startDnsServer({ namespace, clusterDomain: domain, routed: plan.routed });
       undo.push(() => dns.close());

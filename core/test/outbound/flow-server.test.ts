@@ -11,7 +11,10 @@ import t, { type Test } from 'tap';
 import { TUNNEL_CHANNEL_OPTIONS } from '../../src/contracts.js';
 import type { Logger } from '../../src/daemon/logger.js';
 import { FLOW_STATUS, parseFlowHeader, startFlowServer, type FlowServer } from '../../src/outbound/flow-server.js';
+import type { DirectStream } from '../../src/direct-stream.js';
+import { ParkedStreams } from '../../src/outbound/parked-streams.js';
 import { eventually } from '../fixtures/eventually.js';
+import { FAKE_UNREACHABLE, fakeDialPort } from './fake-dial-port.js';
 
 /** Destinations the fake manager treats specially. */
 const UNREACHABLE = '192.0.2.1:80';
@@ -158,14 +161,17 @@ interface Harness {
   manager: ManagerClient;
 }
 
-async function startFlows(t: Test, manager: ManagerClient, dialTimeoutMs = 300): Promise<Harness> {
+async function startFlows(t: Test, manager: ManagerClient, dialTimeoutMs = 300, takeParked?: () => DirectStream | undefined): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'flows-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'flows.sock');
   const logs: string[] = [];
   const log: Logger = (level, message) => logs.push(`${level} ${message}`);
   const h: { manager: ManagerClient } = { manager };
-  const flows = await startFlowServer({ openOutbound: () => h.manager.outbound(), sessionId: () => 'session-1', log }, { socketPath: path, dialTimeoutMs });
+  const flows = await startFlowServer(
+    { openOutbound: () => h.manager.outbound(), sessionId: () => 'session-1', log, ...(takeParked !== undefined ? { takeParked } : {}) },
+    { socketPath: path, dialTimeoutMs },
+  );
   t.teardown(() => flows.close());
   return Object.assign(h, { flows, path, logs });
 }
@@ -231,7 +237,7 @@ t.test('TCP: the engine half-closes first, the cluster answers after', async (t)
   t.match(opens[0], { sessionId: 'session-1', protocol: 'tcp', destination: `127.0.0.1:${port}` });
   t.match(opens[0]?.connectionId, /^[0-9a-f-]{36}$/);
   await eventually(() => h.flows.stats().activeFlows === 0, 5_000, 'the flow to end');
-  t.strictSame(h.flows.stats(), { tcpFlows: 1, udpFlows: 0, activeFlows: 0 });
+  t.strictSame(h.flows.stats(), { tcpFlows: 1, udpFlows: 0, fastFlows: 0, activeFlows: 0 });
 });
 
 t.test('TCP: the cluster half-closes first, the engine still sends after', async (t) => {
@@ -350,7 +356,7 @@ t.test('UDP: frames both ways, split and joined anyhow', async (t) => {
   });
   t.strictSame(got.sort(), ['re:one', 're:two', `re:${big}`].sort());
   t.match(opens[0], { protocol: 'udp', destination: `127.0.0.1:${echo.address().port}` });
-  t.strictSame(h.flows.stats(), { tcpFlows: 0, udpFlows: 1, activeFlows: 1 });
+  t.strictSame(h.flows.stats(), { tcpFlows: 0, udpFlows: 1, fastFlows: 0, activeFlows: 1 });
   socket.end();
   await eventually(() => h.flows.stats().activeFlows === 0, 5_000, 'the UDP flow to end');
 });
@@ -376,7 +382,7 @@ t.test('a bad header closes the connection and opens no stream', async (t) => {
   early.end('{"proto":"tcp"');
   t.equal((await closed).data.length, 0, 'cut short: closed');
   t.equal(opens.length, 0);
-  t.strictSame(h.flows.stats(), { tcpFlows: 0, udpFlows: 0, activeFlows: 0 });
+  t.strictSame(h.flows.stats(), { tcpFlows: 0, udpFlows: 0, fastFlows: 0, activeFlows: 0 });
 });
 
 t.test('close ends open flows and removes the socket file', async (t) => {
@@ -423,4 +429,108 @@ t.test('a stale socket file is replaced; a live one or a plain file is refused',
   writeFileSync(plain, 'not a socket');
   await t.rejects(startFlowServer(opts, { socketPath: plain }), { name: 'TpError', code: 'flow-socket-path', category: 'config' });
   t.ok(existsSync(plain), 'left alone');
+});
+
+/** Streams parked at a fake dial port, and the flow server taking them. */
+async function fastPath(t: Test, size = 2) {
+  const { client, opens } = await fakeManager(t);
+  const dial = await fakeDialPort(t);
+  const pool = new ParkedStreams({ open: () => dial.open(), log: () => undefined, size, backoff: { initialMs: 5, maxMs: 20 } });
+  t.teardown(() => pool.close());
+  pool.start();
+  await pool.whenParked(size);
+  const h = await startFlows(t, client, 300, () => pool.take());
+  return { h, dial, pool, opens };
+}
+
+t.test('fast path: a parked stream carries the flow, half-closes both ways, and no Outbound call is made', async (t) => {
+  const { h, dial, opens } = await fastPath(t);
+  let received: Promise<string> | undefined;
+  const port = await tcpServer(t, (s) => {
+    received = readAll(s).then((r) => r.data.toString());
+    s.write('greeting');
+    s.end();
+  });
+  const { socket, status, rest, ended } = await engineTcp(h.path, `127.0.0.1:${port}`, true);
+  t.equal(status, FLOW_STATUS.connected);
+  t.equal((await ended).toString(), 'greeting', "the cluster's half-close came through");
+  socket.end('late data');
+  const { error } = await rest;
+  t.equal(error, undefined);
+  await eventually(() => received !== undefined);
+  t.equal(await received, 'late data', "the engine's bytes after the cluster's end arrive, then its end");
+  t.strictSame(dial.headers, [{ session: 'session-1', protocol: 'tcp', destination: `127.0.0.1:${port}` }]);
+  t.equal(opens.length, 0, 'no Outbound call');
+  await eventually(() => h.flows.stats().activeFlows === 0);
+  t.match(h.flows.stats(), { tcpFlows: 1, fastFlows: 1 });
+});
+
+t.test('fast path: many megabytes both ways, intact', async (t) => {
+  const { h } = await fastPath(t);
+  const port = await tcpServer(t, (s) => s.pipe(s));
+  const payload = randomBytes(8 * 1024 * 1024);
+  const { socket, status, rest } = await engineTcp(h.path, `127.0.0.1:${port}`);
+  t.equal(status, FLOW_STATUS.connected);
+  socket.end(payload);
+  const { data } = await rest;
+  t.equal(createHash('sha256').update(data).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+});
+
+t.test('fast path: the manager\'s errors become status bytes', async (t) => {
+  const { h, opens } = await fastPath(t, 2);
+  const closed = net.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
+  const closedPort = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const cases: Array<[string, string, number]> = [
+    ['refused', `127.0.0.1:${closedPort}`, FLOW_STATUS.refused],
+    ['unreachable', FAKE_UNREACHABLE, FLOW_STATUS.unreachable],
+  ];
+  for (const [name, dst, want] of cases) {
+    const { status, rest } = await engineTcp(h.path, dst);
+    t.equal(status, want, name);
+    t.equal((await rest).data.length, 0, `${name}: then closed`);
+  }
+  t.equal(opens.length, 0, 'answered on the fast path');
+  t.equal(h.flows.stats().fastFlows, 2);
+});
+
+t.test('fast path: a parked stream that died before answering leaves the flow to an Outbound call', async (t) => {
+  const { h, dial, opens } = await fastPath(t, 1);
+  const port = await tcpServer(t, (s) => s.pipe(s));
+  // The manager goes away; the parked stream is cut as the flow starts (the fake refuses new ones).
+  await dial.kill();
+  const { socket, status, rest } = await engineTcp(h.path, `127.0.0.1:${port}`);
+  t.equal(status, FLOW_STATUS.connected);
+  socket.end('via grpc');
+  t.equal((await rest).data.toString(), 'via grpc');
+  t.equal(opens.length, 1, 'an Outbound call carried it');
+});
+
+t.test('fast path: none parked, the flow takes an Outbound call', async (t) => {
+  const { client, opens } = await fakeManager(t);
+  const h = await startFlows(t, client, 300, () => undefined);
+  const port = await tcpServer(t, (s) => s.pipe(s));
+  const { socket, status, rest } = await engineTcp(h.path, `127.0.0.1:${port}`);
+  t.equal(status, FLOW_STATUS.connected);
+  socket.end('x');
+  t.equal((await rest).data.toString(), 'x');
+  t.equal(opens.length, 1);
+  t.match(h.flows.stats(), { tcpFlows: 1, fastFlows: 0 });
+});
+
+t.test('fast path: the manager going away mid-flow closes the engine\'s connection outright', async (t) => {
+  const { h, dial } = await fastPath(t, 1);
+  const port = await tcpServer(t, (s) => s.pipe(s));
+  const { socket, status, ended } = await engineTcp(h.path, `127.0.0.1:${port}`, true);
+  t.equal(status, FLOW_STATUS.connected);
+  socket.write('ping');
+  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  await dial.kill();
+  await ended;
+  t.notOk(socket.writableEnded, 'the engine had not finished sending');
+  // A half-close would keep the daemon's side open for the engine's remaining bytes; the daemon
+  // closed it outright, which the engine passes on as a reset.
+  await eventually(() => h.flows.stats().activeFlows === 0, 5_000, "the daemon's side to close without waiting for the engine");
+  socket.destroy();
 });

@@ -360,6 +360,11 @@ export interface ClusterInfo {
   clusterDomain: string;
   /** The DNS server that LookupDNS asks: the first nameserver of the manager pod's resolv.conf. */
   dnsServer: string;
+  /**
+   * The manager's dial port on its pod's loopback (see "Outbound fast path" above); unset or 0
+   * when this manager has none, and TCP flows then take Outbound streams.
+   */
+  dialPort?: number | undefined;
 }
 
 export interface LookupDNSRequest {
@@ -3641,7 +3646,7 @@ export const DialRequest: MessageFns<DialRequest> = {
 };
 
 function createBaseClusterInfo(): ClusterInfo {
-  return { podSubnets: [], serviceSubnets: [], clusterDomain: "", dnsServer: "" };
+  return { podSubnets: [], serviceSubnets: [], clusterDomain: "", dnsServer: "", dialPort: undefined };
 }
 
 export const ClusterInfo: MessageFns<ClusterInfo> = {
@@ -3657,6 +3662,9 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     if (message.dnsServer !== "") {
       writer.uint32(34).string(message.dnsServer);
+    }
+    if (message.dialPort !== undefined) {
+      writer.uint32(40).int32(message.dialPort);
     }
     return writer;
   },
@@ -3706,6 +3714,14 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
             message.dnsServer = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.dialPort = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3740,6 +3756,11 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
         : isSet(object.dns_server)
         ? globalThis.String(object.dns_server)
         : "",
+      dialPort: isSet(object.dialPort)
+        ? globalThis.Number(object.dialPort)
+        : isSet(object.dial_port)
+        ? globalThis.Number(object.dial_port)
+        : undefined,
     };
   },
 
@@ -3757,6 +3778,9 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     if (message.dnsServer !== "") {
       obj.dnsServer = message.dnsServer;
     }
+    if (message.dialPort !== undefined) {
+      obj.dialPort = Math.round(message.dialPort);
+    }
     return obj;
   },
 
@@ -3769,6 +3793,7 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     message.serviceSubnets = object.serviceSubnets?.map((e) => e) || [];
     message.clusterDomain = object.clusterDomain ?? "";
     message.dnsServer = object.dnsServer ?? "";
+    message.dialPort = object.dialPort ?? undefined;
     return message;
   },
 };
