@@ -35,12 +35,14 @@ export const DEFAULT_PORTS = {
   agent: 9900,
   /** Container port of the webhook; the Service exposes it as 443. */
   injector: 8443,
-  /**
-   * The traffic-manager's dial port (ClusterInfo.dial_port), on its pod's loopback only: clients
-   * reach it through port-forwards, for the outbound fast path. Not a container port.
-   */
-  managerDial: 8082,
 } as const;
+
+/**
+ * The traffic-manager's dial port (ClusterInfo.dial_port), on its pod's loopback only: clients
+ * reach it through port-forwards, for the outbound fast path. Not a container port, so not among
+ * DEFAULT_PORTS, which name what Services and containers expose.
+ */
+export const MANAGER_DIAL_PORT = 8082;
 
 /**
  * The first frame the traffic-manager sends on every stream accepted at its dial port, before it

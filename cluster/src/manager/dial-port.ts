@@ -38,7 +38,7 @@ export interface DialPortOptions extends TcpDialOptions {
   readonly requireClient: (sessionId: string) => void;
   /** The pod's loopback, which a port-forward reaches and other pods do not. */
   readonly host?: string;
-  /** DEFAULT_PORTS.managerDial in the cluster; 0 (any) in tests. */
+  /** MANAGER_DIAL_PORT in the cluster; 0 (any) in tests. */
   readonly port: number;
   readonly maxWaiting?: number;
 }

@@ -9,7 +9,7 @@ import { systemClock } from '../shared/clock.js';
 import { listenGrpcAndHealth } from '../shared/grpc-http-mux.js';
 import { widenServerStreamWindow } from '../shared/grpc-window.js';
 import { runProgram } from '../shared/program.js';
-import { DEFAULT_PORTS } from '@telepresence-ts/core/contracts';
+import { MANAGER_DIAL_PORT } from '@telepresence-ts/core/contracts';
 import { ClusterInfoProvider } from './cluster-info.js';
 import { DialPort } from './dial-port.js';
 import { parseManagerEnv } from './env.js';
@@ -32,7 +32,7 @@ void runProgram({
     const state = new State(systemClock);
     // The outbound fast path is an optimisation: a manager that cannot listen there still serves
     // every flow through Outbound calls.
-    const dialPort = await DialPort.start({ log, requireClient: (id) => state.requireClient(id), port: DEFAULT_PORTS.managerDial }).catch((err: unknown) => {
+    const dialPort = await DialPort.start({ log, requireClient: (id) => state.requireClient(id), port: MANAGER_DIAL_PORT }).catch((err: unknown) => {
       log.warn('no dial port; outbound flows take Outbound calls only', { error: err instanceof Error ? err.message : String(err) });
       return undefined;
     });
