@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: installs what is needed, brings up the local Kubernetes,
 # installs telepresence-ts into it, deploys a sample workload, intercepts it to a process on
-# this machine, and shows a request sent from inside the cluster being answered by that process.
+# this machine, and shows a request sent from inside the cluster being answered by that process;
+# then, from a workstation that reaches only the API server, calls the workload by its name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -52,6 +53,38 @@ step "kubectl telepresence leave hello-tp-demo"
 kubectl telepresence leave hello-tp-demo
 echo "and again:"; ask
 kubectl telepresence quit
+
+step "outbound access: a workstation that reaches only the API server calls service/hello by name"
+# This machine is the cluster's node and reaches its pods anyway, so the workstation here is a
+# network namespace of its own: a veth to this machine and one route, to the API server.
+ws=tp-demo-ws
+api_ip=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}' | sed -E 's#^https://\[?([^]/]*)\]?:[0-9]+.*#\1#')
+ws_dir=$(mktemp -d)
+cleanup_ws() {
+  ip netns pids "$ws" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  ip netns del "$ws" 2>/dev/null || true
+  ip link del tpdemo0h 2>/dev/null || true
+  rm -rf "/etc/netns/$ws" "$ws_dir"
+}
+cleanup_ws
+trap 'kill $local_pid 2>/dev/null; cleanup_ws' EXIT
+ip netns add "$ws"
+ip link add tpdemo0h type veth peer name tpdemo0n
+ip link set tpdemo0n netns "$ws"
+ip addr add 10.243.253.1/30 dev tpdemo0h && ip link set tpdemo0h up
+ip -n "$ws" addr add 10.243.253.2/30 dev tpdemo0n && ip -n "$ws" link set tpdemo0n up && ip -n "$ws" link set lo up
+ip -n "$ws" route add "$api_ip/32" via 10.243.253.1
+# The namespace's own (empty) resolver: cluster names are answered through outbound access.
+mkdir -p "/etc/netns/$ws" && echo "nameserver 127.0.0.1" >"/etc/netns/$ws/resolv.conf"
+in_ws() {
+  ip netns exec "$ws" env XDG_RUNTIME_DIR="$ws_dir/run" XDG_CACHE_HOME="$ws_dir/cache" \
+    TELEPRESENCE_NETWORK_SOCKET="$ws_dir/network.sock" PATH="$PATH" KUBECONFIG="$KUBECONFIG" "$@"
+}
+echo "before connect:"; in_ws curl -sS --max-time 3 http://hello.tp-demo/greeting || true
+in_ws kubectl telepresence connect --namespace tp-demo
+echo "after connect, by short name:"; in_ws curl -sS --max-time 5 http://hello/greeting; echo
+in_ws kubectl telepresence quit
+cleanup_ws
 
 cat <<MSG
 
