@@ -13,16 +13,36 @@ export const TP_ERROR_METADATA = {
   hint: 'tp-error-hint',
 } as const;
 
-/** The status a server sends for anything thrown by a handler. */
-export function toStatus(err: unknown): Partial<StatusObject> {
+/**
+ * The status for an error code that the proto promises one for, rather than the category's:
+ * NOT_FOUND for an expired session, so that a holder can arrive again on the status alone.
+ */
+const STATUS_BY_CODE: Readonly<Record<string, grpcStatus>> = {
+  'session-expired': grpcStatus.NOT_FOUND,
+};
+
+/**
+ * Metadata values as printable ASCII, which grpc-js insists on: a hint may name a client
+ * "josé@host", and an illegal value throws inside the error path, where it would lose the error
+ * (or, in a rejection handler, end the process).
+ */
+function asciiOnly(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?');
+}
+
+/**
+ * The status a server sends for anything thrown by a handler: the one encoder of TpErrors on the
+ * wire, for the daemons and the in-cluster programs alike.
+ */
+export function toStatus(err: unknown): Partial<StatusObject> & { code: grpcStatus; details: string; metadata: Metadata } {
   const tp = toTpError(err);
   const metadata = new Metadata();
   metadata.set(TP_ERROR_METADATA.category, tp.category);
-  metadata.set(TP_ERROR_METADATA.code, tp.code);
+  metadata.set(TP_ERROR_METADATA.code, asciiOnly(tp.code));
   if (tp.hint !== undefined) {
-    metadata.set(TP_ERROR_METADATA.hint, tp.hint);
+    metadata.set(TP_ERROR_METADATA.hint, asciiOnly(tp.hint));
   }
-  return { code: grpcStatusFor(tp.category), details: tp.message, metadata };
+  return { code: STATUS_BY_CODE[tp.code] ?? grpcStatusFor(tp.category), details: tp.message, metadata };
 }
 
 function isServiceError(err: unknown): err is ServiceError {

@@ -51,3 +51,16 @@ t.test('metadata with an unknown category is not trusted', (t) => {
   t.match(fromServiceError(err), { category: 'user', code: 'grpc-invalid-argument' });
   t.end();
 });
+
+t.test('a hint that is not ASCII goes on the wire with its other characters kept, instead of throwing', (t) => {
+  const s = toStatus(new TpError('user', 'intercept-taken', 'taken by josé@host', { hint: 'ask josé@host to leave it — or pick another port' }));
+  t.equal(s.details, 'taken by josé@host', 'the message (grpc-message, percent-encoded) keeps every character');
+  t.equal(s.metadata.get(TP_ERROR_METADATA.hint)[0], 'ask jos?@host to leave it ? or pick another port');
+  t.match(fromServiceError(received(s)), { code: 'intercept-taken', hint: /^ask jos\?@host/ });
+  t.end();
+});
+
+t.test('an expired session is NOT_FOUND whatever its category says, as the proto promises', (t) => {
+  t.equal(toStatus(new TpError('cluster', 'session-expired', 'expired')).code, status.NOT_FOUND);
+  t.end();
+});
