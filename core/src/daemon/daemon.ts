@@ -551,6 +551,13 @@ export class Daemon {
     if (!Number.isInteger(requested.localPort) || requested.localPort < 1 || requested.localPort > 65535) {
       throw new TpError('user', 'bad-port', `local port ${requested.localPort} is not a port number (1-65535)`, { hint: 'pass --port <local port>[:<service port>]' });
     }
+    // A name becomes part of paths (the mount's temporary folder) and of the intercept's id:
+    // Kubernetes' own rule for names that must be safe everywhere.
+    if (requested.name !== '' && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(requested.name)) {
+      throw new TpError('user', 'bad-intercept-name', `intercept name ${JSON.stringify(requested.name)} is not a DNS label`, {
+        hint: 'pass --name with lower-case letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
+      });
+    }
     const namespace = requested.namespace !== '' ? requested.namespace : s.conn.target.namespace;
     const name = requested.name !== '' ? requested.name : `${requested.workloadName}-${namespace}`;
     if (this.intercepts.has(name)) {

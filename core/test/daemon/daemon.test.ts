@@ -83,6 +83,11 @@ t.test('intercept: prepare progress, create, the agent activates it, list and le
   await t.rejects(s.daemon.intercept(spec('other', 8080), () => undefined), { code: 'local-port-in-use', category: 'user' }, 'one local port, one intercept');
   await t.rejects(s.daemon.intercept(spec('echo', 8081), () => undefined), { code: 'intercept-exists' });
   await t.rejects(s.daemon.intercept(spec('echo', 0), () => undefined), { code: 'bad-port' });
+  const before = s.manager.calls.length;
+  for (const name of ['a/b', '../../etc/x', 'Upper', '-dash', 'dash-', 'x'.repeat(64), 'dot.ted']) {
+    await t.rejects(s.daemon.intercept(spec('echo', 9100, { name }), () => undefined), { code: 'bad-intercept-name', category: 'user' }, `--name ${name} is refused`);
+  }
+  t.equal(s.manager.calls.length, before, 'before anything was asked of the manager');
 
   await t.rejects(s.daemon.leave('nope'), { code: 'unknown-intercept', category: 'user' });
   await s.daemon.leave('echo-default');
