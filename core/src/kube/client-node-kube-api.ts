@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { openPodStream } from './pod-stream.js';
 import { splice, spliceSocketOptions } from '../splice.js';
 import { TpError } from '../errors.js';
-import type { ForwardErrorListener, KubeApi, KubeFlags, KubeObject, KubeTarget, ListOptions, ObjectRef, PortForward } from './kube-api.js';
+import { kubectlFor, type ForwardErrorListener, type KubeApi, type KubeFlags, type KubeObject, type KubeTarget, type ListOptions, type ObjectRef, type PortForward } from './kube-api.js';
 
 /** The field manager of our server-side applies: objects we own show it in managedFields. */
 export const FIELD_MANAGER = 'telepresence-ts';
@@ -57,7 +57,8 @@ export function loadKubeConfig(flags: KubeFlags): { kc: KubeConfig; target: Kube
     });
   }
   const namespace = flags.namespace !== undefined && flags.namespace !== '' ? flags.namespace : (contextObject.namespace ?? 'default');
-  return { kc, target: { context, namespace, server: cluster.server } };
+  const kubeconfig = flags.kubeconfig !== undefined && flags.kubeconfig !== '' ? flags.kubeconfig : undefined;
+  return { kc, target: { context, namespace, server: cluster.server, kubeconfig } };
 }
 
 function apiMessage(err: ApiException<unknown>): string {
@@ -101,7 +102,7 @@ export function kubeError(err: unknown, target: KubeTarget, what: string): TpErr
   }
   const message = err instanceof Error ? err.message : String(err);
   return new TpError('cluster', 'cluster-unreachable', `cannot reach the cluster at ${target.server}: ${message}`, {
-    hint: `check that \`kubectl --context ${target.context} get namespaces\` works`,
+    hint: `check that \`${kubectlFor(target)} get namespaces\` works`,
     cause: err,
   });
 }

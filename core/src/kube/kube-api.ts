@@ -22,6 +22,14 @@ export interface KubeTarget {
   readonly namespace: string;
   /** The API server's URL, for status lines. */
   readonly server: string;
+  /** The --kubeconfig file given, if one was: hints that name kubectl commands repeat it. */
+  readonly kubeconfig?: string | undefined;
+}
+
+/** `kubectl` with the flags that reach the same cluster, for hints the user may paste. */
+export function kubectlFor(target: KubeTarget): string {
+  const kubeconfig = target.kubeconfig !== undefined ? ` --kubeconfig ${/^[\w./~-]+$/.test(target.kubeconfig) ? target.kubeconfig : JSON.stringify(target.kubeconfig)}` : '';
+  return `kubectl${kubeconfig} --context ${target.context}`;
 }
 
 /** The fields of a Kubernetes object that core reads generically. */

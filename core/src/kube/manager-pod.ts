@@ -1,7 +1,7 @@
 /** Finding the traffic-manager pod to port-forward to. */
 import { DEFAULT_PORTS, RESOURCE_NAMES } from '../contracts.js';
 import { TpError } from '../errors.js';
-import type { KubeApi } from './kube-api.js';
+import { kubectlFor, type KubeApi } from './kube-api.js';
 import type { V1Deployment, V1Pod } from './kube-types.js';
 
 /** The hint of every "the manager is missing" error. */
@@ -40,7 +40,7 @@ export async function findManagerPod(kube: KubeApi, managerNamespace: string): P
   const pod = pods.find(isReady);
   if (pod === undefined) {
     throw new TpError('cluster', 'manager-not-ready', `the traffic-manager in namespace ${managerNamespace} has no ready pod (${pods.length} pods)`, {
-      hint: `check \`kubectl -n ${managerNamespace} get pods\`, or re-run: kubectl telepresence install`,
+      hint: `check \`${kubectlFor(kube.target)} -n ${managerNamespace} get pods\`, or re-run: kubectl telepresence install`,
     });
   }
   const ports = (pod.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
