@@ -11,7 +11,7 @@ import { State } from '../../src/manager/state.js';
 import { listenGrpcAndHealth } from '../../src/shared/grpc-http-mux.js';
 import { createLogger } from '../../src/shared/log.js';
 import { FakeClock } from '../shared/fake-clock.js';
-import { FakeKube } from './fake-kube.js';
+import { testServiceDeps } from './service-deps.js';
 
 async function eventually(cond: () => boolean, what: string, ms = 5000): Promise<void> {
   const until = Date.now() + ms;
@@ -233,23 +233,13 @@ t.test('a client that goes away takes its connection with it; close() drops park
 t.test('GetClusterInfo reports the dial port', async (t) => {
   const clock = new FakeClock();
   const state = new State(clock);
-  const info: ClusterInfo = { podSubnets: [], serviceSubnets: [], clusterDomain: 'cluster.local', dnsServer: '' };
   const cases = [
     { name: 'with a dial port', dialPort: 8082, want: 8082 },
     { name: 'without', dialPort: undefined, want: undefined },
   ];
   for (const c of cases) {
     const server = new Server();
-    addToServer(server, {
-      state,
-      kube: new FakeKube(),
-      clock,
-      build: { agentImage: 'a', managerHost: 'traffic-manager.tp-system', managerPort: 8081, logLevel: 'info' },
-      prepareTimeoutMs: 1000,
-      log: createLogger('traffic-manager', 'error', () => undefined),
-      clusterInfo: { get: () => Promise.resolve(info), dns: () => Promise.resolve(info) },
-      ...(c.dialPort !== undefined ? { dialPort: c.dialPort } : {}),
-    });
+    addToServer(server, testServiceDeps(state, clock, c.dialPort !== undefined ? { dialPort: c.dialPort } : {}));
     const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1');
     const client = new ManagerClient(`127.0.0.1:${listener.port}`, credentials.createInsecure());
     const session = state.arriveAsClient({ name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0' });

@@ -10,9 +10,8 @@ import { State } from '../../src/manager/state.js';
 import { listenGrpcAndHealth } from '../../src/shared/grpc-http-mux.js';
 import { createLogger } from '../../src/shared/log.js';
 import { FakeClock } from '../shared/fake-clock.js';
-import { FakeKube } from './fake-kube.js';
+import { testServiceDeps } from './service-deps.js';
 
-const clusterInfo = { podSubnets: [], serviceSubnets: [], clusterDomain: 'cluster.local', dnsServer: '' };
 
 /** A manager on 127.0.0.1:0 with a client session; `logs` holds its debug lines. */
 async function startManager(t: Test, timeouts: Pick<OutboundOptions, 'connectTimeoutMs' | 'udpIdleMs' | 'dialTcp'> = {}) {
@@ -20,16 +19,7 @@ async function startManager(t: Test, timeouts: Pick<OutboundOptions, 'connectTim
   const state = new State(clock);
   const server = new Server();
   const logs: string[] = [];
-  addToServer(server, {
-    state,
-    kube: new FakeKube(),
-    clock,
-    build: { agentImage: 'a', managerHost: 'traffic-manager.tp-system', managerPort: 8081, logLevel: 'info' },
-    prepareTimeoutMs: 1000,
-    log: createLogger('traffic-manager', 'debug', (line) => logs.push(line)),
-    clusterInfo: { get: () => Promise.resolve(clusterInfo), dns: () => Promise.resolve(clusterInfo) },
-    outbound: timeouts,
-  });
+  addToServer(server, testServiceDeps(state, clock, { log: createLogger('traffic-manager', 'debug', (line) => logs.push(line)), outbound: timeouts }));
   const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1');
   const client = new ManagerClient(`127.0.0.1:${listener.port}`, credentials.createInsecure());
   const session: SessionInfo = state.arriveAsClient({ name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0' });
