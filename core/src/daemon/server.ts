@@ -3,7 +3,7 @@
  * a status with tp-error-* trailing metadata.
  */
 import { unlinkSync } from 'node:fs';
-import { ServerCredentials, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { ServerCredentials, type handleUnaryCall, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { DaemonService, type DaemonServer, type InterceptEvent, type InterceptRequest, type StateSnapshot } from '@telepresence-ts/proto/daemon/v1';
 import { DEFAULT_MANAGER_NAMESPACE } from '../contracts.js';
 import { toStatus } from '../wire-errors.js';
@@ -69,18 +69,7 @@ export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, o
       return {};
     }),
     uninstallAgents: unaryHandler(log, 'UninstallAgents', (req) => daemon.uninstallAgents(req)),
-    quit: (_call, callback) => {
-      daemon.shutdown().then(
-        () => {
-          callback(null, {});
-          setImmediate(onQuit);
-        },
-        (err: unknown) => {
-          callback(toStatus(err));
-          setImmediate(onQuit);
-        },
-      );
-    },
+    quit: quitHandler(() => daemon.shutdown(), onQuit),
     watchState: (call: ServerWritableStream<unknown, StateSnapshot>) => {
       const unsubscribe = daemon.watchState((snap) => call.write(snap));
       call.on('cancelled', unsubscribe);
@@ -88,6 +77,25 @@ export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, o
     },
   };
   server.addService(DaemonService, impl);
+}
+
+/**
+ * A Quit handler: shuts the centre down, answers (with its error, if any), then calls `onQuit`
+ * (which stops the process's server) once the answer is on its way.
+ */
+export function quitHandler(shutdown: () => Promise<void>, onQuit: () => void): handleUnaryCall<unknown, object> {
+  return (_call, callback) => {
+    shutdown().then(
+      () => {
+        callback(null, {});
+        setImmediate(onQuit);
+      },
+      (err: unknown) => {
+        callback(toStatus(err));
+        setImmediate(onQuit);
+      },
+    );
+  };
 }
 
 /** Binds a server to a Unix socket path (or `host:port` for tests) and returns the bound port. */

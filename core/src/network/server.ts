@@ -7,6 +7,7 @@ import type { Server, ServerWritableStream } from '@grpc/grpc-js';
 import { NetworkService, type NetworkServer, type OutboundConfig, type OutboundEvent } from '@telepresence-ts/proto/network/v1';
 import { toStatus } from '../wire-errors.js';
 import type { Logger } from '../daemon/logger.js';
+import { quitHandler } from '../daemon/server.js';
 import type { NetworkDaemon } from './network-daemon.js';
 
 /** Registers the Network service; `onQuit` runs after Quit has been answered. */
@@ -45,18 +46,7 @@ export function addNetworkToServer(server: Server, daemon: NetworkDaemon, log: L
           },
         );
     },
-    quit: (_call, callback) => {
-      daemon.shutdown().then(
-        () => {
-          callback(null, {});
-          setImmediate(onQuit);
-        },
-        (err: unknown) => {
-          callback(toStatus(err));
-          setImmediate(onQuit);
-        },
-      );
-    },
+    quit: quitHandler(() => daemon.shutdown(), onQuit),
   };
   server.addService(NetworkService, impl);
 }
