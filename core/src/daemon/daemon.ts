@@ -195,7 +195,8 @@ export class Daemon {
   status(): ConnectionStatus {
     const s = this.session;
     return {
-      state: s !== undefined ? ConnectionState.CONNECTED : this.connecting ? ConnectionState.CONNECTING : ConnectionState.DISCONNECTED,
+      // Connected only once connect has finished: outbound access comes up after the session opens.
+      state: this.connecting ? ConnectionState.CONNECTING : s !== undefined ? ConnectionState.CONNECTED : ConnectionState.DISCONNECTED,
       context: s?.conn.target.context ?? '',
       namespace: s?.conn.target.namespace ?? '',
       clusterServer: s?.conn.target.server ?? '',
@@ -252,7 +253,6 @@ export class Daemon {
       this.session = session;
       this.deps.log('info', `connected to ${session.conn.target.context} (manager v${session.managerVersion}, session ${session.info.sessionId})`);
       await this.startOutbound(session, outbound, progress);
-      return this.status();
     } catch (err: unknown) {
       this.lastError = toTpError(err).message;
       throw err;
@@ -260,6 +260,7 @@ export class Daemon {
       this.connecting = false;
       this.emit();
     }
+    return this.status();
   }
 
   private async openSession(args: ConnectArgs): Promise<Session> {

@@ -4,6 +4,7 @@ import { ConnectionState } from '@telepresence-ts/proto/daemon/v1';
 import { InterceptDisposition, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
 import { checkManagerVersion, majorMinor } from '../../src/daemon/daemon.js';
 import { TpError } from '../../src/errors.js';
+import type { OutboundPorts } from '../../src/outbound/outbound.js';
 import { CONNECT_ARGS, daemonSetup, spec } from '../fixtures/daemon-setup.js';
 import { eventually } from '../fixtures/eventually.js';
 
@@ -33,6 +34,42 @@ t.test('connect arrives, watches, and a second connect with the same flags reuse
   t.equal(again.outbound?.state, 'off', 'connected without outbound access: its status says off');
   await s.daemon.disconnect();
   t.equal(s.daemon.status().outbound, undefined, 'not connected: no outbound status at all');
+});
+
+t.test('the state says connected only once outbound access is up', async (t) => {
+  let release = (): void => undefined;
+  let asked = (): void => undefined;
+  const clusterInfoAsked = new Promise<void>((resolve) => (asked = resolve));
+  const ports: OutboundPorts = {
+    getClusterInfo: () =>
+      new Promise((resolve) => {
+        release = () => resolve({ podSubnets: ['10.244.0.0/16'], serviceSubnets: ['10.96.0.0/16'], clusterDomain: 'cluster.local', dnsServer: '10.96.0.10' });
+        asked();
+      }),
+    localRoutes: async () => [{ cidr: '0.0.0.0/0', device: 'eth0' }],
+    startFlowServer: async () => ({ socketPath: '/run/flows.sock', stats: () => ({ tcpFlows: 0, udpFlows: 0, activeFlows: 0 }), close: async () => undefined }),
+    startDnsServer: async () => ({ port: () => 5353, upstreamPort: () => 40000, stats: () => ({ clusterQueries: 0, upstreamQueries: 0 }), close: async () => undefined }),
+    acquireNetwork: async (config) => ({ ready: { device: 'tpts0', routes: config.subnets, dnsRedirected: [] }, release: async () => undefined }),
+    log: () => undefined,
+  };
+  const s = await daemonSetup('1.2.3', { outbound: () => ports });
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  const seen: { state: ConnectionState; outbound: string | undefined }[] = [];
+  s.daemon.watchState((snap) => seen.push({ state: snap.connection.state, outbound: snap.connection.outbound?.state }));
+  const connected = s.daemon.connect({ ...CONNECT_ARGS, outbound: { disabled: false, alsoProxy: [], neverProxy: [] } });
+  await clusterInfoAsked;
+  // The session's watches have answered by now, each telling the watchers.
+  await eventually(() => ['WatchAgents', 'WatchIntercepts'].every((c) => s.manager.calls.includes(c)), 5_000, 'watches');
+  t.equal(s.daemon.status().state, ConnectionState.CONNECTING, 'the session is open but outbound access is coming up: still connecting');
+  release();
+  const status = await connected;
+  t.equal(status.state, ConnectionState.CONNECTED);
+  t.equal(status.outbound?.state, 'up');
+  const early = seen.filter((e) => e.state === ConnectionState.CONNECTED && e.outbound !== 'up');
+  t.strictSame(early, [], 'no watcher was told "connected" before outbound access was up');
 });
 
 t.test('a manager of another major.minor is refused with version-mismatch', async (t) => {
