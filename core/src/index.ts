@@ -1,4 +1,5 @@
 /** The public surface of @telepresence-ts/core. */
+export * from './backoff.js';
 export * from './clock.js';
 export * from './contracts.js';
 export * from './daemon-client.js';
