@@ -10,12 +10,17 @@
  *   browsers' proxies against crafted bytes, and costs a pass over every byte in JavaScript.
  * - Pings are answered; a close frame from the server ends the connection. Backpressure is the
  *   socket's: `pause()`/`resume()` and `bufferedAmount`.
+ * - A server that breaks the protocol (a masked frame, reserved bits or opcodes, a length that is
+ *   not minimal or too large, a long or fragmented control frame, text that is not UTF-8) or that
+ *   goes away in the middle of a frame fails the connection: one 'error', then 'close', and
+ *   nothing more is read (RFC 6455 7.1.7: "fail the WebSocket connection").
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import { TextDecoder } from 'node:util';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const OP_CONTINUATION = 0x0;
@@ -53,19 +58,227 @@ export interface WsConnectionEvents {
   error: [err: Error];
 }
 
-export class WsConnection extends EventEmitter<WsConnectionEvents> {
-  readonly protocol: string;
-  readonly #socket: Socket;
-  readonly #header = Buffer.alloc(14);
+/** The peer broke the protocol: the connection is failed with `closeCode` (RFC 6455 7.4.1). */
+export class WsProtocolError extends Error {
+  override readonly name = 'WsProtocolError';
+  constructor(
+    message: string,
+    readonly closeCode = 1002,
+  ) {
+    super(message);
+  }
+}
+
+export interface WsFrameHandlers {
+  /** A piece of a data message's payload; `start` on the first piece of each message. */
+  data(piece: Buffer, start: boolean): void;
+  /** A whole control frame: close, ping or pong, and its body. */
+  control(opcode: number, body: Buffer): void;
+}
+
+/**
+ * Reads the frames a server sends from a byte stream cut anywhere. Payloads are handed on as they
+ * arrive, without copying; control frames (125 bytes at most) are gathered.
+ *
+ * Anything a server must not send fails the reader: `push` throws a `WsProtocolError` once, and
+ * from then on the reader ignores what it is given (the caller drops the connection, but the
+ * chunk in hand may hold more frames). After a close frame nothing more is read either.
+ */
+export class WsFrameReader {
+  readonly #handlers: WsFrameHandlers;
+  readonly #header = Buffer.alloc(10);
   #headerHave = 0;
   #headerNeed = 2;
   #inFrame = false;
   #opcode = 0;
+  #fin = false;
   #remaining = 0;
+  /** A data message whose final frame has not come yet (its opcode), or 0. */
+  #message = 0;
   #messageStart = true;
+  /** Text messages are checked as UTF-8 (RFC 6455 8.1) as they pass. */
+  #utf8: TextDecoder | undefined;
   #controlParts: Buffer[] = [];
+  #stopped = false;
+
+  constructor(handlers: WsFrameHandlers) {
+    this.#handlers = handlers;
+  }
+
+  /** The reader failed or read a close frame: it takes nothing more. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Reads `chunk`; throws a `WsProtocolError` on the first malformed frame, then reads no more. */
+  push(chunk: Buffer): void {
+    if (this.#stopped) return;
+    try {
+      this.#read(chunk);
+    } catch (err: unknown) {
+      this.#stopped = true;
+      throw err;
+    }
+  }
+
+  /**
+   * The byte stream ended: throws when it ended inside a frame or a fragmented message (the peer
+   * went away in the middle of something, which is not a clean end).
+   */
+  end(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#inFrame || this.#headerHave > 0) throw new WsProtocolError('the connection ended inside a WebSocket frame', 1006);
+    if (this.#message !== 0) throw new WsProtocolError('the connection ended inside a fragmented WebSocket message', 1006);
+  }
+
+  #read(chunk: Buffer): void {
+    let rest = chunk;
+    while (!this.#stopped) {
+      if (!this.#inFrame) {
+        if (rest.length === 0) return;
+        const take = Math.min(this.#headerNeed - this.#headerHave, rest.length);
+        rest.copy(this.#header, this.#headerHave, 0, take);
+        this.#headerHave += take;
+        rest = rest.subarray(take);
+        if (this.#headerHave < this.#headerNeed) return;
+        if (!this.#parseHeader()) continue;
+      }
+      if (this.#remaining === 0) {
+        this.#endFrame(Buffer.alloc(0));
+        continue;
+      }
+      if (rest.length === 0) return;
+      const take = Math.min(this.#remaining, rest.length);
+      const piece = rest.subarray(0, take);
+      rest = rest.subarray(take);
+      this.#remaining -= take;
+      if (this.#remaining > 0) this.#piece(piece);
+      else this.#endFrame(piece);
+    }
+  }
+
+  /** Whether the header is complete (false: more of it is needed, #headerNeed grew); throws on a bad one. */
+  #parseHeader(): boolean {
+    const h = this.#header;
+    const b0 = h[0]!;
+    const b1 = h[1]!;
+    if (this.#headerNeed === 2) {
+      // Checks that need only the first two bytes come first: a bad frame fails at once.
+      if ((b1 & 0x80) !== 0) throw new WsProtocolError('the server sent a masked WebSocket frame');
+      // No extension was negotiated, so RSV1-3 must be clear (RFC 6455 5.2).
+      if ((b0 & 0x70) !== 0) throw new WsProtocolError(`a WebSocket frame with reserved bits set (0x${(b0 & 0x70).toString(16)})`);
+      const opcode = b0 & 0x0f;
+      const fin = (b0 & 0x80) !== 0;
+      const len7 = b1 & 0x7f;
+      if (opcode >= OP_CLOSE) {
+        if (opcode > OP_PONG) throw new WsProtocolError(`a WebSocket frame with the reserved opcode ${opcode}`);
+        if (!fin) throw new WsProtocolError('a fragmented WebSocket control frame');
+        if (len7 > MAX_CONTROL_PAYLOAD) throw new WsProtocolError('a WebSocket control frame over 125 bytes');
+      } else if (opcode === OP_CONTINUATION) {
+        if (this.#message === 0) throw new WsProtocolError('a WebSocket continuation frame with no message to continue');
+      } else if (opcode === OP_TEXT || opcode === OP_BINARY) {
+        if (this.#message !== 0) throw new WsProtocolError('a new WebSocket message inside a fragmented one');
+      } else {
+        throw new WsProtocolError(`a WebSocket frame with the reserved opcode ${opcode}`);
+      }
+      const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0);
+      if (need > 2) {
+        this.#headerNeed = need;
+        return false;
+      }
+    }
+    const len7 = b1 & 0x7f;
+    let length = len7;
+    if (len7 === 126) {
+      length = h.readUInt16BE(2);
+      // The shortest form must be used (RFC 6455 5.2).
+      if (length < 126) throw new WsProtocolError(`a WebSocket frame length of ${length} in 16 bits`);
+    } else if (len7 === 127) {
+      const high = h.readUInt32BE(2);
+      if (high >= 0x80000000) throw new WsProtocolError('a WebSocket frame length with its most significant bit set');
+      // Past 2^53 a length is no longer an exact JavaScript number; no server sends 8 PiB.
+      if (high > 0x1fffff) throw new WsProtocolError('a WebSocket frame longer than 2^53 bytes');
+      length = high * 0x100000000 + h.readUInt32BE(6);
+      if (length < 0x10000) throw new WsProtocolError(`a WebSocket frame length of ${length} in 64 bits`);
+    }
+    const opcode = b0 & 0x0f;
+    this.#headerHave = 0;
+    this.#headerNeed = 2;
+    this.#opcode = opcode;
+    this.#fin = (b0 & 0x80) !== 0;
+    if (opcode >= OP_CLOSE) {
+      this.#controlParts = [];
+    } else if (opcode !== OP_CONTINUATION) {
+      this.#message = opcode;
+      this.#messageStart = true;
+      this.#utf8 = opcode === OP_TEXT ? new TextDecoder('utf-8', { fatal: true }) : undefined;
+    }
+    this.#remaining = length;
+    this.#inFrame = true;
+    return true;
+  }
+
+  #piece(piece: Buffer): void {
+    if (this.#opcode >= OP_CLOSE) {
+      this.#controlParts.push(piece);
+      return;
+    }
+    if (this.#utf8 !== undefined) this.#checkText(piece, true);
+    if (piece.length === 0) return;
+    const start = this.#messageStart;
+    this.#messageStart = false;
+    this.#handlers.data(piece, start);
+  }
+
+  #checkText(piece: Buffer, more: boolean): void {
+    try {
+      this.#utf8!.decode(piece, { stream: more });
+    } catch {
+      throw new WsProtocolError('a WebSocket text message that is not UTF-8', 1007);
+    }
+  }
+
+  #endFrame(last: Buffer): void {
+    this.#inFrame = false;
+    if (this.#opcode < OP_CLOSE) {
+      this.#piece(last);
+      if (this.#fin) {
+        if (this.#utf8 !== undefined) this.#checkText(Buffer.alloc(0), false);
+        this.#utf8 = undefined;
+        this.#message = 0;
+      }
+      return;
+    }
+    const body = this.#controlParts.length === 0 ? last : Buffer.concat([...this.#controlParts, last]);
+    this.#controlParts = [];
+    if (this.#opcode === OP_CLOSE) {
+      // A close body is empty or a 2-byte code and a UTF-8 reason (RFC 6455 5.5.1).
+      if (body.length === 1) throw new WsProtocolError('a WebSocket close frame of 1 byte');
+      if (body.length > 2) {
+        try {
+          new TextDecoder('utf-8', { fatal: true }).decode(body.subarray(2));
+        } catch {
+          throw new WsProtocolError('a WebSocket close reason that is not UTF-8', 1007);
+        }
+      }
+      // The closing handshake: whatever follows a close frame is not read (RFC 6455 5.5.1).
+      this.#stopped = true;
+    }
+    this.#handlers.control(this.#opcode, body);
+  }
+}
+
+export class WsConnection extends EventEmitter<WsConnectionEvents> {
+  readonly protocol: string;
+  readonly #socket: Socket;
+  readonly #reader: WsFrameReader;
   #closeSent = false;
   #closed = false;
+  /** An 'error' was emitted: there is only ever one. */
+  #failed = false;
+  /** The owner dropped the connection: what still arrives is not read. */
+  #terminated = false;
 
   readonly #head: Buffer;
 
@@ -74,6 +287,10 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
     this.#socket = socket;
     this.protocol = protocol;
     this.#head = head;
+    this.#reader = new WsFrameReader({
+      data: (piece, start) => this.emit('data', piece, start),
+      control: (opcode, body) => this.#control(opcode, body),
+    });
   }
 
   /**
@@ -84,7 +301,7 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
     const socket = this.#socket;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
-    socket.on('error', (err: Error) => this.emit('error', err));
+    socket.on('error', (err: Error) => this.#fail(err));
     socket.on('close', () => this.#gone());
     if (this.#head.length > 0) this.#receive(this.#head);
     if (socket.destroyed) this.#gone();
@@ -125,8 +342,9 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
     this.#socket.end();
   }
 
-  /** Drops the connection at once. */
+  /** Drops the connection at once; nothing more is read, not even the rest of a chunk in hand. */
   terminate(): void {
+    this.#terminated = true;
     this.#socket.destroy();
   }
 
@@ -163,106 +381,43 @@ export class WsConnection extends EventEmitter<WsConnectionEvents> {
   }
 
   #receive(chunk: Buffer): void {
-    let rest = chunk;
-    while (!this.#closed) {
-      if (!this.#inFrame) {
-        if (rest.length === 0) return;
-        const take = Math.min(this.#headerNeed - this.#headerHave, rest.length);
-        rest.copy(this.#header, this.#headerHave, 0, take);
-        this.#headerHave += take;
-        rest = rest.subarray(take);
-        if (this.#headerHave < this.#headerNeed) return;
-        if (!this.#parseHeader()) continue;
-      }
-      if (this.#remaining === 0) {
-        this.#endFrame(Buffer.alloc(0));
-        continue;
-      }
-      if (rest.length === 0) return;
-      const take = Math.min(this.#remaining, rest.length);
-      const piece = rest.subarray(0, take);
-      rest = rest.subarray(take);
-      this.#remaining -= take;
-      if (this.#remaining > 0) this.#piece(piece);
-      else this.#endFrame(piece);
+    if (this.#terminated || this.#failed) return;
+    try {
+      this.#reader.push(chunk);
+    } catch (err: unknown) {
+      if (err instanceof WsProtocolError) this.#fail(err);
+      else throw err;
     }
   }
 
-  /** Whether the header is complete (false: more of it is needed, #headerNeed grew). */
-  #parseHeader(): boolean {
-    const h = this.#header;
-    const masked = (h[1]! & 0x80) !== 0;
-    const len7 = h[1]! & 0x7f;
-    const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0);
-    if (this.#headerHave < need) {
-      this.#headerNeed = need;
-      return false;
-    }
-    if (masked) {
-      this.#fail(new Error('the server sent a masked WebSocket frame'));
-      return false;
-    }
-    const length = len7 === 126 ? h.readUInt16BE(2) : len7 === 127 ? h.readUInt32BE(2) * 0x100000000 + h.readUInt32BE(6) : len7;
-    const opcode = h[0]! & 0x0f;
-    this.#headerHave = 0;
-    this.#headerNeed = 2;
-    if (opcode >= OP_CLOSE) {
-      if (length > MAX_CONTROL_PAYLOAD) {
-        this.#fail(new Error(`a WebSocket control frame of ${length} bytes`));
-        return false;
-      }
-      this.#controlParts = [];
-    } else if (opcode !== OP_CONTINUATION) {
-      if (opcode !== OP_BINARY && opcode !== OP_TEXT) {
-        this.#fail(new Error(`an unknown WebSocket opcode ${opcode}`));
-        return false;
-      }
-      this.#messageStart = true;
-    }
-    this.#opcode = opcode;
-    // FIN matters to nobody here: pieces flow as they come, and `start` marks each new message.
-    this.#remaining = length;
-    this.#inFrame = true;
-    return true;
-  }
-
-  #piece(piece: Buffer): void {
-    if (this.#opcode >= OP_CLOSE) {
-      this.#controlParts.push(piece);
-      return;
-    }
-    if (piece.length === 0) return;
-    const start = this.#messageStart;
-    this.#messageStart = false;
-    this.emit('data', piece, start);
-  }
-
-  #endFrame(last: Buffer): void {
-    this.#inFrame = false;
-    if (this.#opcode < OP_CLOSE) {
-      this.#piece(last);
-      return;
-    }
-    const body = Buffer.concat([...this.#controlParts, last]);
-    this.#controlParts = [];
-    if (this.#opcode === OP_PING) this.#sendFrame(OP_PONG, [body]);
-    else if (this.#opcode === OP_CLOSE) {
+  #control(opcode: number, body: Buffer): void {
+    if (this.#terminated) return;
+    if (opcode === OP_PING) this.#sendFrame(OP_PONG, [body]);
+    else if (opcode === OP_CLOSE && !this.#closeSent) {
       // Answer with the same code and leave: the server closes the TCP connection.
-      if (!this.#closeSent) {
-        this.#sendFrame(OP_CLOSE, [body.subarray(0, 2)]);
-        this.#closeSent = true;
-        this.#socket.end();
-      }
+      this.#sendFrame(OP_CLOSE, [body.subarray(0, 2)]);
+      this.#closeSent = true;
+      this.#socket.end();
     }
   }
 
+  /** Fails the connection: one 'error', the socket dropped, then 'close' (from the socket's). */
   #fail(err: Error): void {
+    if (this.#failed || this.#closed) return;
+    this.#failed = true;
     this.emit('error', err);
     this.#socket.destroy();
   }
 
   #gone(): void {
     if (this.#closed) return;
+    if (!this.#terminated && !this.#failed) {
+      try {
+        this.#reader.end();
+      } catch (err: unknown) {
+        this.#fail(err as Error);
+      }
+    }
     this.#closed = true;
     this.emit('close');
   }
