@@ -1,6 +1,7 @@
 import type { CommandDeps } from '../command-deps.js';
 import { connectCommand } from './connect.js';
 import { daemonForegroundCommand } from './daemon-foreground.js';
+import { doctorCommand } from './doctor.js';
 import type { AnyCommand } from './define.js';
 import { installCommand } from './install.js';
 import { interceptCommand } from './intercept.js';
@@ -26,6 +27,7 @@ export function commands(deps: CommandDeps): readonly AnyCommand[] {
     leaveCommand(deps),
     uninstallCommand(deps),
     quitCommand(deps),
+    doctorCommand(deps),
     versionCommand(deps),
     daemonForegroundCommand(deps),
     networkDaemonCommand(deps),
