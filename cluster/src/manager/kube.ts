@@ -8,10 +8,13 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  ListWatch,
   PatchStrategy,
   Watch,
   setHeaderOptions,
   type CoreV1Event,
+  type KubernetesListObject,
+  type KubernetesObject,
   type V1ConfigMap,
   type V1Deployment,
   type V1Pod,
@@ -19,6 +22,7 @@ import {
   type V1Service,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
+import { Backoff, type BackoffOptions } from '@telepresence-ts/core/backoff';
 import { AGENTS_CONFIGMAP, ANNOTATIONS, LABELS, MANAGED_BY_VALUE } from '@telepresence-ts/core/contracts';
 import { TpError, isTpError } from '@telepresence-ts/core/errors';
 import type { WorkloadKind } from '@telepresence-ts/core/agent-config';
@@ -80,16 +84,25 @@ export interface KubeApi {
   listEvents(namespace: string, involvedName?: string): Promise<CoreV1Event[]>;
   /** The labels of a namespace; none when it cannot be read (they only sharpen an error message). */
   namespaceLabels(namespace: string): Promise<Readonly<Record<string, string>>>;
-  /** Every `telepresence-agents` ConfigMap of every namespace; starts with ADDED for each existing one. */
+  /**
+   * Every `telepresence-agents` ConfigMap of every namespace; starts with ADDED for each existing
+   * one. After a broken watch, what changed meanwhile is reported as well: a map deleted meanwhile
+   * as DELETED, a changed one as MODIFIED, a new one as ADDED (an unchanged one not at all).
+   */
   watchAgentConfigMaps(onEvent: (e: AgentsConfigMapEvent) => void): StopWatch;
-  /** The pods of a namespace, or only those with every label of `labels` when given. */
+  /** The pods of a namespace, or only those with every label of `labels` when given; gaps as above. */
   watchPods(namespace: string, onEvent: (e: PodEvent) => void, labels?: Readonly<Record<string, string>>): StopWatch;
 }
 
 /** How many times a ConfigMap write is retried after a conflict (someone else wrote in between). */
 const CONFLICT_RETRIES = 5;
-/** Pause before re-opening a watch the API server closed (they do, every few minutes). */
-const REWATCH_DELAY_MS = 1000;
+/**
+ * Retries of a watch whose list or connection failed (the API server restarting, RBAC missing): up
+ * to 1 s at first, doubling to 30 s, so a lasting problem logs a few times a minute rather than
+ * flooding; a watch that stayed up for 30 s starts over at 1 s. A watch the server merely ended
+ * (it does, every few minutes) is re-opened at once by the informer, without a failure.
+ */
+const WATCH_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000 };
 
 function httpCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -144,13 +157,19 @@ export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi {
   readonly #custom: CustomObjectsApi;
   readonly #watch: Watch;
   readonly #onWatchError: (path: string, err: unknown) => void;
+  readonly #watchBackoff: BackoffOptions;
 
-  constructor(kc: KubeConfig, onWatchError: (path: string, err: unknown) => void = () => undefined) {
+  /**
+   * `onWatchError` hears of every failed list or broken watch (each is retried); `watchBackoff`
+   * spaces those retries (tests shorten it).
+   */
+  constructor(kc: KubeConfig, onWatchError: (path: string, err: unknown) => void = () => undefined, watchBackoff: BackoffOptions = WATCH_BACKOFF) {
     this.#core = kc.makeApiClient(CoreV1Api);
     this.#apps = kc.makeApiClient(AppsV1Api);
     this.#custom = kc.makeApiClient(CustomObjectsApi);
     this.#watch = new Watch(kc);
     this.#onWatchError = onWatchError;
+    this.#watchBackoff = watchBackoff;
   }
 
   /**
@@ -374,55 +393,77 @@ export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi {
   }
 
   watchAgentConfigMaps(onEvent: (e: AgentsConfigMapEvent) => void): StopWatch {
-    return this.#watchForever('/api/v1/configmaps', { fieldSelector: `metadata.name=${AGENTS_CONFIGMAP}` }, (type, obj: V1ConfigMap) =>
-      onEvent({ type, namespace: obj.metadata?.namespace ?? '', data: type === 'DELETED' ? {} : (obj.data ?? {}) }),
+    const fieldSelector = `metadata.name=${AGENTS_CONFIGMAP}`;
+    return this.#informer<V1ConfigMap>(
+      '/api/v1/configmaps',
+      () => this.#core.listConfigMapForAllNamespaces({ fieldSelector }),
+      { fieldSelector },
+      (type, obj) => onEvent({ type, namespace: obj.metadata?.namespace ?? '', data: type === 'DELETED' ? {} : (obj.data ?? {}) }),
     );
   }
 
   watchPods(namespace: string, onEvent: (e: PodEvent) => void, labels?: Readonly<Record<string, string>>): StopWatch {
-    const query: Record<string, string> = labels === undefined ? {} : { labelSelector: selectorString(labels) };
-    return this.#watchForever(`/api/v1/namespaces/${namespace}/pods`, query, (type, pod: V1Pod) => onEvent({ type, pod }));
+    const labelSelector = labels === undefined ? undefined : selectorString(labels);
+    return this.#informer<V1Pod>(
+      `/api/v1/namespaces/${namespace}/pods`,
+      () => this.#core.listNamespacedPod({ namespace, labelSelector }),
+      { labelSelector },
+      (type, pod) => onEvent({ type, pod }),
+    );
   }
 
   /**
-   * A watch that re-opens whenever the server ends it. Each (re)start lists from scratch (no
-   * resourceVersion), so the handler sees ADDED for every existing object again; handlers are
-   * written to be idempotent for that reason.
+   * client-node's ListWatch: a list, then a watch from the list's resourceVersion. A watch the
+   * server ends is resumed from the last resourceVersion seen, so the server replays what changed
+   * meanwhile; when it no longer can (410 Expired), the informer lists again and compares the list
+   * with its cache, reporting what went as deleted and what changed as updated. Unchanged objects
+   * (same resourceVersion) are not reported again.
+   *
+   * The informer gives up on a failed list or a broken connection (it reports the error and stops);
+   * it is started again after a backoff, from its last resourceVersion, until stopped.
    */
-  #watchForever<T>(path: string, query: Record<string, string>, handle: (type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T) => void): StopWatch {
-    let stopped = false;
-    let abort: AbortController | undefined;
-    let retry: NodeJS.Timeout | undefined;
-    const start = (): void => {
-      if (stopped) return;
-      const again = (err?: unknown): void => {
-        abort = undefined;
-        // The server ends every watch after a while (err null): only real failures are reported.
-        if (err !== undefined && err !== null && !stopped) this.#onWatchError(path, err);
-        if (!stopped) retry = setTimeout(start, REWATCH_DELAY_MS);
-      };
-      this.#watch
-        .watch(
-          path,
-          query,
-          (phase, obj: T) => {
-            if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') handle(phase, obj);
-          },
-          again,
-        )
-        .then(
-          (ac) => {
-            abort = ac;
-            if (stopped) ac.abort();
-          },
-          again,
-        );
+  #informer<T extends KubernetesObject>(
+    path: string,
+    list: () => Promise<KubernetesListObject<T>>,
+    selectors: { labelSelector?: string | undefined; fieldSelector?: string | undefined },
+    handle: (type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T) => void,
+  ): StopWatch {
+    const informer = new ListWatch<T>(path, this.#watch, list, false, selectors.labelSelector, selectors.fieldSelector);
+    const backoff = new Backoff(this.#watchBackoff);
+    const stopping = new AbortController();
+    const { signal } = stopping;
+    let failures = 0;
+    let retrying = false;
+    const deliver = (type: 'ADDED' | 'MODIFIED' | 'DELETED') => (obj: T) => {
+      if (!signal.aborted) handle(type, obj);
     };
-    start();
+    informer.on('add', deliver('ADDED'));
+    informer.on('update', deliver('MODIFIED'));
+    informer.on('delete', deliver('DELETED'));
+    const failed = (err: unknown): void => {
+      failures++;
+      // Stopping aborts the watch request, which the informer reports as an error too.
+      if (signal.aborted || retrying) return;
+      this.#onWatchError(path, err);
+      retrying = true;
+      void backoff.wait(signal).then((waited) => {
+        retrying = false;
+        if (waited) run();
+      });
+    };
+    const run = (): void => {
+      const before = failures;
+      informer.start().then(() => {
+        // A stop that came during the list: the informer opens its watch anyway; close it.
+        if (signal.aborted) void informer.stop();
+        else if (failures === before) backoff.succeeded();
+      }, failed);
+    };
+    informer.on('error', failed);
+    run();
     return () => {
-      stopped = true;
-      if (retry !== undefined) clearTimeout(retry);
-      abort?.abort();
+      stopping.abort();
+      void informer.stop();
     };
   }
 }
