@@ -69,11 +69,14 @@ export async function runDoctor(ports: DoctorPorts, options: DoctorOptions): Pro
   ];
 
   const kube = ports.cluster;
-  const reached = kube === undefined ? Promise.reject(ports.clusterError) : kube.canI({ verb: 'get', resource: 'pods', namespace: options.managerNamespace });
-  const reach = await reached.then(
-    () => undefined,
-    (err: unknown) => toTpError(err),
-  );
+  // The first question doubles as the test that the cluster answers at all.
+  const reach =
+    kube === undefined
+      ? toTpError(ports.clusterError)
+      : await kube.canI({ verb: 'get', resource: 'pods', namespace: options.managerNamespace }).then(
+          () => undefined,
+          (err: unknown) => toTpError(err),
+        );
   if (kube === undefined || reach !== undefined) {
     const e = reach ?? toTpError(ports.clusterError);
     const found = [fail('cluster', 'cluster', `cannot check the cluster: ${e.message}`, e.hint ?? ''), ...(await Promise.all(workstation(Promise.resolve({ why: 'the cluster cannot be reached' })))).flat()];

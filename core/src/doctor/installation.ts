@@ -3,7 +3,7 @@
  * CLI's major.minor version (connect refuses another; an injector of another version would give
  * pods agents the manager does not speak to).
  */
-import { DEFAULT_MANAGER_NAMESPACE, RESOURCE_NAMES } from '../contracts.js';
+import { DEFAULT_MANAGER_NAMESPACE, type RESOURCE_NAMES } from '../contracts.js';
 import { majorMinor } from '../daemon/daemon.js';
 import { kubectlFor, type KubeApi } from '../kube/kube-api.js';
 import type { V1Deployment, V1Pod } from '../kube/kube-types.js';

@@ -184,7 +184,7 @@ async function checkRegistration(kube: WebhookKube, o: WebhookCheckOptions): Pro
         CHECK,
         'cluster',
         `Service ${svcNs}/${service.name} has no ready endpoint: the API server cannot call the agent-injector and, as its failurePolicy is Ignore, creates pods without agents`,
-        `${kubectlFor(kube.target)} -n ${svcNs} get deployment/${service.name} (scale it up, or see its pods' logs)`,
+        `${kubectlFor(kube.target)} -n ${svcNs} describe deployment/${service.name}`,
       );
     }
     verified.push(`${ready.length} ready endpoint${ready.length === 1 ? '' : 's'}`);
