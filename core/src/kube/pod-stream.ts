@@ -65,6 +65,12 @@ class PodStream extends Duplex {
       ws.on('data', (piece: Buffer, start: boolean) => this.#receiveChannel(piece, start));
     }
     ws.on('close', () => {
+      try {
+        // A SPDY frame cut by the end of the tunnel is lost data, not a clean end.
+        this.#spdy?.end();
+      } catch (err: unknown) {
+        this.#error ||= (err as Error).message;
+      }
       if (this.#error !== '') this.destroy(this.#failure());
       else this.push(null);
     });

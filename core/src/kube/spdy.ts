@@ -81,7 +81,7 @@ function controlHeader(type: number, flags: number, length: number): Buffer {
   const b = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
   b.writeUInt16BE(0x8000 | SPDY_VERSION, 0);
   b.writeUInt16BE(type, 2);
-  b.writeUInt32BE(((flags & 0xff) << 24) | length, 4);
+  b.writeUInt32BE((((flags & 0xff) << 24) | length) >>> 0, 4);
   return b;
 }
 
@@ -98,7 +98,7 @@ export function dataFrameHeader(streamId: number, length: number, flags = 0): Bu
   if (length > MAX_FRAME_PAYLOAD) throw new RangeError(`a SPDY data frame carries at most ${MAX_FRAME_PAYLOAD} bytes, not ${length}`);
   const b = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
   b.writeUInt32BE(streamId & 0x7fffffff, 0);
-  b.writeUInt32BE(((flags & 0xff) << 24) | length, 4);
+  b.writeUInt32BE((((flags & 0xff) << 24) | length) >>> 0, 4);
   return b;
 }
 
@@ -110,13 +110,38 @@ export function controlFrame(type: number, flags: number, body: Buffer): Buffer 
 export interface FrameHandlers {
   /** A piece of a data frame's payload; `fin` on its last piece when the frame ends the stream. */
   data(streamId: number, payload: Buffer, fin: boolean): void;
-  /** A whole control frame (version already checked). */
+  /** A whole control frame (version and size already checked). */
   control(type: number, flags: number, body: Buffer): void;
 }
+
+/** The peer's bytes are not SPDY/3 (or ended in the middle of a frame). */
+export class SpdyProtocolError extends Error {
+  override readonly name = 'SpdyProtocolError';
+}
+
+/**
+ * The body sizes of the control frames we read, as SPDY/3 fixes them (section 2.6): exact for
+ * PING, RST_STREAM, GOAWAY and WINDOW_UPDATE, the fixed part (a minimum) for the others.
+ */
+const CONTROL_BODY_BYTES: ReadonlyMap<number, { readonly bytes: number; readonly exact: boolean }> = new Map([
+  [SYN_STREAM, { bytes: 10, exact: false }],
+  [SYN_REPLY, { bytes: 4, exact: false }],
+  [RST_STREAM, { bytes: 8, exact: true }],
+  [SETTINGS, { bytes: 4, exact: false }],
+  [PING, { bytes: 4, exact: true }],
+  [GOAWAY, { bytes: 8, exact: true }],
+  [HEADERS, { bytes: 4, exact: false }],
+  [WINDOW_UPDATE, { bytes: 8, exact: true }],
+]);
 
 /**
  * Reads SPDY frames from a byte stream cut anywhere. Data payloads are handed on as they arrive,
  * without waiting for whole frames and without copying; control frames (small) are gathered.
+ *
+ * A frame that is not SPDY/3 fails the reader: `push` throws a `SpdyProtocolError` once, and
+ * from then on the reader ignores what it is given (a chunk in hand may hold more frames, and a
+ * reader that went on would read garbage as frames). Control frames of a type SPDY/3 does not
+ * define are handed on like the others, for the handler to ignore (section 2.2.1).
  */
 export class FrameReader {
   readonly #handlers: FrameHandlers;
@@ -130,13 +155,31 @@ export class FrameReader {
   #flags = 0;
   #streamId = 0;
   #controlParts: Buffer[] = [];
+  #failed = false;
 
   constructor(handlers: FrameHandlers) {
     this.#handlers = handlers;
   }
 
-  /** Throws on a frame that is not SPDY/3. */
+  /** Reads `chunk`; throws a `SpdyProtocolError` on the first frame that is not SPDY/3, then reads no more. */
   push(chunk: Buffer): void {
+    if (this.#failed) return;
+    try {
+      this.#read(chunk);
+    } catch (err: unknown) {
+      this.#failed = true;
+      throw err;
+    }
+  }
+
+  /** The byte stream ended: throws when it ended inside a frame (the peer's last frame was cut). */
+  end(): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    if (this.#inFrame || this.#headerHave > 0) throw new SpdyProtocolError('the connection ended inside a SPDY frame');
+  }
+
+  #read(chunk: Buffer): void {
     let rest = chunk;
     while (rest.length > 0 || (this.#inFrame && this.#remaining === 0)) {
       if (!this.#inFrame) {
@@ -169,18 +212,32 @@ export class FrameReader {
   #startFrame(): void {
     const first = this.#header.readUInt32BE(0);
     const second = this.#header.readUInt32BE(4);
-    this.#control = (first & 0x80000000) !== 0;
-    this.#flags = second >>> 24;
-    this.#remaining = second & 0xffffff;
-    this.#inFrame = true;
-    if (this.#control) {
+    const control = (first & 0x80000000) !== 0;
+    const flags = second >>> 24;
+    const length = second & 0xffffff;
+    if (control) {
       const version = (first >>> 16) & 0x7fff;
-      if (version !== SPDY_VERSION) throw new Error(`the peer speaks SPDY version ${version}, not ${SPDY_VERSION}`);
-      this.#type = first & 0xffff;
+      if (version !== SPDY_VERSION) throw new SpdyProtocolError(`the peer speaks SPDY version ${version}, not ${SPDY_VERSION}`);
+      const type = first & 0xffff;
+      if (type === 0) throw new SpdyProtocolError('a SPDY control frame of type 0');
+      const size = CONTROL_BODY_BYTES.get(type);
+      if (size !== undefined && (size.exact ? length !== size.bytes : length < size.bytes)) {
+        throw new SpdyProtocolError(`a SPDY control frame of type ${type} with ${length} bytes, not ${size.exact ? '' : 'at least '}${size.bytes}`);
+      }
+      // Each SETTINGS entry is 8 bytes, after their 4-byte count.
+      if (type === SETTINGS && (length - 4) % 8 !== 0) throw new SpdyProtocolError(`a SPDY SETTINGS frame of ${length} bytes`);
+      this.#type = type;
       this.#controlParts = [];
     } else {
-      this.#streamId = first & 0x7fffffff;
+      const streamId = first & 0x7fffffff;
+      // Stream 0 is no stream (section 2.2.2).
+      if (streamId === 0) throw new SpdyProtocolError('a SPDY data frame on stream 0');
+      this.#streamId = streamId;
     }
+    this.#control = control;
+    this.#flags = flags;
+    this.#remaining = length;
+    this.#inFrame = true;
   }
 
   #endFrame(lastPiece: Buffer): void {
