@@ -66,6 +66,7 @@ export class Backoff {
   readonly #random: () => number;
   #failures = 0;
   #healthySince: number | undefined;
+  #lastDelayMs = 0;
 
   constructor(options: BackoffOptions) {
     if (!(options.initialMs > 0) || !(options.maxMs >= options.initialMs)) {
@@ -83,6 +84,11 @@ export class Backoff {
     return this.#failures;
   }
 
+  /** The delay the latest `next()` (or `wait()`) drew, for a log line. */
+  get lastDelayMs(): number {
+    return this.#lastDelayMs;
+  }
+
   /** The ceiling of the next delay: min(maxMs, initialMs * 2^failures). */
   get ceilingMs(): number {
     // 2^31 and more would overflow nothing, but there is no point computing past the cap.
@@ -96,6 +102,7 @@ export class Backoff {
     this.#healthySince = undefined;
     const delay = Math.floor(this.#random() * this.ceilingMs);
     this.#failures++;
+    this.#lastDelayMs = delay;
     return delay;
   }
 

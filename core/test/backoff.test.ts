@@ -48,6 +48,7 @@ t.test('full jitter: each delay is drawn from [0, ceiling]', (t) => {
   const b = new Backoff({ initialMs: 100, maxMs: 10_000, random: () => draws.shift() ?? 0, clock: new FakeClock() });
   // Ceilings 100, 200, 400, 800 scaled by the draws.
   t.strictSame([b.next(), b.next(), b.next(), b.next()], [0, 100, 100, 799]);
+  t.equal(b.lastDelayMs, 799, 'the latest delay, for a log line');
   t.end();
 });
 

@@ -6,16 +6,16 @@
  *
  * RBAC it needs (cluster-wide): configmaps list+watch, replicasets get.
  */
+import { Backoff, type BackoffOptions } from '@telepresence-ts/core/backoff';
 import { AGENTS_CONFIGMAP } from '@telepresence-ts/core/contracts';
 import { AppsV1Api, CoreV1Api, KubeConfig, ListWatch, Watch, type V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from '../shared/log.js';
 import type { InjectorKube, OwnerRef } from './admit.js';
 
 // After a failed list or a broken watch, wait before listing again (the API server may be down
-// or RBAC missing): 1 s, doubling per consecutive failure up to 30 s, so a lasting problem logs
-// twice a minute rather than flooding.
-const RESTART_DELAY_MS = 1000;
-const MAX_RESTART_DELAY_MS = 30_000;
+// or RBAC missing): up to 1 s at first, doubling to 30 s, so a lasting problem logs a few times a
+// minute rather than flooding; a watch that stayed up for 30 s starts over at 1 s.
+const RESTART_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000 };
 
 export interface KubeAdapter {
   readonly kube: InjectorKube;
@@ -26,8 +26,11 @@ export interface KubeAdapter {
   stop(): Promise<void>;
 }
 
-/** The adapter for the in-cluster configuration (or KUBECONFIG when run on a workstation). */
-export function createKubeAdapter(log: Logger, kc: KubeConfig = defaultKubeConfig()): KubeAdapter {
+/**
+ * The adapter for the in-cluster configuration (or KUBECONFIG when run on a workstation).
+ * `restartBackoff` spaces the restarts after failures (tests shorten it).
+ */
+export function createKubeAdapter(log: Logger, kc: KubeConfig = defaultKubeConfig(), restartBackoff: BackoffOptions = RESTART_BACKOFF): KubeAdapter {
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const fieldSelector = `metadata.name=${AGENTS_CONFIGMAP}`;
@@ -39,26 +42,35 @@ export function createKubeAdapter(log: Logger, kc: KubeConfig = defaultKubeConfi
     undefined,
     fieldSelector,
   );
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
+  const backoff = new Backoff(restartBackoff);
+  // Aborted by stop(): ends a pending restart; a new one per start().
+  let stopping = new AbortController();
   let lastError: unknown;
-  let failures = 0;
+  let errors = 0;
+  let restarting = false;
+  const restart = (): void => {
+    const before = errors;
+    informer.start().then(
+      () => {
+        if (stopping.signal.aborted) void informer.stop();
+        // A restart that listed (or resumed watching) counts towards a healthy period.
+        else if (errors === before) backoff.succeeded();
+      },
+      (e: unknown) => log.error('cannot restart the ConfigMap watch', { error: String(e) }),
+    );
+  };
   informer.on('error', (err: unknown) => {
     lastError = err;
-    if (stopped) return;
-    const delayMs = Math.min(RESTART_DELAY_MS * 2 ** failures, MAX_RESTART_DELAY_MS);
-    failures++;
-    log.warn('agent ConfigMap watch failed; restarting', { error: err instanceof Error ? err.message : String(err), delayMs });
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      informer.start().then(
-        () => {
-          // A restart that listed (or resumed watching) resets the back-off.
-          if (lastError === err) failures = 0;
-        },
-        (e: unknown) => log.error('cannot restart the ConfigMap watch', { error: String(e) }),
-      );
-    }, delayMs);
+    errors++;
+    // Stopping aborts the watch request, which the informer reports as an error too.
+    if (stopping.signal.aborted || restarting) return;
+    restarting = true;
+    const waited = backoff.wait(stopping.signal);
+    log.warn('agent ConfigMap watch failed; restarting', { error: err instanceof Error ? err.message : String(err), delayMs: backoff.lastDelayMs });
+    void waited.then((again) => {
+      restarting = false;
+      if (again) restart();
+    });
   });
   const changed = (verb: string) => (cm: V1ConfigMap) =>
     log.debug(`agent ConfigMap ${verb}`, { namespace: cm.metadata?.namespace, entries: Object.keys(cm.data ?? {}).length });
@@ -79,19 +91,25 @@ export function createKubeAdapter(log: Logger, kc: KubeConfig = defaultKubeConfi
   return {
     kube,
     // The informer sets its resource version from the first successful list.
-    synced: () => !stopped && informer.latestResourceVersion() !== '',
+    synced: () => !stopping.signal.aborted && informer.latestResourceVersion() !== '',
     start: async () => {
-      stopped = false;
+      if (stopping.signal.aborted) stopping = new AbortController();
       lastError = undefined;
+      const before = errors;
       await informer.start();
+      if (stopping.signal.aborted) {
+        // stop() came during the list: the informer opens its watch anyway; close it.
+        await informer.stop();
+        return;
+      }
+      if (errors === before) backoff.succeeded();
       // ListWatch reports a failed list to its error handlers instead of rejecting.
       if (informer.latestResourceVersion() === '') {
         throw lastError instanceof Error ? lastError : new Error(`cannot list ConfigMaps ${AGENTS_CONFIGMAP}: ${String(lastError)}`);
       }
     },
     stop: async () => {
-      stopped = true;
-      clearTimeout(timer);
+      stopping.abort();
       await informer.stop();
     },
   };

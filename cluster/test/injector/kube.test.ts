@@ -14,6 +14,8 @@ async function fakeApiServer(t: Test) {
   const queries: string[] = [];
   const watchers: ServerResponse[] = [];
   let listFails = 0;
+  let listed: Array<{ ns: string; data: Record<string, string>; rv: string }> = [{ ns: 'apps', data: { web: 'v1' }, rv: '10' }];
+  let listRv = '10';
   const configMap = (ns: string, data: Record<string, string>, rv: string) => ({
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -37,7 +39,7 @@ async function fakeApiServer(t: Test) {
         listFails--;
         return json(500, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'etcd is sad', code: 500 });
       }
-      return json(200, { kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: '10' }, items: [configMap('apps', { web: 'v1' }, '10')] });
+      return json(200, { kind: 'ConfigMapList', apiVersion: 'v1', metadata: { resourceVersion: listRv }, items: listed.map((c) => configMap(c.ns, c.data, c.rv)) });
     }
     const rs = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/replicasets\/([^/]+)$/.exec(url.pathname);
     if (rs !== null && rs[2] === 'web-5d8f7c6b9') {
@@ -76,11 +78,28 @@ async function fakeApiServer(t: Test) {
     send: (type: 'ADDED' | 'MODIFIED' | 'DELETED', ns: string, data: Record<string, string>, rv: string) => {
       for (const w of watchers) w.write(`${JSON.stringify({ type, object: configMap(ns, data, rv) })}\n`);
     },
-    watching: () => watchers.length,
+    watching: () => watchers.filter((w) => !w.writableEnded && !w.destroyed).length,
+    /** What the next list returns. */
+    setListed: (items: typeof listed, rv: string) => {
+      listed = items;
+      listRv = rv;
+    },
+    /**
+     * Ends every watch as the API server does when the client's resourceVersion is too old for
+     * its history (410 Expired): the client must list again.
+     */
+    expireWatches: () => {
+      for (const w of watchers.splice(0)) {
+        w.write(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410 } })}\n`);
+        w.end();
+      }
+    },
   };
 }
 
 const log = createLogger('agent-injector', 'error', () => undefined);
+/** Fast restarts: the behaviour is the same at 1-30 s, the suite just does not wait for it. */
+const FAST = { initialMs: 10, maxMs: 50 };
 
 t.test('caches the agents ConfigMaps from a list and a watch', async (t) => {
   const api = await fakeApiServer(t);
@@ -106,12 +125,49 @@ t.test('caches the agents ConfigMaps from a list and a watch', async (t) => {
 t.test('a failed first list rejects start, and the adapter retries until it syncs', async (t) => {
   const api = await fakeApiServer(t);
   api.failNextLists(1);
-  const adapter = createKubeAdapter(log, api.kc);
+  const adapter = createKubeAdapter(log, api.kc, FAST);
   t.teardown(() => adapter.stop());
   await t.rejects(adapter.start(), /etcd is sad|500/);
   t.notOk(adapter.synced());
   await eventually(() => adapter.synced(), 5000);
   t.equal(adapter.kube.agentConfigEntry('apps', 'web'), 'v1');
+});
+
+t.test('a map deleted while the watch was down leaves the cache when the watch expires and the adapter lists again', async (t) => {
+  const api = await fakeApiServer(t);
+  api.setListed(
+    [
+      { ns: 'apps', data: { web: 'v1' }, rv: '10' },
+      { ns: 'shop', data: { cart: 'c1' }, rv: '11' },
+    ],
+    '11',
+  );
+  const adapter = createKubeAdapter(log, api.kc, FAST);
+  t.teardown(() => adapter.stop());
+  await adapter.start();
+  await eventually(() => api.watching() === 1);
+  t.equal(adapter.kube.agentConfigEntry('apps', 'web'), 'v1');
+  t.equal(adapter.kube.agentConfigEntry('shop', 'cart'), 'c1');
+
+  // Meanwhile: apps's map was deleted and shop's changed, and the events are gone with the history.
+  api.setListed([{ ns: 'shop', data: { cart: 'c2' }, rv: '13' }], '13');
+  const lists = api.queries.filter((q) => !q.includes('watch=true')).length;
+  api.expireWatches();
+  await eventually(() => adapter.kube.agentConfigEntry('shop', 'cart') === 'c2');
+  t.equal(adapter.kube.agentConfigEntry('apps', 'web'), undefined, 'the deleted map is gone from the cache');
+  t.equal(api.queries.filter((q) => !q.includes('watch=true')).length, lists + 1, 'by listing again');
+  await eventually(() => api.watching() === 1);
+  t.ok(adapter.synced(), 'and watching again');
+});
+
+t.test('a stopped adapter leaves no watch open', async (t) => {
+  const api = await fakeApiServer(t);
+  const adapter = createKubeAdapter(log, api.kc, FAST);
+  await adapter.start();
+  await eventually(() => api.watching() === 1);
+  await adapter.stop();
+  await eventually(() => api.watching() === 0);
+  t.notOk(adapter.synced());
 });
 
 t.test('replicaSetOwner reads the controlling owner', async (t) => {
