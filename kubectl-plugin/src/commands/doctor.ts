@@ -1,5 +1,5 @@
 import { EXIT_CODES, type KubeFlags } from '@telepresence-ts/core';
-import { FINDING_GROUPS, anyFailed, createDoctorPorts, runDoctor, tally, type DoctorPorts, type DoctorReport, type Finding, type FindingGroup } from '@telepresence-ts/core/doctor';
+import { FINDING_GROUPS, anyFailed, createDoctorPorts, runDoctor, tally, type DoctorOptions, type DoctorReport, type Finding, type FindingGroup } from '@telepresence-ts/core/doctor';
 import { resolve } from 'node:path';
 import type { CommandDeps } from '../command-deps.js';
 import { managerNamespaceOption } from '../connection.js';
@@ -15,8 +15,8 @@ interface DoctorArgs extends GlobalOptions {
   'never-proxy': string[];
 }
 
-/** Builds the checks' ports for the kubectl flags given; tests pass fakes. */
-export type DoctorPortsFactory = (flags: KubeFlags) => Promise<DoctorPorts>;
+/** Runs the checks for the kubectl flags given (core's runDoctor over the real ports); tests pass a fake. */
+export type Diagnose = (flags: KubeFlags, options: DoctorOptions) => Promise<DoctorReport>;
 
 /**
  * The exit status when a check failed: `config`'s, since what doctor finds is a set-up to fix
@@ -59,7 +59,8 @@ export function formatDoctorText(report: DoctorReport): string {
 /** `doctor`: a pre-flight check of the cluster, the user's rights and this workstation, each finding with its fix. */
 export function doctorCommand(
   deps: CommandDeps,
-  makePorts: DoctorPortsFactory = (flags) => createDoctorPorts(flags, deps.processEnv, resolve(process.argv[1] ?? '')),
+  // The CLI bundle's path, for the network-daemon command a finding may name (as connect's hint does).
+  diagnose: Diagnose = async (flags, options) => runDoctor(await createDoctorPorts(flags, deps.processEnv, resolve(process.argv[1] ?? '')), options),
 ): AnyCommand {
   return defineCommand<DoctorArgs>({
     command: 'doctor',
@@ -86,13 +87,15 @@ export function doctorCommand(
             `Nothing in the cluster is changed (the traffic-manager sees a session of a moment). Exits ${DOCTOR_FAILED_EXIT} when a check fails, 0 when all are ok or warnings.`,
         ),
     handler: async (argv) => {
-      const ports = await makePorts({ kubeconfig: argv.kubeconfig, context: argv.context, namespace: argv.namespace, kubeconfigEnv: deps.env.kubeconfig });
-      const report = await runDoctor(ports, {
-        managerNamespace: argv['manager-namespace'],
-        namespace: argv.namespace,
-        clientVersion: deps.version,
-        outbound: { disabled: !argv.outbound, alsoProxy: argv['also-proxy'], neverProxy: argv['never-proxy'] },
-      });
+      const report = await diagnose(
+        { kubeconfig: argv.kubeconfig, context: argv.context, namespace: argv.namespace, kubeconfigEnv: deps.env.kubeconfig },
+        {
+          managerNamespace: argv['manager-namespace'],
+          namespace: argv.namespace,
+          clientVersion: deps.version,
+          outbound: { disabled: !argv.outbound, alsoProxy: argv['also-proxy'], neverProxy: argv['never-proxy'] },
+        },
+      );
       print(deps.io, argv.output, doctorJson(report.findings), () => formatDoctorText(report));
       if (anyFailed(report.findings)) throw new ExitStatus(DOCTOR_FAILED_EXIT);
     },
