@@ -1,6 +1,7 @@
 import { credentials, Metadata, status, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { AgentInfo, InterceptInfo, ManagerClient, SessionInfo, VersionInfo } from '@telepresence-ts/proto/manager/v1';
 import { TunnelManagerClient } from '@telepresence-ts/proto/manager/v1/tunnel';
+import { Backoff as RetryDelays } from '@telepresence-ts/core/backoff';
 import { TUNNEL_CHANNEL_OPTIONS } from '@telepresence-ts/core/contracts';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -8,13 +9,16 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/log.js';
 import { TunnelStream } from './tunnel-stream.js';
 
-/** Reconnect delays: the first retry after `initialMs`, doubling up to `maxMs`. */
+/**
+ * Reconnect delays: the first retry within `initialMs`, the ceiling doubling up to `maxMs` (each
+ * delay drawn below it, core's Backoff); a session that lasted `maxMs` starts over.
+ */
 export interface Backoff {
   readonly initialMs: number;
   readonly maxMs: number;
 }
 
-/** 0.5 s doubling to 5 s: a restarted manager (a few seconds) is found again within one step. */
+/** Up to 0.5 s doubling to 5 s: a restarted manager (a few seconds) is found again within one step. */
 export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 5000 };
 
 /** Used when the manager's SessionInfo names no heartbeat (the proto's documented default). */
@@ -71,8 +75,10 @@ export class ManagerSession {
   #session: SessionInfo | undefined;
   #intercepts: readonly InterceptInfo[] = [];
   #stopped = false;
-  /** Ends whatever the loop is waiting for (a backoff, or the current session). */
+  /** Ends the current session's wait (its watch and heartbeats). */
   #interrupt: (() => void) | undefined;
+  /** Aborted by stop(): ends a backoff in progress. */
+  readonly #stopping = new AbortController();
   #loop: Promise<void> | undefined;
   #arrivals = 0;
   /** Unary calls in flight, cancelled by stop() so that a stop never waits for a deadline. */
@@ -120,6 +126,7 @@ export class ManagerSession {
   /** Stops retrying, ends the streams and departs (best effort). */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopping.abort();
     this.#interrupt?.();
     for (const call of this.#calls) call.cancel();
     await this.#loop;
@@ -138,16 +145,17 @@ export class ManagerSession {
   }
 
   async #run(): Promise<void> {
-    let delay = this.#backoff.initialMs;
+    const delays = new RetryDelays({ initialMs: this.#backoff.initialMs, maxMs: this.#backoff.maxMs, clock: this.#clock });
     while (!this.#stopped) {
       let arrived = false;
+      let failure: unknown;
       try {
         await this.#arrive();
         arrived = true;
-        delay = this.#backoff.initialMs;
+        delays.succeeded();
         await this.#serve();
       } catch (err: unknown) {
-        if (!this.#stopped) this.#log.warn('no session with the traffic-manager; connections go to the app', { error: describe(err), retryInMs: delay });
+        failure = err;
         const code = (err as Partial<ServiceError>).code;
         if (!arrived && this.#newClient !== undefined && (code === status.DEADLINE_EXCEEDED || code === status.UNAVAILABLE)) {
           this.#client.close();
@@ -161,8 +169,9 @@ export class ManagerSession {
         if (session !== undefined) await this.#depart(session);
         break;
       }
-      await this.#sleep(delay);
-      delay = Math.min(delay * 2, this.#backoff.maxMs);
+      const waited = delays.wait(this.#stopping.signal);
+      this.#log.warn('no session with the traffic-manager; connections go to the app', { error: describe(failure), retryInMs: delays.lastDelayMs });
+      if (!(await waited)) break;
     }
   }
 
@@ -243,19 +252,6 @@ export class ManagerSession {
         else resolve(res);
       });
       if (cancellable) this.#calls.add(handle);
-    });
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const cancel = this.#clock.setTimer(ms, () => {
-        this.#interrupt = undefined;
-        resolve();
-      });
-      this.#interrupt = () => {
-        cancel();
-        resolve();
-      };
     });
   }
 }
