@@ -19,7 +19,7 @@ export { LOCAL_HOST, localPortRefuses } from './daemon/local-dial.js';
 export type { ManagerConnection, ManagerConnector } from './daemon/manager-connection.js';
 export type { Logger } from './daemon/logger.js';
 // The wire types front ends handle, so that they need not depend on the proto package themselves.
-export { ConnectionState, type ConnectionStatus, type ListResponse, type OutboundRequest, type OutboundStatus, type StateSnapshot, type WorkloadInfo, type VersionResponse } from '@telepresence-ts/proto/daemon/v1';
+export { ConnectionState, type ConnectionStatus, type ListResponse, type LostIntercept, type OutboundRequest, type OutboundStatus, type StateSnapshot, type WorkloadInfo, type VersionResponse } from '@telepresence-ts/proto/daemon/v1';
 export { InterceptDisposition, type InterceptInfo, type InterceptSpec, type InterceptTarget } from '@telepresence-ts/proto/manager/v1';
 export type { ProcessExit, ProcessRunner, RunningProcess, StartOptions } from './process/process-runner.js';
 export { nodeProcessRunner } from './process/node-process-runner.js';

@@ -820,7 +820,7 @@ async function floorRelay(): Promise<void> {
   const pod = await findManagerPod(kube, managerNs);
   const forward = await kube.portForward(managerNs, pod.name, pod.port);
   const manager: ManagerClient = new TunnelManagerClient(`127.0.0.1:${forward.localPort}`, credentials.createInsecure(), { ...TUNNEL_CHANNEL_OPTIONS });
-  const session: SessionInfo = await unary(manager.arriveAsClient.bind(manager), { name: 'outbound-bench floor relay', installId: randomUUID(), product: 'cli', version: process.env['TP_OBENCH_VERSION'] ?? '' });
+  const session: SessionInfo = await unary(manager.arriveAsClient.bind(manager), { name: 'outbound-bench floor relay', installId: randomUUID(), product: 'cli', version: process.env['TP_OBENCH_VERSION'] ?? '', resumeSessionId: '' });
   setInterval(() => manager.remain(session, () => undefined), Math.max(1, session.heartbeatSeconds || 5) * 1000).unref();
 
   const server = createNetServer({ allowHalfOpen: true }, (socket) => {

@@ -9,7 +9,7 @@ import { Commands } from './commands.js';
 import { launchDaemon, startKubeHelper } from './child-processes.js';
 import { DebugIntegration } from './debug.js';
 import type { LaunchConfig } from './host.js';
-import { SHOW_LOGS, reportError } from './notify.js';
+import { SHOW_LOGS, lostInterceptMessages, reportError } from './notify.js';
 import { outboundFailureMessage, outboundRequest } from './outbound.js';
 import { Session } from './session.js';
 import { showVersion } from './show-version.js';
@@ -87,6 +87,19 @@ export function activate(context: vscode.ExtensionContext): void {
     });
   };
 
+  let lost = session.connection?.lostIntercepts ?? [];
+  const onLostIntercepts = (): void => {
+    const next = session.connection?.lostIntercepts ?? [];
+    const messages = lostInterceptMessages(lost, next);
+    lost = next;
+    for (const message of messages) {
+      host.log(message);
+      void host.showMessage('warning', message, [SHOW_LOGS]).then((choice) => {
+        if (choice === SHOW_LOGS) host.showLog();
+      });
+    }
+  };
+
   const resolver = (f: (c: LaunchConfig) => Promise<LaunchConfig | undefined>): vscode.DebugConfigurationProvider => ({
     resolveDebugConfiguration: async (_folder, config) => {
       try {
@@ -104,6 +117,7 @@ export function activate(context: vscode.ExtensionContext): void {
     tree,
     { dispose: session.onDidChange(render) },
     { dispose: session.onDidChange(onOutboundChange) },
+    { dispose: session.onDidChange(onLostIntercepts) },
     { dispose: () => session.dispose() },
     vscode.window.registerTreeDataProvider('telepresence.workloads', tree),
     vscode.commands.registerCommand('telepresence.showVersion', () => showVersion(host, VERSION)),

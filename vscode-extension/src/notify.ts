@@ -4,7 +4,7 @@
  * setting resolves (a subnet conflict, no root for outbound access) says which, and offers the
  * settings.
  */
-import { toTpError } from '@telepresence-ts/core';
+import { toTpError, type LostIntercept } from '@telepresence-ts/core';
 import type { Host, MessageLevel } from './host.js';
 import { OUTBOUND_SETTINGS_QUERY, outboundSettingsHint } from './outbound.js';
 
@@ -29,4 +29,15 @@ export async function reportError(host: Host, what: string, err: unknown, retry?
   if (choice === SHOW_LOGS) host.showLog();
   else if (choice === OPEN_SETTINGS) await host.openSettings(OUTBOUND_SETTINGS_QUERY);
   else if (choice === RETRY && retry !== undefined) await retry();
+}
+
+/**
+ * The warnings for intercepts that the daemon newly reports lost (the traffic-manager restarted
+ * and they could not be made again): one per intercept, once, with the reason.
+ */
+export function lostInterceptMessages(previous: readonly LostIntercept[], next: readonly LostIntercept[]): string[] {
+  const known = new Set(previous.map((l) => l.name));
+  return next
+    .filter((l) => !known.has(l.name))
+    .map((l) => `Telepresence: intercept ${l.name} was lost when the traffic-manager restarted and could not be restored: ${l.reason}. Intercept the workload again when it is back.`);
 }

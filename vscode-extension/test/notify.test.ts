@@ -1,6 +1,6 @@
 import { TpError } from '@telepresence-ts/core';
 import t from 'tap';
-import { OPEN_SETTINGS, RETRY, SHOW_LOGS, reportError } from '../src/notify.js';
+import { OPEN_SETTINGS, RETRY, SHOW_LOGS, lostInterceptMessages, reportError } from '../src/notify.js';
 import { OUTBOUND_SETTINGS_QUERY } from '../src/outbound.js';
 import { FakeHost } from './fixtures/fake-host.js';
 
@@ -72,3 +72,18 @@ for (const c of refusals) {
     t.same(host.settingsOpened, [OUTBOUND_SETTINGS_QUERY], "Open Settings shows the extension's settings");
   });
 }
+
+t.test('each intercept newly reported lost is one warning, with its reason, once', async (t) => {
+  const a = { name: 'orders-shop', reason: 'deployment orders not found in namespace shop' };
+  const b = { name: 'web-shop', reason: 'no pod of deployment web' };
+  t.strictSame(lostInterceptMessages([], []), []);
+  const first = lostInterceptMessages([], [a]);
+  t.equal(first.length, 1);
+  t.match(first[0], /intercept orders-shop was lost when the traffic-manager restarted and could not be restored: deployment orders not found in namespace shop/);
+  t.strictSame(
+    lostInterceptMessages([a], [a, b]).map((m) => m.includes('web-shop')),
+    [true],
+    'only the new loss',
+  );
+  t.strictSame(lostInterceptMessages([a, b], [a, b]), [], 'nothing again');
+});

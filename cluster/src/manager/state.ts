@@ -29,6 +29,9 @@ export const EXPIRY_SECONDS = 10;
 /** How long an agent's tunnel waits for the owner's (ADR 0002 and manager.proto). */
 export const TUNNEL_PAIR_TIMEOUT_MS = 10_000;
 
+/** What a session id looks like (a UUID): a resumed id must be one, never a path or a name. */
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** A stream subscriber: `next` gets a full snapshot on every change; `end` when its session ends. */
 export interface Subscriber<T> {
   next(value: T): void;
@@ -103,8 +106,14 @@ export class State {
   // ---------------------------------------------------------------------------------------------
   // Sessions
 
+  /**
+   * A client arrives. One that lost its session (this manager restarted, or the session expired)
+   * names the old id and keeps it when no live session has it: its intercepts, created again,
+   * keep their ids, and streams parked at agents under that session stay valid.
+   */
   arriveAsClient(info: ClientInfo): SessionInfo {
-    const id = this.#newId();
+    const resume = info.resumeSessionId;
+    const id = SESSION_ID.test(resume) && !this.#sessions.has(resume) ? resume : this.#newId();
     this.#sessions.set(id, { kind: 'client', id, info, cancelExpiry: this.#armExpiry(id) });
     return this.#sessionInfo(id);
   }

@@ -31,7 +31,7 @@ async function startDialPort(t: Test, opts: { connectTimeoutMs?: number; dialTcp
     port: 0,
     ...opts,
   });
-  const session = state.arriveAsClient({ name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0' });
+  const session = state.arriveAsClient({ name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0', resumeSessionId: '' });
   t.teardown(async () => {
     state.close();
     await dial.close();
@@ -242,7 +242,7 @@ t.test('GetClusterInfo reports the dial port', async (t) => {
     addToServer(server, testServiceDeps(state, clock, c.dialPort !== undefined ? { dialPort: c.dialPort } : {}));
     const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1');
     const client = new ManagerClient(`127.0.0.1:${listener.port}`, credentials.createInsecure());
-    const session = state.arriveAsClient({ name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0' });
+    const session = state.arriveAsClient({ name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0', resumeSessionId: '' });
     const got = await new Promise<ClusterInfo>((resolve, reject) => client.getClusterInfo(session, (err, res) => (err !== null ? reject(err) : resolve(res))));
     t.equal(got.dialPort, c.want, c.name);
     client.close();

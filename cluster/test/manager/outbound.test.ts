@@ -22,7 +22,7 @@ async function startManager(t: Test, timeouts: Pick<OutboundOptions, 'connectTim
   addToServer(server, testServiceDeps(state, clock, { log: createLogger('traffic-manager', 'debug', (line) => logs.push(line)), outbound: timeouts }));
   const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1');
   const client = new ManagerClient(`127.0.0.1:${listener.port}`, credentials.createInsecure());
-  const session: SessionInfo = state.arriveAsClient({ name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0' });
+  const session: SessionInfo = state.arriveAsClient({ name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0', resumeSessionId: '' });
   t.teardown(async () => {
     client.close();
     state.close();

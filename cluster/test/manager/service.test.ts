@@ -73,8 +73,8 @@ function collect<T>(stream: ClientReadableStream<T>): Promise<{ messages: T[]; e
   });
 }
 
-const alice = { name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0' };
-const bob = { name: 'bob@desk', installId: 'b', product: 'cli', version: '0.1.0' };
+const alice = { name: 'alice@laptop', installId: 'a', product: 'cli', version: '0.1.0', resumeSessionId: '' };
+const bob = { name: 'bob@desk', installId: 'b', product: 'cli', version: '0.1.0', resumeSessionId: '' };
 const agentInfo = (podName = 'web-1') => ({ name: 'web', namespace: 'default', podName, podIp: '10.0.0.9', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 });
 
 t.test('version, arrive, remain, depart and expiry over gRPC', async (t) => {

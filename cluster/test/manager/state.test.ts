@@ -9,7 +9,7 @@ function newState(): { state: State; clock: FakeClock } {
   return { state: new State(clock, { newId: () => `s${++n}` }), clock };
 }
 
-const client = (name: string) => ({ name, installId: `id-${name}`, product: 'cli', version: '0.1.0' });
+const client = (name: string, resumeSessionId = '') => ({ name, installId: `id-${name}`, product: 'cli', version: '0.1.0', resumeSessionId });
 const agentInfo = (name = 'web', namespace = 'default', podName = `${name}-abc`): AgentInfo => ({
   name,
   namespace,
@@ -114,6 +114,19 @@ t.test('an expired client loses its intercepts; watchers see it and its own watc
   t.strictSame(bobsView.values.at(-1), [], 'bob got the empty snapshot');
   t.ok(alicesView.ended, 'alice’s stream ended');
   t.notOk(bobsView.ended);
+});
+
+t.test('a client that lost its session arrives again under the same id, unless that id is live or malformed', async (t) => {
+  const { state } = newState();
+  const lost = '0f9c2a8e-3b1d-4c5e-9a7f-2d6b8e1c4a90';
+  const back = state.arriveAsClient(client('alice', lost));
+  t.equal(back.sessionId, lost, 'an unknown id is kept: the intercepts created again keep their ids');
+  const info = state.createIntercept(back.sessionId, spec(), target());
+  t.equal(info.id, `${lost}:web-default`);
+  const other = state.arriveAsClient(client('mallory', lost));
+  t.equal(other.sessionId, 's1', 'a live session id is never handed to another arrival');
+  t.equal(state.arriveAsClient(client('bob', '../etc')).sessionId, 's2', 'an id that is not a UUID is ignored');
+  t.equal(state.arriveAsClient(client('carol')).sessionId, 's3', 'a first arrival gets a new id');
 });
 
 t.test('agents: arrive, watch, expire', async (t) => {

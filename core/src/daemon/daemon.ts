@@ -10,6 +10,7 @@ import {
   type ConnectionStatus,
   type InterceptRemote,
   type ListResponse,
+  type LostIntercept,
   type StateSnapshot,
   type VersionResponse,
   type WorkloadInfo,
@@ -93,10 +94,17 @@ export interface ConnectArgs {
 
 /** Deadline of the unary calls we make to the manager: a port-forward hop, but no cluster work. */
 const CALL_TIMEOUT_MS = 10_000;
-/** Consecutive failed heartbeats after which the port-forward is presumed dead and remade. */
-const HEARTBEATS_BEFORE_RECONNECT = 3;
-/** Pause before re-opening a watch that the manager ended, so a restarting manager is not hammered. */
-const REWATCH_DELAY_MS = 1_000;
+/**
+ * Deadline of the Remain that tells a live session on a dead channel from a lost one: short, since
+ * a manager pod that was replaced leaves a port-forward that never answers.
+ */
+const PROBE_TIMEOUT_MS = 3_000;
+/** Pauses between recovery attempts: a new manager pod is usually Ready within two seconds. */
+const RECOVERY_BACKOFF = { initialMs: 250, maxMs: 5_000 };
+/** Watches that ended sooner than this after they were opened are opened again only this long after. */
+const REWATCH_MIN_INTERVAL_MS = 1_000;
+/** How long a command waits for a recovery under way (a manager restarting) before it tries anyway. */
+const RECOVERY_WAIT_MS = 30_000;
 
 /** `major.minor` of a version string, or the whole string when it has no such prefix. */
 export function majorMinor(version: string): string {
@@ -136,11 +144,14 @@ interface Session {
   readonly args: ConnectArgs;
   conn: ManagerConnection;
   info: SessionInfo;
-  readonly managerVersion: string;
+  managerVersion: string;
   streams: Cancellable[];
   heartbeat: NodeJS.Timeout | undefined;
-  failedHeartbeats: number;
   closing: boolean;
+  /** When the watches were last opened (Date.now()). */
+  watchesStartedAt: number;
+  /** Set while the session is being recovered (see recover()); commands wait for it. */
+  recovering: Promise<void> | undefined;
   /** Streams parked at the agents of our intercepts, for the current session id. */
   direct: DirectTunnels | undefined;
   /** Outbound access for this connection (off when the connect asked for none). */
@@ -178,6 +189,8 @@ export class Daemon {
   private allIntercepts: InterceptInfo[] = [];
   private readonly listeners = new Set<(s: StateSnapshot) => void>();
   private readonly tunnels = new Set<Promise<void>>();
+  /** Our intercepts that a recovery could not create again, by spec.name (see LostIntercept). */
+  private readonly lost = new Map<string, LostIntercept>();
   /** Environment and mount of each of our intercepts, by spec.name. */
   private readonly remotes = new Map<string, Remote>();
   /** Intercepted connections received over direct tunnels and through the manager, this session. */
@@ -208,6 +221,7 @@ export class Daemon {
       directConnections: this.directConnections,
       relayedConnections: this.relayedConnections,
       outbound: s === undefined ? undefined : (s.outbound?.status() ?? outboundOff()),
+      lostIntercepts: [...this.lost.values()],
     };
   }
 
@@ -270,7 +284,7 @@ export class Daemon {
       const version = await unary(mgr.version.bind(mgr), {}, callOptions());
       checkManagerVersion(this.deps.version, version.version);
       const info = await this.arrive(conn, args);
-      const session: Session = { args, conn, info, managerVersion: version.version, streams: [], heartbeat: undefined, failedHeartbeats: 0, closing: false, direct: undefined, outbound: undefined };
+      const session: Session = { args, conn, info, managerVersion: version.version, streams: [], watchesStartedAt: 0, heartbeat: undefined, closing: false, recovering: undefined, direct: undefined, outbound: undefined };
       this.startBackground(session);
       return session;
     } catch (err: unknown) {
@@ -297,11 +311,12 @@ export class Daemon {
     }
   }
 
-  private async arrive(conn: ManagerConnection, args: ConnectArgs): Promise<SessionInfo> {
+  /** ArriveAsClient; `resumeSessionId` asks to keep the id of a session that was lost. */
+  private async arrive(conn: ManagerConnection, args: ConnectArgs, resumeSessionId = ''): Promise<SessionInfo> {
     const mgr = conn.manager;
     return unary(
       mgr.arriveAsClient.bind(mgr),
-      { name: this.deps.clientName, installId: this.deps.installId, product: args.product, version: this.deps.version },
+      { name: this.deps.clientName, installId: this.deps.installId, product: args.product, version: this.deps.version, resumeSessionId },
       callOptions(),
     );
   }
@@ -364,23 +379,22 @@ export class Daemon {
       stream.on('end', () => this.watchEnded(s, streams, name, undefined));
     }
     s.streams = streams;
+    s.watchesStartedAt = Date.now();
   }
 
-  /** A watch ended: unless we cancelled it, open all three again a little later. */
+  /** A watch ended: unless we cancelled it, the channel or the session is in trouble. */
   private watchEnded(s: Session, streams: Cancellable[], name: string, err: Error | undefined): void {
     if (s.closing || s.streams !== streams || this.session !== s) {
       return;
     }
-    this.deps.log('warn', `${name} ended${err !== undefined ? `: ${err.message}` : ''}; watching again`);
+    this.deps.log('warn', `${name} ended${err !== undefined ? `: ${err.message}` : ''}`);
     s.streams = [];
     for (const stream of streams) {
       stream.cancel();
     }
-    setTimeout(() => {
-      if (!s.closing && this.session === s && s.streams.length === 0) {
-        this.startWatches(s);
-      }
-    }, REWATCH_DELAY_MS).unref();
+    // Watches that a live manager keeps ending are not re-opened in a tight loop.
+    const wait = Math.max(0, s.watchesStartedAt + REWATCH_MIN_INTERVAL_MS - Date.now());
+    setTimeout(() => void this.recover(s), wait).unref();
   }
 
   private dial(s: Session, dial: DialRequest): void {
@@ -392,77 +406,172 @@ export class Daemon {
     void done.finally(() => this.tunnels.delete(done));
   }
 
-  /** Remain; arrive again when the session expired; remake the port-forward when calls keep failing. */
+  /** Remain; any failure hands the session to recover(). */
   private async heartbeat(s: Session): Promise<void> {
-    if (s.closing) {
+    if (s.closing || s.recovering !== undefined) {
       return;
     }
     try {
       const mgr = s.conn.manager;
       await unary(mgr.remain.bind(mgr), s.info, callOptions());
-      s.failedHeartbeats = 0;
-      if (this.lastError !== '') {
-        this.lastError = '';
-        this.emit();
-      }
     } catch (err: unknown) {
-      if (s.closing) {
-        return;
-      }
-      if (grpcCodeOf(err) === grpcStatus.NOT_FOUND) {
-        await this.rearrive(s, false);
-        return;
-      }
-      s.failedHeartbeats++;
-      this.lastError = toTpError(err).message;
-      this.deps.log('warn', `heartbeat failed (${s.failedHeartbeats}): ${this.lastError}`);
-      this.emit();
-      if (s.failedHeartbeats >= HEARTBEATS_BEFORE_RECONNECT) {
-        await this.rearrive(s, true);
+      if (!s.closing) {
+        this.deps.log('warn', `heartbeat failed: ${toTpError(err).message}`);
+        void this.recover(s);
       }
     }
   }
 
-  /** A new session on the same (or, with `reconnect`, a fresh) port-forward; the manager dropped our intercepts. */
-  private async rearrive(s: Session, reconnect: boolean): Promise<void> {
-    try {
-      if (reconnect) {
-        const conn = await this.deps.connector(s.args.flags, s.args.managerNamespace);
-        const old = s.conn;
-        s.conn = conn;
-        await old.close();
-        // Only the port-forward may have died (a manager pod still running, a network blip): then
-        // the session, and with it our intercepts, is still alive on the manager.
-        try {
-          await unary(conn.manager.remain.bind(conn.manager), s.info, callOptions());
-          s.failedHeartbeats = 0;
-          this.lastError = '';
-          this.deps.log('info', `reconnected; session ${s.info.sessionId} is still alive`);
-          this.startWatches(s);
-          this.emit();
-          return;
-        } catch (err: unknown) {
-          if (grpcCodeOf(err) !== grpcStatus.NOT_FOUND) {
-            throw err;
-          }
-        }
+  /**
+   * Brings a troubled session back, once at a time: the watches again when the session is alive;
+   * a new port-forward when the channel is dead (the manager's pod was replaced); and, when the
+   * manager no longer knows the session (it restarted, or the session expired), arrives again
+   * under the same id and creates this workstation's intercepts again. Retries with backoff until
+   * it works or the session is closed; commands wait for it (see managerCall()).
+   */
+  private recover(s: Session): Promise<void> {
+    s.recovering ??= this.recoverLoop(s).finally(() => {
+      s.recovering = undefined;
+      this.emit();
+    });
+    return s.recovering;
+  }
+
+  private async recoverLoop(s: Session): Promise<void> {
+    let delay = RECOVERY_BACKOFF.initialMs;
+    const started = Date.now();
+    for (;;) {
+      if (s.closing || this.session !== s) return;
+      try {
+        await this.recoverOnce(s);
+        this.deps.log('info', `session ${s.info.sessionId} recovered in ${Date.now() - started} ms`);
+        return;
+      } catch (err: unknown) {
+        if (s.closing || this.session !== s) return;
+        this.lastError = `the traffic-manager cannot be reached; trying again: ${toTpError(err).message}`;
+        this.deps.log('warn', this.lastError);
+        this.emit();
       }
-      s.info = await this.arrive(s.conn, s.args);
-      s.failedHeartbeats = 0;
-      if (this.intercepts.size > 0) {
-        this.lastError = `the session expired and the traffic-manager removed intercepts ${[...this.intercepts.keys()].join(', ')}`;
-        await Promise.all([...this.intercepts.keys()].map((name) => this.dropRemote(name)));
-        this.intercepts.clear();
-      } else {
-        this.lastError = '';
-      }
-      this.deps.log('info', `arrived again as session ${s.info.sessionId}`);
-      this.startWatches(s);
-    } catch (err: unknown) {
-      this.lastError = toTpError(err).message;
-      this.deps.log('warn', `arriving again failed: ${this.lastError}`);
+      await new Promise((r) => setTimeout(r, delay).unref());
+      delay = Math.min(delay * 2, RECOVERY_BACKOFF.maxMs);
     }
+  }
+
+  private async recoverOnce(s: Session): Promise<void> {
+    let alive = await this.probe(s);
+    if (alive === undefined) {
+      // The channel is dead (the manager's pod is gone, or the port-forward broke): a new one, to
+      // whichever manager pod is Ready now, whose version must still match ours.
+      const conn = await this.deps.connector(s.args.flags, s.args.managerNamespace);
+      if (s.closing) {
+        await conn.close();
+        return;
+      }
+      try {
+        const version = await unary(conn.manager.version.bind(conn.manager), {}, callOptions());
+        checkManagerVersion(this.deps.version, version.version);
+        s.managerVersion = version.version;
+      } catch (err: unknown) {
+        await conn.close();
+        throw err;
+      }
+      const old = s.conn;
+      s.conn = conn;
+      await old.close();
+      this.deps.log('info', 'reconnected to the traffic-manager');
+      alive = await this.probe(s);
+      if (alive === undefined) throw new TpError('cluster', 'manager-unreachable', 'the traffic-manager does not answer on a new port-forward');
+    }
+    if (alive) {
+      this.lastError = this.lostSummary();
+      this.startWatches(s);
+      this.emit();
+      return;
+    }
+    // The manager does not know the session: arrive again, keeping the id when it can, so that
+    // the intercepts, created again, keep theirs.
+    const lostId = s.info.sessionId;
+    s.info = await this.arrive(s.conn, s.args, lostId);
+    this.deps.log('info', s.info.sessionId === lostId ? `arrived again as session ${lostId}` : `arrived again as session ${s.info.sessionId} (was ${lostId})`);
+    // A snapshot taken before our intercepts exist again must not read as their removal.
+    this.seenIntercepts.clear();
+    this.startWatches(s);
+    await this.restoreIntercepts(s);
+    this.lastError = this.lostSummary();
     this.emit();
+  }
+
+  /** Remain on the current channel: true when the session is alive, false when the manager does not know it, undefined when the channel does not answer. */
+  private async probe(s: Session): Promise<boolean | undefined> {
+    try {
+      const mgr = s.conn.manager;
+      await unary(mgr.remain.bind(mgr), s.info, { deadline: deadlineIn(PROBE_TIMEOUT_MS), unavailable: managerUnavailable });
+      return true;
+    } catch (err: unknown) {
+      if (grpcCodeOf(err) === grpcStatus.NOT_FOUND) return false;
+      this.deps.log('warn', `the traffic-manager did not answer: ${toTpError(err).message}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * Creates this workstation's intercepts again on a manager that lost them, from the specs they
+   * were made with: the agents and their configuration are still in the cluster, so no workload
+   * restarts. Environments and mounts stay as they are. An intercept that cannot be made again
+   * (its workload was deleted, say) is dropped and reported in `lostIntercepts`; a failure to
+   * reach the manager is thrown, for the recovery to try again.
+   */
+  private async restoreIntercepts(s: Session): Promise<void> {
+    for (const [name, old] of [...this.intercepts]) {
+      const spec = old.spec;
+      if (spec === undefined || this.intercepts.get(name) !== old) continue;
+      try {
+        const info = await this.prepareAndCreate(s, spec, (line) => this.deps.log('debug', `restoring ${name}: ${line}`), true);
+        this.intercepts.set(name, info);
+        this.deps.log('info', `intercept ${info.id} restored`);
+        this.emit();
+      } catch (err: unknown) {
+        const e = toTpError(err);
+        if (e.code === 'manager-unreachable' || grpcCodeOf(err) === grpcStatus.UNAVAILABLE) throw err;
+        this.deps.log('warn', `intercept ${name} could not be restored: ${e.message}`);
+        this.intercepts.delete(name);
+        await this.dropRemote(name);
+        this.lost.set(name, { name, reason: e.hint !== undefined && e.hint !== '' ? `${e.message} (${e.hint})` : e.message });
+        this.emit();
+      }
+    }
+  }
+
+  /** The connection's error line while intercepts are lost, empty otherwise. */
+  private lostSummary(): string {
+    return this.lost.size === 0 ? '' : `intercepts lost after the traffic-manager restarted: ${[...this.lost.keys()].join(', ')}`;
+  }
+
+  /**
+   * A manager call made for a command: waits for a recovery under way, and, when the channel
+   * turns out to be dead, recovers and tries once more. So a command run just after the manager
+   * was replaced waits for the new one instead of failing.
+   */
+  private async managerCall<T>(s: Session, call: (mgr: ManagerClient, session: SessionInfo) => Promise<T>, inRecovery = false): Promise<T> {
+    // The recovery's own calls neither wait for it nor start it: it retries them itself.
+    if (!inRecovery) await this.recovered(s);
+    try {
+      return await call(s.conn.manager, s.info);
+    } catch (err: unknown) {
+      const code = grpcCodeOf(err);
+      if (inRecovery || s.closing || (code !== grpcStatus.UNAVAILABLE && toTpError(err).code !== 'session-expired')) throw err;
+      this.deps.log('info', `the traffic-manager call failed (${toTpError(err).message}); recovering the session first`);
+      await this.recovered(s, this.recover(s));
+      return call(s.conn.manager, s.info);
+    }
+  }
+
+  /** Waits (bounded) for the session's recovery, if one is under way. */
+  private async recovered(s: Session, recovery: Promise<void> | undefined = s.recovering): Promise<void> {
+    if (recovery === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([recovery, new Promise((r) => (timer = setTimeout(r, RECOVERY_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private requireSession(): Session {
@@ -495,6 +604,7 @@ export class Daemon {
     await Promise.all([...this.remotes.keys()].map((name) => this.dropRemote(name)));
     await s.conn.close();
     this.intercepts.clear();
+    this.lost.clear();
     this.agents = [];
     this.allIntercepts = [];
     this.emit();
@@ -583,26 +693,10 @@ export class Daemon {
     }
     const spec: InterceptSpec = { ...requested, name, namespace };
     this.pendingPorts.add(spec.localPort);
+    this.lost.delete(name);
     let created = false;
     try {
-      const mgr = s.conn.manager;
-      const stream = mgr.prepareIntercept({ session: s.info, spec });
-      let prepared: InterceptSpec | undefined;
-      try {
-        for await (const event of stream as AsyncIterable<{ progress?: string; prepared?: { spec?: InterceptSpec } }>) {
-          if (event.progress !== undefined) {
-            progress(event.progress);
-          } else if (event.prepared !== undefined) {
-            prepared = event.prepared.spec;
-          }
-        }
-      } catch (err: unknown) {
-        throw fromServiceError(err, { unavailable: managerUnavailable });
-      }
-      if (prepared === undefined) {
-        throw new TpError('internal', 'prepare-incomplete', `the traffic-manager ended the prepare of ${name} without a result`);
-      }
-      const info = await unary(mgr.createIntercept.bind(mgr), { session: s.info, spec: prepared }, callOptions());
+      const info = await this.prepareAndCreate(s, spec, progress);
       this.intercepts.set(name, info);
       created = true;
       this.deps.log('info', `intercept ${info.id} created`);
@@ -626,6 +720,30 @@ export class Daemon {
     } finally {
       this.pendingPorts.delete(spec.localPort);
     }
+  }
+
+  /** PrepareIntercept (streaming its progress), then CreateIntercept with the prepared spec. */
+  private async prepareAndCreate(s: Session, spec: InterceptSpec, progress: (line: string) => void, inRecovery = false): Promise<InterceptInfo> {
+    const prepared = await this.managerCall(s, async (mgr, session) => {
+      const stream = mgr.prepareIntercept({ session, spec });
+      let result: InterceptSpec | undefined;
+      try {
+        for await (const event of stream as AsyncIterable<{ progress?: string; prepared?: { spec?: InterceptSpec } }>) {
+          if (event.progress !== undefined) {
+            progress(event.progress);
+          } else if (event.prepared !== undefined) {
+            result = event.prepared.spec;
+          }
+        }
+      } catch (err: unknown) {
+        throw fromServiceError(err, { unavailable: managerUnavailable });
+      }
+      return result;
+    }, inRecovery);
+    if (prepared === undefined) {
+      throw new TpError('internal', 'prepare-incomplete', `the traffic-manager ended the prepare of ${spec.name} without a result`);
+    }
+    return this.managerCall(s, (mgr, session) => unary(mgr.createIntercept.bind(mgr), { session, spec: prepared }, callOptions()), inRecovery);
   }
 
   /** The environment and mount of our intercept `name`, once it is set up. */
@@ -687,11 +805,10 @@ export class Daemon {
 
   /** GetInterceptEnvironment, waiting a little for an agent to be in session (it arrives after its pod is ready). */
   private async fetchEnvironment(s: Session, name: string): Promise<InterceptEnvironment> {
-    const mgr = s.conn.manager;
     const deadline = Date.now() + ENVIRONMENT_WAIT_MS;
     for (;;) {
       try {
-        return await unary(mgr.getInterceptEnvironment.bind(mgr), { session: s.info, name }, callOptions());
+        return await this.managerCall(s, (mgr, session) => unary(mgr.getInterceptEnvironment.bind(mgr), { session, name }, callOptions()));
       } catch (err: unknown) {
         if (toTpError(err).code !== 'no-agent' || Date.now() > deadline) throw err;
       }
@@ -722,9 +839,8 @@ export class Daemon {
         hint: ours.length > 0 ? `intercepts: ${ours.join(', ')}` : 'run `kubectl telepresence list` to see the intercepts',
       });
     }
-    const mgr = s.conn.manager;
     try {
-      await unary(mgr.removeIntercept.bind(mgr), { session: s.info, name }, callOptions());
+      await this.managerCall(s, (mgr, session) => unary(mgr.removeIntercept.bind(mgr), { session, name }, callOptions()));
     } finally {
       // The local half goes whatever the manager says: a mount must not outlive `leave`.
       await this.dropRemote(name);
@@ -737,14 +853,13 @@ export class Daemon {
   /** Removes agent configurations; `allNamespaces` (with `all`) reaches every namespace. */
   async uninstallAgents(req: { namespace: string; workloadNames: readonly string[]; all: boolean; allNamespaces: boolean }): Promise<UninstallAgentsResponse> {
     const s = this.requireSession();
-    const mgr = s.conn.manager;
     const { workloadNames, all } = req;
     if (!all && workloadNames.length === 0) {
       throw new TpError('user', 'bad-usage', 'no agents named', { hint: 'pass --agent <workload> or --all-agents' });
     }
     // The manager reads an empty namespace with `all` as every namespace.
     const ns = all && req.allNamespaces ? '' : req.namespace !== '' ? req.namespace : s.conn.target.namespace;
-    return unary(mgr.uninstallAgents.bind(mgr), { session: s.info, namespace: ns, workloadNames: [...workloadNames], all }, callOptions());
+    return this.managerCall(s, (mgr, session) => unary(mgr.uninstallAgents.bind(mgr), { session, namespace: ns, workloadNames: [...workloadNames], all }, callOptions()));
   }
 
   /** Disconnects and waits (briefly) for tunnels to finish; the edge then stops the process. */

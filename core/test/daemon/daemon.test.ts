@@ -58,7 +58,7 @@ t.test('the state says connected only once outbound access is up', async (t) => 
     s.manager.stop();
   });
   const seen: { state: ConnectionState; outbound: string | undefined }[] = [];
-  s.daemon.watchState((snap) => seen.push({ state: snap.connection.state, outbound: snap.connection.outbound?.state }));
+  s.daemon.watchState((snap) => seen.push({ state: snap.connection?.state ?? ConnectionState.DISCONNECTED, outbound: snap.connection?.outbound?.state }));
   const connected = s.daemon.connect({ ...CONNECT_ARGS, outbound: { disabled: false, alsoProxy: [], neverProxy: [] } });
   await clusterInfoAsked;
   // The session's watches have answered by now, each telling the watchers.
@@ -159,7 +159,24 @@ t.test('uninstallAgents resolves the namespace', async (t) => {
   await t.rejects(s.daemon.uninstallAgents({ namespace: '', workloadNames: [], all: false, allNamespaces: false }), { code: 'bad-usage' });
 });
 
-t.test('an expired session arrives again (its intercepts are gone)', async (t) => {
+t.test('a session the manager lost arrives again under its id and creates its intercepts again', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  const before = await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  const prepares = s.manager.calls.filter((c) => c === 'PrepareIntercept').length;
+  // As a restarted manager: no session, no intercepts.
+  s.manager.expireSessions();
+  await eventually(() => s.manager.calls.filter((c) => c === 'PrepareIntercept').length > prepares && s.daemon.status().error === '' && s.daemon.snapshot().intercepts.length === 1, 10_000, 'the intercept made again');
+  t.equal(s.daemon.status().sessionId, 'sess-1', 'the same session id');
+  t.equal(s.daemon.snapshot().intercepts[0]?.id, before.id, 'the intercept keeps its id');
+  t.strictSame(s.daemon.status().lostIntercepts, []);
+});
+
+t.test('an intercept that cannot be made again is reported lost, with the reason', async (t) => {
   const s = await daemonSetup();
   t.teardown(async () => {
     await s.daemon.shutdown();
@@ -167,10 +184,15 @@ t.test('an expired session arrives again (its intercepts are gone)', async (t) =
   });
   await s.daemon.connect(CONNECT_ARGS);
   await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  await s.daemon.intercept(spec('gone', 8081), () => undefined);
+  s.manager.prepareErrors.set('gone', new TpError('user', 'workload-not-found', 'deployment gone not found in namespace default', { hint: 'check the name' }));
   s.manager.expireSessions();
-  await eventually(() => s.daemon.status().sessionId === 'sess-2', 5_000, 'a new session');
-  t.equal(s.daemon.snapshot().intercepts.length, 0);
-  t.match(s.daemon.status().error, /session expired/);
+  await eventually(() => s.daemon.status().lostIntercepts.length === 1, 10_000, 'a lost intercept');
+  t.strictSame(s.daemon.status().lostIntercepts, [{ name: 'gone-default', reason: 'deployment gone not found in namespace default (check the name)' }]);
+  t.strictSame(s.daemon.snapshot().intercepts.map((ii) => ii.spec?.name), ['echo-default'], 'the other one is back');
+  t.match(s.daemon.status().error, /intercepts lost after the traffic-manager restarted: gone-default/);
+  await s.daemon.intercept(spec('gone', 8081, { name: 'gone-default' }), () => undefined).catch(() => undefined);
+  t.strictSame(s.daemon.status().lostIntercepts, [], 'intercepting the same name again clears the loss');
 });
 
 t.test('shutdown departs', async (t) => {

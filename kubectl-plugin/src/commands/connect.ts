@@ -57,6 +57,7 @@ export function connectionJson(s: ConnectionStatus) {
     // pod, or relayed by the traffic-manager (when the pod cannot be port-forwarded to).
     interceptedConnections: { direct: s.directConnections, relayed: s.relayedConnections },
     ...(s.outbound !== undefined ? { outbound: outboundJson(s.outbound) } : {}),
+    ...(s.lostIntercepts.length > 0 ? { lostIntercepts: s.lostIntercepts.map((l) => ({ name: l.name, reason: l.reason })) } : {}),
     ...(s.error !== '' ? { error: s.error } : {}),
   };
 }

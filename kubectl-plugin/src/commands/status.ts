@@ -71,6 +71,10 @@ export function formatStatusText(status: ConnectionStatus | undefined, intercept
       lines.push(`Outbound flows: ${o.tcpFlows} TCP, ${o.udpFlows} UDP (${o.activeFlows} open); DNS: ${o.dnsClusterQueries} answered by the cluster, ${o.dnsUpstreamQueries} passed on`);
     }
     lines.push(...interceptLines(intercepts));
+    // Lost when the traffic-manager restarted and could not be made again: the user must know.
+    for (const l of status.lostIntercepts) {
+      lines.push(`   ${l.name}: LOST after the traffic-manager restarted: ${l.reason}`);
+    }
     if (status.directConnections + status.relayedConnections > 0) {
       lines.push(`Intercepted connections: ${status.directConnections} over direct tunnels, ${status.relayedConnections} relayed by the traffic-manager`);
     }

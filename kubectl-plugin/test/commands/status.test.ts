@@ -45,3 +45,14 @@ t.test('status does not ask for intercepts while not connected', async (t) => {
   t.notOk('intercepts' in JSON.parse(res.stdout));
   t.notOk(env.daemon.calls.includes('watchState'));
 });
+
+t.test('status names the intercepts lost when the traffic-manager restarted, and why', async (t) => {
+  const env = fakeEnv();
+  const lost = { name: 'orders-default', reason: 'deployment orders not found in namespace default' };
+  env.daemon.status_ = { ...env.daemon.status_, lostIntercepts: [lost], error: 'intercepts lost after the traffic-manager restarted: orders-default' };
+  const text = (await runCli(env, ['status'])).stdout;
+  t.match(text, 'Intercepts: none\n   orders-default: LOST after the traffic-manager restarted: deployment orders not found in namespace default\n');
+  env.io.stdout = '';
+  const json = JSON.parse((await runCli(env, ['status', '-o', 'json'])).stdout) as { connection: { lostIntercepts: unknown } };
+  t.strictSame(json.connection.lostIntercepts, [lost]);
+});

@@ -171,7 +171,21 @@ export interface ConnectionStatus {
   directConnections: number;
   relayedConnections: number;
   /** Absent when not connected. */
-  outbound: OutboundStatus | undefined;
+  outbound:
+    | OutboundStatus
+    | undefined;
+  /**
+   * Intercepts of this connection that were lost and could not be created again after the
+   * traffic-manager restarted or the session expired (a workload deleted meanwhile, say). Kept
+   * until the connection ends or an intercept of the same name is made.
+   */
+  lostIntercepts: LostIntercept[];
+}
+
+export interface LostIntercept {
+  name: string;
+  /** Why it could not be restored: the error's message and, when it has one, its hint. */
+  reason: string;
 }
 
 export interface ListRequest {
@@ -1082,6 +1096,7 @@ function createBaseConnectionStatus(): ConnectionStatus {
     directConnections: 0,
     relayedConnections: 0,
     outbound: undefined,
+    lostIntercepts: [],
   };
 }
 
@@ -1122,6 +1137,9 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     }
     if (message.outbound !== undefined) {
       OutboundStatus.encode(message.outbound, writer.uint32(98).fork()).join();
+    }
+    for (const v of message.lostIntercepts) {
+      LostIntercept.encode(v!, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1235,6 +1253,14 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
             message.outbound = OutboundStatus.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.lostIntercepts.push(LostIntercept.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1289,6 +1315,11 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
         ? globalThis.Number(object.relayed_connections)
         : 0,
       outbound: isSet(object.outbound) ? OutboundStatus.fromJSON(object.outbound) : undefined,
+      lostIntercepts: globalThis.Array.isArray(object?.lostIntercepts)
+        ? object.lostIntercepts.map((e: any) => LostIntercept.fromJSON(e))
+        : globalThis.Array.isArray(object?.lost_intercepts)
+        ? object.lost_intercepts.map((e: any) => LostIntercept.fromJSON(e))
+        : [],
     };
   },
 
@@ -1330,6 +1361,9 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     if (message.outbound !== undefined) {
       obj.outbound = OutboundStatus.toJSON(message.outbound);
     }
+    if (message.lostIntercepts?.length) {
+      obj.lostIntercepts = message.lostIntercepts.map((e) => LostIntercept.toJSON(e));
+    }
     return obj;
   },
 
@@ -1352,6 +1386,92 @@ export const ConnectionStatus: MessageFns<ConnectionStatus> = {
     message.outbound = (object.outbound !== undefined && object.outbound !== null)
       ? OutboundStatus.fromPartial(object.outbound)
       : undefined;
+    message.lostIntercepts = object.lostIntercepts?.map((e) => LostIntercept.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLostIntercept(): LostIntercept {
+  return { name: "", reason: "" };
+}
+
+export const LostIntercept: MessageFns<LostIntercept> = {
+  encode(message: LostIntercept, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LostIntercept {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLostIntercept();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LostIntercept {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: LostIntercept): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LostIntercept>, I>>(base?: I): LostIntercept {
+    return LostIntercept.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LostIntercept>, I>>(object: I): LostIntercept {
+    const message = createBaseLostIntercept();
+    message.name = object.name ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };

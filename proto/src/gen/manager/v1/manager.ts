@@ -109,6 +109,13 @@ export interface ClientInfo {
   /** "cli" or "vscode": which front end started the daemon. */
   product: string;
   version: string;
+  /**
+   * The session this client had, when it arrives again after losing it (a restarted
+   * traffic-manager, or a session that expired while the workstation slept). The manager keeps
+   * that id when no live session has it, so that the intercepts the client creates again keep
+   * their ids and the agents' parked streams stay valid. Empty on a first arrival.
+   */
+  resumeSessionId: string;
 }
 
 export interface AgentInfo {
@@ -518,7 +525,7 @@ export const VersionInfo: MessageFns<VersionInfo> = {
 };
 
 function createBaseClientInfo(): ClientInfo {
-  return { name: "", installId: "", product: "", version: "" };
+  return { name: "", installId: "", product: "", version: "", resumeSessionId: "" };
 }
 
 export const ClientInfo: MessageFns<ClientInfo> = {
@@ -534,6 +541,9 @@ export const ClientInfo: MessageFns<ClientInfo> = {
     }
     if (message.version !== "") {
       writer.uint32(34).string(message.version);
+    }
+    if (message.resumeSessionId !== "") {
+      writer.uint32(42).string(message.resumeSessionId);
     }
     return writer;
   },
@@ -583,6 +593,14 @@ export const ClientInfo: MessageFns<ClientInfo> = {
             message.version = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resumeSessionId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -605,6 +623,11 @@ export const ClientInfo: MessageFns<ClientInfo> = {
         : "",
       product: isSet(object.product) ? globalThis.String(object.product) : "",
       version: isSet(object.version) ? globalThis.String(object.version) : "",
+      resumeSessionId: isSet(object.resumeSessionId)
+        ? globalThis.String(object.resumeSessionId)
+        : isSet(object.resume_session_id)
+        ? globalThis.String(object.resume_session_id)
+        : "",
     };
   },
 
@@ -622,6 +645,9 @@ export const ClientInfo: MessageFns<ClientInfo> = {
     if (message.version !== "") {
       obj.version = message.version;
     }
+    if (message.resumeSessionId !== "") {
+      obj.resumeSessionId = message.resumeSessionId;
+    }
     return obj;
   },
 
@@ -634,6 +660,7 @@ export const ClientInfo: MessageFns<ClientInfo> = {
     message.installId = object.installId ?? "";
     message.product = object.product ?? "";
     message.version = object.version ?? "";
+    message.resumeSessionId = object.resumeSessionId ?? "";
     return message;
   },
 };
