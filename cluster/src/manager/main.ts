@@ -13,6 +13,7 @@ import { MANAGER_DIAL_PORT } from '@telepresence-ts/core/contracts';
 import { ClusterInfoProvider } from './cluster-info.js';
 import { DialPort } from './dial-port.js';
 import { parseManagerEnv } from './env.js';
+import { ClientNodeInjectorHealth } from './injector-health.js';
 import { ClientNodeKubeApi } from './kube.js';
 import { AgentConfigWatcher } from './rollout.js';
 import { probeRouting } from './routing-probe.js';
@@ -48,6 +49,7 @@ void runProgram({
       podIps: config.podIps,
       ...(dialPort !== undefined ? { dialPort: dialPort.port } : {}),
       probeRouting,
+      injector: ClientNodeInjectorHealth.fromEnvironment(config.namespace),
       clusterInfo: new ClusterInfoProvider({
         kube,
         namespace: config.namespace,

@@ -2,16 +2,20 @@
  * PrepareIntercept (ADR 0002, "Prepare"): find the workload, build and write its agent
  * configuration, resolve the spec to one connection, and wait until a pod with that configuration
  * is Ready and its agent has arrived. A prepare that fails leaves the ConfigMap as it found it.
+ * What would make the wait hopeless is refused before anything is written (a workload with no
+ * replica, an agent-injector that cannot be reached), and pods that the restart creates without
+ * the agent end the wait at once.
  */
-import { ENV_AGENT_IMAGE } from '@telepresence-ts/core/contracts';
+import { ANNOTATIONS, ENV_AGENT_IMAGE } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import type { InterceptSpec, PreparedIntercept } from '@telepresence-ts/proto/manager/v1';
 import { agentConfigHash } from '../shared/agent-config-hash.js';
 import { WORKLOAD_KINDS, allIntercepts, serializeAgentConfig, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
 import { buildAgentConfig, resolveTarget, resolvedSpec, toInterceptTarget, workloadRef, type BuildOptions } from './agent-config-builder.js';
+import { injectorProblem, webhookConfigurationName, type InjectorHealthApi } from './injector-health.js';
 import type { KubeApi, KubeEvent, KubePod, KubeWorkload } from './kube.js';
-import { isLivePod, podConfigHash, podHasAgent, refOf } from './rollout.js';
+import { desiredReplicas, isLivePod, podConfigHash, podHasAgent, refOf } from './rollout.js';
 import type { State } from './state.js';
 
 /** How often the pods are listed while waiting; agent arrivals are seen at once (State events). */
@@ -59,6 +63,12 @@ export interface PrepareDeps {
    * the prepare then answers as soon as the pods are there.
    */
   readonly probeRouting?: RoutingProbe;
+  /**
+   * What can be seen of the agent-injector: checked before a write that needs new pods, and read
+   * to say why pods came without the agent. Undefined in tests that do not need it: the prepare
+   * then skips the check and says less.
+   */
+  readonly injector?: InjectorHealthApi;
 }
 
 /** Finds the one workload the spec names: `unknown-workload` / `ambiguous-workload` otherwise. */
@@ -121,6 +131,63 @@ export function podSecurityProblem(config: AgentConfig, namespaceLabels: Readonl
       `needs for Service ports with a numeric targetPort (${numeric.join(', ')})`,
     { hint: podSecurityHint(config.namespace) },
   );
+}
+
+/**
+ * The error a prepare must give up with at once, before it writes anything, when the workload
+ * cannot have a pod with the agent whatever is written: it has no replica (nothing to intercept,
+ * and a restart would change its template for nothing), or its pod template opts out of
+ * injection. Pure, for tests.
+ */
+export function workloadProblem(workload: KubeWorkload): TpError | undefined {
+  const name = workloadRef(workload);
+  if (desiredReplicas(workload) === 0) {
+    return new TpError('user', 'no-replicas', `${name} in namespace ${workload.namespace} has 0 replicas: there is no pod to intercept`, {
+      hint: `scale it up first: kubectl scale ${name} -n ${workload.namespace} --replicas=1`,
+    });
+  }
+  if (workload.object.spec?.template?.metadata?.annotations?.[ANNOTATIONS.injectTrafficAgent] === 'disabled') {
+    return new TpError('user', 'injection-disabled', `the pod template of ${name} has ${ANNOTATIONS.injectTrafficAgent}=disabled, so its pods never get the traffic-agent`, {
+      hint: `remove the annotation from the pod template of ${name} in namespace ${workload.namespace}`,
+    });
+  }
+  return undefined;
+}
+
+/** The error code of pods that a restart created without the agent (the injector did not add it). */
+export const AGENT_NOT_INJECTED = 'agent-not-injected';
+
+/**
+ * The error for pods of the restart without the agent: why, from what `injector` shows, and what
+ * became of the entry (removed when the prepare wrote it, the earlier one put back when it
+ * replaced one, left alone when another prepare wrote it).
+ */
+async function notInjectedError(deps: PrepareDeps, workload: KubeWorkload, pods: readonly string[], entry: 'removed' | 'restored' | 'kept'): Promise<TpError> {
+  const name = workloadRef(workload);
+  const view = await deps.injector?.inspect().catch(() => undefined);
+  const problem = view === undefined ? undefined : injectorProblem(view, workload.namespace);
+  const ns = view?.namespace ?? '<manager namespace>';
+  let why: string;
+  if (problem !== undefined) {
+    why = problem.reason;
+  } else if (view !== undefined && typeof view.readyEndpoints === 'number' && typeof view.webhook === 'object') {
+    why =
+      `the agent-injector has ${view.readyEndpoints} ready endpoint(s) and its webhook configuration is in place, so the API server's call ` +
+      `to it failed (TLS, a timeout, an error answer) and failurePolicy ${view.webhook.failurePolicy} let the pods through without the agent`;
+  } else {
+    why = 'the agent-injector webhook was not called or failed, and failurePolicy Ignore let the pods through without the agent';
+  }
+  const after = {
+    removed: 'its entry in the agents ConfigMap is removed again, and its pods keep running without the agent (no further restart)',
+    restored: 'the entry it had in the agents ConfigMap before this prepare is back',
+    kept: 'its entry in the agents ConfigMap was written before this prepare and is left as it is',
+  }[entry];
+  return new TpError(problem?.category ?? 'cluster', AGENT_NOT_INJECTED, `pod(s) ${pods.join(', ')} of ${name} were created without the traffic-agent: ${why}; ${after}`, {
+    hint:
+      problem?.hint ??
+      `see whether the injector was called: kubectl -n ${ns} logs deploy/agent-injector; check the webhook's caBundle and service: ` +
+        `kubectl get mutatingwebhookconfiguration ${webhookConfigurationName(ns)} -o yaml, or run \`kubectl telepresence install\` again`,
+  });
 }
 
 function isReady(pod: KubePod): boolean {
@@ -214,18 +281,31 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
     const refused = podSecurityProblem(config, await kube.namespaceLabels(workload.namespace));
     if (refused !== undefined) throw refused;
   }
+  const refused = workloadProblem(workload);
+  if (refused !== undefined) throw refused;
   const ref = refOf(config);
   const name = workloadRef(workload);
   const hash = agentConfigHash(config);
   const startedAt = clock.now();
 
   const previous = await kube.getAgentConfig(workload.namespace, workload.name);
-  const wrote = await kube.applyAgentConfig(workload.namespace, workload.name, serializeAgentConfig(config));
+  const entry = serializeAgentConfig(config);
+  // A new entry means new pods, which only the injector can give the agent: when it cannot be
+  // reached, say so now rather than restart the workload into pods without it.
+  if (previous !== entry && deps.injector !== undefined) {
+    const problem = injectorProblem(await deps.injector.inspect(), workload.namespace);
+    if (problem !== undefined) {
+      throw new TpError(problem.category, problem.code, `${name} cannot get the traffic-agent: ${problem.reason}`, { hint: problem.hint });
+    }
+  }
+  // Pods of a restart after this moment are made while the entry is there: each must have the agent.
+  const writtenAt = clock.now();
+  const wrote = await kube.applyAgentConfig(workload.namespace, workload.name, entry);
   if (wrote) progress(`wrote the traffic-agent configuration of ${name}; rolling it out`);
 
   let podName: string;
   try {
-    const waited = await waitForAgent(deps, ref, workload.object.spec?.selector?.matchLabels, name, hash, progress, signal);
+    const waited = await waitForAgent(deps, ref, workload.object.spec?.selector?.matchLabels, name, hash, writtenAt, progress, signal);
     podName = waited.podName;
     // After a rollout, ours or one another client's prepare began: old pods may still be routed to.
     if ((wrote || waited.sawPodsWithoutAgent) && deps.probeRouting !== undefined) {
@@ -243,6 +323,7 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
       if (previous === undefined) await kube.removeAgentConfig(workload.namespace, workload.name);
       else await kube.applyAgentConfig(workload.namespace, workload.name, previous);
     }
+    if (err instanceof NotInjected) throw await notInjectedError(deps, workload, err.pods, !wrote ? 'kept' : previous === undefined ? 'removed' : 'restored');
     if (err instanceof TpError && err.code === 'agent-timeout') {
       const [pods, events] = await Promise.all([kube.listWorkloadPods(ref), kube.listEvents(workload.namespace)]);
       const arrivedPods = new Set(deps.state.agents().filter((a) => a.namespace === workload.namespace).map((a) => a.podName));
@@ -296,6 +377,25 @@ async function waitForRouting(
   }
 }
 
+/** Ends the wait: pods of a restart after the entry was written came without the agent. */
+class NotInjected extends Error {
+  constructor(readonly pods: readonly string[]) {
+    super(`pods created without the traffic-agent: ${pods.join(', ')}`);
+  }
+}
+
+/**
+ * Whether the pod comes from a restart that the ConfigMap watcher made at or after `since`: its
+ * template carries the watcher's `restarted-at` stamp (the manager's own clock), so pods that a
+ * ReplicaSet makes from an older template (a replacement of a crashed pod mid-rollout) do not
+ * count.
+ */
+function restartedSince(pod: KubePod, since: number): boolean {
+  const stamp = pod.metadata?.annotations?.[ANNOTATIONS.restartedAt];
+  const at = stamp === undefined ? NaN : Date.parse(stamp);
+  return !Number.isNaN(at) && at >= since;
+}
+
 /**
  * Resolves with the name of a Ready pod with the hash whose agent has arrived, once no live pod of
  * the workload lacks the agent, and whether it saw any live pod without it on the way. It looks again whenever an agent arrives or leaves and whenever
@@ -309,6 +409,7 @@ function waitForAgent(
   labels: Readonly<Record<string, string>> | undefined,
   name: string,
   hash: string,
+  writtenAt: number,
   progress: (line: string) => void,
   signal: AbortSignal | undefined,
 ): Promise<{ podName: string; podsWithAgent: number; sawPodsWithoutAgent: boolean }> {
@@ -352,6 +453,14 @@ function waitForAgent(
           // then bypass the intercept: done only once the rollout has replaced every such pod.
           const without = pods.length - withAgent.length;
           if (without > 0) sawPodsWithoutAgent = true;
+          // The injector adds the agent when the pod is created, or never: a pod of the restart
+          // without it will not get it, and waiting for the timeout would only delay the news.
+          // Unless the entry went meanwhile (removed by another client): then it is right.
+          const unmutated = pods.filter((p) => !podHasAgent(p) && restartedSince(p, writtenAt)).map((p) => p.metadata?.name ?? '');
+          if (unmutated.length > 0 && (await kube.getAgentConfig(ref.namespace, ref.name)) !== undefined) {
+            finish(new NotInjected(unmutated));
+            return;
+          }
           if (pod !== undefined && without === 0) {
             podsWithAgent = withAgent.length;
             finish(undefined, pod.metadata?.name ?? '');

@@ -8,7 +8,7 @@ import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../shared/agent-c
 import { parseAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/log.js';
-import type { AgentsConfigMapEvent, KubeApi, KubePod, StopWatch, WorkloadRefKey } from './kube.js';
+import type { AgentsConfigMapEvent, KubeApi, KubePod, KubeWorkload, StopWatch, WorkloadRefKey } from './kube.js';
 
 /** A pod that is, or is about to be, serving: not being deleted, not finished. */
 export function isLivePod(pod: KubePod): boolean {
@@ -22,6 +22,11 @@ export function podHasAgent(pod: KubePod): boolean {
 
 export function podConfigHash(pod: KubePod): string | undefined {
   return pod.metadata?.annotations?.[AGENT_CONFIG_HASH_ANNOTATION];
+}
+
+/** The replicas the workload asks for: `spec.replicas`, which the API server defaults to 1. */
+export function desiredReplicas(workload: Pick<KubeWorkload, 'object'>): number {
+  return workload.object.spec?.replicas ?? 1;
 }
 
 export function refOf(config: AgentConfig): WorkloadRefKey {
@@ -116,6 +121,15 @@ export class AgentConfigWatcher {
     const hash = agentConfigHash(config);
     const pods = await this.#deps.kube.listWorkloadPods(ref);
     if (pods.some((p) => isLivePod(p) && podConfigHash(p) === hash)) return;
+    // No pod to replace and none wanted: the pods of a later scale-up pass the injector anyway,
+    // so a restart would only change the template.
+    if (!pods.some(isLivePod)) {
+      const [workload] = await this.#deps.kube.findWorkloads(ref.namespace, ref.name, ref.kind);
+      if (workload !== undefined && desiredReplicas(workload) === 0) {
+        this.#deps.log.info('not rolling out a workload with 0 replicas', { namespace, workload: `${ref.kind}/${ref.name}` });
+        return;
+      }
+    }
     this.#deps.log.info('rolling out for a new agent configuration', { namespace, workload: `${ref.kind}/${ref.name}`, hash });
     await restartWorkload(this.#deps.kube, this.#deps.clock, ref);
   }

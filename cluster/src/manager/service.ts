@@ -21,6 +21,7 @@ import { widenConnectionWindow } from '../shared/grpc-window.js';
 import type { Logger } from '../shared/log.js';
 import { resolveTarget, resolvedSpec, toInterceptTarget, type BuildOptions } from './agent-config-builder.js';
 import type { ClusterInfoProvider } from './cluster-info.js';
+import type { InjectorHealthApi } from './injector-health.js';
 import { askDns, checkDnsQuery, DNS_PORT } from './dns.js';
 import type { KubeApi } from './kube.js';
 import { OutboundFlows, type OutboundOptions } from './outbound.js';
@@ -38,6 +39,8 @@ export interface ServiceDeps {
   readonly podIps?: readonly string[];
   /** Probes a Service after a rollout (prepare.ts); used only when `podIps` names an address. */
   readonly probeRouting?: RoutingProbe;
+  /** What prepare checks of the agent-injector before a rollout, and reads to say why pods lack the agent. */
+  readonly injector?: InjectorHealthApi;
   /** What GetClusterInfo answers, and the DNS server that LookupDNS asks (cluster-info.ts). */
   readonly clusterInfo: Pick<ClusterInfoProvider, 'get' | 'dns'>;
   /** The port of the DNS server: 53, but for tests. */
@@ -132,7 +135,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
           if (session === undefined || spec === undefined) throw missing('session or spec');
           state.requireClient(session.sessionId);
           return prepareIntercept(
-            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs, probeRouting },
+            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs, probeRouting, injector: deps.injector },
             spec,
             (progress) => void call.write({ progress }),
             ac.signal,

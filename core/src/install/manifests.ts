@@ -82,6 +82,9 @@ export function managerClusterRole(o: InstallOptions): V1ClusterRole {
       // ClusterIP outside it: the manager asks with a dry-run create (dryRun=All, nothing is
       // stored), which RBAC checks as a create.
       { apiGroups: [''], resources: ['services'], verbs: ['create'] },
+      // Prepare says why new pods lack the agent: the injector Service's endpoints and its webhook.
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] },
+      { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [webhookConfigName(o.namespace)], verbs: ['get'] },
     ],
   };
 }

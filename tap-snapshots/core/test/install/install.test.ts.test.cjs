@@ -178,6 +178,31 @@ Array [
           "create",
         ],
       },
+      Object {
+        "apiGroups": Array [
+          "discovery.k8s.io",
+        ],
+        "resources": Array [
+          "endpointslices",
+        ],
+        "verbs": Array [
+          "list",
+        ],
+      },
+      Object {
+        "apiGroups": Array [
+          "admissionregistration.k8s.io",
+        ],
+        "resourceNames": Array [
+          "agent-injector-webhook-tp-system",
+        ],
+        "resources": Array [
+          "mutatingwebhookconfigurations",
+        ],
+        "verbs": Array [
+          "get",
+        ],
+      },
     ],
   },
   Object {
