@@ -13,7 +13,20 @@ const UPSTREAM_BUFFER_BYTES = 1024 * 1024;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.([01])$/;
+/**
+ * Method, target (visible ASCII only: no controls, no bytes past 0x7e, as node's parser), version.
+ * More than one space between them is taken, as node's parser takes it (RFC 9112 3: a recipient
+ * may accept whitespace there; it does not move a message boundary).
+ */
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +([\x21-\x7e]+) +HTTP\/1\.([01])$/;
+/** A field value: visible characters, obs-text, spaces and tabs; no other control (RFC 9110 5.5). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/**
+ * A chunk-size line (RFC 9112 7.1): hex digits, then extensions `;name[=token|quoted-string]`, and
+ * nothing else: no whitespace after the size nor around `;` and `=` (node's parser refuses it, and
+ * a proxy that read more than its upstream would frame the body otherwise).
+ */
+const CHUNK_SIZE_LINE = /^([0-9a-fA-F]+)(?:;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*$/;
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/;
 
 /** What the proxy asks of the router for one downstream connection. */
@@ -45,20 +58,48 @@ class HttpError extends Error {
   }
 }
 
+/**
+ * Where a bare CR or LF (one not in a CRLF pair) is in `bytes` up to `end`, or -1. Lines of a head
+ * end with CRLF only: a parser that took a bare LF for a line end and one that did not would
+ * see different headers (RFC 9112 2.2 lets a recipient refuse them; node's parser does).
+ */
+function bareLineBreak(bytes: Buffer, end: number): number {
+  for (let i = bytes.indexOf(10); i !== -1 && i < end; i = bytes.indexOf(10, i + 1)) {
+    if (i === 0 || bytes[i - 1] !== 13) return i;
+  }
+  for (let i = bytes.indexOf(13); i !== -1 && i < end; i = bytes.indexOf(13, i + 1)) {
+    // A CR as the last byte so far may yet be followed by its LF.
+    if (i + 1 < bytes.length && bytes[i + 1] !== 10) return i;
+  }
+  return -1;
+}
+
+/** One field line `name: value` (RFC 9112 5), its value trimmed; throws on anything else. */
+function parseFieldLine(line: string): [string, string] {
+  const colon = line.indexOf(':');
+  const name = colon > 0 ? line.slice(0, colon) : '';
+  // No obsolete line folding, no whitespace before the colon (RFC 9112 5.1, 5.2).
+  if (!TOKEN.test(name)) throw new HttpError(400, `a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
+  const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+  if (!FIELD_VALUE.test(value)) throw new HttpError(400, `a control character in the value of ${name}`);
+  return [name, value];
+}
+
 /** Parses a head that ends with CRLFCRLF (its last 4 bytes). */
 function parseHead(bytes: Buffer): Head {
+  if (bareLineBreak(bytes, bytes.length) !== -1) throw new HttpError(400, 'a line that does not end with CRLF');
   const lines = bytes.toString('latin1', 0, bytes.length - 4).split('\r\n');
   const startLine = lines[0] ?? '';
   const raw: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon) : '';
-    // No obsolete line folding, no whitespace before the colon (RFC 9112 5.1, 5.2).
-    if (!TOKEN.test(name)) throw new HttpError(400, `a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
-    raw.push(name, line.slice(colon + 1).trim());
-  }
+  for (let i = 1; i < lines.length; i++) raw.push(...parseFieldLine(lines[i]!));
   return { startLine, raw, bytes };
+}
+
+/** How many header fields named `name` (any case) `raw` has. */
+function fieldCount(raw: readonly string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) n++;
+  return n;
 }
 
 /** The values of header `name` (any case), comma-joined lists split, lower-cased. */
@@ -77,18 +118,34 @@ function tokens(raw: readonly string[], name: string): string[] {
 /** How a message's body is delimited (RFC 9112 6.3). */
 type Framing = { readonly kind: 'none' } | { readonly kind: 'length'; readonly length: number } | { readonly kind: 'chunked' } | { readonly kind: 'close' };
 
-/** A message's framing from its Transfer-Encoding and Content-Length, or undefined when it has neither. */
+/**
+ * A message's framing from its Transfer-Encoding and Content-Length, or undefined when it has
+ * neither. A request whose framing two parsers could read differently is refused (RFC 9112 6.1,
+ * 6.3), since passing it on as it is would let a crafted body smuggle a request past the router
+ * to whichever destination reads the framing the other way: both Transfer-Encoding and
+ * Content-Length, a final coding other than chunked, chunked twice, more than one Content-Length
+ * (even equal ones, which node's parser refuses), or one that is not a plain number.
+ */
 function bodyFraming(raw: readonly string[], what: 'request' | 'response'): Framing | undefined {
   const codings = tokens(raw, 'transfer-encoding');
+  const hasLength = fieldCount(raw, 'content-length') > 0;
+  if (what === 'request') {
+    if (fieldCount(raw, 'transfer-encoding') > 0 && hasLength) throw new HttpError(400, 'a request with both Transfer-Encoding and Content-Length');
+    if (codings.filter((c) => c === 'chunked').length > 1) throw new HttpError(400, 'a request body chunked twice');
+  }
   if (codings.length > 0) {
     if (codings[codings.length - 1] === 'chunked') return { kind: 'chunked' };
     if (what === 'request') throw new HttpError(400, 'a request body whose transfer coding is not chunked');
     return { kind: 'close' };
   }
-  const lengths = new Set(tokens(raw, 'content-length'));
-  if (lengths.size === 0) return undefined;
+  if (!hasLength) return undefined;
+  const values: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'content-length') values.push(raw[i + 1]!);
+  if (what === 'request' && values.length > 1) throw new HttpError(400, 'a request with more than one Content-Length');
+  // A response's repeated equal values are one length (RFC 9112 6.3, 5); a request's must be one number.
+  const lengths = new Set(what === 'request' ? values : tokens(raw, 'content-length'));
   const [only] = lengths;
-  if (lengths.size > 1 || only === undefined || !/^\d{1,15}$/.test(only)) throw new HttpError(400, 'an invalid Content-Length');
+  if (lengths.size > 1 || only === undefined || !/^\d{1,15}$/.test(only)) throw new HttpError(400, `an invalid Content-Length: ${JSON.stringify(values.join(', ').slice(0, 40))}`);
   const length = Number(only);
   return length === 0 ? { kind: 'none' } : { kind: 'length', length };
 }
@@ -138,18 +195,25 @@ class BodyReader {
       i = end;
       if (lf === -1) break;
       i++;
-      const line = this.#line.endsWith('\r') ? this.#line.slice(0, -1) : this.#line;
+      // Every line of a chunked body ends with CRLF, as the lines of a head (RFC 9112 7.1).
+      if (!this.#line.endsWith('\r') || this.#line.indexOf('\r') !== this.#line.length - 1) throw new HttpError(400, 'a chunked body line that does not end with CRLF');
+      const line = this.#line.slice(0, -1);
       this.#line = '';
       if (this.#state === 'size') {
-        const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
-        if (size === null) throw new HttpError(400, 'a malformed chunk size');
-        this.#left = parseInt(size[1]!, 16);
+        const size = CHUNK_SIZE_LINE.exec(line);
+        if (size === null) throw new HttpError(400, `a malformed chunk size: ${JSON.stringify(line.slice(0, 40))}`);
+        // Leading zeros are allowed; a size past 2^53 is not one any body has (node refuses it too).
+        const digits = size[1]!.replace(/^0+(?=.)/, '');
+        if (digits.length > 13 || parseInt(digits, 16) > Number.MAX_SAFE_INTEGER) throw new HttpError(400, 'a chunk size too large');
+        this.#left = parseInt(digits, 16);
         this.#state = this.#left === 0 ? 'trailer' : 'data';
       } else if (this.#state === 'data-end') {
         if (line !== '') throw new HttpError(400, 'a chunk longer than its size');
         this.#state = 'size';
       } else if (line === '') {
         this.done = true;
+      } else {
+        parseFieldLine(line);
       }
     }
     return i;
@@ -165,6 +229,8 @@ class Upstream {
   failure: string | undefined;
   /** Requests of ours on it whose responses have not ended. */
   pending = 0;
+  /** Part of a request that turned out malformed went on it: dropped once its earlier responses are back. */
+  poisoned = false;
 
   constructor(
     readonly stream: Duplex,
@@ -222,6 +288,8 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
     /** The body of the request being forwarded, and where it goes. */
     let body: BodyReader | undefined;
     let bodyTo: Upstream | undefined;
+    /** The exchange of the request whose body is being forwarded. */
+    let bodyExchange: Exchange | undefined;
     /** No more requests are read: an error answered, a close asked for, or an upgrade waiting. */
     let reading = true;
     /** Further requests are taken (false after one that asks to close the connection). */
@@ -293,8 +361,28 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
           try {
             n = body.take(pending);
           } catch (err: unknown) {
-            // The body so far went upstream; the rest of this exchange cannot be trusted.
-            bodyTo?.stream.destroy();
+            // The body so far went upstream, where the rest of that connection cannot be trusted:
+            // it goes once the responses to earlier requests on it are back (dropping it now
+            // would fail those too), and this request gets no response of the destination's.
+            const up = bodyTo;
+            const at = bodyExchange === undefined ? -1 : queue.indexOf(bodyExchange);
+            body = undefined;
+            bodyTo = undefined;
+            bodyExchange = undefined;
+            if (at === 0 && queue[0]!.started) {
+              // Its response is already on its way downstream: there is no clean place for a 400.
+              ports.onProblem((err as Error).message);
+              finish();
+              return;
+            }
+            if (at !== -1) {
+              queue.splice(at, 1);
+              if (up !== undefined) up.pending--;
+            }
+            if (up !== undefined) {
+              up.poisoned = true;
+              if (up.pending === 0) up.stream.destroy();
+            }
             answerLocally(400, 'Bad Request', (err as Error).message);
             return;
           }
@@ -309,6 +397,7 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
           if (body.done) {
             body = undefined;
             bodyTo = undefined;
+            bodyExchange = undefined;
           }
           continue;
         }
@@ -316,12 +405,24 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
           pending = Buffer.alloc(0);
           return;
         }
+        // Empty lines before a request line are skipped (RFC 9112 2.2), as node's parser does:
+        // some clients send a CRLF after a body.
+        let blank = 0;
+        while (pending[blank] === 13 && pending[blank + 1] === 10) blank += 2;
+        if (blank > 0) {
+          pending = pending.subarray(blank);
+          continue;
+        }
         const end = pending.indexOf(CRLFCRLF);
         if ((end === -1 ? pending.length : end + 4) > MAX_REQUEST_HEAD_BYTES) {
           answerLocally(431, 'Request Header Fields Too Large', `a request head over ${MAX_REQUEST_HEAD_BYTES} bytes`);
           return;
         }
-        if (end === -1) return;
+        if (end === -1) {
+          // A head whose lines end with a bare LF never ends with CRLFCRLF: refuse it now.
+          if (bareLineBreak(pending, pending.length) !== -1) answerLocally(400, 'Bad Request', 'a line that does not end with CRLF');
+          return;
+        }
         let head: Head;
         let framing: Framing | undefined;
         let method: string;
@@ -332,6 +433,8 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
           const line = REQUEST_LINE.exec(head.startLine);
           if (line === null) throw new HttpError(400, `not an HTTP/1.x request line: ${JSON.stringify(head.startLine.slice(0, 80))}`);
           [, method, target, minor] = line as unknown as [string, string, string, string];
+          // An HTTP/1.1 request names its host (RFC 9112 3.2); node's server refuses one that does not.
+          if (minor === '1' && fieldCount(head.raw, 'host') === 0) throw new HttpError(400, 'an HTTP/1.1 request without Host');
           framing = bodyFraming(head.raw, 'request');
         } catch (err: unknown) {
           answerLocally((err as HttpError).status ?? 400, 'Bad Request', (err as Error).message);
@@ -354,12 +457,16 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
         }
         const up = upstreamFor(destination);
         up.pending++;
-        const closeAfter = minor === '0' ? !connection.includes('keep-alive') : connection.includes('close');
-        queue.push({ upstream: up, method, closeAfter, head: [], headBytes: 0, body: undefined, untilClose: false, started: false });
+        // A chunked HTTP/1.0 request may come from a faulty 1.0 proxy: its connection ends after
+        // it (RFC 9112 6.1).
+        const closeAfter = minor === '0' ? !connection.includes('keep-alive') || framing?.kind === 'chunked' : connection.includes('close');
+        const exchange: Exchange = { upstream: up, method, closeAfter, head: [], headBytes: 0, body: undefined, untilClose: false, started: false };
+        queue.push(exchange);
         up.stream.write(head.bytes);
         if (framing !== undefined && framing.kind !== 'none') {
           body = new BodyReader(framing);
           bodyTo = up;
+          bodyExchange = exchange;
         }
         if (closeAfter) moreRequests = false;
       }
@@ -418,6 +525,7 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
         if (ex.body?.done === true) {
           queue.shift();
           up.pending--;
+          if (up.poisoned && up.pending === 0) up.stream.destroy();
           if (ex.closeAfter) {
             closeDownstream();
             return;
