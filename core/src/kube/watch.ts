@@ -1,6 +1,8 @@
 /**
  * Live views of Kubernetes objects for front ends that follow the cluster (the VS Code tree): a
- * list, then a watch from its resourceVersion, re-listed when the watch ends. The adapter
+ * list, then a watch from its resourceVersion. After a break the watch resumes from the last
+ * resourceVersion seen, or lists again when the server's history no longer reaches back that far,
+ * so objects deleted meanwhile leave the view; failures are retried on core's Backoff. The adapter
  * (client-node-watch.ts) is loaded on first use, as createKubeApi's is.
  */
 import type { TpError } from '../errors.js';
