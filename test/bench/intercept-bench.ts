@@ -31,7 +31,16 @@
  *   relayed          the round trip and throughput again for a user who may not port-forward
  *                    to the workload's pods, whose connections the traffic-manager relays
  *                    (no target; port-forward measured again beside it)
- *   agent memory     VmRSS of the traffic-agent process while idle
+ *   concurrency      requests/s with 16 in flight through a global and a personal intercept,
+ *                    against the app's own rate (no intercept) in the same run, and how many
+ *                    intercepted connections took a direct tunnel or the relay; once with a
+ *                    connection per request, once over keep-alive connections
+ *   agent memory     VmRSS of the traffic-agent process while idle: as it starts, and after the
+ *                    traffic of the other parts (alone: TP_BENCH_MEMORY_MB through an intercept),
+ *                    right after and 10 s later; and a bare `node` in the same container
+ *
+ * TP_BENCH_PARTS picks parts by name (comma-separated: connect, cold, warm, trips, personal,
+ * relayed, concurrency, memory); the others are skipped.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -50,14 +59,28 @@ import { ECHO_IMAGE, namespace } from '../src/manifests.js';
 import { createRestrictedUser } from '../src/restricted-user.js';
 import { createTelepresenceCli } from '../src/telepresence-cli.js';
 
+/** The parts of the benchmark, in the order they run; TP_BENCH_PARTS picks some (all by default). */
+const ALL_PARTS = ['connect', 'cold', 'warm', 'trips', 'personal', 'relayed', 'concurrency', 'memory'] as const;
+type Part = (typeof ALL_PARTS)[number];
+const PARTS = partsFromEnv('TP_BENCH_PARTS');
+const want = (part: Part): boolean => PARTS.has(part);
+
 const RUNS = {
   connect: intFromEnv('TP_BENCH_CONNECT_RUNS', 5),
   warm: intFromEnv('TP_BENCH_WARM_RUNS', 5),
   cold: intFromEnv('TP_BENCH_COLD_RUNS', 3),
   requests: intFromEnv('TP_BENCH_REQUESTS', 1000),
   bulkBytes: intFromEnv('TP_BENCH_BULK_MB', 256) * 1024 * 1024,
+  /** Requests per path of the concurrency figure, and how many are in flight at once. */
+  loadRequests: intFromEnv('TP_BENCH_LOAD_REQUESTS', 3000),
+  concurrency: intFromEnv('TP_BENCH_CONCURRENCY', 16),
+  /** MB moved through the intercept before the agent's idle memory is read again (memory part). */
+  memoryMb: intFromEnv('TP_BENCH_MEMORY_MB', 1024),
 };
 const MANAGER_NS = 'tp-system';
+/** The traffic-agent's idle RSS targets: as it starts, and after a GB or more went through it. */
+const AGENT_IDLE_MB = 52;
+const AGENT_AFTER_TRAFFIC_MB = 64;
 const execFileAsync = promisify(execFile);
 const APP_PORT = 8080;
 /**
@@ -67,6 +90,15 @@ const APP_PORT = 8080;
  * lose a second or not by the luck of one probe. A tiny GET answers in about a millisecond.
  */
 const PROBE_TIMEOUT_MS = 250;
+
+function partsFromEnv(name: string): ReadonlySet<Part> {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return new Set(ALL_PARTS);
+  const parts = raw.split(',').map((p) => p.trim());
+  const unknown = parts.filter((p) => !(ALL_PARTS as readonly string[]).includes(p));
+  if (unknown.length > 0) throw new Error(`${name}: unknown part ${unknown.join(', ')}; the parts are ${ALL_PARTS.join(', ')}`);
+  return new Set(parts as Part[]);
+}
 
 function intFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -365,6 +397,125 @@ async function throughput(label: string, base: string, n: number, download: bool
   return best;
 }
 
+/**
+ * The client of a concurrency figure, a process of its own as BULK_CLIENT is: `total` GETs of
+ * /ping with `concurrency` in flight at once, each on a connection of its own (`close`, as a
+ * client without keep-alive makes them, so that every request is a new intercepted connection)
+ * or on `concurrency` keep-alive connections (`keepalive`). A request answered by someone else
+ * than `who`, or not at all, counts as failed. The first `warmup` requests are not timed. Prints
+ * the milliseconds the timed ones took and how many failed.
+ */
+const LOAD_CLIENT = `
+const http = require('node:http');
+const [url, total, concurrency, mode, who, headersJson, warmup] = process.argv.slice(1);
+const agent = mode === 'keepalive' ? new http.Agent({ keepAlive: true, maxSockets: Number(concurrency) }) : false;
+const headers = JSON.parse(headersJson);
+const run = (n, done) => {
+  let started = 0, finished = 0, failed = 0;
+  const t0 = performance.now();
+  const next = (ok) => {
+    if (!ok) failed++;
+    if (++finished === n) return done(performance.now() - t0, failed);
+    one();
+  };
+  const one = () => {
+    if (started >= n) return;
+    started++;
+    const req = http.request(url, { agent, headers }, (res) => {
+      const parts = [];
+      res.on('data', (c) => parts.push(c));
+      res.on('end', () => next(res.statusCode === 200 && Buffer.concat(parts).toString() === who));
+      res.on('error', () => next(false));
+    });
+    req.setTimeout(10000, () => req.destroy(new Error('timeout')));
+    req.on('error', () => next(false));
+    req.end();
+  };
+  for (let i = 0; i < Math.min(n, Number(concurrency)); i++) one();
+};
+run(Number(warmup), () => run(Number(total), (ms, failed) => { console.log(ms, failed); process.exit(0); }));
+`;
+
+interface LoadResult {
+  /** Requests per second over the timed requests. */
+  readonly rate: number;
+  readonly failed: number;
+}
+
+/** Runs LOAD_CLIENT against `base`/ping; see there. */
+async function load(base: string, who: string, mode: 'close' | 'keepalive', headers: Record<string, string> = {}): Promise<LoadResult> {
+  const args = ['-e', LOAD_CLIENT, `${base}/ping`, String(RUNS.loadRequests), String(RUNS.concurrency), mode, who, JSON.stringify(headers), String(Math.min(200, RUNS.loadRequests))];
+  const { stdout } = await execFileAsync(process.execPath, args, { timeout: 300_000 });
+  const [took, failed] = stdout.trim().split(' ').map(Number);
+  if (took === undefined || !Number.isFinite(took) || took <= 0) throw new Error(`load client for ${base} printed ${stdout}`);
+  return { rate: RUNS.loadRequests / (took / 1000), failed: failed ?? NaN };
+}
+
+/** The daemon's log lines that match `pattern` (its log is in the CLI's own cache folder). */
+function daemonWarnings(cli: ReturnType<typeof createTelepresenceCli>, pattern: RegExp): string[] {
+  try {
+    return readFileSync(join(cli.runtimeDir, 'cache', 'telepresence-ts', 'daemon.log'), 'utf8')
+      .split('\n')
+      .filter((line) => pattern.test(line));
+  } catch {
+    return [];
+  }
+}
+
+/** Intercepted connections so far, by path (the daemon's `directConnections`/`relayedConnections`). */
+async function connectionCounts(cli: ReturnType<typeof createTelepresenceCli>): Promise<{ direct: number; relayed: number }> {
+  const status = await cli.json<{ connection?: { interceptedConnections?: { direct: number; relayed: number } } }>(['status']);
+  const counts = status.connection?.interceptedConnections;
+  if (counts === undefined) throw new Error('status --output json names no interceptedConnections');
+  return counts;
+}
+
+/**
+ * Requests per second at TP_BENCH_CONCURRENCY (16) in flight, through a global and through a
+ * personal intercept, each against the app's own rate (no intercept: the agent passes every
+ * connection to the app) measured in the same run, before and after the two, and how many of
+ * the intercepted connections took a direct tunnel or the traffic-manager's relay. Once with a
+ * connection per request (each one intercepted anew) and once over keep-alive connections.
+ */
+async function concurrencyFigures(cli: ReturnType<typeof createTelepresenceCli>, base: string, app: string, ns: string, localPort: number): Promise<void> {
+  const mine = { 'x-bench': 'personal' };
+  const c = RUNS.concurrency;
+  for (const mode of ['close', 'keepalive'] as const) {
+    const how = mode === 'close' ? 'a connection per request' : 'keep-alive';
+    progress(`concurrency ${c}, ${how}: the app, a global intercept, a personal one, the app again (${RUNS.loadRequests} requests each)`);
+    const appBefore = await load(base, 'app', mode);
+    await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 60_000);
+    await firstAnswerFrom(base, 'workstation', 30_000);
+    const g0 = await connectionCounts(cli);
+    const global = await load(base, 'workstation', mode);
+    const g1 = await connectionCounts(cli);
+    await cli.ok(['leave', `${app}-${ns}`]);
+    await firstAnswerFrom(base, 'app', 30_000);
+    await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`, '--name', 'bench-personal', '--http-header', 'x-bench=personal'], 60_000);
+    await firstAnswerFrom(base, 'workstation', 30_000, mine);
+    const p0 = await connectionCounts(cli);
+    const personal = await load(base, 'workstation', mode, mine);
+    const p1 = await connectionCounts(cli);
+    await cli.ok(['leave', 'bench-personal']);
+    await firstAnswerFrom(base, 'app', 30_000, mine);
+    const appAfter = await load(base, 'app', mode);
+    const appRate = (appBefore.rate + appAfter.rate) / 2;
+    const warnings = daemonWarnings(cli, /no direct tunnels to/);
+    if (warnings.length > 0) progress(`the daemon gave up on direct tunnels ${warnings.length} times; last: ${warnings[warnings.length - 1] ?? ''}`);
+    const failed = (r: LoadResult): string => (r.failed > 0 ? `, ${r.failed} failed` : '');
+    const paths = (a: { direct: number; relayed: number }, b: { direct: number; relayed: number }): string => `connections: ${b.direct - a.direct} direct, ${b.relayed - a.relayed} relayed`;
+    record(`requests/s at concurrency ${c}, ${how}: the app, before / after`, `${appBefore.rate.toFixed(0)} / ${appAfter.rate.toFixed(0)}${failed(appBefore)}${failed(appAfter)}`);
+    record(`requests/s at concurrency ${c}, ${how}: global intercept`, `${global.rate.toFixed(0)}, ratio ${(global.rate / appRate).toFixed(2)}${failed(global)}; ${paths(g0, g1)}`, '>= 0.5', global.rate / appRate >= 0.5);
+    record(`requests/s at concurrency ${c}, ${how}: personal intercept`, `${personal.rate.toFixed(0)}, ratio ${(personal.rate / appRate).toFixed(2)}${failed(personal)}; ${paths(p0, p1)}`, '>= 0.5', personal.rate / appRate >= 0.5);
+  }
+}
+
+/** One transfer of `n` bytes by BULK_CLIENT: a GET /bytes when `download`, else a POST /sink. */
+async function moveOnce(base: string, n: number, download: boolean): Promise<void> {
+  const url = download ? `${base}/bytes?n=${n}` : `${base}/sink`;
+  await execFileAsync(process.execPath, ['-e', BULK_CLIENT, url, String(n), download ? 'get' : 'post'], { timeout: 300_000 });
+}
+
 /** Polls with fresh connections until `who` answers /ping; returns when it did (performance.now()). */
 async function firstAnswerFrom(base: string, who: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<number> {
   const deadline = performance.now() + timeoutMs;
@@ -464,11 +615,11 @@ async function main(): Promise<void> {
    * VmRSS of the agent process (the container's pid 1), and its anonymous part: the heap and
    * stacks the agent itself allocated, without the runtime's mapped binary and libraries.
    */
-  const agentMemory = async (name: string, judged: boolean): Promise<void> => {
+  const agentMemory = async (name: string, limitMb?: number): Promise<void> => {
     const value = mb(await exec(['cat', '/proc/1/status']));
     const anon = /Anonymous:\s+(\d+)\s+kB/.exec(await exec(['cat', '/proc/1/smaps_rollup']))?.[1];
     const detail = `${value} (anonymous ${(Number(anon ?? NaN) / 1024).toFixed(1)} MB)`;
-    if (judged) record(name, detail, '<= 40 MB', parseFloat(value) <= 40);
+    if (limitMb !== undefined) record(name, detail, `<= ${limitMb} MB`, parseFloat(value) <= limitMb);
     else record(name, detail);
   };
 
@@ -528,20 +679,38 @@ async function main(): Promise<void> {
     await cli.ok(['install'], 300_000);
 
     // connect: from no daemon at all to a session with the manager.
-    progress(`connect x${RUNS.connect}`);
-    const connects: number[] = [];
-    for (let i = 0; i < RUNS.connect; i++) {
-      await cli.ok(['quit'], 30_000);
-      const t0 = performance.now();
-      await cli.ok(['connect'], 60_000);
-      connects.push(performance.now() - t0);
-    }
-    record('connect (daemon start included), median', s(median(connects)), '<= 1 s', median(connects) <= 1000);
-    record('connect, min/max', `${s(Math.min(...connects))} / ${s(Math.max(...connects))}`);
-
-    if (!routed) {
-      progress('TP_BENCH_SKIP_ROUTED=1: skipping the figures that send requests to the ClusterIP');
+    if (want('connect')) {
+      progress(`connect x${RUNS.connect}`);
+      const connects: number[] = [];
+      for (let i = 0; i < RUNS.connect; i++) {
+        await cli.ok(['quit'], 30_000);
+        const t0 = performance.now();
+        await cli.ok(['connect'], 60_000);
+        connects.push(performance.now() - t0);
+      }
+      record('connect (daemon start included), median', s(median(connects)), '<= 1 s', median(connects) <= 1000);
+      record('connect, min/max', `${s(Math.min(...connects))} / ${s(Math.max(...connects))}`);
     } else {
+      await cli.ok(['connect'], 60_000);
+    }
+
+    /** A global intercept of the workload to this process's server, answering when returned. */
+    const interceptGlobal = async (): Promise<void> => {
+      await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
+      if (routed) await firstAnswerFrom(base, 'workstation', 30_000);
+    };
+    const leaveGlobal = async (): Promise<void> => {
+      await cli.ok(['leave', `${app}-${ns}`]);
+      if (routed) await firstAnswerFrom(base, 'app', 30_000);
+    };
+    /** Whether the workload's pod carries the agent (the first intercept injects it). */
+    let injected = false;
+    const routedParts = (['cold', 'warm', 'trips', 'personal', 'relayed', 'concurrency'] as const).filter(want);
+    if (!routed && routedParts.length > 0) {
+      progress(`TP_BENCH_SKIP_ROUTED=1: skipping ${routedParts.join(', ')}, which send requests to the ClusterIP`);
+    }
+
+    if (routed && want('cold')) {
       // The bare restart of the same workload, the baseline of the cold intercept.
       progress(`bare rollout restart x${RUNS.cold}`);
       const restarts: number[] = [];
@@ -572,8 +741,7 @@ async function main(): Promise<void> {
         await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
         coldReturns.push(performance.now() - t0);
         colds.push((await firstAnswerFrom(base, 'workstation', 60_000)) - t0);
-        await cli.ok(['leave', `${app}-${ns}`]);
-        await firstAnswerFrom(base, 'app', 30_000);
+        await leaveGlobal();
         if (i < RUNS.cold - 1) {
           await cli.ok(['uninstall', '--agent', app], 300_000);
           await rolledOut();
@@ -586,7 +754,8 @@ async function main(): Promise<void> {
           );
         }
       }
-      await agentMemory('traffic-agent idle RSS, fresh (a few requests served)', true);
+      injected = true;
+      await agentMemory('traffic-agent idle RSS, fresh (a few requests served)', AGENT_IDLE_MB);
       const overhead = median(colds) - median(restartsAll);
       record('bare rollout restart, until only restarted pods answer, median', s(median(restartsAll)));
       record('bare rollout restart, until only restarted pods answer, each', restartsAll.map(s).join(' / '));
@@ -596,21 +765,33 @@ async function main(): Promise<void> {
       record('cold intercept, each', colds.map(s).join(' / '));
       record('cold intercept, until the command returned, each', coldReturns.map(s).join(' / '));
       record('cold intercept overhead (cold - restart)', s(overhead), '<= 1 s', overhead <= 1000);
+    }
 
+    if (!injected && want('memory')) {
+      // The agent as it starts: injected by one intercept, left at once, no request served.
+      await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
+      await cli.ok(['leave', `${app}-${ns}`]);
+      injected = true;
+      await agentMemory('traffic-agent idle RSS, fresh', AGENT_IDLE_MB);
+    }
+
+    if (routed && want('warm')) {
       progress(`warm intercept x${RUNS.warm}`);
       const warms: number[] = [];
       for (let i = 0; i < RUNS.warm; i++) {
         const t0 = performance.now();
         await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 60_000);
         warms.push((await firstAnswerFrom(base, 'workstation', 30_000)) - t0);
-        if (i < RUNS.warm - 1) {
-          await cli.ok(['leave', `${app}-${ns}`]);
-          await firstAnswerFrom(base, 'app', 30_000);
-        }
+        await leaveGlobal();
       }
+      injected = true;
       record('warm intercept, median', s(median(warms)), '<= 0.5 s', median(warms) <= 500);
       record('warm intercept, min/max', `${s(Math.min(...warms))} / ${s(Math.max(...warms))}`);
+    }
 
+    if (routed && want('trips')) {
+      await interceptGlobal();
+      injected = true;
       // Intercepted now. The same pod's app over kubectl port-forward is the comparison.
       const forward = await forwardToApp();
       try {
@@ -643,11 +824,17 @@ async function main(): Promise<void> {
       } finally {
         await forward.stop();
       }
+      await leaveGlobal();
+    }
+
+    if (routed && want('personal')) {
       // The global intercept's round trips again, right before the personal ones: the transfers
       // above change the machine's state, and the two are compared with each other.
+      await interceptGlobal();
+      injected = true;
       progress(`global intercept round trips x${RUNS.requests}, again`);
       const [viaGlobal = []] = await roundTrips([{ base }], RUNS.requests);
-      await cli.ok(['leave', `${app}-${ns}`]);
+      await leaveGlobal();
 
       // The same round trip through a personal intercept: the agent now parses each request and
       // routes it by its header (docs/personal-intercepts.md), where a global one only splices.
@@ -663,20 +850,52 @@ async function main(): Promise<void> {
       record('round trip to the app beside a personal intercept, p50 / p99', `${ms(percentile(viaRouterToApp, 50))} / ${ms(percentile(viaRouterToApp, 99))}`);
       await cli.ok(['leave', 'bench-personal']);
       await firstAnswerFrom(base, 'app', 30_000, mine);
+    }
 
+    if (routed && want('relayed')) {
+      if (!injected) {
+        await interceptGlobal();
+        await leaveGlobal();
+        injected = true;
+      }
       await relayedFigures(kube, ns, base, forwardToApp, (dir) => createTelepresenceCli({ repoRoot, kubeconfig: join(dir, 'restricted.kubeconfig'), namespace: ns }), app, localPort);
     }
 
-    // The agent's memory once idle: no intercept, no connection. Without the routed figures the
-    // workload has no agent yet: one intercept injects it.
-    if (!routed) {
-      await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
-      await cli.ok(['leave', `${app}-${ns}`]);
+    if (routed && want('concurrency')) {
+      if (!injected) {
+        // The app's own rate is measured through the agent's passthrough, as it is beside intercepts.
+        await interceptGlobal();
+        await leaveGlobal();
+        injected = true;
+      }
+      await concurrencyFigures(cli, base, app, ns, localPort);
     }
-    await agentMemory(routed ? 'traffic-agent idle RSS, after the traffic above' : 'traffic-agent idle RSS, fresh', !routed);
-    // The floor: a bare `node` started in the same container, for what the runtime alone takes.
-    const floor = await exec(['node', '-e', "setTimeout(() => console.log(require('fs').readFileSync('/proc/self/status', 'utf8')), 500)"]);
-    record('bare node in the agent image (runtime floor), RSS', mb(floor));
+
+    if (want('memory')) {
+      // The agent's memory once idle after traffic: what went through it above, or with the
+      // memory part alone, TP_BENCH_MEMORY_MB through an intercept, half each way.
+      if (routed && routedParts.length === 0) {
+        progress(`${RUNS.memoryMb} MB through an intercept, half each way, in ${RUNS.bulkBytes / 1024 / 1024} MB transfers`);
+        await interceptGlobal();
+        let left = RUNS.memoryMb * 1024 * 1024;
+        for (let i = 0; left > 0; i++) {
+          const n = Math.min(left, RUNS.bulkBytes);
+          await moveOnce(base, n, i % 2 === 0);
+          left -= n;
+        }
+        await leaveGlobal();
+      }
+      if (routed) {
+        await agentMemory('traffic-agent idle RSS, right after the traffic above');
+        // glibc and V8 give memory back on their own time (a trim at the next free, V8's idle
+        // collections); what the agent holds a little later is what it keeps.
+        await new Promise((ok) => setTimeout(ok, 10_000));
+        await agentMemory('traffic-agent idle RSS, 10 s after the traffic above', AGENT_AFTER_TRAFFIC_MB);
+      }
+      // The floor: a bare `node` started in the same container, for what the runtime alone takes.
+      const floor = await exec(['node', '-e', "setTimeout(() => console.log(require('fs').readFileSync('/proc/self/status', 'utf8')), 500)"]);
+      record('bare node in the agent image (runtime floor), RSS', mb(floor));
+    }
   } finally {
     progress('cleaning up');
     await cli.dispose();

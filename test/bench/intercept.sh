@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Prints the intercept figures (connect, warm and cold intercept, round trip (global and personal)
-# and throughput against kubectl port-forward, traffic-agent memory) on the cluster `npm run
-# cluster:up` made.
+# and throughput against kubectl port-forward, requests/s under concurrency, traffic-agent memory)
+# on the cluster `npm run cluster:up` made.
 #   bash test/bench/intercept.sh
-# Knobs: TP_BENCH_CONNECT_RUNS (5), TP_BENCH_WARM_RUNS (5), TP_BENCH_COLD_RUNS (3),
+# Knobs: TP_BENCH_PARTS (all: connect,cold,warm,trips,personal,relayed,concurrency,memory),
+# TP_BENCH_CONNECT_RUNS (5), TP_BENCH_WARM_RUNS (5), TP_BENCH_COLD_RUNS (3),
 # TP_BENCH_REQUESTS (1000), TP_BENCH_BULK_MB (256), TP_BENCH_SKIP_ROUTED=1 (no ClusterIP route),
-# TP_BENCH_CPU=1 (CPU seconds per GB moved, process by process, for each transfer).
+# TP_BENCH_CPU=1 (CPU seconds per GB moved, process by process, for each transfer),
+# TP_BENCH_LOAD_REQUESTS (3000) and TP_BENCH_CONCURRENCY (16) for the concurrency figures,
+# TP_BENCH_MEMORY_MB (1024: moved through an intercept when memory is the only routed part).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

@@ -16,8 +16,21 @@ import { splice, spliceSocketOptions } from '../splice.js';
 import type { Logger } from './logger.js';
 import { connectLocal, describeLocalDialError, LOCAL_HOST } from './local-dial.js';
 
-/** Enough for a browser's burst of parallel connections; each is one port-forward stream. */
+/**
+ * Streams parked at each pod while it is quiet: enough for a browser's burst of parallel
+ * connections; each is one port-forward stream.
+ */
 export const STREAMS_PER_POD = 4;
+/**
+ * The most parked at one pod, as many as an agent takes from one session. While connections
+ * are open, a pool parks STREAMS_PER_POD more than the most it had in use at once lately, up to
+ * this: a stream carries one connection and a new one takes a port-forward to open (milliseconds,
+ * tens of them on a busy machine), so a burst of as many connections as the last one finds them
+ * parked, and streams are opened that many at a time while connections come and go.
+ */
+export const MAX_STREAMS_PER_POD = 16;
+/** A pool whose streams nobody took for this long parks STREAMS_PER_POD again (see MAX_STREAMS_PER_POD). */
+export const SHRINK_MS = 30_000;
 /**
  * How long streams stay parked at a pod after our last intercept of its workload ends: leaving
  * and intercepting again (a debug session that ends and restarts) then finds them ready.
@@ -35,6 +48,8 @@ export interface DirectTunnelDeps {
   /** Called for each connection received this way. */
   readonly onConnection?: () => void;
   readonly streamsPerPod?: number;
+  readonly maxStreamsPerPod?: number;
+  readonly shrinkMs?: number;
   readonly lingerMs?: number;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
 }
@@ -46,6 +61,12 @@ interface Pool {
   readonly port: number;
   readonly idle: Set<DirectStream>;
   opening: number;
+  /** Streams handed a connection that has not ended yet. */
+  inUse: number;
+  /** The most in use at once since the pool last shrank: what the next burst may need. */
+  demand: number;
+  /** Restarted by every handoff; when it fires, the pool goes back to parking what `inUse` needs. */
+  shrink: NodeJS.Timeout | undefined;
   failures: number;
   retry: NodeJS.Timeout | undefined;
   /** Set while no intercept of ours needs the pool (see LINGER_MS). */
@@ -66,7 +87,11 @@ export class DirectTunnels {
   readonly #deps: DirectTunnelDeps;
   readonly #pools = new Map<string, Pool>();
   readonly #size: number;
+  readonly #max: number;
+  readonly #shrinkMs: number;
   readonly #lingerMs: number;
+  /** Idle streams closed on purpose (a pool shrinking): their end is no failure. */
+  readonly #retired = new WeakSet<DirectStream>();
   readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
   /** Checked whenever a pool parks, fails or goes (see ready()). */
   readonly #waiters = new Set<() => void>();
@@ -74,6 +99,8 @@ export class DirectTunnels {
   constructor(deps: DirectTunnelDeps) {
     this.#deps = deps;
     this.#size = deps.streamsPerPod ?? STREAMS_PER_POD;
+    this.#max = Math.max(this.#size, deps.maxStreamsPerPod ?? MAX_STREAMS_PER_POD);
+    this.#shrinkMs = deps.shrinkMs ?? SHRINK_MS;
     this.#lingerMs = deps.lingerMs ?? LINGER_MS;
     this.#backoff = deps.backoff ?? { initialMs: 1000, maxMs: 60_000 };
   }
@@ -148,7 +175,23 @@ export class DirectTunnels {
     }
     for (const [key, agent] of wanted) {
       if (this.#pools.has(key)) continue;
-      const pool: Pool = { namespace: agent.namespace, workload: agent.name, pod: agent.podName, port: agent.tunnelPort, idle: new Set(), opening: 0, failures: 0, retry: undefined, linger: undefined, stopped: false, reported: false, lastError: '' };
+      const pool: Pool = {
+        namespace: agent.namespace,
+        workload: agent.name,
+        pod: agent.podName,
+        port: agent.tunnelPort,
+        idle: new Set(),
+        opening: 0,
+        inUse: 0,
+        demand: 0,
+        shrink: undefined,
+        failures: 0,
+        retry: undefined,
+        linger: undefined,
+        stopped: false,
+        reported: false,
+        lastError: '',
+      };
       this.#pools.set(key, pool);
       this.#fill(pool);
     }
@@ -165,14 +208,39 @@ export class DirectTunnels {
     pool.stopped = true;
     clearTimeout(pool.retry);
     clearTimeout(pool.linger);
+    clearTimeout(pool.shrink);
     for (const stream of pool.idle) stream.destroy();
     pool.idle.clear();
   }
 
+  /** How many streams `pool` keeps parked now (see MAX_STREAMS_PER_POD). */
+  #target(pool: Pool): number {
+    return Math.min(this.#max, this.#size + pool.demand);
+  }
+
   #fill(pool: Pool): void {
-    while (!pool.stopped && pool.retry === undefined && pool.idle.size + pool.opening < this.#size) {
+    while (!pool.stopped && pool.retry === undefined && pool.idle.size + pool.opening < this.#target(pool)) {
       this.#openOne(pool);
     }
+  }
+
+  /** A connection was handed over: the pool parks for as many at once as are in use now. */
+  #handedOver(pool: Pool): void {
+    pool.inUse++;
+    pool.demand = Math.max(pool.demand, pool.inUse);
+    clearTimeout(pool.shrink);
+    pool.shrink = setTimeout(() => {
+      pool.shrink = undefined;
+      pool.demand = pool.inUse;
+      // The oldest stay parked, the newest go.
+      const extra = [...pool.idle].slice(this.#target(pool));
+      for (const stream of extra) {
+        this.#retired.add(stream);
+        pool.idle.delete(stream);
+        stream.destroy();
+      }
+    }, this.#shrinkMs);
+    pool.shrink.unref();
   }
 
   #openOne(pool: Pool): void {
@@ -209,12 +277,16 @@ export class DirectTunnels {
       (bytes) => {
         pool.idle.delete(stream);
         pool.failures = 0;
+        const served = this.#serve(stream, bytes);
+        if (served !== undefined) {
+          this.#handedOver(pool);
+          void served.then(() => pool.inUse--);
+        }
         this.#fill(pool);
-        this.#serve(stream, bytes);
       },
       (err: unknown) => {
         pool.idle.delete(stream);
-        if (pool.stopped) return;
+        if (pool.stopped || this.#retired.has(stream)) return;
         if (Date.now() - parkedAt < SHORT_LIVED_MS) this.#failed(pool, err as Error);
         else this.#fill(pool);
       },
@@ -239,7 +311,8 @@ export class DirectTunnels {
     pool.retry.unref();
   }
 
-  #serve(stream: DirectStream, bytes: Buffer): void {
+  /** Splices the connection `bytes` (the agent's handoff) announces; resolves when it ended. */
+  #serve(stream: DirectStream, bytes: Buffer): Promise<void> | undefined {
     let interceptId: unknown;
     let source: unknown;
     try {
@@ -247,13 +320,13 @@ export class DirectTunnels {
     } catch (err: unknown) {
       this.#deps.log('warn', `direct tunnel: ${(err as Error).message}`);
       stream.destroy();
-      return;
+      return undefined;
     }
     const localPort = typeof interceptId === 'string' ? this.#deps.localPortOf(interceptId) : undefined;
     if (localPort === undefined) {
       this.#deps.log('warn', `direct tunnel: a connection for ${String(interceptId)}, which is not one of our intercepts; closing it`);
       stream.destroy();
-      return;
+      return undefined;
     }
     const tag = `direct tunnel (${String(source)} -> ${LOCAL_HOST}:${localPort})`;
     this.#deps.log('debug', `${tag}: open`);
@@ -263,7 +336,7 @@ export class DirectTunnels {
       // The user's process not listening is worth a line of its own; splice reports the rest.
       if (err.code === 'ECONNREFUSED') this.#deps.log('warn', `${tag}: ${describeLocalDialError(err, localPort)}`);
     });
-    void splice(socket, stream).then((result) => {
+    return splice(socket, stream).then((result) => {
       this.#deps.log('debug', `${tag}: closed, ${result.aToB} bytes out, ${result.bToA} in${result.error !== undefined ? ` (${result.error.message})` : ''}`);
     });
   }

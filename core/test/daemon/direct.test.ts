@@ -61,7 +61,7 @@ t.test('streams are parked at the agent of our intercept and carry a handed-over
   const local = await localApp(t);
   const intercept = ours('session-1:web', local);
   let connections = 0;
-  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: (id) => (id === intercept.id ? local : undefined), log: () => undefined, onConnection: () => connections++, streamsPerPod: 2 });
+  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: (id) => (id === intercept.id ? local : undefined), log: () => undefined, onConnection: () => connections++, streamsPerPod: 2, maxStreamsPerPod: 2 });
   t.teardown(() => direct.close());
   direct.update([agent(fake.port)], [intercept]);
   await eventually(() => fake.parked.length === 2, 5_000, 'two streams parked');
@@ -156,4 +156,39 @@ t.test('ready(): true once parked, false when the pod refuses or no agent can ta
   t.teardown(() => refused.close());
   refused.update([agent(4000)], [ours('session-1:web', 8080)]);
   t.match(await refused.ready('default', 'web', 5_000), { direct: false, reason: '403 forbidden' }, 'refused, with the reason');
+});
+
+t.test('while connections are open, a pool parks as many more as it had in use at once, up to its maximum; quiet, it parks its few again', async (t) => {
+  const fake = await fakeAgent(t);
+  const local = await localApp(t);
+  const intercept = ours('session-1:web', local);
+  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf: () => local, log: () => undefined, streamsPerPod: 2, maxStreamsPerPod: 5, shrinkMs: 300 });
+  t.teardown(() => direct.close());
+  direct.update([agent(fake.port)], [intercept]);
+  await eventually(() => direct.parked('default', 'web-1') === 2, 5_000, 'two parked');
+
+  // The agent hands connections to parked streams and they stay open (the local app answers at
+  // their end), as a burst of keep-alive connections does.
+  const handOff = (): DirectStream => {
+    const open = fake.parked.find((p) => !p.stream.destroyed && !handed.has(p.stream));
+    if (open === undefined) throw new Error('nothing parked at the agent');
+    handed.add(open.stream);
+    open.stream.sendHeader({ interceptId: intercept.id, source: '10.0.0.1:5000' });
+    open.stream.write('GET /');
+    open.stream.resume();
+    return open.stream;
+  };
+  const handed = new Set<DirectStream>();
+  handOff();
+  handOff();
+  await eventually(() => direct.parked('default', 'web-1') === 4, 5_000, 'two in use and four parked');
+  await eventually(() => fake.parked.length - handed.size === 4, 5_000, 'the agent has the four');
+  const more = [handOff(), handOff(), handOff()];
+  await eventually(() => direct.parked('default', 'web-1') === 5, 5_000, 'five parked: the maximum, with five in use');
+  t.equal(fake.parked.filter((p) => !p.stream.destroyed).length - handed.size, 5, 'never more than the maximum parked');
+
+  for (const stream of [...handed]) stream.end();
+  await Promise.all(more.map((s) => once(s, 'end')));
+  await eventually(() => direct.parked('default', 'web-1') === 2, 5_000, 'back to two once nobody took any for a while');
+  await eventually(() => fake.parked.filter((p) => !p.stream.destroyed && !handed.has(p.stream)).length === 2, 5_000, 'the others closed at the agent');
 });
