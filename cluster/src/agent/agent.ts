@@ -94,7 +94,7 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
         openTunnel: (interceptId, source) => {
           // A stream the owner parked here skips the manager; without one, the manager relays.
           const owner = session.intercepts.find((ic) => ic.id === interceptId)?.clientSessionId;
-          const parked = owner === undefined ? undefined : direct.take(owner, { interceptId, source });
+          const parked = owner === undefined ? undefined : direct.take(owner, { interceptId, source }, () => session.openTunnel(interceptId, source));
           if (parked !== undefined) {
             log.debug('connection handed to a direct tunnel', { interceptId, source });
             return parked;
