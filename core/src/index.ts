@@ -23,5 +23,6 @@ export { ConnectionState, type ConnectionStatus, type ListResponse, type LostInt
 export { InterceptDisposition, type InterceptInfo, type InterceptSpec, type InterceptTarget } from '@telepresence-ts/proto/manager/v1';
 export type { ProcessExit, ProcessRunner, RunningProcess, StartOptions } from './process/process-runner.js';
 export { nodeProcessRunner } from './process/node-process-runner.js';
+export { executableIn, findExecutable, pathDirs } from './process/which.js';
 export { formatDotenv, formatEnvJson, parseDotenv } from './daemon/remote-env.js';
 export type { InterceptRemote } from '@telepresence-ts/proto/daemon/v1';

@@ -20,6 +20,8 @@ export interface CommandDeps {
   readonly processes: ProcessRunner;
   /** The environment a started command inherits (the caller's, plus the intercept's). */
   readonly processEnv: NodeJS.ProcessEnv;
+  /** Where the program a shell would run for `command` is (on processEnv's PATH, or a path from env.cwd); undefined when there is none. */
+  readonly findExecutable: (command: string) => string | undefined;
   /** Whether nothing listens on this port of the loopback (IPv4 or IPv6), which `intercept` warns of. */
   readonly localPortRefuses: (port: number) => Promise<boolean>;
   /** Runs the daemon in this process until it quits (the hidden `daemon-foreground`). */

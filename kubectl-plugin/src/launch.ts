@@ -231,6 +231,23 @@ export function interceptOptions(argv: RemoteArgs, cwd: string): InterceptOption
   };
 }
 
+/**
+ * Refuses, before anything in the cluster changes, a launch whose program cannot be found: the
+ * command after `--`, or docker for `--docker-run`.
+ */
+export function checkLaunchable(launch: Launch | undefined, findExecutable: (command: string) => string | undefined): void {
+  if (launch === undefined) return;
+  const program = launch.kind === 'docker' ? 'docker' : launch.argv[0];
+  if (program === undefined || program === '') throw new TpError('user', 'bad-usage', 'no command after --', { hint: 'kubectl telepresence intercept <workload> --port <port> -- <command> [args]' });
+  if (findExecutable(program) !== undefined) return;
+  if (launch.kind === 'docker') {
+    throw new TpError('user', 'command-not-found', '--docker-run needs the docker CLI, which is not on PATH', { hint: 'install Docker, or run the process yourself with `-- <command>`' });
+  }
+  throw new TpError('user', 'command-not-found', `cannot run ${program}: ${program.includes('/') ? 'no executable file there' : 'not found on PATH'}`, {
+    hint: 'check the command after --, or give its full path',
+  });
+}
+
 /** The process to start once the intercept is active, if any. */
 export function launchOf(argv: RemoteArgs): Launch | undefined {
   const rest = (argv['--'] ?? []).map(String);

@@ -9,6 +9,7 @@ import {
   daemonLogPath,
   daemonSocketPath,
   detachedDaemonLauncher,
+  findExecutable,
   localPortRefuses,
   nodeProcessRunner,
   openDaemon,
@@ -40,6 +41,7 @@ const deps: CommandDeps = {
   processes: nodeProcessRunner,
   processEnv: process.env,
   localPortRefuses,
+  findExecutable: (command) => findExecutable(command, process.env, process.cwd()),
   daemon: ({ start }) => openDaemon({ socketPath, logPath, start: start ? detachedDaemonLauncher(cliPath, logPath) : undefined }),
   runDaemon: async () => {
     const stop = new AbortController();

@@ -70,13 +70,31 @@ t.test('intercept -- cmd: runs it with the environment, then leaves, and exits w
   t.equal(env.daemon.calls.at(-1), 'leave echo-default', 'left when it exited');
 });
 
-t.test('intercept -- a command that does not exist: a clear error, and the intercept is left', async (t) => {
+t.test('intercept -- a command that does not exist: a clear error before anything in the cluster changes', async (t) => {
+  const env = withIntercept();
+  env.missingPrograms.add('nope');
+  const res = await runCli(env, ['intercept', 'echo', '--port', '8080', '--', 'nope']);
+  t.equal(res.code, 2, 'a user error');
+  t.match(res.stderr, /cannot run nope: not found on PATH/);
+  t.match(res.stderr, /hint: check the command after --, or give its full path/);
+  t.notOk(env.daemon.calls.some((c) => c.startsWith('intercept')), 'no intercept was asked for');
+});
+
+t.test('intercept --docker-run without docker installed: refused before anything in the cluster changes', async (t) => {
+  const env = withIntercept();
+  env.missingPrograms.add('docker');
+  const res = await runCli(env, ['intercept', 'echo', '--port', '8080', '--docker-run', '--', 'img:1']);
+  t.equal(res.code, 2, 'a user error');
+  t.match(res.stderr, /--docker-run needs the docker CLI, which is not on PATH/);
+  t.notOk(env.daemon.calls.some((c) => c.startsWith('intercept')), 'no intercept was asked for');
+});
+
+t.test('a command that fails to start after the intercept: a clear error, and the intercept is left', async (t) => {
   const env = withIntercept();
   env.processes.exit = { exitCode: null, signal: null, startError: Object.assign(new Error('spawn nope ENOENT'), { code: 'ENOENT' }) };
   const res = await runCli(env, ['intercept', 'echo', '--port', '8080', '--', 'nope']);
   t.equal(res.code, 2, 'a user error');
   t.match(res.stderr, /cannot run nope: no such command/);
-  t.match(res.stderr, /hint: .*not on PATH/);
   t.ok(env.daemon.calls.includes('leave echo-default'), 'left');
 });
 

@@ -28,8 +28,8 @@ import type {
   UninstallAgentsResponse,
 } from '@telepresence-ts/proto/manager/v1';
 import { AGENTS_CONFIGMAP } from '../contracts.js';
-import { writeFileSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { accessSync, constants as fsConstants, statSync, writeFileSync, type Stats } from 'node:fs';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { TpError, toTpError } from '../errors.js';
 import type { InterceptOptions } from '../daemon-client.js';
 import { deadlineIn, unary } from '../grpc-call.js';
@@ -105,6 +105,42 @@ const RECOVERY_BACKOFF = { initialMs: 250, maxMs: 5_000 };
 const REWATCH_MIN_INTERVAL_MS = 1_000;
 /** How long a command waits for a recovery under way (a manager restarting) before it tries anyway. */
 const RECOVERY_WAIT_MS = 30_000;
+
+/**
+ * `env-file-unwritable` unless `path` is absolute and a file there can be written: its folder
+ * exists and is writable, and the path is not a folder or a read-only file.
+ */
+export function checkWritableFile(path: string, flag: string): void {
+  const refuse = (why: string, hint: string): never => {
+    throw new TpError('user', 'env-file-unwritable', `cannot write ${flag} ${path}: ${why}`, { hint });
+  };
+  if (!isAbsolute(path)) refuse('the path is not absolute', `front ends resolve ${flag} against their working directory`);
+  const dir = dirname(path);
+  const folder = statOrUndefined(dir);
+  if (folder === undefined) refuse(`the folder ${dir} does not exist`, `create it first (mkdir -p ${dir}), or pass another ${flag}`);
+  if (folder?.isDirectory() !== true) refuse(`${dir} is not a folder`, `pass another ${flag}`);
+  if (!canAccess(dir, fsConstants.W_OK)) refuse(`the folder ${dir} is not writable`, `pass a path in a folder you can write to, e.g. ${flag} ./${basename(path)}`);
+  const file = statOrUndefined(path);
+  if (file?.isDirectory() === true) refuse('it is a folder', `pass a file name, e.g. ${flag} ${join(path, 'intercept.env')}`);
+  if (file !== undefined && !canAccess(path, fsConstants.W_OK)) refuse('the file is read-only', `make it writable (chmod u+w ${path}), or pass another ${flag}`);
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function canAccess(path: string, mode: number): boolean {
+  try {
+    accessSync(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** `major.minor` of a version string, or the whole string when it has no such prefix. */
 export function majorMinor(version: string): string {
@@ -680,10 +716,10 @@ export class Daemon {
         hint: holder !== undefined ? `choose another --port, or run \`kubectl telepresence leave ${holder.spec?.name ?? ''}\`` : 'choose another --port',
       });
     }
-    for (const path of [options.envFile, options.envJson]) {
-      if (path !== undefined && path !== '' && !isAbsolute(path)) {
-        throw new TpError('user', 'bad-usage', `the environment file path ${path} is not absolute`, { hint: 'front ends resolve --env-file and --env-json against their working directory' });
-      }
+    // Every local input is checked before the cluster is touched: a file that cannot be written
+    // found after the rollout would leave the workload restarted for nothing.
+    for (const [flag, path] of [['--env-file', options.envFile], ['--env-json', options.envJson]] as const) {
+      if (path !== undefined && path !== '') checkWritableFile(path, flag);
     }
     // Checked before the cluster is touched, so that a bad mount point changes nothing.
     let mountAt: PreparedMount | undefined;

@@ -8,12 +8,13 @@
  * daemon opens. This module owns the mount point's life: the checks before an intercept, the
  * mount, the unmount, and the clean-up of mounts a killed daemon left behind.
  */
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { TpError } from '../errors.js';
 import type { ProcessRunner, RunningProcess } from '../process/process-runner.js';
+import { executableIn, pathDirs } from '../process/which.js';
 import type { Logger } from './logger.js';
 
 /** Start of the file-system name of every mount we make: `telepresence-ts:<daemon pid>:<intercept>`. */
@@ -116,17 +117,7 @@ export class Mounter {
 
   /** The full path of `command` on PATH, or undefined. */
   which(command: string): string | undefined {
-    for (const dir of (this.#env['PATH'] ?? '').split(delimiter)) {
-      if (dir === '') continue;
-      const path = join(dir, command);
-      try {
-        accessSync(path, constants.X_OK);
-        return path;
-      } catch {
-        // Not here.
-      }
-    }
-    return undefined;
+    return executableIn(pathDirs(this.#env), command);
   }
 
   /** `sshfs-missing` unless sshfs and a fusermount are installed and /dev/fuse exists. */

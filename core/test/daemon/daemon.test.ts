@@ -2,7 +2,10 @@ import net from 'node:net';
 import t from 'tap';
 import { ConnectionState } from '@telepresence-ts/proto/daemon/v1';
 import { InterceptDisposition, type TunnelMessage } from '@telepresence-ts/proto/manager/v1';
-import { checkManagerVersion, majorMinor } from '../../src/daemon/daemon.js';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkManagerVersion, checkWritableFile, majorMinor } from '../../src/daemon/daemon.js';
 import { TpError } from '../../src/errors.js';
 import type { OutboundPorts } from '../../src/outbound/outbound.js';
 import { CONNECT_ARGS, daemonSetup, spec } from '../fixtures/daemon-setup.js';
@@ -70,6 +73,43 @@ t.test('the state says connected only once outbound access is up', async (t) => 
   t.equal(status.outbound?.state, 'up');
   const early = seen.filter((e) => e.state === ConnectionState.CONNECTED && e.outbound !== 'up');
   t.strictSame(early, [], 'no watcher was told "connected" before outbound access was up');
+});
+
+t.test('checkWritableFile refuses what could not be written, naming the flag and the fix', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'tp-envfile-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const readOnly = join(root, 'ro.env');
+  writeFileSync(readOnly, '');
+  chmodSync(readOnly, 0o400);
+  const cases: { name: string; path: string; message?: RegExp }[] = [
+    { name: 'a new file in a writable folder', path: join(root, 'new.env') },
+    { name: 'a relative path', path: 'web.env', message: /the path is not absolute/ },
+    { name: 'a folder that does not exist', path: join(root, 'nope', 'web.env'), message: /the folder .*nope does not exist/ },
+    { name: 'a folder', path: root, message: /it is a folder/ },
+    { name: 'a file as the folder', path: join(readOnly, 'x.env'), message: /is not a folder/ },
+  ];
+  // root reads and writes anything: the read-only case means something only for other users.
+  if (process.getuid?.() !== 0) cases.push({ name: 'a read-only file', path: readOnly, message: /the file is read-only/ });
+  for (const c of cases) {
+    t.test(c.name, async (t) => {
+      if (c.message === undefined) t.doesNotThrow(() => checkWritableFile(c.path, '--env-file'));
+      else t.throws(() => checkWritableFile(c.path, '--env-file'), { code: 'env-file-unwritable', category: 'user', message: c.message });
+    });
+  }
+});
+
+t.test('an --env-file that cannot be written is refused before the traffic-manager is asked anything', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await t.rejects(s.daemon.intercept(spec('echo', 8080), () => undefined, { envFile: '/nonexistent-folder/web.env' }), {
+    code: 'env-file-unwritable',
+    message: /cannot write --env-file \/nonexistent-folder\/web.env: the folder \/nonexistent-folder does not exist/,
+  });
+  t.notOk(s.manager.calls.includes('PrepareIntercept'), 'nothing prepared');
 });
 
 t.test('a manager of another major.minor is refused with version-mismatch', async (t) => {

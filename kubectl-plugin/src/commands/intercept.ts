@@ -5,7 +5,7 @@ import type { GlobalOptions } from '../global-options.js';
 import { print, progressTo } from '../output.js';
 import { defineCommand, type AnyCommand } from './define.js';
 import { dispositionName, interceptJson } from './list.js';
-import { ExitStatus, formatRemoteText, interceptOptions, launchOf, remoteJson, remoteOptions, runIntercepted, type RemoteArgs } from '../launch.js';
+import { ExitStatus, checkLaunchable, formatRemoteText, interceptOptions, launchOf, remoteJson, remoteOptions, runIntercepted, type RemoteArgs } from '../launch.js';
 
 interface InterceptArgs extends GlobalOptions, RemoteArgs {
   workload: string;
@@ -135,6 +135,7 @@ export function interceptCommand(deps: CommandDeps): AnyCommand {
     handler: async (argv) => {
       const spec = buildSpec(argv);
       const launch = launchOf(argv);
+      checkLaunchable(launch, deps.findExecutable);
       const { daemon } = await connectedDaemon(deps, argv);
       try {
         const info = await daemon.intercept(spec, progressTo(deps.io), interceptOptions(argv, deps.env.cwd));
