@@ -173,7 +173,8 @@ async function notInjectedError(deps: PrepareDeps, workload: KubeWorkload, pods:
   } else if (view !== undefined && typeof view.readyEndpoints === 'number' && typeof view.webhook === 'object') {
     why =
       `the agent-injector has ${view.readyEndpoints} ready endpoint(s) and its webhook configuration is in place, so the API server's call ` +
-      `to it failed (TLS, a timeout, an error answer) and failurePolicy ${view.webhook.failurePolicy} let the pods through without the agent`;
+      `to it failed (TLS, a timeout, an error answer) and failurePolicy ${view.webhook.failurePolicy} let the pods through without the agent, ` +
+      'or the injector had not yet seen the new entry';
   } else {
     why = 'the agent-injector webhook was not called or failed, and failurePolicy Ignore let the pods through without the agent';
   }
