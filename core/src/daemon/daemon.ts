@@ -41,7 +41,7 @@ import type { ActiveMount, Mounter, PreparedMount } from './mounts.js';
 import { formatDotenv, formatEnvJson, localEnvironment } from './remote-env.js';
 import { DirectTunnels } from './direct.js';
 import { runTunnel } from './tunnel.js';
-import { fromServiceError } from '../wire-errors.js';
+import { TP_ERROR_METADATA, fromServiceError } from '../wire-errors.js';
 import { OUTBOUND_DEFAULTS, OutboundAccess, outboundOff, parseOutboundOptions, type OutboundOptions, type OutboundPorts } from '../outbound/outbound.js';
 
 export interface DaemonDeps {
@@ -169,6 +169,17 @@ const callOptions = (): { deadline: Date; unavailable: (d: string) => TpError } 
 function grpcCodeOf(err: unknown): number | undefined {
   const cause = err instanceof Error ? err.cause : undefined;
   return cause instanceof Error && typeof (cause as Partial<ServiceError>).code === 'number' ? (cause as ServiceError).code : undefined;
+}
+
+/**
+ * Whether a failed call carries a TpError the manager sent: its answer, over a live channel. Its
+ * cluster errors travel as UNAVAILABLE like a dead channel's, but calling again would only redo
+ * the work that failed (a prepare and its rollout).
+ */
+function answeredByManager(err: unknown): boolean {
+  const cause = err instanceof Error ? err.cause : undefined;
+  const metadata = (cause as Partial<ServiceError> | undefined)?.metadata;
+  return metadata !== undefined && metadata.get(TP_ERROR_METADATA.code).length > 0;
 }
 
 interface Cancellable {
@@ -595,7 +606,8 @@ export class Daemon {
       return await call(s.conn.manager, s.info);
     } catch (err: unknown) {
       const code = grpcCodeOf(err);
-      if (inRecovery || s.closing || (code !== grpcStatus.UNAVAILABLE && toTpError(err).code !== 'session-expired')) throw err;
+      const dead = code === grpcStatus.UNAVAILABLE && !answeredByManager(err);
+      if (inRecovery || s.closing || (!dead && toTpError(err).code !== 'session-expired')) throw err;
       this.deps.log('info', `the traffic-manager call failed (${toTpError(err).message}); recovering the session first`);
       await this.recovered(s, this.recover(s));
       return call(s.conn.manager, s.info);
