@@ -11,7 +11,7 @@
  * only file of the manager that imports @kubernetes/client-node at run time. A read that fails
  * (RBAC of an older install, the API server) is `unknown`, never a problem by itself.
  */
-import { AdmissionregistrationV1Api, AppsV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
 import { RESOURCE_NAMES } from '@telepresence-ts/core/contracts';
 
 /** The part of the webhook configuration that decides whether a pod of a namespace reaches the injector. */
@@ -102,6 +102,15 @@ export function injectorProblem(view: InjectorView, workloadNamespace: string): 
   };
 }
 
+/**
+ * The ready endpoints of a Service's EndpointSlices. An endpoint whose `ready` is unset counts as
+ * ready (the API's own rule); a slice of a Service with no pod has no `endpoints` at all, whatever
+ * its type says. Pure, for tests.
+ */
+export function readyEndpointCount(slices: readonly V1EndpointSlice[]): number {
+  return slices.flatMap((s) => (s.endpoints as V1EndpointSlice['endpoints'] | undefined) ?? []).filter((e) => e.conditions?.ready !== false).length;
+}
+
 /** Reads the injector's state with client-node; `namespace` is the manager's (and injector's). */
 export class ClientNodeInjectorHealth implements InjectorHealthApi {
   readonly #admission: AdmissionregistrationV1Api;
@@ -146,8 +155,7 @@ export class ClientNodeInjectorHealth implements InjectorHealthApi {
   async #readyEndpoints(): Promise<number | 'unknown'> {
     try {
       const slices = await this.#discovery.listNamespacedEndpointSlice({ namespace: this.#namespace, labelSelector: `kubernetes.io/service-name=${RESOURCE_NAMES.injector}` });
-      // An endpoint whose `ready` is unset counts as ready (the API's own rule).
-      return slices.items.flatMap((s) => s.endpoints).filter((e) => e.conditions?.ready !== false).length;
+      return readyEndpointCount(slices.items);
     } catch {
       return 'unknown';
     }

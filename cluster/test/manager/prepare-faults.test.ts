@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { buildAgentConfig, type BuildOptions } from '../../src/manager/agent-config-builder.js';
-import { injectorProblem, type InjectorHealthApi, type InjectorView } from '../../src/manager/injector-health.js';
+import { injectorProblem, readyEndpointCount, type InjectorHealthApi, type InjectorView } from '../../src/manager/injector-health.js';
 import type { KubePod, KubeWorkload } from '../../src/manager/kube.js';
 import { AGENT_NOT_INJECTED, prepareIntercept, workloadProblem, type PrepareDeps } from '../../src/manager/prepare.js';
 import { AgentConfigWatcher } from '../../src/manager/rollout.js';
@@ -295,4 +295,16 @@ t.test('injectorProblem: nothing to say of an injector with ready endpoints and 
     code: 'injector-unavailable',
     reason: 'the agent-injector Service in tp-system has no ready endpoint',
   });
+});
+
+t.test('readyEndpointCount: ready or unset counts, not ready does not, a slice without endpoints is none', async (t) => {
+  const slice = (endpoints?: Array<{ ready?: boolean }>) => ({
+    addressType: 'IPv4',
+    metadata: { name: 'agent-injector-x' },
+    ...(endpoints === undefined ? {} : { endpoints: endpoints.map((e, i) => ({ addresses: [`10.0.0.${i}`], conditions: e.ready === undefined ? {} : { ready: e.ready } })) }),
+  });
+  // The API server leaves `endpoints` out for a Service with no pod (the injector scaled to 0).
+  t.equal(readyEndpointCount([slice()] as never), 0);
+  t.equal(readyEndpointCount([slice([{ ready: false }])] as never), 0, 'a terminating pod');
+  t.equal(readyEndpointCount([slice([{ ready: true }, {}]), slice([{ ready: false }])] as never), 2);
 });
