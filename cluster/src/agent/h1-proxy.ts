@@ -82,6 +82,9 @@ function parseFieldLine(line: string): [string, string] {
   if (!TOKEN.test(name)) throw new HttpError(400, `a malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
   const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
   if (!FIELD_VALUE.test(value)) throw new HttpError(400, `a control character in the value of ${name}`);
+  // node's parser refuses a tab after the value of the fields that frame a body, though RFC 9110
+  // allows it: refused here too, so that no upstream reads the framing otherwise.
+  if (/\t[ \t]*$/.test(line) && /^(?:content-length|transfer-encoding)$/i.test(name)) throw new HttpError(400, `a tab after the value of ${name}`);
   return [name, value];
 }
 
@@ -292,6 +295,8 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
     let bodyExchange: Exchange | undefined;
     /** No more requests are read: an error answered, a close asked for, or an upgrade waiting. */
     let reading = true;
+    /** A response of our own (an error) ends the connection once the earlier responses are back. */
+    let refused = false;
     /** Further requests are taken (false after one that asks to close the connection). */
     let moreRequests = true;
     let upgrade: { readonly head: Head; rest: Buffer; readonly destination: string | undefined } | undefined;
@@ -346,9 +351,37 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
       return up;
     };
 
+    /**
+     * Gives up the request whose body is being forwarded (malformed, or cut by the caller's end).
+     * The part of it that went upstream leaves that connection unusable: it goes once the
+     * responses to earlier requests on it are back (dropping it now would fail those too), and
+     * the request gets no response of the destination's. False when its response has already
+     * started downstream, where nothing else can follow it cleanly.
+     */
+    const dropBody = (): boolean => {
+      const up = bodyTo;
+      const at = bodyExchange === undefined ? -1 : queue.indexOf(bodyExchange);
+      body = undefined;
+      bodyTo = undefined;
+      bodyExchange = undefined;
+      if (at === 0 && queue[0]!.started) return false;
+      if (at !== -1) {
+        queue.splice(at, 1);
+        if (up !== undefined) up.pending--;
+      }
+      if (up !== undefined) {
+        up.poisoned = true;
+        if (up.pending === 0) up.stream.destroy();
+      }
+      return true;
+    };
+
     const answerLocally = (status: number, reason: string, message: string): void => {
       ports.onProblem(message);
       reading = false;
+      refused = true;
+      // Nothing more of the caller's is read; a FIN from it now is no abort.
+      pending = Buffer.alloc(0);
       queue.push({ upstream: undefined, method: '', closeAfter: true, local: agentResponse(status, reason, message, true), head: [], headBytes: 0, body: undefined, untilClose: false, started: false });
       pump();
     };
@@ -361,29 +394,11 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
           try {
             n = body.take(pending);
           } catch (err: unknown) {
-            // The body so far went upstream, where the rest of that connection cannot be trusted:
-            // it goes once the responses to earlier requests on it are back (dropping it now
-            // would fail those too), and this request gets no response of the destination's.
-            const up = bodyTo;
-            const at = bodyExchange === undefined ? -1 : queue.indexOf(bodyExchange);
-            body = undefined;
-            bodyTo = undefined;
-            bodyExchange = undefined;
-            if (at === 0 && queue[0]!.started) {
-              // Its response is already on its way downstream: there is no clean place for a 400.
+            if (dropBody()) answerLocally(400, 'Bad Request', (err as Error).message);
+            else {
               ports.onProblem((err as Error).message);
               finish();
-              return;
             }
-            if (at !== -1) {
-              queue.splice(at, 1);
-              if (up !== undefined) up.pending--;
-            }
-            if (up !== undefined) {
-              up.poisoned = true;
-              if (up.pending === 0) up.stream.destroy();
-            }
-            answerLocally(400, 'Bad Request', (err as Error).message);
             return;
           }
           const piece = pending.subarray(0, n);
@@ -624,12 +639,14 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
       consume();
     };
     const onEnd = (): void => {
-      if (body !== undefined || pending.length > 0) {
-        // The caller went away in the middle of a request, which cannot be answered: it is
-        // aborted upstream, so the developer's server sees it go.
+      // The caller went away in the middle of a request, which cannot be answered: it is
+      // aborted upstream (so the developer's server sees it go), and the whole requests before
+      // it are still answered, as node's server answers them.
+      if (body !== undefined && !dropBody()) {
         finish();
         return;
       }
+      pending = Buffer.alloc(0);
       // A half-close after whole requests (`nc`, some HTTP/1.0 clients). As a splice would, the
       // FIN goes on to each destination, whose server then decides (node's, like most, answers
       // what it was asked, then closes); one that closes without answering gets its requests a
@@ -637,7 +654,9 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
       reading = false;
       moreRequests = false;
       callerDone = true;
-      for (const up of upstreams.values()) up.stream.end();
+      // After a refusal the FIN is not passed on: a destination that took it for the end would
+      // close after its answer, and the connection with it, before our 400 went out.
+      if (!refused) for (const up of upstreams.values()) if (!up.poisoned) up.stream.end();
       pump();
     };
 
