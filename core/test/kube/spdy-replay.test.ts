@@ -103,7 +103,7 @@ t.test('the client, fed the recording over TCP, opens both streams and passes th
     }
     return read(spdy)
       .filter((e) => e[0] === 'control' && e[1] === SYN_STREAM)
-      .map((e) => Buffer.from(e[2] as string, 'hex').readUInt32BE(0));
+      .map((e) => Buffer.from(e[2], 'hex').readUInt32BE(0));
   };
   // The server may read the client's frames after the client has gone.
   await eventually(() => opened().length >= 2, 5_000, "the client's SYN_STREAMs").catch(() => undefined);
