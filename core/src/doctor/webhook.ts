@@ -76,7 +76,8 @@ function readyEndpoints(slices: readonly V1EndpointSlice[], portName: string): R
   const out: ReadyEndpoint[] = [];
   for (const slice of slices) {
     const port = (slice.ports ?? []).find((p) => p.name === portName) ?? slice.ports?.[0];
-    for (const e of slice.endpoints) {
+    // A Service without endpoints has a slice whose `endpoints` is null, whatever the type says.
+    for (const e of (slice.endpoints as V1EndpointSlice['endpoints'] | null) ?? []) {
       // Per the EndpointSlice API, an absent `ready` means ready.
       if (e.conditions?.ready === false) continue;
       out.push({ pod: e.targetRef?.kind === 'Pod' ? e.targetRef.name : undefined, port: port?.port ?? 0 });

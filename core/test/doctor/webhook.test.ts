@@ -92,13 +92,15 @@ t.test('an expired or garbled caBundle fails', async (t) => {
 });
 
 for (const [what, add] of [
-  ['no EndpointSlice', false],
-  ['an endpoint that is not ready', true],
+  ['no EndpointSlice', undefined],
+  ['an endpoint that is not ready', slice(false)],
+  // What the API server lists for a Service scaled to 0: a slice whose endpoints are null.
+  ['a slice without endpoints', { ...slice(true), endpoints: null } as KubeObject],
 ] as const) {
   t.test(`${what}: the injector Service has no ready endpoint`, async (t) => {
     const kube = new FakeDoctorCluster();
     kube.add(registration());
-    if (add) kube.add(slice(false));
+    if (add !== undefined) kube.add(add);
     const f = await checkWebhook(kube, options);
     t.equal(f.status, 'fail');
     t.match(f.message, /Service tp-system\/agent-injector has no ready endpoint: .*failurePolicy is Ignore/);
