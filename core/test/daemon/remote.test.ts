@@ -53,7 +53,7 @@ t.test('a file that cannot be written: an error, and the intercept is removed ag
 
 t.test('relative file paths and a mount without a mounter are refused before anything happens', async (t) => {
   const s = await connected(t);
-  await t.rejects(s.daemon.intercept(spec('web', 8080), () => undefined, { envFile: 'web.env' }), { code: 'bad-usage' });
+  await t.rejects(s.daemon.intercept(spec('web', 8080), () => undefined, { envFile: 'web.env' }), { code: 'env-file-unwritable', category: 'user' });
   await t.rejects(s.daemon.intercept(spec('web', 8080), () => undefined, { mount: true }), { code: 'mount-unavailable' });
   t.notOk(s.manager.calls.includes('PrepareIntercept'), 'the manager was not asked');
 });

@@ -1,0 +1,55 @@
+import t from 'tap';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkInterceptRequest, checkOutputFiles, checkWritableFile } from '../../src/daemon/local-inputs.js';
+
+t.test('checkWritableFile refuses what could not be written, naming the flag and the fix', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'tp-envfile-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const readOnly = join(root, 'ro.env');
+  writeFileSync(readOnly, '');
+  chmodSync(readOnly, 0o400);
+  const cases: { name: string; path: string; message?: RegExp }[] = [
+    { name: 'a new file in a writable folder', path: join(root, 'new.env') },
+    { name: 'a relative path', path: 'web.env', message: /the path is not absolute/ },
+    { name: 'a folder that does not exist', path: join(root, 'nope', 'web.env'), message: /the folder .*nope does not exist/ },
+    { name: 'a folder', path: root, message: /it is a folder/ },
+    { name: 'a file as the folder', path: join(readOnly, 'x.env'), message: /is not a folder/ },
+  ];
+  // root reads and writes anything: the read-only case means something only for other users.
+  if (process.getuid?.() !== 0) cases.push({ name: 'a read-only file', path: readOnly, message: /the file is read-only/ });
+  for (const c of cases) {
+    t.test(c.name, async (t) => {
+      if (c.message === undefined) t.doesNotThrow(() => checkWritableFile(c.path, '--env-file'));
+      else t.throws(() => checkWritableFile(c.path, '--env-file'), { code: 'env-file-unwritable', category: 'user', message: c.message });
+    });
+  }
+});
+
+t.test('checkInterceptRequest refuses a missing workload, a bad port and a name that is not a DNS label', async (t) => {
+  const ok = { workloadName: 'echo', localPort: 8080, name: '' };
+  const cases: { name: string; request: typeof ok; code?: string; message?: RegExp }[] = [
+    { name: 'a workload and a port', request: ok },
+    { name: 'a DNS label as name', request: { ...ok, name: 'echo-2' } },
+    { name: 'the highest port', request: { ...ok, localPort: 65535 } },
+    { name: 'no workload', request: { ...ok, workloadName: '' }, code: 'bad-usage', message: /no workload given/ },
+    { name: 'port 0', request: { ...ok, localPort: 0 }, code: 'bad-port', message: /local port 0 is not a port number/ },
+    { name: 'a port past 65535', request: { ...ok, localPort: 65536 }, code: 'bad-port' },
+    { name: 'a fractional port', request: { ...ok, localPort: 80.5 }, code: 'bad-port' },
+    ...['a/b', '../../etc/x', 'Upper', '-dash', 'dash-', 'x'.repeat(64), 'dot.ted'].map((name) => ({ name: `name ${name}`, request: { ...ok, name }, code: 'bad-intercept-name', message: /is not a DNS label/ })),
+  ];
+  for (const c of cases) {
+    t.test(c.name, async (t) => {
+      if (c.code === undefined) t.doesNotThrow(() => checkInterceptRequest(c.request));
+      else t.throws(() => checkInterceptRequest(c.request), { code: c.code, category: 'user', ...(c.message !== undefined ? { message: c.message } : {}) });
+    });
+  }
+});
+
+t.test('checkOutputFiles checks --env-file and --env-json, and nothing when neither is asked', async (t) => {
+  t.doesNotThrow(() => checkOutputFiles({}));
+  t.doesNotThrow(() => checkOutputFiles({ envFile: '', envJson: '' }));
+  t.throws(() => checkOutputFiles({ envFile: '/nonexistent-folder/web.env' }), { code: 'env-file-unwritable', message: /--env-file/ });
+  t.throws(() => checkOutputFiles({ envJson: 'web.json' }), { code: 'env-file-unwritable', message: /cannot write --env-json web\.json: the path is not absolute/ });
+});
