@@ -12,6 +12,11 @@ export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin
  * (VERSION-CONTROL, BASELINE-CONTROL); anything longer than 20 upper-case letters is not HTTP.
  */
 const MAX_METHOD = 20;
+/**
+ * Empty lines (CRLF) a request line may follow (RFC 9112 2.2: a server should ignore at least
+ * one, as node's parser does); past this many the connection is not taken for HTTP.
+ */
+const MAX_EMPTY_LINES = 4;
 
 /**
  * Decides from the first bytes of a connection what it speaks, or `undefined` when they are not
@@ -23,13 +28,19 @@ export function sniffProtocol(head: Buffer): Protocol | undefined {
   if (head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
     return head.length >= H2_PREFACE.length ? 'h2c' : undefined;
   }
-  for (let i = 0; i < head.length && i <= MAX_METHOD; i++) {
+  // Empty lines before the request line are HTTP/1 too (the proxy skips them).
+  let start = 0;
+  for (; head[start] === 0x0d; start += 2) {
+    if (start + 1 >= head.length) return undefined;
+    if (head[start + 1] !== 0x0a || start / 2 >= MAX_EMPTY_LINES) return 'other';
+  }
+  for (let i = start; i < head.length && i - start <= MAX_METHOD; i++) {
     const c = head[i]!;
-    if (c === 0x20) return i > 0 ? 'http1' : 'other';
+    if (c === 0x20) return i > start ? 'http1' : 'other';
     // Methods are tokens; in practice upper-case letters and '-' (RFC 9110 9.1).
     if (!((c >= 0x41 && c <= 0x5a) || c === 0x2d)) return 'other';
   }
-  return head.length > MAX_METHOD ? 'other' : undefined;
+  return head.length - start > MAX_METHOD ? 'other' : undefined;
 }
 
 /**

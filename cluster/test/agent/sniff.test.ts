@@ -25,6 +25,16 @@ t.test('what the first bytes of a connection say', (t) => {
     { head: 'SSH-2.0-OpenSSH', want: 'other' },
     { head: 'A'.repeat(20), want: undefined },
     { head: 'A'.repeat(21), want: 'other' },
+    // Empty lines before a request line, as node's parser skips them; a few at most.
+    { head: '\r', want: undefined },
+    { head: '\r\n', want: undefined },
+    { head: '\r\nGET / HTTP/1.1\r\n', want: 'http1' },
+    { head: '\r\n\r\nPOST ', want: 'http1' },
+    { head: `${'\r\n'.repeat(4)}GET `, want: 'http1' },
+    { head: `${'\r\n'.repeat(5)}GET `, want: 'other' },
+    { head: '\r\n ', want: 'other' },
+    { head: '\rGET ', want: 'other' },
+    { head: `\r\n${'A'.repeat(21)}`, want: 'other' },
   ];
   for (const c of cases) t.equal(sniffProtocol(Buffer.from(c.head, 'latin1')), c.want, JSON.stringify(c.head));
   t.end();
