@@ -1,7 +1,9 @@
 import t from 'tap';
 import type { ManagerClient, SessionInfo } from '@telepresence-ts/proto/manager/v1';
 import { checkManagerVersion, majorMinor, RECOVERY_BACKOFF, SessionKeeper, type Session } from '../../src/daemon/session-keeper.js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { TpError } from '../../src/errors.js';
+import { fromServiceError, toStatus } from '../../src/wire-errors.js';
 import { CONNECT_ARGS, daemonSetup, FakeClock, spec } from '../fixtures/daemon-setup.js';
 import { eventually } from '../fixtures/eventually.js';
 
@@ -147,4 +149,30 @@ t.test('a command waits for a recovery under way, but not for ever', async (t) =
     "the manager's own errors reach the command, no recovery is started",
   );
   t.equal(session.recovering, undefined);
+});
+
+t.test('a cluster error the manager sent is its answer: the call is not made again', async (t) => {
+  const keeper = new SessionKeeper({
+    version: '1.2.3',
+    connector: () => Promise.reject(new Error('not used')),
+    log: () => undefined,
+    clientName: 'alice@laptop',
+    installId: 'install-1',
+    clock: new FakeClock(),
+    events: { changed: () => undefined, intercepts: () => undefined, localPortOf: () => undefined, arrivedAgain: async () => undefined, recoveryState: () => undefined },
+  });
+  const session = { conn: { manager: {} as ManagerClient }, info: { sessionId: 'sess-1' } as SessionInfo, closing: false, recovering: undefined } as unknown as Session;
+  // As the daemon sees a failed prepare: a cluster TpError travels as UNAVAILABLE, with its metadata.
+  const status = toStatus(new TpError('cluster', 'agent-not-injected', 'pods were created without the traffic-agent'));
+  t.equal(status.code, grpcStatus.UNAVAILABLE, 'the wire status is the one a dead channel has');
+  let calls = 0;
+  await t.rejects(
+    keeper.managerCall(session, async () => {
+      calls++;
+      throw fromServiceError(Object.assign(new Error(status.details), status));
+    }),
+    { code: 'agent-not-injected' },
+  );
+  t.equal(calls, 1, 'called once: a prepare that failed is not run again');
+  t.equal(session.recovering, undefined, 'and no recovery is started');
 });
