@@ -15,7 +15,7 @@ for arg in "$@"; do
     *) tp_die "unknown option $arg" "usage: npm run cluster:down [-- --verify]" ;;
   esac
 done
-if [ "${TP_CLUSTER:-local}" = kind ]; then exec bash "$here/kind.sh" down; fi
+if [ "${TP_CLUSTER:-local}" = kind ]; then exec bash "$here/kind.sh" down "$@"; fi
 [ "$(id -u)" = 0 ] || tp_die "cluster:down must run as root" "run it with sudo"
 
 # Sends SIGTERM, waits up to $2 seconds, then SIGKILL.

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { loadClusterEnv } from './cluster-env.js';
 import { formatCommandLine, processRunner, type ProcessRunner } from './process-runner.js';
 
 const MARKER = join('test', 'cluster', 'up.sh');
@@ -30,7 +31,21 @@ export interface PrepareImageOptions {
   /** The tag build.sh produces, e.g. `tp-local/echo:1`. */
   readonly image: string;
   readonly kubeconfig: string;
+  /**
+   * `kind` sends the image to kind's node(s) (load-image.sh's TP_CLUSTER=kind); by default the
+   * TP_CLUSTER of the environment or of the cluster.env the suites use (see cluster-env.ts).
+   */
+  readonly cluster?: string;
   readonly runner?: ProcessRunner;
+}
+
+function clusterOf(options: PrepareImageOptions): string | undefined {
+  if (options.cluster !== undefined) return options.cluster;
+  try {
+    return loadClusterEnv().cluster;
+  } catch {
+    return undefined;
+  }
 }
 
 // A cold image build on the 2-core machine can take minutes; a warm one is seconds.
@@ -40,7 +55,8 @@ const LOAD_TIMEOUT_MS = 5 * 60_000;
 /** Builds the image and loads it onto the node(s); throws with the script's output on failure. */
 export async function prepareImage(options: PrepareImageOptions): Promise<void> {
   const runner = options.runner ?? processRunner;
-  const env = { ...process.env, KUBECONFIG: options.kubeconfig };
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: options.kubeconfig };
+  if (clusterOf(options) === 'kind') env['TP_CLUSTER'] = 'kind';
   const steps: Array<[string[], number]> = [
     [[join('test', 'cluster', 'images', 'build.sh'), options.imageDir], BUILD_TIMEOUT_MS],
     [[join('test', 'cluster', 'load-image.sh'), options.image], LOAD_TIMEOUT_MS],

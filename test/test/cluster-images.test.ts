@@ -37,3 +37,12 @@ t.test('prepareImage stops at a failing step and shows its output', async (t) =>
   });
   t.equal(runner.runs.length, 1, 'load-image.sh is not attempted');
 });
+
+t.test('prepareImage on a kind cluster tells load-image.sh so', async (t) => {
+  const runner = new FakeRunner();
+  await prepareImage({ repoRoot: '/repo', imageDir: 'echo', image: 'tp-local/echo:1', kubeconfig: '/kc', cluster: 'kind', runner });
+  t.same(
+    runner.runs.map((r) => r.options.env?.['TP_CLUSTER']),
+    ['kind', 'kind'],
+  );
+});
