@@ -47,6 +47,8 @@ class PodStream extends Duplex {
   #channel = -1;
   #skip = 0;
   #error = '';
+  /** The data stream ended (its FIN, or a GOAWAY): a SPDY peer that sends more is not heard. */
+  #ended = false;
 
   constructor(ws: WsConnection, what: string, port: number) {
     super({ allowHalfOpen: false });
@@ -108,6 +110,7 @@ class PodStream extends Duplex {
 
   #spdyData(streamId: number, payload: Buffer, fin: boolean): void {
     if (streamId === SPDY_DATA_STREAM) {
+      if (this.#ended) return;
       if (payload.length > 0 && !this.push(payload)) this.#ws.pause();
       // The pod's side ended; a failed dial inside the pod is reported on the error stream first.
       if (fin) this.#end();
@@ -130,6 +133,7 @@ class PodStream extends Duplex {
   }
 
   #end(): void {
+    this.#ended = true;
     if (this.#error !== '') this.destroy(this.#failure());
     else this.push(null);
   }

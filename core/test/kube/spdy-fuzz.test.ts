@@ -4,7 +4,9 @@
  * in) ends in one SpdyProtocolError or a clean decode: never a second error, another kind of
  * exception, a callback after the error, or a loop that does not end.
  */
+import type { Socket } from 'node:net';
 import t from 'tap';
+import { openPodStream, SPDY_TUNNEL_PROTOCOL } from '../../src/kube/pod-stream.js';
 import {
   controlFrame,
   dataFrameHeader,
@@ -20,6 +22,7 @@ import {
   WINDOW_UPDATE,
 } from '../../src/kube/spdy.js';
 import { mutate, Random, randomSplit } from '../fixtures/ws-fuzz-random.js';
+import { kubeConfigFor, rawWebSocketServer, wsFrame } from '../fixtures/ws-raw-server.js';
 
 const SEED = 0x5eed_0002;
 const VALID_CASES = 4_000;
@@ -170,4 +173,49 @@ t.test(`${GARBAGE_CASES} garbage streams end in one protocol error or a clean de
   t.ok(tally.failed > GARBAGE_CASES / 2, `most garbage fails (${tally.failed} failed, ${tally.clean} decoded cleanly)`);
   t.ok(kinds.size >= 5, `the failures are of many kinds (${kinds.size})`);
   t.comment(`${GARBAGE_CASES} garbage cases in ${Date.now() - started} ms; ${[...kinds].map(([k, n]) => `${n}× ${k}`).join('; ')}`);
+});
+
+const SOCKET_CASES = 150;
+
+t.test(`${SOCKET_CASES} garbage SPDY streams over real sockets: the port-forward closes within ${CASE_BUDGET_MS * 4} ms, with at most one error`, async (t) => {
+  const random = new Random(SEED + 2);
+  let script: (socket: Socket) => void = () => undefined;
+  const url = await rawWebSocketServer(t, SPDY_TUNNEL_PROTOCOL, (peer) => script(peer.socket));
+  const kc = kubeConfigFor(url);
+  const tally = { clean: 0, failed: 0 };
+  let bad = 0;
+  let slowest = 0;
+  for (let i = 0; i < SOCKET_CASES; i++) {
+    const bytes = i % 2 === 0 ? random.bytes(random.int(300)) : mutate(random, validStream(random).bytes);
+    // Each piece a WebSocket message, as the API server cuts the SPDY stream anywhere; then a close.
+    const messages = randomSplit(random, bytes).map((p) => wsFrame(0x82, p));
+    script = (socket) => {
+      const write = (k: number): void => {
+        if (k === messages.length) socket.end(wsFrame(0x88, Buffer.from([0x03, 0xe8])));
+        else socket.write(messages[k]!, () => write(k + 1));
+      };
+      write(0);
+    };
+    const stream = await openPodStream(kc, 'default', 'web-1', 4000);
+    const errors: Error[] = [];
+    stream.on('data', () => undefined);
+    stream.on('error', (err) => errors.push(err));
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      new Promise<boolean>((resolve) => stream.once('close', () => resolve(true))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CASE_BUDGET_MS * 4))),
+    ]);
+    clearTimeout(timer);
+    if (!closed) stream.destroy();
+    slowest = Math.max(slowest, Date.now() - started);
+    if (!closed || errors.length > 1 || errors.some((e) => (e as { code?: string }).code !== 'port-forward-failed')) {
+      bad++;
+      if (bad === 1) t.fail(`case ${i}: closed ${closed}, errors ${errors.map(String).join('; ')}`, { bytes: bytes.toString('hex') });
+    }
+    if (errors.length === 0) tally.clean++;
+    else tally.failed++;
+  }
+  t.equal(bad, 0, 'every port-forward closed, with at most one error');
+  t.comment(`${SOCKET_CASES} port-forwards: ${tally.failed} failed, ${tally.clean} ended cleanly; the slowest took ${slowest} ms`);
 });

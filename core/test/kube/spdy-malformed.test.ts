@@ -99,3 +99,15 @@ t.test('good SPDY cut across WebSocket messages anywhere ends cleanly with all i
   t.equal(o.received, 'hello', 'the data stream, whole');
   t.ok(o.ended, 'a clean end');
 });
+
+t.test("data after the data stream's FIN, or after a GOAWAY, is not passed on and is no error", async (t) => {
+  for (const [what, spdy] of [
+    ['FIN', Buffer.concat([data(DATA, 'hel', FLAG_FIN), after])],
+    ['GOAWAY', Buffer.concat([data(DATA, 'hel'), controlFrame(GOAWAY, 0, Buffer.alloc(8)), after])],
+  ] as const) {
+    const o = await run(t, binary(spdy), 'close');
+    t.same(o.errors.map(String), [], `${what}: no error`);
+    t.equal(o.received, 'hel', `${what}: the data before it only`);
+    t.ok(o.ended, `${what}: a clean end`);
+  }
+});

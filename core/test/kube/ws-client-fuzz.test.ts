@@ -4,10 +4,11 @@
  * spliced in) ends in one WsProtocolError or a clean decode: never a second error, another kind
  * of exception, a callback after the error, or a loop that does not end.
  */
+import type { Socket } from 'node:net';
 import t from 'tap';
-import { WsFrameReader, WsProtocolError } from '../../src/kube/ws-client.js';
+import { connectWebSocket, WsFrameReader, WsProtocolError } from '../../src/kube/ws-client.js';
 import { mutate, Random, randomSplit } from '../fixtures/ws-fuzz-random.js';
-import { wsFrame } from '../fixtures/ws-raw-server.js';
+import { rawWebSocketServer, wsFrame } from '../fixtures/ws-raw-server.js';
 
 const SEED = 0x5eed_0001;
 const VALID_CASES = 4_000;
@@ -164,4 +165,50 @@ t.test(`${GARBAGE_CASES} garbage streams end in one protocol error or a clean de
   t.ok(tally.failed > GARBAGE_CASES / 2, `most garbage fails (${tally.failed} failed, ${tally.clean} decoded cleanly)`);
   t.ok(kinds.size >= 8, `the failures are of many kinds (${kinds.size})`);
   t.comment(`${GARBAGE_CASES} garbage cases in ${Date.now() - started} ms; ${[...kinds].map(([k, n]) => `${n}× ${k}`).join('; ')}`);
+});
+
+const SOCKET_CASES = 150;
+
+t.test(`${SOCKET_CASES} garbage streams over real sockets: the client closes within ${CASE_BUDGET_MS * 4} ms, with at most one error`, async (t) => {
+  const random = new Random(SEED + 2);
+  let script: (socket: Socket) => void = () => undefined;
+  const url = await rawWebSocketServer(t, 'v4.channel.k8s.io', (peer) => script(peer.socket));
+  const tally = { clean: 0, failed: 0 };
+  let bad = 0;
+  let slowest = 0;
+  for (let i = 0; i < SOCKET_CASES; i++) {
+    const bytes = i % 2 === 0 ? random.bytes(random.int(300)) : mutate(random, validStream(random).bytes);
+    const pieces = randomSplit(random, bytes).filter((p) => p.length > 0);
+    // The server writes the pieces one by one, then ends: a client that waits for more after that hangs.
+    script = (socket) => {
+      const write = (k: number): void => {
+        if (k === pieces.length) socket.end();
+        else socket.write(pieces[k]!, () => write(k + 1));
+      };
+      write(0);
+    };
+    const ws = await connectWebSocket(url, { requestOptions: {}, protocols: ['v4.channel.k8s.io'], timeoutMs: 5_000 });
+    const errors: Error[] = [];
+    ws.on('data', () => undefined);
+    ws.on('error', (err) => {
+      errors.push(err);
+      if (errors.length > 3) throw new Error(`'error' emitted ${errors.length} times`);
+    });
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const gone = new Promise<boolean>((resolve) => ws.once('close', () => resolve(true)));
+    ws.start();
+    const closed = await Promise.race([gone, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CASE_BUDGET_MS * 4)))]);
+    clearTimeout(timer);
+    if (!closed) ws.terminate();
+    slowest = Math.max(slowest, Date.now() - started);
+    if (!closed || errors.length > 1 || errors.some((e) => !(e instanceof WsProtocolError))) {
+      bad++;
+      if (bad === 1) t.fail(`case ${i}: closed ${closed}, errors ${errors.map(String).join('; ')}`, { bytes: bytes.toString('hex') });
+    }
+    if (errors.length === 0) tally.clean++;
+    else tally.failed++;
+  }
+  t.equal(bad, 0, 'every connection closed, with at most one protocol error');
+  t.comment(`${SOCKET_CASES} connections: ${tally.failed} failed, ${tally.clean} ended cleanly; the slowest took ${slowest} ms`);
 });
