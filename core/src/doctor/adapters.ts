@@ -4,11 +4,11 @@
  */
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
 import type { KubeFlags } from '../kube/kube-api.js';
 import { pingNetworkDaemon, startNetworkDaemonCommand } from '../network/client.js';
 import { networkSocketPath } from '../network/paths.js';
 import { readLocalRoutes } from '../outbound/local-routes.js';
+import { executableIn, pathDirs } from '../process/which.js';
 import { RESOLV_CONF_PATH } from '../outbound/resolv-conf.js';
 import type { DoctorPorts } from './doctor.js';
 import type { WorkstationHost } from './workstation.js';
@@ -16,23 +16,9 @@ import type { WorkstationHost } from './workstation.js';
 /** Root's usual command folders, where `ip` and `iptables` live (often off a user's PATH). */
 const ROOT_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
-async function executableIn(dirs: readonly string[], command: string): Promise<string | undefined> {
-  for (const dir of dirs) {
-    if (dir === '') continue;
-    const path = join(dir, command);
-    try {
-      await access(path, constants.X_OK);
-      return path;
-    } catch {
-      // Not here; the next folder.
-    }
-  }
-  return undefined;
-}
-
 /** This workstation, for a process with this environment and CLI path. */
 export function processWorkstationHost(env: NodeJS.ProcessEnv, cliPath: string): WorkstationHost {
-  const pathDirs = (env.PATH ?? '').split(delimiter);
+  const dirs = pathDirs(env);
   const socketPath = networkSocketPath(env);
   return {
     platform: process.platform,
@@ -42,8 +28,8 @@ export function processWorkstationHost(env: NodeJS.ProcessEnv, cliPath: string):
         () => true,
         () => false,
       ),
-    which: (command) => executableIn(pathDirs, command),
-    whichForRoot: (command) => executableIn([...pathDirs, ...ROOT_DIRS], command),
+    which: async (command) => executableIn(dirs, command),
+    whichForRoot: async (command) => executableIn([...dirs, ...ROOT_DIRS], command),
     networkDaemonAnswers: () => pingNetworkDaemon(socketPath),
     networkDaemonCommand: startNetworkDaemonCommand(cliPath, process.getuid?.() ?? 0, socketPath, networkSocketPath({})),
     localRoutes: readLocalRoutes,

@@ -10,6 +10,7 @@
  * reported once per outage.
  */
 import type { Duplex } from 'node:stream';
+import { Backoff } from '../backoff.js';
 import { DIAL_PORT_PARKED } from '../contracts.js';
 import { DirectStream } from '../direct-stream.js';
 import type { Logger } from '../daemon/logger.js';
@@ -37,7 +38,7 @@ export interface ParkedStreamsDeps {
   readonly log: Logger;
   readonly size?: number;
   /**
-   * Retries after failures, doubling from `initialMs`. At most 10 s: a manager that restarts is
+   * Retries after failures on core's Backoff (jittered, doubling from `initialMs`). At most 10 s: a manager that restarts is
    * back within seconds, and until then every flow pays the slower path.
    */
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
@@ -48,10 +49,9 @@ export interface ParkedStreamsDeps {
 export class ParkedStreams {
   readonly #deps: ParkedStreamsDeps;
   readonly #size: number;
-  readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
+  readonly #backoff: Backoff;
   readonly #idle = new Set<DirectStream>();
   #opening = 0;
-  #failures = 0;
   #retry: NodeJS.Timeout | undefined;
   #stopped = false;
   readonly #rate: { readonly perSecond: number; readonly burst: number };
@@ -68,7 +68,7 @@ export class ParkedStreams {
   constructor(deps: ParkedStreamsDeps) {
     this.#deps = deps;
     this.#size = deps.size ?? PARKED_STREAMS;
-    this.#backoff = deps.backoff ?? { initialMs: 500, maxMs: 10_000 };
+    this.#backoff = new Backoff(deps.backoff ?? { initialMs: 500, maxMs: 10_000 });
     this.#rate = deps.rate ?? { perSecond: PARK_RATE_PER_S, burst: PARK_BURST };
     this.#tokens = this.#rate.burst;
   }
@@ -195,7 +195,7 @@ export class ParkedStreams {
    * port-forward opens before its pod is asked for the port.)
    */
   #healthy(): void {
-    this.#failures = 0;
+    this.#backoff.reset();
     if (this.#reported) {
       this.#reported = false;
       this.#deps.log('info', 'outbound fast path: streams are parked at the traffic-manager again');
@@ -204,13 +204,12 @@ export class ParkedStreams {
 
   #failed(err: Error): void {
     if (this.#stopped) return;
-    this.#failures++;
     if (!this.#reported) {
       this.#reported = true;
       this.#deps.log('warn', `outbound fast path: cannot park streams at the traffic-manager (${err.message}); TCP flows take Outbound calls meanwhile`);
     }
     if (this.#retry !== undefined) return;
-    const delay = Math.min(this.#backoff.initialMs * 2 ** (this.#failures - 1), this.#backoff.maxMs);
+    const delay = this.#backoff.next();
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
       this.#fill();
