@@ -2,6 +2,9 @@
  * Where the e2e suites find the test cluster. `test/cluster/up.sh` writes
  * `$TP_STATE/cluster.env` (default `/var/lib/tp-cluster`) with KUBECONFIG, TP_CLUSTER,
  * TP_HOST_ADDRESS and TP_NODE_NAME; a variable set in the environment wins over the file.
+ * A kind cluster (`TP_CLUSTER=kind npm run cluster:up`) keeps its cluster.env elsewhere
+ * (`/var/lib/tp-kind` by default, so that both clusters can exist at once): run the suites with
+ * `TP_STATE=/var/lib/tp-kind` to use it.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
