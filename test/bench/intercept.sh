@@ -8,7 +8,7 @@
 # TP_BENCH_REQUESTS (1000), TP_BENCH_BULK_MB (256), TP_BENCH_SKIP_ROUTED=1 (no ClusterIP route),
 # TP_BENCH_CPU=1 (CPU seconds per GB moved, process by process, for each transfer),
 # TP_BENCH_LOAD_REQUESTS (3000) and TP_BENCH_CONCURRENCY (16) for the concurrency figures,
-# TP_BENCH_MEMORY_MB (1024: moved through an intercept when memory is the only routed part).
+# TP_BENCH_MEMORY_MB (1024: moved through an intercept for the memory figures, without trips).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
