@@ -279,11 +279,11 @@ t.test('-- cmd: leaving the intercept from elsewhere stops the command', async (
   t.match(result.stdout, /running/, "the command's output was streamed");
 });
 
-t.test('-- a command that does not exist: a clear error, and no intercept is left', async (t) => {
+t.test('-- a command that does not exist: a clear error before any intercept, and none is left', async (t) => {
   const r = await cli.run(['intercept', 'renv', '--port', `${await freePort()}:http`, '--mount=false', '--', 'no-such-command-tp'], 300_000);
   t.equal(r.exitCode, 2, 'a user error');
-  t.match(r.stderr, /cannot run no-such-command-tp: no such command/);
-  t.match(r.stderr, /hint: /);
+  t.match(r.stderr, /cannot run no-such-command-tp: not found on PATH/);
+  t.match(r.stderr, /hint: check the command after --/);
   t.strictSame(await ourIntercepts(), [], 'nothing left intercepted');
 });
 
