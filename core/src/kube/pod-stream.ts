@@ -3,24 +3,28 @@
  * one of two protocols, whichever the API server takes:
  * - `SPDY/3.1+portforward.k8s.io` (Kubernetes 1.30 and later, as kubectl does): the WebSocket
  *   carries SPDY (spdy.ts), which the API server passes on to the kubelet and the container
- *   runtime; one stream for errors, one for data. The cheaper of the two for the runtime.
+ *   runtime. The cheaper of the two for the runtime, and the one that multiplexes: the streams to
+ *   one pod's port share one connection (spdy-mux.ts), each a pair of SPDY streams (errors, data). A
+ *   connection is opened when the pod has none that is live, and closed once it has had no
+ *   streams for `IDLE_CLOSE_MS`.
  * - `v4.channel.k8s.io`, served by the container runtime itself: each binary message starts with
  *   its channel, 0 for data and 1 for errors, and the first message on each channel carries only
- *   the port number.
+ *   the port number. One connection per stream: the protocol has no streams.
  *
  * client-node's PortForward wants a local TCP socket to pipe and has no backpressure either way;
  * every port-forward of ours carries bulk data (direct tunnels, core/src/daemon/direct.ts; the
  * manager's session with its relayed tunnels and the sshfs mounts, through the local ports of
  * client-node-kube-api.ts), so they get this: the socket of the WebSocket is paused while our
- * reader is full, a write waits while more than a window of data is queued for the API server,
- * and received bytes are passed on without copies (ws-client.ts).
+ * reader is full (over SPDY: while a reader is more than its allowance behind, see spdy-mux.ts),
+ * a write waits while more than a window of data is queued for the API server, and received
+ * bytes are passed on without copies (ws-client.ts).
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type https from 'node:https';
 import { Duplex } from 'node:stream';
 import { TpError } from '../errors.js';
+import { SpdyConnection } from './spdy-mux.js';
 import { connectWebSocket, type WsConnection, WsRefusedError } from './ws-client.js';
-import { controlFrame, dataFrameHeader, FLAG_FIN, FrameReader, GOAWAY, HeaderBlockEncoder, MAX_FRAME_PAYLOAD, PING, RST_STREAM, synStreamFrame } from './spdy.js';
 
 /** The subprotocols we offer, the one we prefer first. */
 export const SPDY_TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
@@ -28,114 +32,32 @@ export const CHANNEL_PROTOCOL = 'v4.channel.k8s.io';
 
 const DATA = 0;
 const ERROR = 1;
-/** Our SPDY streams (client streams have odd ids): the error stream comes first, as kubectl's. */
-const SPDY_ERROR_STREAM = 1;
-const SPDY_DATA_STREAM = 3;
 /** Bytes queued for the API server above which a write waits for them to drain. */
 const WRITE_WINDOW_BYTES = 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a pod's SPDY connection without streams stays open for the next one. */
+export const IDLE_CLOSE_MS = 5_000;
 
-class PodStream extends Duplex {
+/** A stream of the v4 channel protocol: the whole WebSocket is the stream. */
+class ChannelStream extends Duplex {
   readonly #ws: WsConnection;
-  readonly #what: string;
-  readonly #port: number;
-  /** The SPDY reader when the API server took the SPDY tunnel; undefined for v4 channels. */
-  readonly #spdy: FrameReader | undefined;
-  /** Whether the channel's first message (the port number) has been seen (v4 channels). */
+  /** Whether the channel's first message (the port number) has been seen. */
   readonly #sawPort = [false, false];
-  /** v4 channels: the channel of the message being received, and its port bytes still to skip. */
+  /** The channel of the message being received, and its port bytes still to skip. */
   #channel = -1;
   #skip = 0;
   #error = '';
-  /** The data stream ended (its FIN, or a GOAWAY): a SPDY peer that sends more is not heard. */
-  #ended = false;
 
-  constructor(ws: WsConnection, what: string, port: number) {
+  constructor(ws: WsConnection, what: string) {
     super({ allowHalfOpen: false });
     this.#ws = ws;
-    this.#what = what;
-    this.#port = port;
-    if (ws.protocol === SPDY_TUNNEL_PROTOCOL) {
-      const reader = new FrameReader({
-        data: (streamId, payload, fin) => this.#spdyData(streamId, payload, fin),
-        control: (type, flags, body) => this.#spdyControl(type, flags, body),
-      });
-      this.#spdy = reader;
-      ws.on('data', (piece: Buffer) => this.#receiveSpdy(reader, piece));
-      this.#openSpdyStreams();
-    } else {
-      ws.on('data', (piece: Buffer, start: boolean) => this.#receiveChannel(piece, start));
-    }
+    ws.on('data', (piece: Buffer, start: boolean) => this.#receiveChannel(piece, start));
     ws.on('close', () => {
-      try {
-        // A SPDY frame cut by the end of the tunnel is lost data, not a clean end.
-        this.#spdy?.end();
-      } catch (err: unknown) {
-        this.#error ||= (err as Error).message;
-      }
-      if (this.#error !== '') this.destroy(this.#failure());
+      if (this.#error !== '') this.destroy(new TpError('cluster', 'port-forward-failed', `${what}: ${this.#error.trim()}`));
       else this.push(null);
     });
     ws.on('error', (err: Error) => this.destroy(new TpError('cluster', 'port-forward-failed', `${what}: ${err.message}`, { cause: err })));
     ws.start();
-  }
-
-  #failure(): TpError {
-    return new TpError('cluster', 'port-forward-failed', `${this.#what}: ${this.#error.trim()}`);
-  }
-
-  /** Opens the error stream (closed at once on our side: we never write to it) and the data stream. */
-  #openSpdyStreams(): void {
-    const headers = new HeaderBlockEncoder();
-    const common = [
-      ['port', String(this.#port)],
-      ['requestid', '0'],
-    ] as const;
-    this.#ws.send(
-      Buffer.concat([
-        synStreamFrame(SPDY_ERROR_STREAM, headers.encode([['streamtype', 'error'], ...common])),
-        dataFrameHeader(SPDY_ERROR_STREAM, 0, FLAG_FIN),
-        synStreamFrame(SPDY_DATA_STREAM, headers.encode([['streamtype', 'data'], ...common])),
-      ]),
-    );
-  }
-
-  #receiveSpdy(reader: FrameReader, data: Buffer): void {
-    try {
-      reader.push(data);
-    } catch (err: unknown) {
-      this.destroy(new TpError('cluster', 'port-forward-failed', `${this.#what}: ${(err as Error).message}`, { cause: err }));
-    }
-  }
-
-  #spdyData(streamId: number, payload: Buffer, fin: boolean): void {
-    if (streamId === SPDY_DATA_STREAM) {
-      if (this.#ended) return;
-      if (payload.length > 0 && !this.push(payload)) this.#ws.pause();
-      // The pod's side ended; a failed dial inside the pod is reported on the error stream first.
-      if (fin) this.#end();
-    } else if (streamId === SPDY_ERROR_STREAM) {
-      this.#error += payload.toString('utf8');
-      if (fin && this.#error !== '') this.destroy(this.#failure());
-    }
-  }
-
-  #spdyControl(type: number, flags: number, body: Buffer): void {
-    if (type === PING) {
-      this.#ws.send(controlFrame(PING, flags, body));
-    } else if (type === RST_STREAM && body.length >= 8 && body.readUInt32BE(0) === SPDY_DATA_STREAM) {
-      this.#error ||= `the port-forward stream was reset (SPDY status ${body.readUInt32BE(4)})`;
-      this.destroy(this.#failure());
-    } else if (type === GOAWAY) {
-      this.#end();
-    }
-    // SYN_REPLY, SETTINGS, WINDOW_UPDATE, HEADERS: nothing a port-forward needs from them.
-  }
-
-  #end(): void {
-    this.#ended = true;
-    if (this.#error !== '') this.destroy(this.#failure());
-    else this.push(null);
   }
 
   #receiveChannel(piece: Buffer, start: boolean): void {
@@ -169,7 +91,6 @@ class PodStream extends Duplex {
   }
 
   #send(chunks: readonly Buffer[], callback: (error?: Error | null) => void): void {
-    const size = chunks.reduce((n, c) => n + c.length, 0);
     let called = false;
     const done = (err?: Error | null): void => {
       if (!called) {
@@ -177,23 +98,9 @@ class PodStream extends Duplex {
         callback(err);
       }
     };
-    if (this.#spdy !== undefined && size > MAX_FRAME_PAYLOAD) {
-      // Rare (a huge writev): one frame per chunk, each cut to what a frame holds.
-      const pieces = chunks.flatMap((c) => Array.from({ length: Math.ceil(c.length / MAX_FRAME_PAYLOAD) }, (_, i) => c.subarray(i * MAX_FRAME_PAYLOAD, (i + 1) * MAX_FRAME_PAYLOAD)));
-      const last = pieces.pop() ?? Buffer.alloc(0);
-      for (const p of pieces) this.#ws.send(this.#frame([p], p.length));
-      this.#ws.send(this.#frame([last], last.length), (err) => done(err));
-    } else {
-      // One message per write: its frame header, then its bytes as they are.
-      this.#ws.send(this.#frame(chunks, size), (err) => done(err));
-    }
+    // One message per write: the channel byte, then the bytes as they are.
+    this.#ws.send([Buffer.from([DATA]), ...chunks], (err) => done(err));
     if (this.#ws.bufferedAmount < WRITE_WINDOW_BYTES) done();
-  }
-
-  /** `chunks` (`size` bytes) behind the data frame's header of the protocol in use. */
-  #frame(chunks: readonly Buffer[], size: number): Buffer[] {
-    const head = this.#spdy !== undefined ? dataFrameHeader(SPDY_DATA_STREAM, size) : Buffer.from([DATA]);
-    return [head, ...chunks];
   }
 
   /**
@@ -228,22 +135,94 @@ class PodStream extends Duplex {
   }
 }
 
+export interface PodStreamOptions {
+  /** How long a pod's SPDY connection without streams stays open (for the connection this opens). */
+  readonly idleCloseMs?: number;
+}
+
+/** The SPDY connections of one kubeconfig's pods: the live one of each pod's port, and the ones being opened. */
+interface PodConnections {
+  readonly live: Map<string, SpdyConnection>;
+  readonly connecting: Map<string, Promise<SpdyConnection | WsConnection>>;
+  /** Pods whose API server took the v4 channels: each stream opens its own connection. */
+  readonly channelOnly: Set<string>;
+}
+
+/**
+ * Each kubeconfig's connections, held as long as the kubeconfig is (the adapter that owns it,
+ * client-node-kube-api.ts): callers open streams with a kubeconfig and nothing more, and streams
+ * opened with another kubeconfig (other credentials) never share a connection.
+ */
+const byConfig = new WeakMap<KubeConfig, PodConnections>();
+
 /** Opens a stream to `pod`'s `port` through the API server of `kc`'s current cluster. */
-export async function openPodStream(kc: KubeConfig, namespace: string, pod: string, port: number): Promise<Duplex> {
-  const what = `port-forward to ${namespace}/${pod}:${port}`;
+export async function openPodStream(kc: KubeConfig, namespace: string, pod: string, port: number, options: PodStreamOptions = {}): Promise<Duplex> {
   const cluster = kc.getCurrentCluster();
   if (cluster === null) {
     throw new TpError('config', 'bad-kubeconfig', 'the kubeconfig has no current cluster', { hint: 'check --context and the kubeconfig' });
   }
-  const url = new URL(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/portforward`, cluster.server);
+  let pods = byConfig.get(kc);
+  if (pods === undefined) {
+    pods = { live: new Map(), connecting: new Map(), channelOnly: new Set() };
+    byConfig.set(kc, pods);
+  }
+  const { live, connecting, channelOnly } = pods;
+  const what = `port-forward to ${namespace}/${pod}`;
+  // The context may be switched on the same kubeconfig: its cluster and user are part of the key.
+  // So is the port: the connection's URL names one (`ports`), which the API server may hold the
+  // streams to, even though each SPDY pair names its own.
+  const key = JSON.stringify([cluster.server, kc.getCurrentUser()?.name ?? '', namespace, pod, port]);
+  for (;;) {
+    const conn = live.get(key);
+    if (conn?.usable === true) return conn.openStream(port);
+    if (channelOnly.has(key)) return new ChannelStream(await connect(kc, cluster.server, namespace, pod, port), `${what}:${port}`);
+    const pending = connecting.get(key);
+    if (pending !== undefined) {
+      // Another stream is opening the pod's connection: share it (or fail with it).
+      const got = await pending;
+      if (!(got instanceof SpdyConnection)) channelOnly.add(key);
+      continue;
+    }
+    const opening = connect(kc, cluster.server, namespace, pod, port).then((ws): SpdyConnection | WsConnection => {
+      if (ws.protocol !== SPDY_TUNNEL_PROTOCOL) return ws;
+      const opened: SpdyConnection = new SpdyConnection(ws, {
+        what,
+        idleCloseMs: options.idleCloseMs ?? IDLE_CLOSE_MS,
+        onRetired: () => {
+          if (live.get(key) === opened) live.delete(key);
+        },
+      });
+      live.set(key, opened);
+      return opened;
+    });
+    connecting.set(key, opening);
+    let got: SpdyConnection | WsConnection;
+    try {
+      got = await opening;
+    } finally {
+      connecting.delete(key);
+    }
+    if (got instanceof SpdyConnection) {
+      // Usable unless it went away at once; then the next turn opens another.
+      if (got.usable) return got.openStream(port);
+      continue;
+    }
+    channelOnly.add(key);
+    return new ChannelStream(got, `${what}:${port}`);
+  }
+}
+
+/** A WebSocket to the API server's port-forward of `pod` (its URL names `port`; SPDY streams name theirs). */
+async function connect(kc: KubeConfig, server: string, namespace: string, pod: string, port: number): Promise<WsConnection> {
+  const what = `port-forward to ${namespace}/${pod}:${port}`;
+  const url = new URL(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/portforward`, server);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.searchParams.set('ports', String(port));
   const requestOptions: https.RequestOptions = {};
   // Certificates, token and TLS settings of the context, as for every other API call.
   await kc.applyToHTTPSOptions(requestOptions);
-  let ws: WsConnection;
   try {
-    ws = await connectWebSocket(url, { requestOptions, protocols: [SPDY_TUNNEL_PROTOCOL, CHANNEL_PROTOCOL], timeoutMs: HANDSHAKE_TIMEOUT_MS });
+    return await connectWebSocket(url, { requestOptions, protocols: [SPDY_TUNNEL_PROTOCOL, CHANNEL_PROTOCOL], timeoutMs: HANDSHAKE_TIMEOUT_MS });
   } catch (err: unknown) {
     if (err instanceof WsRefusedError) {
       // A refusal (403 without pods/portforward, 404 for a pod that is gone) comes as a Status.
@@ -257,5 +236,4 @@ export async function openPodStream(kc: KubeConfig, namespace: string, pod: stri
     }
     throw new TpError('cluster', 'port-forward-failed', `${what}: ${(err as Error).message}`, { cause: err });
   }
-  return new PodStream(ws, what, port);
 }
