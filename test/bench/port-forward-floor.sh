@@ -6,13 +6,15 @@
 # the pod's own is the best such an intercept can do on this machine.
 #
 # Usage: bash test/bench/port-forward-floor.sh   (needs the local cluster: npm run cluster:up)
-# Env:   TP_FLOOR_REQUESTS (default 2000), TP_FLOOR_CONCURRENCY (default 16)
+# Env:   TP_FLOOR_REQUESTS (default 2000), TP_FLOOR_CONCURRENCY (default 16),
+#        TP_FLOOR_KEEPALIVE=1 for 16 keep-alive connections instead of a new one per request
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${KUBECONFIG:=/var/lib/tp-cluster/admin.kubeconfig}"
 export KUBECONFIG
 requests=${TP_FLOOR_REQUESTS:-2000}
 concurrency=${TP_FLOOR_CONCURRENCY:-16}
+keepalive=${TP_FLOOR_KEEPALIVE:-0}
 ns=tp-pf-floor-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
 pf_pid=
 
@@ -29,19 +31,20 @@ kubectl -n "$ns" rollout status deployment/echo --timeout=120s >/dev/null
 pod=$(kubectl -n "$ns" get pods -l app=echo -o jsonpath='{.items[0].metadata.name}')
 ip=$(kubectl -n "$ns" get pod "$pod" -o jsonpath='{.status.podIP}')
 
-# Sends GET /ping `requests` times with `concurrency` in flight, a new connection each (200
-# untimed first); prints requests/s and failures.
+# Sends GET /ping `requests` times with `concurrency` in flight, a new connection each (or over
+# keep-alive connections), 200 untimed first; prints requests/s and failures.
 load() {
   node -e '
     const http = require("node:http");
-    const [url, total, conc] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+    const [url, total, conc, keep] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), process.argv[4] === "1"];
+    const agent = keep ? new http.Agent({ keepAlive: true, maxSockets: conc }) : false;
     const run = (n) => new Promise((resolve) => {
       let started = 0, done = 0, failed = 0;
       const one = () => {
         if (started >= n) return;
         started++;
         const end = (ok) => { if (!ok) failed++; if (++done === n) resolve(failed); else one(); };
-        http.get(url, { agent: false, timeout: 10000 }, (res) => { res.resume(); res.on("end", () => end(res.statusCode === 200)); })
+        http.get(url, { agent, timeout: 10000 }, (res) => { res.resume(); res.on("end", () => end(res.statusCode === 200)); })
           .on("error", () => end(false)).on("timeout", function () { this.destroy(); });
       };
       for (let i = 0; i < conc; i++) one();
@@ -53,7 +56,7 @@ load() {
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       console.log(`${(total / s).toFixed(0)} ${failed}`);
     })();
-  ' "$1" "$requests" "$concurrency"
+  ' "$1" "$requests" "$concurrency" "$keepalive"
 }
 
 read -r direct_rps direct_failed < <(load "http://$ip:8080/ping")
@@ -70,7 +73,7 @@ read -r direct2_rps direct2_failed < <(load "http://$ip:8080/ping")
 rm -f /tmp/"$ns".pf
 
 app=$(( (direct_rps + direct2_rps) / 2 ))
-printf '%-46s %s\n' "requests, in flight" "$requests, $concurrency (a new connection each)"
+printf '%-46s %s\n' "requests, in flight" "$requests, $concurrency ($([ "$keepalive" = 1 ] && echo "over $concurrency keep-alive connections" || echo "a new connection each"))"
 printf '%-46s %s / %s req/s (failed %s / %s)\n' "the pod directly, before / after" "$direct_rps" "$direct2_rps" "$direct_failed" "$direct2_failed"
 printf '%-46s %s req/s (failed %s)\n' "kubectl port-forward" "$pf_rps" "$pf_failed"
 printf '%-46s %s\n' "ratio to the pod (the floor of an intercept)" "$(awk -v a="$pf_rps" -v b="$app" 'BEGIN { printf "%.2f", a / b }')"
