@@ -15,6 +15,17 @@ pidfile=$TP_KIND_RUN/dockerd.pid
 log=$TP_KIND_STATE/logs/dockerd.log
 
 kdocker() { docker --host "unix://$TP_KIND_DOCKER_SOCK" "$@"; }
+
+# The other dockerd's bridge: starting a second dockerd was seen to delete it even with a bridge
+# of its own, which breaks that engine's builds (RUN steps) and containers. Its address is noted
+# before, and the bridge made again after, when it went.
+host_bridge_cidr() { ip -o -4 addr show docker0 2>/dev/null | awk '{ print $4; exit }'; }
+keep_host_bridge() { # CIDR noted before
+  [ -n "$1" ] || return 0
+  ip link show docker0 >/dev/null 2>&1 && return 0
+  tp_log "docker0 (the other dockerd's bridge) went while the kind dockerd started or stopped: making it again ($1)"
+  ip link add docker0 type bridge && ip addr add "$1" dev docker0 && ip link set docker0 up
+}
 alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 start() {
@@ -27,6 +38,8 @@ start() {
     ip addr add "$TP_KIND_BRIDGE_CIDR" dev "$TP_KIND_BRIDGE"
     ip link set "$TP_KIND_BRIDGE" up
   fi
+  local docker0
+  docker0=$(host_bridge_cidr)
   # An empty daemon.json, so that /etc/docker/daemon.json (the other dockerd's) is not read.
   echo '{}' >"$TP_KIND_STATE/daemon.json"
   tp_log "starting the kind dockerd (socket $TP_KIND_DOCKER_SOCK, log $log)"
@@ -41,9 +54,12 @@ start() {
     --add-runtime "tp-kind-runc=$here/runc-wrapper.sh" --default-runtime tp-kind-runc \
     --storage-driver overlay2 </dev/null >>"$log" 2>&1 &
   tp_wait 60 "the kind dockerd" kdocker version || { tail -n 20 "$log" >&2; exit 1; }
+  keep_host_bridge "$docker0"
 }
 
 stop() {
+  local docker0
+  docker0=$(host_bridge_cidr)
   if alive; then
     local pid
     pid=$(cat "$pidfile")
@@ -53,6 +69,7 @@ stop() {
   fi
   rm -f "$pidfile"
   if ip link show "$TP_KIND_BRIDGE" >/dev/null 2>&1; then ip link del "$TP_KIND_BRIDGE"; fi
+  keep_host_bridge "$docker0"
 }
 
 case ${1:-} in
