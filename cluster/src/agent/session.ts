@@ -18,8 +18,12 @@ export interface Backoff {
   readonly maxMs: number;
 }
 
-/** Up to 0.5 s doubling to 5 s: a restarted manager (a few seconds) is found again within one step. */
-export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 5000 };
+/**
+ * Up to 0.5 s doubling to 2 s: a replaced manager is Ready within two or three seconds, and
+ * intercepts resume only once every agent of the workload has arrived again, so no agent may
+ * sleep long past that (the daemons' recovery has the same bounds).
+ */
+export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 2000 };
 
 /** Used when the manager's SessionInfo names no heartbeat (the proto's documented default). */
 const DEFAULT_HEARTBEAT_MS = 5000;
