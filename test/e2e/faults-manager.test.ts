@@ -41,7 +41,7 @@ const cli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, na
 /**
  * The bound this suite holds the product to: every pod's agent back on the intercept within this
  * long of a manager restart. The aim is 10 s; on this two-core harness the first pod is back in
- * about 3 s and the last one in 9-12 s (an agent's call to the vanished manager waits for its
+ * about 3 s and the last one in 11-13 s (an agent's call to the vanished manager waits for its
  * deadline before it tries the new one), so the suite guards 20 s and prints the figure.
  */
 const RESUME_WITHIN_MS = 20_000;
