@@ -33,8 +33,9 @@
  *                    (no target; port-forward measured again beside it)
  *   concurrency      requests/s with 16 in flight through a global and a personal intercept,
  *                    against the app's own rate (no intercept) in the same run, and how many
- *                    intercepted connections took a direct tunnel or the relay; once with a
- *                    connection per request, once over keep-alive connections
+ *                    intercepted connections took a direct tunnel or the relay, beside the
+ *                    same load over `kubectl port-forward` (the floor); once with a connection
+ *                    per request, once over keep-alive connections
  *   agent memory     VmRSS of the traffic-agent process while idle: as it starts, and after the
  *                    traffic of the other parts, and TP_BENCH_MEMORY_MB more through an intercept
  *                    without the throughput figures, right after and 10 s later; and a bare
@@ -478,7 +479,14 @@ async function connectionCounts(cli: ReturnType<typeof createTelepresenceCli>): 
  * the intercepted connections took a direct tunnel or the traffic-manager's relay. Once with a
  * connection per request (each one intercepted anew) and once over keep-alive connections.
  */
-async function concurrencyFigures(cli: ReturnType<typeof createTelepresenceCli>, base: string, app: string, ns: string, localPort: number): Promise<void> {
+async function concurrencyFigures(
+  cli: ReturnType<typeof createTelepresenceCli>,
+  base: string,
+  app: string,
+  ns: string,
+  localPort: number,
+  forwardToApp: () => Promise<{ url: string; stop: () => Promise<void> }>,
+): Promise<void> {
   const mine = { 'x-bench': 'personal' };
   const c = RUNS.concurrency;
   for (const mode of ['close', 'keepalive'] as const) {
@@ -501,11 +509,17 @@ async function concurrencyFigures(cli: ReturnType<typeof createTelepresenceCli>,
     await firstAnswerFrom(base, 'app', 30_000, mine);
     const appAfter = await load(base, 'app', mode);
     const appRate = (appBefore.rate + appAfter.rate) / 2;
+    // The floor: the same load over `kubectl port-forward` to the app's pod. Every intercepted
+    // connection crosses a port-forward stream as these do (API server, kubelet, the runtime's
+    // dial into the pod), so no intercept can beat this ratio on this machine.
+    const forward = await forwardToApp();
+    const floor = await load(forward.url, 'app', mode).finally(() => forward.stop());
     const warnings = daemonWarnings(cli, /no direct tunnels to/);
     if (warnings.length > 0) progress(`the daemon gave up on direct tunnels ${warnings.length} times; last: ${warnings[warnings.length - 1] ?? ''}`);
     const failed = (r: LoadResult): string => (r.failed > 0 ? `, ${r.failed} failed` : '');
     const paths = (a: { direct: number; relayed: number }, b: { direct: number; relayed: number }): string => `connections: ${b.direct - a.direct} direct, ${b.relayed - a.relayed} relayed`;
     record(`requests/s at concurrency ${c}, ${how}: the app, before / after`, `${appBefore.rate.toFixed(0)} / ${appAfter.rate.toFixed(0)}${failed(appBefore)}${failed(appAfter)}`);
+    record(`requests/s at concurrency ${c}, ${how}: kubectl port-forward (the floor)`, `${floor.rate.toFixed(0)}, ratio ${(floor.rate / appRate).toFixed(2)}${failed(floor)}`);
     record(`requests/s at concurrency ${c}, ${how}: global intercept`, `${global.rate.toFixed(0)}, ratio ${(global.rate / appRate).toFixed(2)}${failed(global)}; ${paths(g0, g1)}`, '>= 0.5', global.rate / appRate >= 0.5);
     record(`requests/s at concurrency ${c}, ${how}: personal intercept`, `${personal.rate.toFixed(0)}, ratio ${(personal.rate / appRate).toFixed(2)}${failed(personal)}; ${paths(p0, p1)}`, '>= 0.5', personal.rate / appRate >= 0.5);
   }
@@ -872,7 +886,7 @@ async function main(): Promise<void> {
         await leaveGlobal();
         injected = true;
       }
-      await concurrencyFigures(cli, base, app, ns, localPort);
+      await concurrencyFigures(cli, base, app, ns, localPort, forwardToApp);
     }
 
     if (want('memory')) {

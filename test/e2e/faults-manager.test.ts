@@ -40,11 +40,9 @@ const VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')
 const cli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns });
 /**
  * The bound this suite holds the product to: every pod's agent back on the intercept within this
- * long of a manager restart. The aim is 10 s; on this two-core harness the first pod is back in
- * about 3 s and the last one in 11-13 s (an agent's call to the vanished manager waits for its
- * deadline before it tries the new one), so the suite guards 20 s and prints the figure.
+ * long of a manager restart (the suite prints the figure; on the two-core harness, 2-5 s).
  */
-const RESUME_WITHIN_MS = 20_000;
+const RESUME_WITHIN_MS = 10_000;
 
 function app(name: string, replicas: number): object[] {
   return [
@@ -112,17 +110,34 @@ interface Status {
  * connection as a caller's would be, are answered by `host`: every pod's agent takes the
  * intercept again, not just the first one back. Resolves with the milliseconds since `since`.
  */
-async function backOnWorkstation(name: string, host: string, since: number, what: string): Promise<number> {
+async function backOnWorkstation(t: Test, name: string, host: string, since: number, what: string): Promise<number> {
   const ROUND = 20;
-  await eventually(
-    async () => {
-      const answers = await hostsAnswering(kube, ns, 'client', `http://${name}.${ns}/`, ROUND);
-      const others = answers.filter((h) => h !== host);
-      if (others.length > 0) throw new Error(`${others.length} of ${ROUND} answered by ${others[0] ?? ''}`);
-    },
-    { timeoutMs: 60_000, intervalMs: 200, what },
-  );
+  try {
+    await eventually(
+      async () => {
+        const answers = await hostsAnswering(kube, ns, 'client', `http://${name}.${ns}/`, ROUND);
+        const others = answers.filter((h) => h !== host);
+        if (others.length > 0) throw new Error(`${others.length} of ${ROUND} answered by ${others[0] ?? ''}`);
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what },
+    );
+  } catch (err: unknown) {
+    await explain(t, name);
+    throw err;
+  }
   return Date.now() - since;
+}
+
+/** What the daemon, the status and the agents of `name` said, for a failure to be understood. */
+async function explain(t: Test, name: string): Promise<void> {
+  t.comment(`status:\n${(await cli.run(['status'])).stdout}`);
+  t.comment(`daemon log (end):\n${cli.daemonLog()}`);
+  for (const pod of await podsOf(name)) {
+    const logs = await kube.kubectl(['-n', ns, 'logs', pod, '-c', 'traffic-agent', '--tail=30']).catch((e: unknown) => String(e));
+    t.comment(`traffic-agent of ${pod} (end):\n${logs}`);
+  }
+  const managers = await kube.kubectl(['-n', MANAGER_NS, 'logs', '-l', MANAGER_SELECTOR, '--tail=40']).catch((e: unknown) => String(e));
+  t.comment(`traffic-manager (end):\n${managers}`);
 }
 
 t.before(async () => {
@@ -160,7 +175,7 @@ t.test("the manager's pod deleted during an intercept: it resumes by itself", as
   await kube.kubectl(['-n', MANAGER_NS, 'delete', 'pod', '-l', MANAGER_SELECTOR, '--wait=false']);
   // The agents drop their session with the manager, so for a moment the app answers; then the
   // daemon and the agent find the new manager and the intercept is made again.
-  const took = await backOnWorkstation('victim', local.host, deleted, 'the workstation answering again after the manager pod was deleted');
+  const took = await backOnWorkstation(t, 'victim', local.host, deleted, 'the workstation answering again after the manager pod was deleted');
   t.comment(`traffic back on the workstation ${took} ms after the manager pod was deleted`);
   t.ok(took <= RESUME_WITHIN_MS, `within ${RESUME_WITHIN_MS} ms (${took} ms)`);
   t.notOk((await managerPods()).includes(oldManager ?? ''), 'served by a new manager pod');
@@ -191,7 +206,7 @@ t.test('the manager upgraded (a rolling update) during an intercept: it resumes 
   await kube.kubectl(['-n', MANAGER_NS, 'rollout', 'status', 'deployment/traffic-manager', '--timeout=120s'], { timeoutMs: 130_000 });
   const rolled = Date.now();
   t.comment(`the rollout took ${rolled - started} ms`);
-  const took = await backOnWorkstation('victim', local.host, rolled, 'the workstation answering after the upgrade');
+  const took = await backOnWorkstation(t, 'victim', local.host, rolled, 'the workstation answering after the upgrade');
   t.comment(`traffic on the workstation ${took} ms after the rollout finished`);
   t.ok(took <= RESUME_WITHIN_MS, `within ${RESUME_WITHIN_MS} ms of the rollout (${took} ms)`);
   t.notOk((await managerPods()).includes(oldManager ?? ''), 'served by the new manager pod');
@@ -225,16 +240,17 @@ t.test('a workload deleted while the manager was away: its intercept is reported
   await kube.kubectl(['-n', MANAGER_NS, 'wait', '--for=delete', 'pod', '-l', MANAGER_SELECTOR, '--timeout=60s'], { timeoutMs: 70_000 });
   await kube.kubectl(['-n', ns, 'delete', 'deployment/brief', 'service/brief', '--wait=true'], { timeoutMs: 60_000 });
   await kube.kubectl(['-n', MANAGER_NS, 'scale', 'deployment/traffic-manager', '--replicas=1']);
+  const lostBrief = (s: Status) => s.connection?.lostIntercepts?.find((l) => l.name === `brief-${ns}`);
   const status = await eventually(
     async () => {
       const s = await cli.json<Status>(['status']);
-      if ((s.connection?.lostIntercepts ?? []).length === 0) throw new Error(`not reported yet: ${JSON.stringify(s.connection)}`);
+      if (lostBrief(s) === undefined) throw new Error(`not reported yet: ${JSON.stringify(s.connection)}`);
       return s;
     },
     { timeoutMs: 120_000, intervalMs: 500, what: 'the lost intercept reported' },
   );
-  t.equal(status.connection?.lostIntercepts?.[0]?.name, `brief-${ns}`, 'status names the lost intercept');
-  t.match(status.connection?.lostIntercepts?.[0]?.reason, /brief/, `and why: ${status.connection?.lostIntercepts?.[0]?.reason ?? ''}`);
+  t.strictSame(status.connection?.lostIntercepts?.map((l) => l.name), [`brief-${ns}`], 'status names the lost intercept, and only it');
+  t.match(lostBrief(status)?.reason, /brief/, `and why: ${lostBrief(status)?.reason ?? ''}`);
   t.notOk(status.intercepts?.some((i) => i.name === `brief-${ns}`), 'it is no longer listed as an intercept');
   const text = await cli.ok(['status']);
   t.match(text, new RegExp(`brief-${ns}: LOST after the traffic-manager restarted`), 'the text status says so');

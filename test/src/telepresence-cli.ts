@@ -3,7 +3,8 @@
  * plugin discovery on a PATH that starts with the build's `dist/bin`. Each instance has its own
  * runtime folder, so its daemon (socket, logs) is separate from any other test's or the user's.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { daemonLogPath } from '@telepresence-ts/core';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatCommandLine, processRunner, type ProcessRunner, type RunResult } from './process-runner.js';
@@ -45,6 +46,8 @@ export interface TelepresenceCli {
   ok(args: readonly string[], timeoutMs?: number): Promise<string>;
   /** Runs a command with `--output json` that must succeed; returns the parsed stdout. */
   json<T>(args: readonly string[], timeoutMs?: number): Promise<T>;
+  /** The end (up to `chars`) of this instance's daemon log; '' while there is none. */
+  daemonLog(chars?: number): string;
   /** Stops this instance's daemon (if any) and removes its runtime folder. */
   dispose(): Promise<void>;
 }
@@ -89,6 +92,13 @@ export function createTelepresenceCli(options: TelepresenceCliOptions): Telepres
         return JSON.parse(out) as T;
       } catch {
         throw new Error(`kubectl telepresence ${args.join(' ')} --output json printed no JSON:\n${out}`);
+      }
+    },
+    daemonLog(chars = 6000): string {
+      try {
+        return readFileSync(daemonLogPath(env), 'utf8').slice(-chars);
+      } catch {
+        return '';
       }
     },
     async dispose(): Promise<void> {

@@ -29,6 +29,14 @@ export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 2000 };
 const DEFAULT_HEARTBEAT_MS = 5000;
 /** A unary call that takes longer than this is a manager we cannot rely on. */
 const CALL_DEADLINE_MS = 10_000;
+/**
+ * Deadline of an arrival's first call (Version), which also opens the channel. A manager answers
+ * it in milliseconds; a connect that went to the address of a manager pod that is gone (the
+ * Service's rules not yet updated) is never answered, not even with a reset, and would hold the
+ * arrival for the whole CALL_DEADLINE_MS. Failing fast gets a new channel (see `newClient`),
+ * whose connect the Service routes afresh.
+ */
+export const ARRIVAL_DEADLINE_MS = 2_000;
 /** Depart on stop is a courtesy to the manager (it would expire the session anyway); do not hold up a stop. */
 const DEPART_DEADLINE_MS = 1000;
 
@@ -59,6 +67,8 @@ export interface SessionOptions {
   readonly log: Logger;
   readonly backoff?: Backoff;
   readonly clock?: Clock;
+  /** Default ARRIVAL_DEADLINE_MS. */
+  readonly arrivalDeadlineMs?: number;
 }
 
 /**
@@ -76,6 +86,7 @@ export class ManagerSession {
   readonly #log: Logger;
   readonly #backoff: Backoff;
   readonly #clock: Clock;
+  readonly #arrivalDeadlineMs: number;
   #session: SessionInfo | undefined;
   #intercepts: readonly InterceptInfo[] = [];
   #stopped = false;
@@ -95,6 +106,7 @@ export class ManagerSession {
     this.#log = options.log;
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#clock = options.clock ?? systemClock;
+    this.#arrivalDeadlineMs = options.arrivalDeadlineMs ?? ARRIVAL_DEADLINE_MS;
   }
 
   /** The client in use now (see `newClient`); the owner closes it after stop(). */
@@ -180,7 +192,7 @@ export class ManagerSession {
   }
 
   async #arrive(): Promise<void> {
-    const version = await this.#unary<VersionInfo>((md, opts, cb) => this.#client.version({}, md, opts, cb));
+    const version = await this.#unary<VersionInfo>((md, opts, cb) => this.#client.version({}, md, opts, cb), this.#arrivalDeadlineMs);
     const session = await this.#unary<SessionInfo>((md, opts, cb) => this.#client.arriveAsAgent(this.#agent, md, opts, cb));
     if (this.#stopped) {
       // stop() came while arriving: leave no session behind on the manager.

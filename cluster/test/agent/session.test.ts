@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { ManagerSession, createManagerClient, type Backoff } from '../../src/agent/session.js';
 import { FakeManager, intercept, memoryLogger, until } from './helpers.js';
 
@@ -129,4 +130,35 @@ t.test('an arrival that finds no manager gets a new channel, which reaches the m
   await manager.start();
   await until(() => session.sessionId !== undefined, 'arrived at the manager that came back');
   t.pass('arrived');
+});
+
+t.test('an arrival whose channel is never answered (a vanished pod) gets a new channel within the arrival deadline', async (t) => {
+  // A listener that takes the connection and says nothing: the channel never becomes ready, as
+  // when the Service still routes to a manager pod that is gone.
+  const held = new Set<Socket>();
+  const silent = createServer((socket) => held.add(socket));
+  await new Promise<void>((ok) => silent.listen(0, '127.0.0.1', ok));
+  t.teardown(
+    () =>
+      new Promise<void>((ok) => {
+        for (const socket of held) socket.destroy();
+        silent.close(() => ok());
+      }),
+  );
+  const manager = new FakeManager();
+  await manager.start();
+  t.teardown(() => manager.stop());
+  const silentAddress = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const addresses = [silentAddress, manager.address];
+  let made = 0;
+  const newClient = () => createManagerClient(addresses[Math.min(made++, 1)] ?? manager.address, FAST);
+  const session = new ManagerSession({ client: newClient(), newClient, agent: AGENT, log: memoryLogger(), backoff: FAST, arrivalDeadlineMs: 300 });
+  t.teardown(async () => {
+    await session.stop();
+    session.client.close();
+  });
+  session.start();
+  // Well inside the 10 s deadline of other calls: only the arrival deadline can have ended the wait.
+  await until(() => session.sessionId !== undefined, 'arrived through the new channel', 5000);
+  t.equal(made, 2, 'one new channel');
 });

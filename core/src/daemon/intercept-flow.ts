@@ -3,7 +3,6 @@
  * volumes, the files asked for), removing one, following the manager's view of them, and
  * making them again on a manager that lost them (see SessionKeeper's recovery).
  */
-import { status as grpcStatus } from '@grpc/grpc-js';
 import type { InterceptRemote, LostIntercept } from '@telepresence-ts/proto/daemon/v1';
 import type { InterceptEnvironment, InterceptInfo, InterceptSnapshot, InterceptSpec } from '@telepresence-ts/proto/manager/v1';
 import { writeFileSync } from 'node:fs';
@@ -16,7 +15,7 @@ import { checkInterceptRequest, checkOutputFiles } from './local-inputs.js';
 import type { Logger } from './logger.js';
 import type { ActiveMount, Mounter, PreparedMount } from './mounts.js';
 import { formatDotenv, formatEnvJson, localEnvironment } from './remote-env.js';
-import { callOptions, grpcCodeOf, managerUnavailable, pause, type Session, type SessionKeeper } from './session-keeper.js';
+import { callOptions, managerUnavailable, pause, type Session, type SessionKeeper } from './session-keeper.js';
 
 /** An intercept's environment and mount, while it lasts. */
 interface Remote {
@@ -43,6 +42,13 @@ export interface InterceptFlowDeps {
   readonly changed: () => void;
 }
 
+/**
+ * Tries at making one intercept again after the manager lost it, before it is reported lost: the
+ * recovery's backoff spaces them (up to 5 s), so a failure that lasts longer than about 15 s is
+ * one that a user must hear about.
+ */
+export const RESTORE_ATTEMPTS = 5;
+
 export class InterceptFlow {
   private readonly deps: InterceptFlowDeps;
   private readonly clock: Clock;
@@ -56,6 +62,12 @@ export class InterceptFlow {
   private readonly lost = new Map<string, LostIntercept>();
   /** Environment and mount of each of our intercepts, by spec.name. */
   private readonly remotes = new Map<string, Remote>();
+  /** The arrival again (Session.arrivedAgain) that restore() is making our intercepts again for. */
+  private restoring = -1;
+  /** Our intercepts made again on that arrival, by spec.name. */
+  private readonly restored = new Set<string>();
+  /** Failed attempts to make each of them again on that arrival. */
+  private readonly restoreFailures = new Map<string, number>();
 
   constructor(deps: InterceptFlowDeps) {
     this.deps = deps;
@@ -303,24 +315,39 @@ export class InterceptFlow {
   /**
    * Creates this workstation's intercepts again on a manager that lost them, from the specs they
    * were made with: the agents and their configuration are still in the cluster, so no workload
-   * restarts. Environments and mounts stay as they are. An intercept that cannot be made again
-   * (its workload was deleted, say) is dropped and reported in `lostIntercepts`; a failure to
-   * reach the manager is thrown, for the recovery to try again.
+   * restarts. Environments and mounts stay as they are. An intercept the manager refuses (its
+   * workload was deleted, say: a user or config error) is dropped and reported in
+   * `lostIntercepts`. Any other failure (the manager going away again, a deadline, a cluster error
+   * that may pass) is thrown, for the recovery to try again; the intercepts already made again on
+   * this arrival are not made twice, and one that keeps failing is reported lost after
+   * RESTORE_ATTEMPTS tries.
    */
   async restore(s: Session): Promise<void> {
     // A snapshot taken before our intercepts exist again must not read as their removal.
-    this.seenIntercepts.clear();
+    if (this.restoring !== s.arrivedAgain) {
+      this.restoring = s.arrivedAgain;
+      this.restored.clear();
+      this.restoreFailures.clear();
+      this.seenIntercepts.clear();
+    }
     for (const [name, old] of [...this.intercepts]) {
       const spec = old.spec;
-      if (spec === undefined || this.intercepts.get(name) !== old) continue;
+      if (spec === undefined || this.restored.has(name) || this.intercepts.get(name) !== old) continue;
       try {
         const info = await this.prepareAndCreate(s, spec, (line) => this.deps.log('debug', `restoring ${name}: ${line}`), true);
         this.intercepts.set(name, info);
+        this.restored.add(name);
         this.deps.log('info', `intercept ${info.id} restored`);
         this.deps.changed();
       } catch (err: unknown) {
         const e = toTpError(err);
-        if (e.code === 'manager-unreachable' || grpcCodeOf(err) === grpcStatus.UNAVAILABLE) throw err;
+        const failures = (this.restoreFailures.get(name) ?? 0) + 1;
+        this.restoreFailures.set(name, failures);
+        const refused = e.category === 'user' || e.category === 'config';
+        if (!refused && failures < RESTORE_ATTEMPTS) {
+          this.deps.log('warn', `intercept ${name} not restored yet (attempt ${failures} of ${RESTORE_ATTEMPTS}): ${e.message}`);
+          throw err;
+        }
         this.deps.log('warn', `intercept ${name} could not be restored: ${e.message}`);
         this.intercepts.delete(name);
         await this.dropRemote(name);

@@ -131,6 +131,10 @@ export interface Session {
   watchesStartedAt: number;
   /** Set while the session is being recovered (see recover()); commands wait for it. */
   recovering: Promise<void> | undefined;
+  /** How many times the session arrived again at a manager that had lost it. */
+  arrivedAgain: number;
+  /** Set from an arrival again until our intercepts were all made again on that manager. */
+  restorePending: boolean;
   /** Streams parked at the agents of our intercepts, for the current session id. */
   direct: DirectTunnels | undefined;
   /** Outbound access for this connection (off when the connect asked for none). */
@@ -204,6 +208,8 @@ export class SessionKeeper {
         closing: false,
         closed: new AbortController(),
         recovering: undefined,
+        arrivedAgain: 0,
+        restorePending: false,
         direct: undefined,
         outbound: undefined,
       };
@@ -413,18 +419,22 @@ export class SessionKeeper {
       alive = await this.probe(s);
       if (alive === undefined) throw new TpError('cluster', 'manager-unreachable', 'the traffic-manager does not answer on a new port-forward');
     }
-    if (alive) {
-      this.startWatches(s);
-      this.deps.events.recoveryState(undefined);
-      return;
+    if (!alive) {
+      // The manager does not know the session: arrive again, keeping the id when it can, so that
+      // the intercepts, created again, keep theirs.
+      const lostId = s.info.sessionId;
+      s.info = await this.arrive(s.conn, s.args, lostId);
+      s.arrivedAgain++;
+      s.restorePending = true;
+      this.deps.log('info', s.info.sessionId === lostId ? `arrived again as session ${lostId}` : `arrived again as session ${s.info.sessionId} (was ${lostId})`);
     }
-    // The manager does not know the session: arrive again, keeping the id when it can, so that
-    // the intercepts, created again, keep theirs.
-    const lostId = s.info.sessionId;
-    s.info = await this.arrive(s.conn, s.args, lostId);
-    this.deps.log('info', s.info.sessionId === lostId ? `arrived again as session ${lostId}` : `arrived again as session ${s.info.sessionId} (was ${lostId})`);
     this.startWatches(s);
-    await this.deps.events.arrivedAgain(s);
+    // Also on an attempt after one that arrived again but could not make every intercept again:
+    // the session is alive then, and the intercepts still missing.
+    if (s.restorePending) {
+      await this.deps.events.arrivedAgain(s);
+      s.restorePending = false;
+    }
     this.deps.events.recoveryState(undefined);
   }
 

@@ -1,6 +1,8 @@
 import t from 'tap';
 import { InterceptDisposition } from '@telepresence-ts/proto/manager/v1';
 import { TpError } from '../../src/errors.js';
+import { RESTORE_ATTEMPTS } from '../../src/daemon/intercept-flow.js';
+import { RECOVERY_BACKOFF } from '../../src/daemon/session-keeper.js';
 import { CONNECT_ARGS, daemonSetup, FakeClock, spec } from '../fixtures/daemon-setup.js';
 import { eventually } from '../fixtures/eventually.js';
 
@@ -94,6 +96,53 @@ t.test('an intercept that cannot be made again is reported lost, with the reason
   t.match(s.daemon.status().error, /intercepts lost after the traffic-manager restarted: gone-default/);
   await s.daemon.intercept(spec('gone', 8081, { name: 'gone-default' }), () => undefined).catch(() => undefined);
   t.strictSame(s.daemon.status().lostIntercepts, [], 'intercepting the same name again clears the loss');
+});
+
+t.test('a passing failure while making intercepts again is retried, and what was made again is not made twice', async (t) => {
+  const clock = new FakeClock();
+  const s = await daemonSetup('1.2.3', { clock });
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  await s.daemon.intercept(spec('slow', 8081), () => undefined);
+  const creates = (): number => s.manager.calls.filter((c) => c === 'CreateIntercept').length;
+  // The new manager cannot prepare `slow` yet (a cluster error, which may pass).
+  s.manager.prepareErrors.set('slow', new TpError('cluster', 'agent-not-injected', 'the pods of deployment slow have no traffic-agent yet'));
+  s.manager.expireSessions();
+  clock.advance(s.manager.heartbeatSeconds * 1000);
+  await eventually(() => s.logs.some((l) => l.includes('intercept slow-default not restored yet (attempt 1 of 5)')), 5_000, 'the first attempt to fail');
+  t.equal(creates(), 3, 'echo was made again');
+  t.strictSame(s.daemon.status().lostIntercepts, [], 'nothing reported lost for a failure that may pass');
+  s.manager.prepareErrors.delete('slow');
+  clock.advance(RECOVERY_BACKOFF.maxMs);
+  await eventually(() => creates() === 4 && s.daemon.status().error === '', 5_000, 'slow made again on the next attempt');
+  t.strictSame(s.daemon.snapshot().intercepts.map((ii) => ii.spec?.name).sort(), ['echo-default', 'slow-default'], 'both are back');
+  t.strictSame(s.daemon.status().lostIntercepts, []);
+});
+
+t.test('a failure that does not pass is reported lost after a few attempts', async (t) => {
+  const clock = new FakeClock();
+  const s = await daemonSetup('1.2.3', { clock });
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.daemon.intercept(spec('stuck', 8080), () => undefined);
+  s.manager.prepareErrors.set('stuck', new TpError('cluster', 'injector-unavailable', 'the agent-injector has no ready endpoint'));
+  s.manager.expireSessions();
+  clock.advance(s.manager.heartbeatSeconds * 1000);
+  for (let attempt = 1; attempt < RESTORE_ATTEMPTS; attempt++) {
+    await eventually(() => s.logs.some((l) => l.includes(`(attempt ${attempt} of ${RESTORE_ATTEMPTS})`)), 5_000, `attempt ${attempt}`);
+    clock.advance(RECOVERY_BACKOFF.maxMs);
+  }
+  await eventually(() => s.daemon.status().lostIntercepts.length === 1, 5_000, 'reported lost');
+  t.strictSame(s.daemon.status().lostIntercepts, [{ name: 'stuck-default', reason: 'the agent-injector has no ready endpoint' }]);
+  await eventually(() => s.daemon.status().error === 'intercepts lost after the traffic-manager restarted: stuck-default', 5_000, 'the recovery over');
+  t.pass('the recovery ended');
 });
 
 t.test('an intercept the manager removes disappears from the daemon too', async (t) => {
