@@ -77,10 +77,23 @@ export function fromServiceError(err: unknown, options: FromStatusOptions = {}):
     });
   }
   if (err.code === grpcStatus.UNAVAILABLE && options.unavailable !== undefined) {
-    return options.unavailable(err.details);
+    const mapped = options.unavailable(err.details);
+    // The status stays underneath, for isTransportFailure.
+    return mapped.cause !== undefined ? mapped : new TpError(mapped.category, mapped.code, mapped.message, { hint: mapped.hint, cause: err });
   }
   const name = (grpcStatus[err.code] ?? String(err.code)).toLowerCase().replace(/_/g, '-');
   return new TpError(categoryForGrpcStatus(err.code), `grpc-${name}`, err.details || err.message, { cause: err });
+}
+
+/**
+ * Whether a failed call never had an answer from the peer: UNAVAILABLE without a TpError in its
+ * metadata (a dead channel, a refused or broken connection). A peer's cluster errors also travel
+ * as UNAVAILABLE, but with their metadata: those are its answer, and calling again would only
+ * redo the work that failed. Takes the ServiceError, or a TpError rebuilt from one.
+ */
+export function isTransportFailure(err: unknown): boolean {
+  const failure = isServiceError(err) ? err : err instanceof Error && isServiceError(err.cause) ? err.cause : undefined;
+  return failure !== undefined && failure.code === grpcStatus.UNAVAILABLE && firstString(failure.metadata, TP_ERROR_METADATA.code) === undefined;
 }
 
 /** True when a failed call ended with this gRPC status code. */

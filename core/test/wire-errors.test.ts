@@ -1,7 +1,7 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import t from 'tap';
 import { TpError } from '../src/errors.js';
-import { TP_ERROR_METADATA, fromServiceError, toStatus } from '../src/wire-errors.js';
+import { TP_ERROR_METADATA, fromServiceError, isTransportFailure, toStatus } from '../src/wire-errors.js';
 
 /** What a grpc-js client receives for a status the server sent. */
 function received(s: ReturnType<typeof toStatus>): Error {
@@ -62,5 +62,19 @@ t.test('a hint that is not ASCII goes on the wire with its other characters kept
 
 t.test('an expired session is NOT_FOUND whatever its category says, as the proto promises', (t) => {
   t.equal(toStatus(new TpError('cluster', 'session-expired', 'expired')).code, status.NOT_FOUND);
+  t.end();
+});
+
+t.test("a transport failure is told from a peer's answer that travels with the same status", (t) => {
+  const dead = Object.assign(new Error('x'), { code: status.UNAVAILABLE, details: 'No connection established', metadata: new Metadata() });
+  t.ok(isTransportFailure(dead), 'UNAVAILABLE with nothing from the peer');
+  t.ok(isTransportFailure(fromServiceError(dead)), 'also once rebuilt as a TpError');
+  t.ok(isTransportFailure(fromServiceError(dead, { unavailable: (d) => new TpError('cluster', 'manager-unreachable', d) })), 'also once mapped by the caller');
+  const answer = received(toStatus(new TpError('cluster', 'agent-not-injected', 'pods were created without the traffic-agent')));
+  t.equal((answer as Error & { code: number }).code, status.UNAVAILABLE, "the peer's cluster error has the same status");
+  t.notOk(isTransportFailure(answer), 'but it is an answer');
+  t.notOk(isTransportFailure(fromServiceError(answer)), 'also once rebuilt');
+  t.notOk(isTransportFailure(received(toStatus(new TpError('user', 'bad-flag', 'no')))), 'another status is no transport failure');
+  t.notOk(isTransportFailure(new Error('plain')), 'nor is a plain error');
   t.end();
 });

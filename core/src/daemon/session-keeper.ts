@@ -9,7 +9,7 @@ import type { AgentInfo, AgentSnapshot, DialRequest, InterceptInfo, InterceptSna
 import { Backoff, type BackoffClock } from '../backoff.js';
 import { systemClock, type Clock } from '../clock.js';
 import { TpError, toTpError } from '../errors.js';
-import { TP_ERROR_METADATA } from '../wire-errors.js';
+import { isTransportFailure } from '../wire-errors.js';
 import { deadlineIn, unary } from '../grpc-call.js';
 import type { KubeFlags } from '../kube/kube-api.js';
 import type { OutboundAccess, OutboundOptions } from '../outbound/outbound.js';
@@ -70,17 +70,6 @@ export function managerUnavailable(details: string): TpError {
 
 /** Options of a unary call to the manager. (gRPC deadlines are wall-clock dates: they stay real.) */
 export const callOptions = (): { deadline: Date; unavailable: (d: string) => TpError } => ({ deadline: deadlineIn(CALL_TIMEOUT_MS), unavailable: managerUnavailable });
-
-/**
- * Whether a failed call carries a TpError the manager sent: its answer, over a live channel. Its
- * cluster errors travel as UNAVAILABLE like a dead channel's, but calling again would only redo
- * the work that failed (a prepare and its rollout).
- */
-export function answeredByManager(err: unknown): boolean {
-  const cause = err instanceof Error ? err.cause : undefined;
-  const metadata = (cause as Partial<ServiceError> | undefined)?.metadata;
-  return metadata !== undefined && metadata.get(TP_ERROR_METADATA.code).length > 0;
-}
 
 /** The gRPC status code under a TpError rebuilt from a failed call, if any. */
 export function grpcCodeOf(err: unknown): number | undefined {
@@ -462,7 +451,7 @@ export class SessionKeeper {
     try {
       return await call(s.conn.manager, s.info);
     } catch (err: unknown) {
-      const dead = grpcCodeOf(err) === grpcStatus.UNAVAILABLE && !answeredByManager(err);
+      const dead = isTransportFailure(err);
       if (inRecovery || s.closing || (!dead && toTpError(err).code !== 'session-expired')) throw err;
       this.deps.log('info', `the traffic-manager call failed (${toTpError(err).message}); recovering the session first`);
       await this.recovered(s, this.recover(s));
