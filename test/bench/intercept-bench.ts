@@ -931,7 +931,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nintercept benchmark (${new Date().toISOString().slice(0, 10)}, Kubernetes at ${cluster.kubeconfig})\n`);
   for (const f of figures) {
     const verdict = f.met === undefined ? '' : f.met ? '  met' : '  MISSED';
-    process.stdout.write(`${f.name.padEnd(width)}  ${f.value.padEnd(30)}${f.target !== '' ? `target ${f.target}` : ''}${verdict}\n`);
+    process.stdout.write(`${f.name.padEnd(width)}  ${f.value.padEnd(30)}${f.target !== '' ? `  target ${f.target}` : ''}${verdict}\n`);
   }
 }
 
