@@ -7,7 +7,8 @@ import type { AgentSettings } from './env.js';
 import { dialLocalApp, Forwarder, type ForwarderOptions } from './forwarder.js';
 import { chooseIntercept, forwardRoutes, personalIntercepts } from './routes.js';
 import type { ManagerClient } from '@telepresence-ts/proto/manager/v1';
-import { createManagerClient, ManagerSession, type Backoff } from './session.js';
+import type { BackoffPolicy } from '@telepresence-ts/core/backoff';
+import { createManagerClient, ManagerSession } from './session.js';
 import { startSftpServer, type SftpServer } from './sftp.js';
 
 /** A running traffic-agent. */
@@ -23,7 +24,7 @@ export interface RunningAgent {
 
 /** Knobs for tests; the program uses the defaults. */
 export interface AgentOptions {
-  readonly backoff?: Backoff;
+  readonly backoff?: BackoffPolicy;
   readonly forwarder?: ForwarderOptions;
   /** Address of the API server; every interface by default (the kubelet probes the pod IP). */
   readonly apiHost?: string;

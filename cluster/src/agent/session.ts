@@ -1,7 +1,7 @@
 import { credentials, Metadata, status, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { AgentInfo, InterceptInfo, ManagerClient, SessionInfo, VersionInfo } from '@telepresence-ts/proto/manager/v1';
 import { TunnelManagerClient } from '@telepresence-ts/proto/manager/v1/tunnel';
-import { Backoff as RetryDelays } from '@telepresence-ts/core/backoff';
+import { Backoff, type BackoffPolicy } from '@telepresence-ts/core/backoff';
 import { TUNNEL_CHANNEL_OPTIONS } from '@telepresence-ts/core/contracts';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -10,20 +10,11 @@ import type { Logger } from '../shared/log.js';
 import { TunnelStream } from './tunnel-stream.js';
 
 /**
- * Reconnect delays: the first retry within `initialMs`, the ceiling doubling up to `maxMs` (each
- * delay drawn below it, core's Backoff); a session that lasted `maxMs` starts over.
- */
-export interface Backoff {
-  readonly initialMs: number;
-  readonly maxMs: number;
-}
-
-/**
  * Up to 0.5 s doubling to 2 s: a replaced manager is Ready within two or three seconds, and
  * intercepts resume only once every agent of the workload has arrived again, so no agent may
  * sleep long past that (the daemons' recovery has the same bounds).
  */
-export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 2000 };
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 2000 };
 
 /** Used when the manager's SessionInfo names no heartbeat (the proto's documented default). */
 const DEFAULT_HEARTBEAT_MS = 5000;
@@ -45,7 +36,7 @@ const DEPART_DEADLINE_MS = 1000;
  * would otherwise back off up to 2 minutes between reconnects; capping its backoff at the
  * session's keeps a restarted manager from going unnoticed for longer than our own retries.
  */
-export function createManagerClient(address: string, backoff: Backoff = DEFAULT_BACKOFF): ManagerClient {
+export function createManagerClient(address: string, backoff: BackoffPolicy = DEFAULT_BACKOFF): ManagerClient {
   return new TunnelManagerClient(address, credentials.createInsecure(), {
     'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
     'grpc.max_reconnect_backoff_ms': backoff.maxMs,
@@ -65,7 +56,8 @@ export interface SessionOptions {
   /** What the agent tells the manager about itself on every arrival. */
   readonly agent: AgentInfo;
   readonly log: Logger;
-  readonly backoff?: Backoff;
+  /** Reconnect delays (core's Backoff); a session that lasted `maxMs` starts over. */
+  readonly backoff?: BackoffPolicy;
   readonly clock?: Clock;
   /** Default ARRIVAL_DEADLINE_MS. */
   readonly arrivalDeadlineMs?: number;
@@ -84,7 +76,7 @@ export class ManagerSession {
   readonly #newClient: (() => ManagerClient) | undefined;
   readonly #agent: AgentInfo;
   readonly #log: Logger;
-  readonly #backoff: Backoff;
+  readonly #backoff: BackoffPolicy;
   readonly #clock: Clock;
   readonly #arrivalDeadlineMs: number;
   #session: SessionInfo | undefined;
@@ -161,7 +153,7 @@ export class ManagerSession {
   }
 
   async #run(): Promise<void> {
-    const delays = new RetryDelays({ initialMs: this.#backoff.initialMs, maxMs: this.#backoff.maxMs, clock: this.#clock });
+    const delays = new Backoff({ initialMs: this.#backoff.initialMs, maxMs: this.#backoff.maxMs, clock: this.#clock });
     while (!this.#stopped) {
       let arrived = false;
       let failure: unknown;

@@ -11,35 +11,13 @@ import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { proxyHttp1 } from '../../src/agent/h1-proxy.js';
 import { closeServer, listenLocal } from './helpers.js';
+// The one seeded generator of the project's fuzz tests.
+import { Random } from '../../../core/test/fixtures/fuzz-random.js';
 
 const SEED = 0x4831_0001;
 const CASES = 2_000;
 /** A case's exchange ends (the peer's FIN after our own) well within this. */
 const CASE_TIMEOUT_MS = 3_000;
-
-/** mulberry32: a small seeded generator, so that a failing case is reproduced by its number. */
-class Random {
-  #state: number;
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let z = this.#state;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 0x100000000;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-}
 
 /** A request as an app sees it through node:http. */
 interface View {

@@ -1,10 +1,11 @@
 import t, { type Test } from 'tap';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { ManagerSession, createManagerClient, type Backoff } from '../../src/agent/session.js';
+import type { BackoffPolicy } from '@telepresence-ts/core/backoff';
+import { ManagerSession, createManagerClient } from '../../src/agent/session.js';
 import { FakeManager, intercept, memoryLogger, until } from './helpers.js';
 
 // Fast retries: the behaviour is the same at 0.5-5 s, the suite just does not wait for it.
-const FAST: Backoff = { initialMs: 20, maxMs: 100 };
+const FAST: BackoffPolicy = { initialMs: 20, maxMs: 100 };
 
 const AGENT = { name: 'echo', namespace: 'default', podName: 'echo-7d9c-abcde', podIp: '10.244.0.7', version: '0.1.0', kind: 'Deployment', containers: [], sftpPort: 0, tunnelPort: 0 };
 

@@ -9,6 +9,7 @@
  * connection comes through the manager as before. Failures are retried with a backoff and
  * reported once per pod.
  */
+import { Backoff, type BackoffPolicy } from '../backoff.js';
 import { DirectStream, parseHeader } from '../direct-stream.js';
 import type { AgentInfo, InterceptInfo } from '@telepresence-ts/proto/manager/v1';
 import type { Duplex } from 'node:stream';
@@ -51,7 +52,7 @@ export interface DirectTunnelDeps {
   readonly maxStreamsPerPod?: number;
   readonly shrinkMs?: number;
   readonly lingerMs?: number;
-  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  readonly backoff?: BackoffPolicy;
 }
 
 interface Pool {
@@ -67,7 +68,8 @@ interface Pool {
   demand: number;
   /** Restarted by every handoff; when it fires, the pool goes back to parking what `inUse` needs. */
   shrink: NodeJS.Timeout | undefined;
-  failures: number;
+  /** Delays between attempts to park streams again after they failed. */
+  readonly backoff: Backoff;
   retry: NodeJS.Timeout | undefined;
   /** Set while no intercept of ours needs the pool (see LINGER_MS). */
   linger: NodeJS.Timeout | undefined;
@@ -92,7 +94,7 @@ export class DirectTunnels {
   readonly #lingerMs: number;
   /** Idle streams closed on purpose (a pool shrinking): their end is no failure. */
   readonly #retired = new WeakSet<DirectStream>();
-  readonly #backoff: { readonly initialMs: number; readonly maxMs: number };
+  readonly #backoff: BackoffPolicy;
   /** Checked whenever a pool parks, fails or goes (see ready()). */
   readonly #waiters = new Set<() => void>();
 
@@ -185,7 +187,7 @@ export class DirectTunnels {
         inUse: 0,
         demand: 0,
         shrink: undefined,
-        failures: 0,
+        backoff: new Backoff(this.#backoff),
         retry: undefined,
         linger: undefined,
         stopped: false,
@@ -276,7 +278,7 @@ export class DirectTunnels {
     stream.header.then(
       (bytes) => {
         pool.idle.delete(stream);
-        pool.failures = 0;
+        pool.backoff.reset();
         const served = this.#serve(stream, bytes);
         if (served !== undefined) {
           this.#handedOver(pool);
@@ -295,7 +297,6 @@ export class DirectTunnels {
 
   #failed(pool: Pool, err: Error): void {
     if (pool.stopped) return;
-    pool.failures++;
     pool.lastError = err.message;
     if (!pool.reported) {
       pool.reported = true;
@@ -303,11 +304,10 @@ export class DirectTunnels {
       this.#changed();
     }
     if (pool.retry !== undefined) return;
-    const delay = Math.min(this.#backoff.initialMs * 2 ** (pool.failures - 1), this.#backoff.maxMs);
     pool.retry = setTimeout(() => {
       pool.retry = undefined;
       this.#fill(pool);
-    }, delay);
+    }, pool.backoff.next());
     pool.retry.unref();
   }
 

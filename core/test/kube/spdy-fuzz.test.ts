@@ -21,7 +21,7 @@ import {
   SYN_STREAM,
   WINDOW_UPDATE,
 } from '../../src/kube/spdy.js';
-import { mutate, Random, randomSplit } from '../fixtures/ws-fuzz-random.js';
+import { mutate, Random, randomSplit } from '../fixtures/fuzz-random.js';
 import { kubeConfigFor, rawWebSocketServer, wsFrame } from '../fixtures/ws-raw-server.js';
 
 const SEED = 0x5eed_0002;

@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import t from 'tap';
 import { connectWebSocket, WsFrameReader, WsProtocolError } from '../../src/kube/ws-client.js';
-import { mutate, Random, randomSplit } from '../fixtures/ws-fuzz-random.js';
+import { mutate, Random, randomSplit } from '../fixtures/fuzz-random.js';
 import { rawWebSocketServer, wsFrame } from '../fixtures/ws-raw-server.js';
 
 const SEED = 0x5eed_0001;
