@@ -2,19 +2,26 @@
 # Runs every test of the project on a fresh machine: installs what is needed, builds, checks
 # types, lint and generated code, runs the unit tests and the cluster harness's own checks,
 # brings up the real local Kubernetes, runs the end-to-end suites and the VS Code suites (a real
-# code-server in Chromium) against it, and takes the cluster down again, checking that nothing
-# of it remains. Exits non-zero when anything fails.
+# code-server in Chromium) against it, takes it down, then runs the end-to-end suites again on a
+# two-node kind cluster (built here when kind and its node image are not at hand), and takes
+# that down too, checking each time that nothing of the cluster remains. Exits non-zero when
+# anything fails. TP_TEST_KIND=0 leaves out the kind part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 results=$(mktemp)
 cluster_up=false
+kind_up=false
 finish() {
   rc=$?
   if $cluster_up; then
     step "cluster down"
     bash test/cluster/down.sh --verify || rc=1
+  fi
+  if $kind_up; then
+    step "kind cluster down"
+    TP_CLUSTER=kind bash test/cluster/down.sh --verify || rc=1
   fi
   if [ -s "$results" ]; then
     # Each tap run appended "passed failed"; this is the total over all of them.
@@ -51,3 +58,22 @@ TP_TAP_RESULTS=$results npm run -s test:e2e
 
 step "the extension in a real VS Code (code-server, driven in Chromium) on the cluster"
 TP_TAP_RESULTS=$results npm run -s test:vscode
+
+[ "${TP_TEST_KIND:-1}" = 0 ] && exit 0
+
+step "cluster down (the kind cluster comes next)"
+cluster_up=false
+bash test/cluster/down.sh --verify
+
+step "kind: a control plane and a worker"
+kind_up=true
+kind_started=$(date +%s)
+kubeconfig=$(TP_CLUSTER=kind TP_KIND_NODES=2 bash test/cluster/up.sh | tail -n 1)
+export "${kubeconfig?}"
+# The suites read the rest (TP_CLUSTER, the host's address) from the kind cluster's cluster.env.
+TP_STATE=$(dirname "${kubeconfig#KUBECONFIG=}")
+export TP_STATE
+printf 'kind cluster up in %ss\n' "$(($(date +%s) - kind_started))"
+
+step "end-to-end tests on kind"
+TP_TAP_RESULTS=$results npm run -s test:e2e

@@ -20,6 +20,7 @@ export type { ManagerConnection, ManagerConnector } from './daemon/manager-conne
 export type { Logger } from './daemon/logger.js';
 // The wire types front ends handle, so that they need not depend on the proto package themselves.
 export { ConnectionState, type ConnectionStatus, type ListResponse, type LostIntercept, type OutboundRequest, type OutboundStatus, type StateSnapshot, type WorkloadInfo, type VersionResponse } from '@telepresence-ts/proto/daemon/v1';
+export { OUTBOUND_FAILURE_CODES } from './outbound/outbound.js';
 export { InterceptDisposition, type InterceptInfo, type InterceptSpec, type InterceptTarget } from '@telepresence-ts/proto/manager/v1';
 export type { ProcessExit, ProcessRunner, RunningProcess, StartOptions } from './process/process-runner.js';
 export { nodeProcessRunner } from './process/node-process-runner.js';

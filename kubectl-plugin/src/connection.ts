@@ -1,6 +1,6 @@
 /** Getting a connected daemon for the commands that need the cluster (list, intercept, ...). */
 import { delimiter, resolve } from 'node:path';
-import { ConnectionState, DEFAULT_MANAGER_NAMESPACE, TpError, type ConnectionStatus, type DaemonApi } from '@telepresence-ts/core';
+import { ConnectionState, DEFAULT_MANAGER_NAMESPACE, OUTBOUND_FAILURE_CODES, TpError, type ConnectionStatus, type DaemonApi } from '@telepresence-ts/core';
 import type { OutboundRequest } from '@telepresence-ts/core';
 
 import type { CommandDeps } from './command-deps.js';
@@ -53,9 +53,6 @@ export function connectRequest(deps: CommandDeps, argv: GlobalOptions, managerNa
   };
 }
 
-/** Failures of outbound access alone, which a connect made on the way to another command survives. */
-const OUTBOUND_ONLY_FAILURES = new Set(['subnet-conflict', 'needs-root', 'no-cluster-subnets']);
-
 /**
  * A daemon connected to the cluster. An existing connection is kept unless --context,
  * --kubeconfig or --manager-namespace ask for another one (--namespace only chooses where a
@@ -79,7 +76,7 @@ export async function connectedDaemon(
     } catch (err: unknown) {
       // A command that connects on its way (list, intercept, ...) needs the session, not outbound
       // access: when only the latter cannot be had here, it goes on without it and says so.
-      if (!(err instanceof TpError) || !OUTBOUND_ONLY_FAILURES.has(err.code)) throw err;
+      if (!(err instanceof TpError) || !OUTBOUND_FAILURE_CODES.has(err.code)) throw err;
       status = await daemon.connect(connectRequest(deps, argv, ns, { disabled: true, alsoProxy: [], neverProxy: [] }));
       deps.io.err(`note: connected without outbound access: ${err.message}\nhint: ${err.hint ?? 'run kubectl telepresence connect'}\n`);
     }

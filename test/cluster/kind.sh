@@ -65,6 +65,8 @@ up_kind() {
     kind create cluster --name "$name" --config "$state/kind.yaml" --kubeconfig "$kubeconfig" --wait 180s >&2
   else
     kind export kubeconfig --name "$name" --kubeconfig "$kubeconfig" >&2
+    kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1 \
+      || tp_die "kind cluster $name exists but its API server does not answer" "delete it with: kind delete cluster --name $name, then run cluster:up again"
   fi
   # A webhook served by a test process on this machine is reached from the kind node through
   # the gateway of kind's Docker network.
@@ -76,6 +78,12 @@ up_built() {
   if [ -f "$state/cluster.env" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
     tp_log "kind cluster $name is already up"
     return 0
+  fi
+  # Nodes of ours from an earlier run whose API server does not answer: refused before anything
+  # is built or started, so that this run changes nothing and `down` can still see them.
+  if [ -S "$TP_KIND_DOCKER_SOCK" ] && [ -n "$(docker ps -aq --filter "label=io.x-k8s.kind.cluster=$name" 2>/dev/null)" ]; then
+    tp_die "a kind cluster $name from an earlier run exists in $TP_KIND_DOCKER_SOCK but its API server does not answer" \
+      "remove it with: TP_CLUSTER=kind npm run cluster:down, then run cluster:up again"
   fi
   # On failure everything is removed again, unless TP_KIND_KEEP=1 (to look at the nodes).
   [ "${TP_KIND_KEEP:-}" = 1 ] || trap 'rc=$?; if [ $rc -ne 0 ]; then tp_log "start failed; removing what was started"; bash "$here/kind.sh" down >&2 || true; fi' EXIT

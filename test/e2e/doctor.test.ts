@@ -17,11 +17,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import { createKube } from '../src/kube.js';
-import { ECHO_IMAGE, clusterIpService, echoDeployment, namespace } from '../src/manifests.js';
+import { clusterIpService, echoDeployment, namespace } from '../src/manifests.js';
 import { createTelepresenceCli } from '../src/telepresence-cli.js';
 import { createWorkstationNetns, type WorkstationNetns } from '../src/workstation-netns.js';
 
@@ -77,10 +77,7 @@ function byCheck(findings: readonly JsonFinding[], check: string): JsonFinding {
 }
 
 t.before(async () => {
-  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
-    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`;
-    await prepareImage({ repoRoot, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig);
   await kube.apply([
     namespace(ns),
     echoDeployment(ns, 'web', 1),

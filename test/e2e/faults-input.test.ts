@@ -8,11 +8,11 @@
  * namespace of its own, deleted at the end.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import type { List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
@@ -25,7 +25,6 @@ const cluster = loadClusterEnv();
 const kube = createKube(cluster.kubeconfig);
 const repoRoot = findRepoRoot(import.meta.dirname);
 const ns = `tp-input-${randomBytes(3).toString('hex')}`;
-const VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const cli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns });
 const scratch = mkdtempSync(join(tmpdir(), 'tp-input-'));
 
@@ -71,10 +70,7 @@ async function namespaceState(): Promise<string> {
 }
 
 t.before(async () => {
-  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
-    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`;
-    await prepareImage({ repoRoot, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig);
   await kube.apply(objects);
   await kube.kubectl(['-n', ns, 'rollout', 'status', `deployment/${app}`, '--timeout=120s'], { timeoutMs: 130_000 });
   await cli.ok(['install'], 300_000);

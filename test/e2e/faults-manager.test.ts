@@ -14,12 +14,10 @@
  * namespace of its own, deleted at the end.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import { hostsAnswering } from '../src/fresh-gets.js';
@@ -36,7 +34,6 @@ const repoRoot = findRepoRoot(import.meta.dirname);
 const ns = `tp-fault-${randomBytes(3).toString('hex')}`;
 const MANAGER_NS = 'tp-system';
 const MANAGER_SELECTOR = 'app.kubernetes.io/name=traffic-manager';
-const VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const cli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns });
 /**
  * The bound this suite holds the product to: every pod's agent back on the intercept within this
@@ -141,10 +138,7 @@ async function explain(t: Test, name: string): Promise<void> {
 }
 
 t.before(async () => {
-  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
-    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`;
-    await prepareImage({ repoRoot, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig);
   await kube.apply([namespace(ns), ...app('victim', 2), ...app('doomed', 1), clientPod]);
   for (const d of ['victim', 'doomed']) {
     await kube.kubectl(['-n', ns, 'rollout', 'status', `deployment/${d}`, '--timeout=120s'], { timeoutMs: 130_000 });

@@ -16,20 +16,20 @@
  * the injector away from every other client while it runs.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { generateServingCert } from '../src/certs.js';
-import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import type { Deployment, EndpointSlice, List, Pod } from '../src/k8s-objects.js';
 import { readyEndpointAddresses } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
-import { ECHO_IMAGE, clusterIpService, echoDeployment, namespace } from '../src/manifests.js';
+import { clusterIpService, echoDeployment, namespace } from '../src/manifests.js';
 import type { RunResult } from '../src/process-runner.js';
 import { createTelepresenceCli } from '../src/telepresence-cli.js';
 
@@ -42,7 +42,6 @@ const ns = `tp-fault-${randomBytes(3).toString('hex')}`;
 const MANAGER_NS = 'tp-system';
 const INJECTOR = 'agent-injector';
 const WEBHOOK_CONFIG = `agent-injector-webhook-${MANAGER_NS}`;
-const VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const cli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns });
 
 /** The workload the injector cases intercept (one replica) and the one scaled to zero. */
@@ -163,10 +162,7 @@ async function localServer(t: Test): Promise<number> {
 
 t.before(async () => {
   // No case starts a traffic-agent (each refuses, or its pods come without one): its image is not needed.
-  for (const image of ['echo', 'traffic-manager', 'agent-injector']) {
-    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`;
-    await prepareImage({ repoRoot, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig, ['echo', 'traffic-manager', 'agent-injector']);
   await kube.apply([
     namespace(ns),
     echoDeployment(ns, VICTIM, 1),

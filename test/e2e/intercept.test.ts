@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import { hostsAnswering } from '../src/fresh-gets.js';
@@ -212,13 +212,9 @@ function specWithoutRolloutAnnotation(d: Deployment): unknown {
 // ---------------------------------------------------------------------------------------------
 // Set-up and tear-down
 
-const VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 t.before(async () => {
-  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
-    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`;
-    await prepareImage({ repoRoot, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig);
   // A failed earlier run may have left the manager installed; this suite starts without one.
   await kube.kubectl(['delete', 'mutatingwebhookconfigurations', '-l', MANAGED_BY, '--ignore-not-found']);
   await kube.kubectl(['delete', 'namespace', MANAGER_NS, '--ignore-not-found', '--wait=true'], { timeoutMs: 180_000 });

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import type { List, Pod, Service } from '../src/k8s-objects.js';
@@ -294,10 +294,7 @@ async function ensureFreshManager(): Promise<void> {
 // Set-up and tear-down
 
 t.before(async () => {
-  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
-    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`;
-    await prepareImage({ repoRoot, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig);
   await kube.apply([
     namespace(ns),
     echoDeployment(ns, 'orders', 1),

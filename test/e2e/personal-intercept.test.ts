@@ -16,12 +16,10 @@ import {
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
 import t from 'tap';
-import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import { createKube } from '../src/kube.js';
@@ -37,7 +35,6 @@ const kube = createKube(cluster.kubeconfig);
 const repoRoot = findRepoRoot(import.meta.dirname);
 const ns = `tp-pers-${randomBytes(3).toString('hex')}`;
 const MANAGER_NS = 'tp-system';
-const VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const alice: TelepresenceCli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns });
 const bob: TelepresenceCli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns });
 
@@ -163,10 +160,7 @@ async function answeredBy(url: string, user: string): Promise<string> {
 // Set-up and tear-down
 
 t.before(async () => {
-  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
-    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`;
-    await prepareImage({ repoRoot, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig);
   await kube.apply([namespace(ns), web, service('web', 80, 'http'), grpcApp, service('grpc', 50051, 'grpc'), clientPod]);
   for (const app of ['web', 'grpc']) {
     await kube.kubectl(['-n', ns, 'rollout', 'status', `deployment/${app}`, '--timeout=120s'], { timeoutMs: 130_000 });

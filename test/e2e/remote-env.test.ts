@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { findRepoRoot, prepareImage } from '../src/cluster-images.js';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import type { List, Pod } from '../src/k8s-objects.js';
@@ -190,9 +190,7 @@ async function useBuiltImage(deployment: string, image: string): Promise<void> {
 }
 
 t.before(async () => {
-  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
-    await prepareImage({ repoRoot, imageDir: image, image: image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig);
   await cli.ok(['install'], 300_000);
   await useBuiltImage('traffic-manager', `tp-local/traffic-manager:${VERSION}`);
   await useBuiltImage('agent-injector', `tp-local/agent-injector:${VERSION}`);

@@ -3,9 +3,10 @@
  * `test/cluster/images/build.sh` and `test/cluster/load-image.sh`, so an e2e suite works on any
  * cluster that `npm run cluster:up` brought up.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadClusterEnv } from './cluster-env.js';
+import { ECHO_IMAGE } from './manifests.js';
 import { formatCommandLine, processRunner, type ProcessRunner } from './process-runner.js';
 
 const MARKER = join('test', 'cluster', 'up.sh');
@@ -67,5 +68,20 @@ export async function prepareImage(options: PrepareImageOptions): Promise<void> 
       const how = r.timedOut ? `timed out after ${timeoutMs} ms` : `failed (exit ${String(r.exitCode)})`;
       throw new Error(`${formatCommandLine('bash', args)} ${how}:\n${r.stdout}${r.stderr}`);
     }
+  }
+}
+
+/** The images of the product the suites install (the manager's, the injector's, the agent's) and the echo app's. */
+export type SuiteImage = 'echo' | 'traffic-manager' | 'agent-injector' | 'traffic-agent';
+export const SUITE_IMAGES: readonly SuiteImage[] = ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent'];
+
+/**
+ * Builds and loads `images` for a suite: the echo app as ECHO_IMAGE, the product's images tagged
+ * with the repository's version, as `kubectl telepresence install` names them.
+ */
+export async function prepareSuiteImages(repoRoot: string, kubeconfig: string, images: readonly SuiteImage[] = SUITE_IMAGES): Promise<void> {
+  const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  for (const image of images) {
+    await prepareImage({ repoRoot, imageDir: image, image: image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${version}`, kubeconfig });
   }
 }

@@ -28,7 +28,10 @@ export interface Node {
 
 export interface Pod {
   readonly metadata: ObjectMeta;
-  readonly spec?: { readonly nodeName?: string; readonly containers?: ReadonlyArray<{ readonly name: string }> };
+  readonly spec?: {
+    readonly nodeName?: string;
+    readonly containers?: ReadonlyArray<{ readonly name: string; readonly ports?: ReadonlyArray<{ readonly name?: string; readonly containerPort: number }> }>;
+  };
   readonly status?: {
     readonly phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
     readonly podIP?: string;

@@ -31,12 +31,12 @@ import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prepareImage } from '../src/cluster-images.js';
+import { prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import type { List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
-import { ECHO_IMAGE, clusterIpService, echoDeployment, namespace } from '../src/manifests.js';
+import { clusterIpService, echoDeployment, namespace } from '../src/manifests.js';
 import { processRunner, type ProcessRunner, type RunResult } from '../src/process-runner.js';
 import { createWorkstationNetns, type WorkstationNetns } from '../src/workstation-netns.js';
 import { launchBrowser, type Browser } from './src/browser.js';
@@ -203,10 +203,7 @@ t.before(async () => {
   await rm(ARTIFACTS, { recursive: true, force: true });
   await mkdir(ARTIFACTS, { recursive: true });
 
-  for (const image of ['echo', 'traffic-manager', 'agent-injector', 'traffic-agent']) {
-    const ref = image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${VERSION}`;
-    await prepareImage({ repoRoot: ROOT, imageDir: image, image: ref, kubeconfig: cluster.kubeconfig });
-  }
+  await prepareSuiteImages(ROOT, cluster.kubeconfig);
   await kube.apply([namespace(ns), echoDeployment(ns, SERVICE, 1), clusterIpService(ns, SERVICE, 80)]);
 
   const w = await createWorkstationNetns({ repoRoot: ROOT, kubeconfig: cluster.kubeconfig });

@@ -22,6 +22,26 @@ export interface OutboundOptions {
 
 export const OUTBOUND_DEFAULTS: OutboundOptions = { disabled: false, alsoProxy: [], neverProxy: [] };
 
+/**
+ * The codes of the failures that belong to outbound access alone (its network daemon, the routes,
+ * DNS and the packet engine): a connection without outbound access has none of them. A command
+ * that connects on its way (list, intercept) goes on without outbound access when one of them
+ * stops it; an explicit `connect` reports it.
+ */
+export const OUTBOUND_FAILURE_CODES: ReadonlySet<string> = new Set([
+  'subnet-conflict',
+  'needs-root',
+  'no-cluster-subnets',
+  'outbound-busy',
+  'network-daemon-unreachable',
+  'network-daemon-start-failed',
+  'network-command-failed',
+  'engine-exited',
+  'outbound-incomplete',
+  'flow-socket-busy',
+  'flow-socket-path',
+]);
+
 /** A route of the workstation's own (the main routing tables), as read from the kernel. */
 export interface LocalRoute {
   readonly cidr: string;

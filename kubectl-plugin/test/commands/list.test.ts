@@ -73,6 +73,19 @@ t.test('a command that connects on its way goes on without outbound access when 
   t.match(env.daemon.lastConnect, { outbound: { disabled: true } });
 });
 
+t.test('outbound access held by another connection of this workstation: the command goes on without it', async (t) => {
+  const env = withWorkloads();
+  env.daemon.status_ = { ...env.daemon.status_, state: ConnectionState.DISCONNECTED };
+  env.daemon.outboundFailure = new TpError('user', 'outbound-busy', 'outbound access is already up for another connection of this workstation', {
+    hint: 'run `kubectl telepresence quit` to end the other connection first',
+  });
+  const res = await runCli(env, ['list']);
+  t.equal(res.code, 0);
+  t.match(res.stdout, /echo/);
+  t.match(res.stderr, /^note: connected without outbound access: outbound access is already up for another connection/);
+  t.match(env.daemon.lastConnect, { outbound: { disabled: true } });
+});
+
 t.test('any other connect failure still fails the command', async (t) => {
   const env = withWorkloads();
   env.daemon.status_ = { ...env.daemon.status_, state: ConnectionState.DISCONNECTED };
