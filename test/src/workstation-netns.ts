@@ -26,6 +26,7 @@ import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually } from './eventually.js';
+import { relayLoopbackPort, type LoopbackRelay } from './loopback-relay.js';
 import { formatCommandLine, processRunner, type LongRunning, type ProcessRunner, type RunResult } from './process-runner.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -114,15 +115,19 @@ export function usedCidrs(addrJson: string, routeJson: string): string[] {
   return out;
 }
 
-/** The API server's host from a kubeconfig (the current context's cluster; else the only one). */
-export function apiServerHost(kubeconfigYaml: string): string {
-  const servers = [...kubeconfigYaml.matchAll(/^\s*server:\s*["']?https?:\/\/(\[[^\]]+\]|[^:/"'\s]+)/gm)].map((m) => m[1] as string);
+/** The API server's host and port from a kubeconfig (its one server; the port 443 when none is written). */
+export function apiServerEndpoint(kubeconfigYaml: string): { host: string; port: number } {
+  const servers = [...kubeconfigYaml.matchAll(/^\s*server:\s*["']?(https?):\/\/(\[[^\]]+\]|[^:/"'\s]+)(?::(\d+))?/gm)].map(
+    (m) => `${m[2] as string}:${m[3] ?? (m[1] === 'http' ? '80' : '443')}`,
+  );
   const unique = [...new Set(servers)];
   if (unique.length !== 1) {
     throw new Error(`expected one API server in the kubeconfig, found ${unique.length === 0 ? 'none' : unique.join(', ')}`);
   }
-  return unique[0] as string;
+  const at = (unique[0] as string).lastIndexOf(':');
+  return { host: (unique[0] as string).slice(0, at), port: Number((unique[0] as string).slice(at + 1)) };
 }
+
 
 /** One state of the namespace, each part as sorted, normalised lines; see `snapshotDiff`. */
 export interface NetnsSnapshot {
@@ -291,9 +296,10 @@ export async function createWorkstationNetns(options: WorkstationNetnsOptions): 
   // Interface names have at most 15 characters; `tpws` keeps clear of the product's `tpts*`.
   const hostVeth = `tpws${id}h`;
   const nsVeth = `tpws${id}n`;
-  const apiServer = apiServerHost(readFileSync(options.kubeconfig, 'utf8'));
-  if (!/^\d+\.\d+\.\d+\.\d+$/.test(apiServer) || apiServer.startsWith('127.')) {
-    throw new Error(`the API server is at ${apiServer}: an isolated namespace can reach only an IPv4 address of this machine outside loopback`);
+  const { host: apiServer, port: apiServerPort } = apiServerEndpoint(readFileSync(options.kubeconfig, 'utf8'));
+  const loopbackApi = apiServer === 'localhost' || apiServer.startsWith('127.');
+  if (!loopbackApi && !/^\d+\.\d+\.\d+\.\d+$/.test(apiServer)) {
+    throw new Error(`the API server is at ${apiServer}: an isolated namespace reaches an IPv4 address of this machine, or its loopback`);
   }
 
   const work = mkdtempSync(join(tmpdir(), `${name}-`));
@@ -316,6 +322,7 @@ export async function createWorkstationNetns(options: WorkstationNetnsOptions): 
 
   const started: LongRunning[] = [];
   let dnsmasq: LongRunning | undefined;
+  let relay: LoopbackRelay | undefined;
   let unprivileged: UnprivilegedUser | undefined;
   const extraDirs: string[] = [];
 
@@ -470,6 +477,7 @@ export async function createWorkstationNetns(options: WorkstationNetnsOptions): 
       }
     };
     const namespaces = async (): Promise<string[]> => (await tool('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '');
+    if (relay !== undefined) await attempt('closing the loopback relay', () => relay!.close());
     if ((await namespaces()).includes(name)) {
       await attempt('stopping the processes inside', killInside);
       await attempt('ip netns del', () => tool('ip', ['netns', 'del', name]));
@@ -512,9 +520,15 @@ export async function createWorkstationNetns(options: WorkstationNetnsOptions): 
     await tool('ip', ['link', 'set', hostVeth, 'up']);
     await tool('ip', ['-n', name, 'addr', 'add', `${subnet.nsAddress}/${prefix}`, 'dev', nsVeth]);
     await tool('ip', ['-n', name, 'link', 'set', nsVeth, 'up']);
-    // The one way out: a host route to the API server. The root namespace answers from its own
-    // address there (the node address is local to it), so no forwarding or NAT is involved.
-    await tool('ip', ['-n', name, 'route', 'add', `${apiServer}/32`, 'via', subnet.hostAddress, 'dev', nsVeth]);
+    if (loopbackApi) {
+      // An API server on loopback only (kind on a laptop): the namespace's own 127.0.0.1:<port>
+      // is relayed to this machine's, and that port is the one way out.
+      relay = await relayLoopbackPort(apiServerPort, work, (argv) => spawn(argv, { env: process.env }));
+    } else {
+      // The one way out: a host route to the API server. The root namespace answers from its own
+      // address there (the node address is local to it), so no forwarding or NAT is involved.
+      await tool('ip', ['-n', name, 'route', 'add', `${apiServer}/32`, 'via', subnet.hostAddress, 'dev', nsVeth]);
+    }
 
     mkdirSync(etcDir, { recursive: true });
     writeFileSync(join(etcDir, 'resolv.conf'), 'nameserver 127.0.0.1\n');

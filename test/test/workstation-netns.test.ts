@@ -1,7 +1,7 @@
 import t from 'tap';
 import {
   allocateVethSubnet,
-  apiServerHost,
+  apiServerEndpoint,
   intToIpv4,
   ipv4Contains,
   ipv4Overlaps,
@@ -74,12 +74,13 @@ t.test('usedCidrs reads `ip -j addr` and `ip -j route`', async (t) => {
   t.same(usedCidrs('', ''), [], 'empty output');
 });
 
-t.test('apiServerHost', async (t) => {
+t.test('apiServerEndpoint', async (t) => {
   const one = `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority: /ca.crt\n    server: https://10.243.255.1:6443\n  name: tp\n`;
-  t.equal(apiServerHost(one), '10.243.255.1');
-  t.equal(apiServerHost(`clusters:\n- cluster:\n    server: "https://10.0.0.1"\n`), '10.0.0.1', 'quoted, no port');
-  t.throws(() => apiServerHost('clusters: []\n'), /found none/);
-  t.throws(() => apiServerHost(`${one}- cluster:\n    server: https://10.0.0.2:6443\n`), /10\.243\.255\.1, 10\.0\.0\.2/);
+  t.strictSame(apiServerEndpoint(one), { host: '10.243.255.1', port: 6443 });
+  t.strictSame(apiServerEndpoint(`clusters:\n- cluster:\n    server: "https://10.0.0.1"\n`), { host: '10.0.0.1', port: 443 }, 'quoted, no port');
+  t.strictSame(apiServerEndpoint(`clusters:\n- cluster:\n    server: https://127.0.0.1:39423\n`), { host: '127.0.0.1', port: 39423 }, "kind's on a laptop");
+  t.throws(() => apiServerEndpoint('clusters: []\n'), /found none/);
+  t.throws(() => apiServerEndpoint(`${one}- cluster:\n    server: https://10.0.0.2:6443\n`), /10\.243\.255\.1:6443, 10\.0\.0\.2:6443/);
 });
 
 t.test('normaliseIptablesSave drops comments, counters and built-in chains that accept', async (t) => {
