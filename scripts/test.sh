@@ -77,3 +77,6 @@ printf 'kind cluster up in %ss\n' "$(($(date +%s) - kind_started))"
 
 step "end-to-end tests on kind"
 TP_TAP_RESULTS=$results npm run -s test:e2e
+
+step "the extension in a real VS Code on kind"
+TP_TAP_RESULTS=$results npm run -s test:vscode
