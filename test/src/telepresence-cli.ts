@@ -22,6 +22,12 @@ export interface TelepresenceCliOptions {
    * The outbound suites run the workstation in a network namespace of its own instead.
    */
   readonly outbound?: boolean;
+  /**
+   * The folder whose `kubectl-telepresence` kubectl finds (default the build's `dist/bin`), e.g.
+   * the bin folder of an npm prefix the packed CLI was installed into. Any `dist/bin` of the
+   * repository is kept off PATH then, so that only this one can be found.
+   */
+  readonly binDir?: string;
 }
 
 export class TelepresenceCliError extends Error {
@@ -59,7 +65,10 @@ export function createTelepresenceCli(options: TelepresenceCliOptions): Telepres
   const runtimeDir = mkdtempSync(join(tmpdir(), 'tp-cli-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    PATH: `${join(options.repoRoot, 'dist', 'bin')}:${process.env['PATH'] ?? ''}`,
+    PATH: [
+      options.binDir ?? join(options.repoRoot, 'dist', 'bin'),
+      ...(process.env['PATH'] ?? '').split(':').filter((d) => d !== '' && (options.binDir === undefined || d !== join(options.repoRoot, 'dist', 'bin'))),
+    ].join(':'),
     KUBECONFIG: options.kubeconfig,
     // The daemon's socket and logs live here (see core's daemon paths).
     XDG_RUNTIME_DIR: runtimeDir,

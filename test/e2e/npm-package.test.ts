@@ -1,0 +1,119 @@
+/**
+ * The CLI as a user installs it: `scripts/pack-npm.sh` packs it, `npm install -g` puts it into an
+ * empty prefix from a fresh folder, and the `kubectl telepresence` that kubectl's plugin discovery
+ * finds there (the repository's dist/bin kept off PATH) installs the traffic-manager if needed,
+ * connects and intercepts on the test cluster.
+ *
+ * Leaves the manager installed (other suites share it); one namespace of its own, deleted at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
+import { loadClusterEnv } from '../src/cluster-env.js';
+import { eventually } from '../src/eventually.js';
+import { hostsAnswering } from '../src/fresh-gets.js';
+import { createKube } from '../src/kube.js';
+import { ECHO_IMAGE, namespace } from '../src/manifests.js';
+import { processRunner } from '../src/process-runner.js';
+import { createTelepresenceCli, type TelepresenceCli } from '../src/telepresence-cli.js';
+
+t.setTimeout(15 * 60_000);
+
+const cluster = loadClusterEnv();
+const kube = createKube(cluster.kubeconfig);
+const repoRoot = findRepoRoot(import.meta.dirname);
+const ns = `tp-npm-${randomBytes(3).toString('hex')}`;
+const VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+const work = mkdtempSync(join(tmpdir(), 'tp-npm-e2e-'));
+const prefix = join(work, 'prefix');
+let cli: TelepresenceCli | undefined;
+
+const app = [
+  {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'shop', namespace: ns },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: 'shop' } },
+      template: {
+        metadata: { labels: { app: 'shop' } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'app', image: ECHO_IMAGE, imagePullPolicy: 'IfNotPresent', ports: [{ name: 'http', containerPort: 8080 }] }],
+        },
+      },
+    },
+  },
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'shop', namespace: ns }, spec: { selector: { app: 'shop' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } },
+  {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'client', namespace: ns },
+    spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'client', image: ECHO_IMAGE, imagePullPolicy: 'IfNotPresent' }] },
+  },
+];
+
+t.before(async () => {
+  await prepareSuiteImages(repoRoot, cluster.kubeconfig);
+  await kube.apply([namespace(ns), ...app]);
+  await kube.kubectl(['-n', ns, 'rollout', 'status', 'deployment/shop', '--timeout=120s'], { timeoutMs: 130_000 });
+  await kube.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'pod/client', '--timeout=120s'], { timeoutMs: 130_000 });
+});
+
+t.teardown(async () => {
+  await cli?.dispose();
+  await kube.kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true'], { timeoutMs: 180_000 });
+  rmSync(work, { recursive: true, force: true });
+});
+
+t.test('the packed CLI, installed with npm -g into an empty prefix, is found by kubectl and intercepts', async (t) => {
+  const packed = await processRunner.run('bash', [join(repoRoot, 'scripts', 'pack-npm.sh'), '--no-build', join(work, 'release')], { timeoutMs: 300_000 });
+  t.equal(packed.exitCode, 0, `pack-npm.sh: ${packed.stderr}`);
+  const tarball = packed.stdout.trim().split('\n').pop() ?? '';
+  t.equal(tarball, join(work, 'release', `telepresence-ts-${VERSION}.tgz`), 'the tarball is named after the package and version');
+
+  // From a folder of its own, as a user would: nothing of the repository around it.
+  const cwd = join(work, 'fresh');
+  mkdirSync(cwd);
+  const installed = await processRunner.run('npm', ['install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', tarball], { cwd, timeoutMs: 120_000 });
+  t.equal(installed.exitCode, 0, `npm install -g: ${installed.stderr}`);
+  const packageDir = join(prefix, 'lib', 'node_modules', 'telepresence-ts');
+  t.notOk(existsSync(join(packageDir, 'node_modules')), 'no dependency was installed with it: the CLI is bundled');
+  const pkg = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string; dependencies?: object; devDependencies?: object };
+  t.equal(pkg.version, VERSION);
+  t.equal(pkg.dependencies, undefined, 'it names no dependencies');
+  t.equal(pkg.devDependencies, undefined, 'nor dev dependencies');
+
+  const bin = join(prefix, 'bin');
+  cli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns, binDir: bin });
+  const env = { ...process.env, PATH: `${bin}:${(process.env['PATH'] ?? '').split(':').filter((d) => d !== join(repoRoot, 'dist', 'bin')).join(':')}` };
+  const plugins = await processRunner.run('kubectl', ['plugin', 'list'], { env, timeoutMs: 30_000 });
+  t.match(plugins.stdout, new RegExp(`^${join(bin, 'kubectl-telepresence').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'), "kubectl's plugin discovery finds it in the prefix");
+  t.match(await cli.ok(['version']), new RegExp(`Client: v${VERSION.replace(/\./g, '\\.')}`), '`kubectl telepresence version` is the packed one');
+
+  await cli.ok(['install'], 300_000);
+  await cli.ok(['connect']);
+  const server: Server = createServer((_req, res) => res.end(JSON.stringify({ host: 'workstation' })));
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  t.teardown(() => new Promise<void>((ok) => server.close(() => ok())));
+  const port = (server.address() as AddressInfo).port;
+  await cli.ok(['intercept', 'shop', '--port', `${port}:http`, '--mount=false'], 300_000);
+  const answers = await eventually(
+    async () => {
+      const got = await hostsAnswering(kube, ns, 'client', `http://shop.${ns}/`, 10);
+      if (got.some((h) => h !== 'workstation')) throw new Error(`answered by ${got.join(', ')}`);
+      return got;
+    },
+    { timeoutMs: 60_000, intervalMs: 500, what: 'the intercept taking the traffic' },
+  );
+  t.strictSame(answers, Array(10).fill('workstation'), 'requests to the Service reach the workstation');
+  await cli.ok(['leave', `shop-${ns}`]);
+  const status = await cli.ok(['status']);
+  t.match(status, /^Connection: connected to context /m, `status from the packed CLI: ${status.split('\n')[0] ?? ''}`);
+});
