@@ -35,7 +35,9 @@ const common = {
   // Unminified: these run on servers and developer machines, where readable stacks beat bytes.
   minify: false,
   // core/src/version.ts reads this; unbundled code (tests) falls back to a development version.
-  define: { __TP_VERSION__: JSON.stringify(version) },
+  // core/src/contracts.ts: where `install` pulls images from by default (a release sets it; see
+  // scripts/release-settings.sh); unset, `tp-local`.
+  define: { __TP_VERSION__: JSON.stringify(version), __TP_IMAGE_REGISTRY__: JSON.stringify(process.env.TP_IMAGE_REGISTRY ?? '') },
   logLevel: 'warning',
 };
 

@@ -154,11 +154,29 @@ export const INJECTOR_TLS_DIR = '/etc/agent-injector/tls';
 /** The HTTPS path the API server calls on the agent-injector for each new pod. */
 export const INJECTOR_WEBHOOK_PATH = '/agent-injector/mutate';
 
-/** The image repositories of the three cluster programs; `install` tags them with the version. */
+declare const __TP_IMAGE_REGISTRY__: string | undefined;
+
+/**
+ * Where `install` takes the cluster programs' images from unless `--registry` names another: the
+ * one setting of a release (esbuild's define from TP_IMAGE_REGISTRY at build time, see
+ * scripts/release-settings.sh). A build without it, as in development, uses `tp-local`: images
+ * built on this machine and loaded into the test cluster's nodes.
+ */
+export const DEFAULT_IMAGE_REGISTRY: string =
+  typeof __TP_IMAGE_REGISTRY__ === 'string' && __TP_IMAGE_REGISTRY__ !== '' ? __TP_IMAGE_REGISTRY__ : 'tp-local';
+
+/** The image names of the three cluster programs, under a registry; `install` tags them with the version. */
+export const IMAGE_NAMES = {
+  manager: 'traffic-manager',
+  injector: 'agent-injector',
+  agent: 'traffic-agent',
+} as const;
+
+/** The image repositories of the three cluster programs in DEFAULT_IMAGE_REGISTRY. */
 export const IMAGE_REPOSITORIES = {
-  manager: 'tp-local/traffic-manager',
-  injector: 'tp-local/agent-injector',
-  agent: 'tp-local/traffic-agent',
+  manager: `${DEFAULT_IMAGE_REGISTRY}/${IMAGE_NAMES.manager}`,
+  injector: `${DEFAULT_IMAGE_REGISTRY}/${IMAGE_NAMES.injector}`,
+  agent: `${DEFAULT_IMAGE_REGISTRY}/${IMAGE_NAMES.agent}`,
 } as const;
 
 /**

@@ -202,3 +202,23 @@ t.test('the agent passes traffic to the app while the manager is gone, and finds
   t.pass('the intercept made after the restart reaches the workstation');
   await cli.ok(['leave', `${app}-${ns}`]);
 });
+
+t.test('install from a registry the nodes cannot pull from: said within seconds, with the image and the fix; install again repairs it', async (t) => {
+  // Nothing listens on port 1 of this machine's loopback: a pull from there fails at once, as
+  // one from a misspelled or unreachable registry does.
+  const started = Date.now();
+  const bad = await cli.run(['install', '--registry', '127.0.0.1:1/nowhere', '--timeout', '120'], 150_000);
+  const took = Date.now() - started;
+  t.equal(bad.exitCode, 3, `a config error: ${bad.stderr}`);
+  t.match(bad.stderr, /error: the cluster's nodes cannot pull (image|images) 127\.0\.0\.1:1\/nowhere\/(traffic-manager|agent-injector):/, 'names the image');
+  t.match(bad.stderr, /hint: +push the images to a registry the nodes can pull from .* install --registry <host\/path>/, 'and the fix');
+  t.comment(`said after ${took} ms`);
+  t.ok(took < 60_000, `long before the 120 s timeout (${took} ms)`);
+  // The running manager kept serving meanwhile (a rolling update keeps the old pod until a new one is ready).
+  await cli.ok(['install'], 300_000);
+  await kube.kubectl(['-n', MANAGER_NS, 'rollout', 'status', 'deployment/traffic-manager', '--timeout=120s'], { timeoutMs: 130_000 });
+  await cli.run(['quit']);
+  await cli.ok(['connect']);
+  const version = await cli.json<{ manager?: { version: string; agentImage?: string } }>(['version']);
+  t.strictSame(version.manager, { version: VERSION, agentImage: `tp-local/traffic-agent:${VERSION}` }, '`version` shows the manager and the agent image it injects, the pullable ones again');
+});

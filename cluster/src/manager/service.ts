@@ -103,7 +103,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
   const probeRouting = podIps.length > 0 ? deps.probeRouting : undefined;
   const outbound = new OutboundFlows({ log, requireClient: (id) => state.requireClient(id), ...deps.outbound });
   const impl: RawTunnelManagerServer = {
-    version: unary(log, 'Version', () => ({ version: VERSION, name: 'traffic-manager' })),
+    version: unary(log, 'Version', () => ({ version: VERSION, name: 'traffic-manager', agentImage: deps.build.agentImage })),
     arriveAsClient: unary(log, 'ArriveAsClient', (info) => {
       const s = state.arriveAsClient(info);
       log.info('client arrived', { session: s.sessionId, name: info.name });

@@ -20,7 +20,7 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 t.test('one port answers gRPC and GET /healthz', async (t) => {
   const server = new Server();
   server.addService(ManagerService, {
-    version: (_call, cb) => cb(null, { version: '9.9.9', name: 'test' }),
+    version: (_call, cb) => cb(null, { version: '9.9.9', name: 'test', agentImage: '' }),
   } as Partial<ManagerServer> as ManagerServer);
   let healthy = true;
   const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1', () => healthy);

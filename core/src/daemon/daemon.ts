@@ -98,7 +98,7 @@ export class Daemon {
   }
 
   version(): VersionResponse {
-    return { daemonVersion: this.deps.version, managerVersion: this.keeper.current?.managerVersion ?? '' };
+    return { daemonVersion: this.deps.version, managerVersion: this.keeper.current?.managerVersion ?? '', agentImage: this.keeper.current?.agentImage ?? '' };
   }
 
   status(): ConnectionStatus {

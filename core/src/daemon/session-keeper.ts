@@ -112,6 +112,8 @@ export interface Session {
   conn: ManagerConnection;
   info: SessionInfo;
   managerVersion: string;
+  /** The traffic-agent image the manager injects (its Version answer). */
+  agentImage: string;
   streams: Cancellable[];
   closing: boolean;
   /** Aborted when the session is closed: ends its heartbeat and a recovery's pause. */
@@ -192,6 +194,7 @@ export class SessionKeeper {
         conn,
         info,
         managerVersion: version.version,
+        agentImage: version.agentImage,
         streams: [],
         watchesStartedAt: 0,
         closing: false,
@@ -397,6 +400,7 @@ export class SessionKeeper {
         const version = await unary(conn.manager.version.bind(conn.manager), {}, callOptions());
         checkManagerVersion(this.deps.version, version.version);
         s.managerVersion = version.version;
+        s.agentImage = version.agentImage;
       } catch (err: unknown) {
         await conn.close();
         throw err;

@@ -2,7 +2,7 @@
  * `install` and `uninstall --everything`: the only client code that writes to the cluster. The
  * traffic-manager does everything else (agent configurations, rollouts).
  */
-import { AGENTS_CONFIGMAP, IMAGE_REPOSITORIES, LABELS, MANAGED_BY_VALUE, MANAGER_NAMESPACE_LABEL, RESOURCE_NAMES } from '../contracts.js';
+import { AGENTS_CONFIGMAP, DEFAULT_IMAGE_REGISTRY, IMAGE_NAMES, LABELS, MANAGED_BY_VALUE, MANAGER_NAMESPACE_LABEL, RESOURCE_NAMES } from '../contracts.js';
 import { type Clock, type Progress } from '../clock.js';
 import { TpError } from '../errors.js';
 import { refOf, type KubeApi, type KubeObject } from '../kube/kube-api.js';
@@ -18,13 +18,38 @@ import {
   type InstallOptions,
 } from './manifests.js';
 
-/** The default image of each program for a version: `tp-local/<program>:<version>`. */
-export function defaultImages(version: string): { manager: string; injector: string; agent: string } {
+/**
+ * The image of each program for a version, in `registry` (default DEFAULT_IMAGE_REGISTRY):
+ * `<registry>/<program>:<version>`. The tag is always the CLI's version.
+ */
+export function defaultImages(version: string, registry: string = DEFAULT_IMAGE_REGISTRY): { manager: string; injector: string; agent: string } {
+  const base = registry.replace(/\/+$/, '');
   return {
-    manager: `${IMAGE_REPOSITORIES.manager}:${version}`,
-    injector: `${IMAGE_REPOSITORIES.injector}:${version}`,
-    agent: `${IMAGE_REPOSITORIES.agent}:${version}`,
+    manager: `${base}/${IMAGE_NAMES.manager}:${version}`,
+    injector: `${base}/${IMAGE_NAMES.injector}:${version}`,
+    agent: `${base}/${IMAGE_NAMES.agent}:${version}`,
   };
+}
+
+/**
+ * Checks a `--registry` value: a host (with an optional port) and an optional path, as in
+ * `registry.example.com:5000/team`, with no scheme and no tag. Throws `bad-registry` otherwise.
+ */
+export function checkRegistry(registry: string): void {
+  const component = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+  const host = '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?';
+  const valid = new RegExp(`^${host}(?:/${component})*$`);
+  // A trailing slash is harmless (defaultImages drops it).
+  if (!valid.test(registry.replace(/\/+$/, ''))) {
+    const why = /^[a-z]+:\/\//.test(registry)
+      ? 'it has a scheme'
+      : registry.includes('@') || /:[^/]*$/.test(registry.split('/').slice(1).join('/'))
+        ? 'it has a tag or digest'
+        : 'it is not a host[:port][/path] of lower-case names';
+    throw new TpError('user', 'bad-registry', `--registry ${JSON.stringify(registry)} is not an image registry: ${why}`, {
+      hint: 'give the host and path the images were pushed under, as in --registry registry.example.com:5000/team (the tag is always the CLI\'s version)',
+    });
+  }
 }
 
 export interface InstallDeps {
@@ -126,24 +151,54 @@ export function deploymentReadiness(d: V1Deployment | undefined): { ready: boole
   return { ready, summary: `${Math.min(available, updated)} of ${want} ready` };
 }
 
-/** Why a Deployment's pods are not ready, from their container states ("ErrImageNeverPull: ..."). */
-async function podProblems(kube: KubeApi, namespace: string, name: string): Promise<string[]> {
+/** What keeps one container of a Deployment's pods from running. */
+interface PodProblem {
+  readonly pod: string;
+  readonly image: string;
+  readonly reason: string;
+  readonly message: string | undefined;
+}
+
+/** Waiting reasons that mean the node cannot get the image: no wait makes them pass. */
+const PULL_FAILURES = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
+
+/** Why a Deployment's pods are not ready, from their container states and scheduling. */
+async function podProblems(kube: KubeApi, namespace: string, name: string): Promise<PodProblem[]> {
   const pods = await kube.list<V1Pod>('v1', 'Pod', { namespace, labelSelector: `app.kubernetes.io/name=${name}` });
-  const problems = new Set<string>();
+  const problems: PodProblem[] = [];
   for (const pod of pods) {
+    const podName = pod.metadata?.name ?? '';
+    const images = new Map([...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => [c.name, c.image ?? '']));
     for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
       const waiting = cs.state?.waiting;
       if (waiting?.reason !== undefined && waiting.reason !== 'ContainerCreating' && waiting.reason !== 'PodInitializing') {
-        problems.add(`${pod.metadata?.name ?? ''}: ${waiting.reason}${waiting.message !== undefined ? `: ${waiting.message}` : ''}`);
+        problems.push({ pod: podName, image: cs.image ?? images.get(cs.name) ?? '', reason: waiting.reason, message: waiting.message });
       }
     }
     for (const c of pod.status?.conditions ?? []) {
       if (c.type === 'PodScheduled' && c.status === 'False') {
-        problems.add(`${pod.metadata?.name ?? ''}: not scheduled: ${c.message ?? c.reason ?? ''}`);
+        problems.push({ pod: podName, image: '', reason: 'not scheduled', message: c.message ?? c.reason });
       }
     }
   }
-  return [...problems];
+  return problems;
+}
+
+const describeProblem = (p: PodProblem): string => `${p.pod}: ${p.reason}${p.message !== undefined ? `: ${p.message}` : ''}`;
+
+/** The error for images the cluster's nodes cannot pull: which, why, and where images come from. */
+function pullFailure(namespace: string, failed: readonly PodProblem[]): TpError {
+  const images = [...new Set(failed.map((p) => p.image).filter((i) => i !== ''))];
+  return new TpError(
+    'config',
+    'image-pull-failed',
+    `the cluster's nodes cannot pull ${images.length === 1 ? `image ${images[0] ?? ''}` : `images ${images.join(', ')}`}: ${[...new Set(failed.map(describeProblem))].join('; ')}`,
+    {
+      hint:
+        'push the images to a registry the nodes can pull from (scripts/push-images.sh --registry <host/path>) and run ' +
+        `\`kubectl telepresence install --registry <host/path>\`; the objects in ${namespace} stay until then, or \`kubectl telepresence uninstall --everything\` removes them`,
+    },
+  );
 }
 
 /** Waits for Deployments to be available, printing a line whenever one's count changes. */
@@ -166,12 +221,15 @@ export async function waitForDeployments(deps: InstallDeps, namespace: string, n
     if (allReady) {
       return;
     }
+    const problems = (await Promise.all(names.map((n) => podProblems(kube, namespace, n)))).flat();
+    // A node that cannot get an image will not get it by waiting: say so at once.
+    const pulls = problems.filter((p) => PULL_FAILURES.has(p.reason));
+    if (pulls.length > 0) throw pullFailure(namespace, pulls);
     if (clock.now() >= deadline) {
-      const problems = (await Promise.all(names.map((n) => podProblems(kube, namespace, n)))).flat();
       throw new TpError(
         'cluster',
         'install-timeout',
-        `the traffic-manager did not become available within ${Math.round(timeoutMs / 1000)}s${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`,
+        `the traffic-manager did not become available within ${Math.round(timeoutMs / 1000)}s${problems.length > 0 ? `: ${problems.map(describeProblem).join('; ')}` : ''}`,
         { hint: `check \`kubectl -n ${namespace} get pods\`; images must be loadable by the cluster (--manager-image, --injector-image)` },
       );
     }

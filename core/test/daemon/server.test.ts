@@ -39,11 +39,12 @@ t.test('the CLI side talks to the daemon over its Unix socket', async (t) => {
   const d = await runningDaemon(t);
   const client = new GrpcDaemonClient(d.socketPath);
   t.teardown(() => client.close());
-  t.strictSame(await client.version(), { daemonVersion: '1.2.3', managerVersion: '' });
+  t.strictSame(await client.version(), { daemonVersion: '1.2.3', managerVersion: '', agentImage: '' });
   t.equal((await client.status()).state, ConnectionState.DISCONNECTED);
   const status = await client.connect({ kube: { kubeconfig: '', context: '', namespace: '', kubeconfigEnv: '' }, managerNamespace: '', product: 'cli', outbound: undefined });
   t.equal(status.state, ConnectionState.CONNECTED);
   t.equal(status.managerNamespace, 'tp-system', 'empty means the default manager namespace');
+  t.strictSame(await client.version(), { daemonVersion: '1.2.3', managerVersion: '1.2.0', agentImage: 'tp-local/traffic-agent:1.2.0' }, "connected: the manager's version and the agent image it injects");
   const progress: string[] = [];
   const info = await client.intercept(spec('echo', 8080), (l) => progress.push(l));
   t.strictSame(progress, ['preparing deployment/echo'], 'progress lines stream through');

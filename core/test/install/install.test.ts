@@ -92,10 +92,31 @@ t.test('a rollout that never finishes times out and says why', async (t) => {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'traffic-manager-abc', namespace: 'tp-system', labels: { 'app.kubernetes.io/name': 'traffic-manager' } },
-    status: { containerStatuses: [{ name: 'traffic-manager', state: { waiting: { reason: 'ErrImageNeverPull', message: 'image not present' } } }] },
+    status: { containerStatuses: [{ name: 'traffic-manager', state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 10s restarting' } } }] },
   } as KubeObject);
   const err = await install({ kube, clock: fakeClock(), progress: () => undefined, makeTls: () => TLS }, { ...REQ, timeoutMs: 10_000 }).catch((e: unknown) => e);
-  t.match(err, { category: 'cluster', code: 'install-timeout', message: /within 10s: traffic-manager-abc: ErrImageNeverPull: image not present/, hint: /kubectl -n tp-system get pods/ });
+  t.match(err, { category: 'cluster', code: 'install-timeout', message: /within 10s: traffic-manager-abc: CrashLoopBackOff: back-off 10s restarting/, hint: /kubectl -n tp-system get pods/ });
+});
+
+t.test('an image the nodes cannot pull is said at once, with the image and the --registry fix', async (t) => {
+  const kube = new FakeKube();
+  kube.add({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'traffic-manager-abc', namespace: 'tp-system', labels: { 'app.kubernetes.io/name': 'traffic-manager' } },
+    spec: { containers: [{ name: 'traffic-manager', image: 'registry.example/tp/traffic-manager:0.1.0' }] },
+    status: { containerStatuses: [{ name: 'traffic-manager', state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } } }] },
+  } as KubeObject);
+  const clock = fakeClock();
+  const started = clock.now();
+  const err = await install({ kube, clock, progress: () => undefined, makeTls: () => TLS }, { ...REQ, timeoutMs: 120_000 }).catch((e: unknown) => e);
+  t.match(err, {
+    category: 'config',
+    code: 'image-pull-failed',
+    message: "the cluster's nodes cannot pull image registry.example/tp/traffic-manager:0.1.0: traffic-manager-abc: ImagePullBackOff: Back-off pulling image",
+    hint: /install --registry <host\/path>/,
+  });
+  t.equal(clock.now() - started, 0, 'on the first look, not after the timeout');
 });
 
 t.test('--no-wait and --dry-run do not wait', async (t) => {

@@ -1,4 +1,4 @@
-import { DEFAULT_INSTALL_TIMEOUT_MS, defaultImages, install, type InstallResult } from '@telepresence-ts/core';
+import { checkRegistry, DEFAULT_IMAGE_REGISTRY, DEFAULT_INSTALL_TIMEOUT_MS, defaultImages, install, type InstallResult } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { managerNamespaceOption } from '../connection.js';
 import type { GlobalOptions } from '../global-options.js';
@@ -7,6 +7,7 @@ import { defineCommand, type AnyCommand } from './define.js';
 
 interface InstallArgs extends GlobalOptions {
   'manager-namespace': string;
+  registry: string | undefined;
   'manager-image': string | undefined;
   'injector-image': string | undefined;
   'agent-image': string | undefined;
@@ -30,6 +31,10 @@ export function installCommand(deps: CommandDeps): AnyCommand {
     builder: (y) =>
       y.options({
         ...managerNamespaceOption,
+        registry: {
+          type: 'string',
+          describe: `Registry (host[:port][/path]) to pull the three images from, tagged with this CLI's version (default ${DEFAULT_IMAGE_REGISTRY}); push them there with scripts/push-images.sh`,
+        },
         'manager-image': { type: 'string', describe: `traffic-manager image (default ${defaultImages(deps.version).manager})` },
         'injector-image': { type: 'string', describe: `agent-injector image (default ${defaultImages(deps.version).injector})` },
         'agent-image': { type: 'string', describe: `traffic-agent image (default ${defaultImages(deps.version).agent})` },
@@ -38,7 +43,9 @@ export function installCommand(deps: CommandDeps): AnyCommand {
         'dry-run': { type: 'boolean', default: false, describe: 'Validate with the API server without changing anything' },
       }),
     handler: async (argv) => {
-      const images = defaultImages(deps.version);
+      // Checked before anything in the cluster changes.
+      if (argv.registry !== undefined) checkRegistry(argv.registry);
+      const images = defaultImages(deps.version, argv.registry);
       const kube = await deps.kube({ kubeconfig: argv.kubeconfig, context: argv.context });
       const result = await install(
         { kube, clock: deps.clock, progress: progressTo(deps.io) },

@@ -5,16 +5,17 @@ import { defineCommand, type AnyCommand } from './define.js';
 export interface VersionReport {
   client: { version: string };
   daemon?: { version: string };
-  manager?: { version: string };
+  /** `agentImage`: the traffic-agent image the manager injects into workloads. */
+  manager?: { version: string; agentImage?: string };
 }
 
-export function versionReport(clientVersion: string, daemonVersion?: string, managerVersion?: string): VersionReport {
+export function versionReport(clientVersion: string, daemonVersion?: string, managerVersion?: string, agentImage?: string): VersionReport {
   const report: VersionReport = { client: { version: clientVersion } };
   if (daemonVersion !== undefined && daemonVersion !== '') {
     report.daemon = { version: daemonVersion };
   }
   if (managerVersion !== undefined && managerVersion !== '') {
-    report.manager = { version: managerVersion };
+    report.manager = { version: managerVersion, ...(agentImage !== undefined && agentImage !== '' ? { agentImage } : {}) };
   }
   return report;
 }
@@ -27,11 +28,12 @@ export function formatVersionText(report: VersionReport): string {
   }
   if (report.manager !== undefined) {
     text += `Traffic manager: v${report.manager.version}\n`;
+    if (report.manager.agentImage !== undefined) text += `Traffic agent image: ${report.manager.agentImage}\n`;
   }
   return text;
 }
 
-/** `kubectl telepresence version`: the client's version, and the daemon's and manager's when there are. */
+/** `kubectl telepresence version`: the client's version, and the daemon's, the manager's and its agent image when there are. */
 export function versionCommand(deps: CommandDeps): AnyCommand {
   return defineCommand({
     command: 'version',
@@ -42,7 +44,7 @@ export function versionCommand(deps: CommandDeps): AnyCommand {
       if (daemon !== undefined) {
         try {
           const v = await daemon.version();
-          report = versionReport(deps.version, v.daemonVersion, v.managerVersion);
+          report = versionReport(deps.version, v.daemonVersion, v.managerVersion, v.agentImage);
         } finally {
           daemon.close();
         }

@@ -28,12 +28,16 @@ t.test('the JSON report has exactly the documented shape', (t) => {
   t.end();
 });
 
-t.test('with a daemon running and connected, version shows the daemon and the manager', async (t) => {
+t.test('with a daemon running and connected, version shows the daemon, the manager and the agent image it injects', async (t) => {
   const env = fakeEnv({ running: true });
   const res = await runCli(env, ['version']);
-  t.equal(res.stdout, 'Client: v1.2.3\nDaemon: v1.2.3\nTraffic manager: v1.2.3\n');
+  t.equal(res.stdout, 'Client: v1.2.3\nDaemon: v1.2.3\nTraffic manager: v1.2.3\nTraffic agent image: tp-local/traffic-agent:1.2.3\n');
   const json = await runCli(fakeEnv({ running: true }), ['version', '-o', 'json']);
-  t.strictSame(JSON.parse(json.stdout), { client: { version: '1.2.3' }, daemon: { version: '1.2.3' }, manager: { version: '1.2.3' } });
+  t.strictSame(JSON.parse(json.stdout), {
+    client: { version: '1.2.3' },
+    daemon: { version: '1.2.3' },
+    manager: { version: '1.2.3', agentImage: 'tp-local/traffic-agent:1.2.3' },
+  });
 });
 
 t.test('version never starts a daemon', async (t) => {

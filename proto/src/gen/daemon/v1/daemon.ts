@@ -102,6 +102,8 @@ export interface VersionResponse {
   daemonVersion: string;
   /** Empty when not connected. */
   managerVersion: string;
+  /** The traffic-agent image the connected traffic-manager injects; empty when not connected. */
+  agentImage: string;
 }
 
 export interface ConnectRequest {
@@ -468,7 +470,7 @@ export const KubeFlags: MessageFns<KubeFlags> = {
 };
 
 function createBaseVersionResponse(): VersionResponse {
-  return { daemonVersion: "", managerVersion: "" };
+  return { daemonVersion: "", managerVersion: "", agentImage: "" };
 }
 
 export const VersionResponse: MessageFns<VersionResponse> = {
@@ -478,6 +480,9 @@ export const VersionResponse: MessageFns<VersionResponse> = {
     }
     if (message.managerVersion !== "") {
       writer.uint32(18).string(message.managerVersion);
+    }
+    if (message.agentImage !== "") {
+      writer.uint32(26).string(message.agentImage);
     }
     return writer;
   },
@@ -511,6 +516,14 @@ export const VersionResponse: MessageFns<VersionResponse> = {
             message.managerVersion = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.agentImage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -535,6 +548,11 @@ export const VersionResponse: MessageFns<VersionResponse> = {
         : isSet(object.manager_version)
         ? globalThis.String(object.manager_version)
         : "",
+      agentImage: isSet(object.agentImage)
+        ? globalThis.String(object.agentImage)
+        : isSet(object.agent_image)
+        ? globalThis.String(object.agent_image)
+        : "",
     };
   },
 
@@ -546,6 +564,9 @@ export const VersionResponse: MessageFns<VersionResponse> = {
     if (message.managerVersion !== "") {
       obj.managerVersion = message.managerVersion;
     }
+    if (message.agentImage !== "") {
+      obj.agentImage = message.agentImage;
+    }
     return obj;
   },
 
@@ -556,6 +577,7 @@ export const VersionResponse: MessageFns<VersionResponse> = {
     const message = createBaseVersionResponse();
     message.daemonVersion = object.daemonVersion ?? "";
     message.managerVersion = object.managerVersion ?? "";
+    message.agentImage = object.agentImage ?? "";
     return message;
   },
 };

@@ -99,6 +99,8 @@ export interface VersionInfo {
   version: string;
   /** The component's name, e.g. "traffic-manager". */
   name: string;
+  /** The traffic-agent image this traffic-manager has injected into workloads; empty from others. */
+  agentImage: string;
 }
 
 export interface ClientInfo {
@@ -440,7 +442,7 @@ export const Empty: MessageFns<Empty> = {
 };
 
 function createBaseVersionInfo(): VersionInfo {
-  return { version: "", name: "" };
+  return { version: "", name: "", agentImage: "" };
 }
 
 export const VersionInfo: MessageFns<VersionInfo> = {
@@ -450,6 +452,9 @@ export const VersionInfo: MessageFns<VersionInfo> = {
     }
     if (message.name !== "") {
       writer.uint32(18).string(message.name);
+    }
+    if (message.agentImage !== "") {
+      writer.uint32(26).string(message.agentImage);
     }
     return writer;
   },
@@ -483,6 +488,14 @@ export const VersionInfo: MessageFns<VersionInfo> = {
             message.name = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.agentImage = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -499,6 +512,11 @@ export const VersionInfo: MessageFns<VersionInfo> = {
     return {
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : "",
+      agentImage: isSet(object.agentImage)
+        ? globalThis.String(object.agentImage)
+        : isSet(object.agent_image)
+        ? globalThis.String(object.agent_image)
+        : "",
     };
   },
 
@@ -510,6 +528,9 @@ export const VersionInfo: MessageFns<VersionInfo> = {
     if (message.name !== "") {
       obj.name = message.name;
     }
+    if (message.agentImage !== "") {
+      obj.agentImage = message.agentImage;
+    }
     return obj;
   },
 
@@ -520,6 +541,7 @@ export const VersionInfo: MessageFns<VersionInfo> = {
     const message = createBaseVersionInfo();
     message.version = object.version ?? "";
     message.name = object.name ?? "";
+    message.agentImage = object.agentImage ?? "";
     return message;
   },
 };
