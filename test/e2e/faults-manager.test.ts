@@ -24,7 +24,7 @@ import { hostsAnswering } from '../src/fresh-gets.js';
 import type { List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
 import { ECHO_IMAGE, namespace } from '../src/manifests.js';
-import { createTelepresenceCli } from '../src/telepresence-cli.js';
+import { createTelepresenceCli, installManager } from '../src/telepresence-cli.js';
 
 t.setTimeout(20 * 60_000);
 
@@ -144,8 +144,7 @@ t.before(async () => {
     await kube.kubectl(['-n', ns, 'rollout', 'status', `deployment/${d}`, '--timeout=120s'], { timeoutMs: 130_000 });
   }
   await kube.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'pod/client', '--timeout=120s'], { timeoutMs: 130_000 });
-  await cli.ok(['install'], 300_000);
-  await kube.kubectl(['-n', MANAGER_NS, 'rollout', 'status', 'deployment/traffic-manager', '--timeout=120s'], { timeoutMs: 130_000 });
+  await installManager(cli, (args, o) => kube.kubectl(args, o), MANAGER_NS);
   await cli.ok(['connect']);
 });
 

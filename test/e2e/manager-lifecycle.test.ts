@@ -24,7 +24,7 @@ import { hostsAnswering } from '../src/fresh-gets.js';
 import type { List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
 import { ECHO_IMAGE, namespace } from '../src/manifests.js';
-import { createTelepresenceCli } from '../src/telepresence-cli.js';
+import { createTelepresenceCli, installManager } from '../src/telepresence-cli.js';
 
 t.setTimeout(20 * 60_000);
 
@@ -215,8 +215,7 @@ t.test('install from a registry the nodes cannot pull from: said within seconds,
   t.comment(`said after ${took} ms`);
   t.ok(took < 60_000, `long before the 120 s timeout (${took} ms)`);
   // The running manager kept serving meanwhile (a rolling update keeps the old pod until a new one is ready).
-  await cli.ok(['install'], 300_000);
-  await kube.kubectl(['-n', MANAGER_NS, 'rollout', 'status', 'deployment/traffic-manager', '--timeout=120s'], { timeoutMs: 130_000 });
+  await installManager(cli, (args, o) => kube.kubectl(args, o), MANAGER_NS);
   await cli.run(['quit']);
   await cli.ok(['connect']);
   const version = await cli.json<{ manager?: { version: string; agentImage?: string } }>(['version']);

@@ -19,7 +19,7 @@ import { hostsAnswering } from '../src/fresh-gets.js';
 import type { List, Node, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
 import { ECHO_IMAGE, namespace } from '../src/manifests.js';
-import { createTelepresenceCli } from '../src/telepresence-cli.js';
+import { createTelepresenceCli, installManager } from '../src/telepresence-cli.js';
 
 t.setTimeout(15 * 60_000);
 
@@ -102,8 +102,7 @@ t.before(async () => {
   await kube.apply([namespace(ns), ...spread(nodes.length), ...nodes.map(caller)]);
   await kube.kubectl(['-n', ns, 'rollout', 'status', 'deployment/spread', '--timeout=180s'], { timeoutMs: 190_000 });
   await kube.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'pod', '-l', '!app', '--timeout=180s'], { timeoutMs: 190_000 });
-  await cli.ok(['install'], 300_000);
-  await kube.kubectl(['-n', MANAGER_NS, 'rollout', 'status', 'deployment/traffic-manager', '--timeout=120s'], { timeoutMs: 130_000 });
+  await installManager(cli, (args, o) => kube.kubectl(args, o), MANAGER_NS);
   await cli.ok(['connect']);
 });
 

@@ -116,3 +116,13 @@ export function createTelepresenceCli(options: TelepresenceCliOptions): Telepres
     },
   };
 }
+
+/**
+ * `install` with `cli` (which waits for both Deployments), then the traffic-manager's rollout to
+ * its end, so that no pod of an earlier version is still answering: what a suite does before it
+ * connects. `kubectl` runs with the suite's kubeconfig.
+ */
+export async function installManager(cli: TelepresenceCli, kubectl: (args: readonly string[], options: { timeoutMs: number }) => Promise<unknown>, managerNamespace = 'tp-system'): Promise<void> {
+  await cli.ok(['install'], 300_000);
+  await kubectl(['-n', managerNamespace, 'rollout', 'status', 'deployment/traffic-manager', '--timeout=120s'], { timeoutMs: 130_000 });
+}

@@ -3,7 +3,7 @@ import { InterceptDisposition } from '@telepresence-ts/proto/manager/v1';
 import { TpError } from '../../src/errors.js';
 import { RESTORE_ATTEMPTS } from '../../src/daemon/intercept-flow.js';
 import { RECOVERY_BACKOFF } from '../../src/daemon/session-keeper.js';
-import { CONNECT_ARGS, daemonSetup, FakeClock, spec } from '../fixtures/daemon-setup.js';
+import { CONNECT_ARGS, connectedOnFakeClock, daemonSetup, spec } from '../fixtures/daemon-setup.js';
 import { eventually } from '../fixtures/eventually.js';
 
 t.test('an --env-file that cannot be written is refused before the traffic-manager is asked anything', async (t) => {
@@ -77,13 +77,7 @@ t.test("the manager's TpErrors reach the caller with category, code and hint", a
 });
 
 t.test('an intercept that cannot be made again is reported lost, with the reason', async (t) => {
-  const clock = new FakeClock();
-  const s = await daemonSetup('1.2.3', { clock });
-  t.teardown(async () => {
-    await s.daemon.shutdown();
-    s.manager.stop();
-  });
-  await s.daemon.connect(CONNECT_ARGS);
+  const { s, clock } = await connectedOnFakeClock(t);
   await s.daemon.intercept(spec('echo', 8080), () => undefined);
   await s.daemon.intercept(spec('gone', 8081), () => undefined);
   s.manager.prepareErrors.set('gone', new TpError('user', 'workload-not-found', 'deployment gone not found in namespace default', { hint: 'check the name' }));
@@ -99,13 +93,7 @@ t.test('an intercept that cannot be made again is reported lost, with the reason
 });
 
 t.test('a passing failure while making intercepts again is retried, and what was made again is not made twice', async (t) => {
-  const clock = new FakeClock();
-  const s = await daemonSetup('1.2.3', { clock });
-  t.teardown(async () => {
-    await s.daemon.shutdown();
-    s.manager.stop();
-  });
-  await s.daemon.connect(CONNECT_ARGS);
+  const { s, clock } = await connectedOnFakeClock(t);
   await s.daemon.intercept(spec('echo', 8080), () => undefined);
   await s.daemon.intercept(spec('slow', 8081), () => undefined);
   const creates = (): number => s.manager.calls.filter((c) => c === 'CreateIntercept').length;
@@ -124,13 +112,7 @@ t.test('a passing failure while making intercepts again is retried, and what was
 });
 
 t.test('a failure that does not pass is reported lost after a few attempts', async (t) => {
-  const clock = new FakeClock();
-  const s = await daemonSetup('1.2.3', { clock });
-  t.teardown(async () => {
-    await s.daemon.shutdown();
-    s.manager.stop();
-  });
-  await s.daemon.connect(CONNECT_ARGS);
+  const { s, clock } = await connectedOnFakeClock(t);
   await s.daemon.intercept(spec('stuck', 8080), () => undefined);
   s.manager.prepareErrors.set('stuck', new TpError('cluster', 'injector-unavailable', 'the agent-injector has no ready endpoint'));
   s.manager.expireSessions();

@@ -4,7 +4,7 @@ import { checkManagerVersion, majorMinor, RECOVERY_BACKOFF, SessionKeeper, type 
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { TpError } from '../../src/errors.js';
 import { fromServiceError, toStatus } from '../../src/wire-errors.js';
-import { CONNECT_ARGS, daemonSetup, FakeClock, spec } from '../fixtures/daemon-setup.js';
+import { CONNECT_ARGS, connectedOnFakeClock, daemonSetup, FakeClock, spec } from '../fixtures/daemon-setup.js';
 import { eventually } from '../fixtures/eventually.js';
 
 /** Settles pending promise callbacks (no time passes: the clock is fake). */
@@ -19,13 +19,7 @@ t.test('majorMinor and the version check', (t) => {
 });
 
 t.test('the heartbeat comes every heartbeat period of the manager, on the clock', async (t) => {
-  const clock = new FakeClock();
-  const s = await daemonSetup('1.2.3', { clock });
-  t.teardown(async () => {
-    await s.daemon.shutdown();
-    s.manager.stop();
-  });
-  await s.daemon.connect(CONNECT_ARGS);
+  const { s, clock } = await connectedOnFakeClock(t);
   const remains = (): number => s.manager.calls.filter((c) => c === 'Remain').length;
   t.equal(clock.nextWakeIn(), s.manager.heartbeatSeconds * 1000, 'the next heartbeat is one period away');
   t.equal(remains(), 0, 'no heartbeat before the period has passed');
@@ -40,13 +34,7 @@ t.test('the heartbeat comes every heartbeat period of the manager, on the clock'
 });
 
 t.test('a session the manager lost arrives again under its id and creates its intercepts again', async (t) => {
-  const clock = new FakeClock();
-  const s = await daemonSetup('1.2.3', { clock });
-  t.teardown(async () => {
-    await s.daemon.shutdown();
-    s.manager.stop();
-  });
-  await s.daemon.connect(CONNECT_ARGS);
+  const { s, clock } = await connectedOnFakeClock(t);
   const before = await s.daemon.intercept(spec('echo', 8080), () => undefined);
   const prepares = s.manager.calls.filter((c) => c === 'PrepareIntercept').length;
   // As a restarted manager: no session, no intercepts. The next heartbeat finds out.
@@ -60,13 +48,7 @@ t.test('a session the manager lost arrives again under its id and creates its in
 });
 
 t.test('when the manager stops answering, the daemon reconnects at once and keeps a session that is still alive', async (t) => {
-  const clock = new FakeClock();
-  const s = await daemonSetup('1.2.3', { clock });
-  t.teardown(async () => {
-    await s.daemon.shutdown();
-    s.manager.stop();
-  });
-  await s.daemon.connect(CONNECT_ARGS);
+  const { s, clock } = await connectedOnFakeClock(t);
   await s.daemon.intercept(spec('echo', 8080), () => undefined);
   // Heartbeats fail (as through a dead port-forward) until the connector is asked again.
   let broken = true;
