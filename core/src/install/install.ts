@@ -167,6 +167,7 @@ async function podProblems(kube: KubeApi, namespace: string, name: string): Prom
   const pods = await kube.list<V1Pod>('v1', 'Pod', { namespace, labelSelector: `app.kubernetes.io/name=${name}` });
   const problems: PodProblem[] = [];
   for (const pod of pods) {
+    if (pod.metadata?.deletionTimestamp !== undefined) continue;
     const podName = pod.metadata?.name ?? '';
     const images = new Map([...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => [c.name, c.image ?? '']));
     for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
@@ -208,8 +209,12 @@ export async function waitForDeployments(deps: InstallDeps, namespace: string, n
   const last = new Map<string, string>();
   for (;;) {
     let allReady = true;
+    // The images each Deployment asks for now: pods of an earlier template (an install that
+    // named another registry, say) may still fail to pull while they go, and do not count.
+    const wanted = new Set<string>();
     for (const name of names) {
       const d = await kube.get<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', name, namespace });
+      for (const c of [...(d?.spec?.template.spec?.initContainers ?? []), ...(d?.spec?.template.spec?.containers ?? [])]) wanted.add(c.image ?? '');
       const { ready, summary } = deploymentReadiness(d);
       allReady &&= ready;
       const line = `waiting for deployment/${name}: ${summary}`;
@@ -223,7 +228,7 @@ export async function waitForDeployments(deps: InstallDeps, namespace: string, n
     }
     const problems = (await Promise.all(names.map((n) => podProblems(kube, namespace, n)))).flat();
     // A node that cannot get an image will not get it by waiting: say so at once.
-    const pulls = problems.filter((p) => PULL_FAILURES.has(p.reason));
+    const pulls = problems.filter((p) => PULL_FAILURES.has(p.reason) && wanted.has(p.image));
     if (pulls.length > 0) throw pullFailure(namespace, pulls);
     if (clock.now() >= deadline) {
       throw new TpError(

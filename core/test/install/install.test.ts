@@ -104,7 +104,7 @@ t.test('an image the nodes cannot pull is said at once, with the image and the -
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'traffic-manager-abc', namespace: 'tp-system', labels: { 'app.kubernetes.io/name': 'traffic-manager' } },
-    spec: { containers: [{ name: 'traffic-manager', image: 'registry.example/tp/traffic-manager:0.1.0' }] },
+    spec: { containers: [{ name: 'traffic-manager', image: REQ.managerImage }] },
     status: { containerStatuses: [{ name: 'traffic-manager', state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } } }] },
   } as KubeObject);
   const clock = fakeClock();
@@ -113,10 +113,24 @@ t.test('an image the nodes cannot pull is said at once, with the image and the -
   t.match(err, {
     category: 'config',
     code: 'image-pull-failed',
-    message: "the cluster's nodes cannot pull image registry.example/tp/traffic-manager:0.1.0: traffic-manager-abc: ImagePullBackOff: Back-off pulling image",
+    message: "the cluster's nodes cannot pull image tp-local/traffic-manager:1.2.3: traffic-manager-abc: ImagePullBackOff: Back-off pulling image",
     hint: /install --registry <host\/path>/,
   });
   t.equal(clock.now() - started, 0, 'on the first look, not after the timeout');
+});
+
+t.test("pods of an earlier template that cannot pull their image do not fail an install that replaces them", async (t) => {
+  const kube = new FakeKube();
+  rollingOut(kube);
+  kube.add({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'traffic-manager-old', namespace: 'tp-system', labels: { 'app.kubernetes.io/name': 'traffic-manager' } },
+    spec: { containers: [{ name: 'traffic-manager', image: '127.0.0.1:1/nowhere/traffic-manager:1.2.3' }] },
+    status: { containerStatuses: [{ name: 'traffic-manager', state: { waiting: { reason: 'ErrImagePull', message: 'connection refused' } } }] },
+  } as KubeObject);
+  const result = await install({ kube, clock: fakeClock(), progress: () => undefined, makeTls: () => TLS }, REQ);
+  t.equal(result.images.manager, 'tp-local/traffic-manager:1.2.3', 'installed: the old pod is on its way out');
 });
 
 t.test('--no-wait and --dry-run do not wait', async (t) => {
