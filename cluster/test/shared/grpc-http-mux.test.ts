@@ -33,7 +33,7 @@ t.test('one port answers gRPC and GET /healthz', async (t) => {
   t.strictSame(await get(listener.port, '/healthz'), { status: 200, body: 'ok\n' });
   t.strictSame(await get(listener.port, '/other'), { status: 404, body: 'not found\n' });
   const version = await new Promise((resolve, reject) => client.version({}, (err, res) => (err ? reject(err) : resolve(res))));
-  t.strictSame(version, { version: '9.9.9', name: 'test' });
+  t.strictSame(version, { version: '9.9.9', name: 'test', agentImage: '' });
   healthy = false;
   t.strictSame(await get(listener.port, '/healthz'), { status: 503, body: 'stopping\n' }, 'unhealthy while stopping');
 });

@@ -6,7 +6,7 @@ import { AGENTS_CONFIGMAP, DEFAULT_IMAGE_REGISTRY, IMAGE_NAMES, LABELS, MANAGED_
 import { type Clock, type Progress } from '../clock.js';
 import { TpError } from '../errors.js';
 import { refOf, type KubeApi, type KubeObject } from '../kube/kube-api.js';
-import type { V1Deployment, V1Pod, V1Secret } from '../kube/kube-types.js';
+import type { V1Container, V1Deployment, V1Pod, V1Secret } from '../kube/kube-types.js';
 import type { InjectorTls } from './certs.js';
 import {
   baseManifests,
@@ -214,7 +214,9 @@ export async function waitForDeployments(deps: InstallDeps, namespace: string, n
     const wanted = new Set<string>();
     for (const name of names) {
       const d = await kube.get<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', name, namespace });
-      for (const c of [...(d?.spec?.template.spec?.initContainers ?? []), ...(d?.spec?.template.spec?.containers ?? [])]) wanted.add(c.image ?? '');
+      // A status read may carry no template (the API server's always does).
+      const template = (d?.spec?.template as { spec?: { initContainers?: V1Container[]; containers?: V1Container[] } } | undefined)?.spec;
+      for (const c of [...(template?.initContainers ?? []), ...(template?.containers ?? [])]) wanted.add(c.image ?? '');
       const { ready, summary } = deploymentReadiness(d);
       allReady &&= ready;
       const line = `waiting for deployment/${name}: ${summary}`;

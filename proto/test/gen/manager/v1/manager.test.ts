@@ -39,10 +39,10 @@ t.test('Version round-trips through a real server', async (t) => {
   const client = await serve(t, {
     version: (_call, callback) => {
       calls++;
-      callback(null, { version: '1.2.3', name: 'traffic-manager' });
+      callback(null, { version: '1.2.3', name: 'traffic-manager', agentImage: 'tp-local/traffic-agent:1.2.3' });
     },
   });
-  t.strictSame(await version(client), { version: '1.2.3', name: 'traffic-manager' });
+  t.strictSame(await version(client), { version: '1.2.3', name: 'traffic-manager', agentImage: 'tp-local/traffic-agent:1.2.3' });
   t.equal(calls, 1);
 });
 
@@ -62,7 +62,7 @@ t.test('a server error arrives as its status code', async (t) => {
 
 t.test('messages encode and decode', (t) => {
   const info = VersionInfo.fromPartial({ version: '0.1.0' });
-  t.strictSame(info, { version: '0.1.0', name: '' }, 'fromPartial fills defaults');
+  t.strictSame(info, { version: '0.1.0', name: '', agentImage: '' }, 'fromPartial fills defaults');
   t.strictSame(VersionInfo.decode(VersionInfo.encode(info).finish()), info);
   t.equal(Empty.encode({}).finish().length, 0, 'Empty is empty on the wire');
   t.strictSame(VersionInfo.toJSON(info), { version: '0.1.0' }, 'JSON omits defaults');
