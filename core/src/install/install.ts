@@ -196,7 +196,7 @@ function pullFailure(namespace: string, failed: readonly PodProblem[]): TpError 
     `the cluster's nodes cannot pull ${images.length === 1 ? `image ${images[0] ?? ''}` : `images ${images.join(', ')}`}: ${[...new Set(failed.map(describeProblem))].join('; ')}`,
     {
       hint:
-        'push the images to a registry the nodes can pull from (scripts/push-images.sh --registry <host/path>) and run ' +
+        'push the images to a registry the nodes can pull from, tagged with this version, and run ' +
         `\`kubectl telepresence install --registry <host/path>\`; the objects in ${namespace} stay until then, or \`kubectl telepresence uninstall --everything\` removes them`,
     },
   );

@@ -33,7 +33,7 @@ export function installCommand(deps: CommandDeps): AnyCommand {
         ...managerNamespaceOption,
         registry: {
           type: 'string',
-          describe: `Registry (host[:port][/path]) to pull the three images from, tagged with this CLI's version (default ${DEFAULT_IMAGE_REGISTRY}); push them there with scripts/push-images.sh`,
+          describe: `Registry (host[:port][/path]) to pull the three images from, tagged with this CLI's version (default ${DEFAULT_IMAGE_REGISTRY})`,
         },
         'manager-image': { type: 'string', describe: `traffic-manager image (default ${defaultImages(deps.version).manager})` },
         'injector-image': { type: 'string', describe: `agent-injector image (default ${defaultImages(deps.version).injector})` },
