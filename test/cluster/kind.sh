@@ -73,6 +73,20 @@ up_kind() {
   write_env "$(docker network inspect kind -f '{{range .IPAM.Config}}{{if .Gateway}}{{.Gateway}} {{end}}{{end}}' | tr ' ' '\n' | grep -m1 '\.')"
 }
 
+# Nodes found in the data root when no kind dockerd was running before this `up` (the check
+# above saw none): a run ended without `down` (the machine stopped, or its disk was copied while
+# a cluster ran). Nothing of them can resume, since their daemon, network and mounts are gone, so
+# they are removed rather than refused.
+remove_remains() {
+  local left
+  left=$(docker ps -aq --filter "label=io.x-k8s.kind.cluster=$name")
+  [ -n "$left" ] || return 0
+  tp_log "removing $(echo "$left" | wc -l) node container(s) of cluster $name left by a run that ended without cluster:down"
+  # shellcheck disable=SC2086
+  docker rm -f -v $left >/dev/null
+  docker network rm kind >/dev/null 2>&1 || true
+}
+
 up_built() {
   [ "$(id -u)" = 0 ] || tp_die "TP_CLUSTER=kind without kind and Docker here needs root (it starts a dockerd)" "run it with sudo"
   if [ -f "$state/cluster.env" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
@@ -91,6 +105,7 @@ up_built() {
   # kind bind-mounts /lib/modules; Docker makes an empty one where the machine has none.
   [ -e /lib/modules ] || touch "$state/made-lib-modules"
   bash "$here/kind/dockerd.sh" start
+  remove_remains
   bash "$here/kind/build-node.sh"
   if ! docker network inspect kind >/dev/null 2>&1; then
     docker network create --driver bridge --subnet "$TP_KIND_NET_SUBNET" --gateway "$TP_KIND_NET_GATEWAY" \
