@@ -155,6 +155,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   # CI among them) withhold even from root; runc then fails with "can't get final child's PID
   # from pipe". This clamps every pod's score at containerd's own instead.
   restrict_oom_score_adj = true
+  # One folder per registry host, each with a hosts.toml, read at every pull (so a registry is
+  # added without a restart): test/cluster/registry.sh writes the local registry's.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$TP_STATE/containerd/certs.d"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -36,6 +36,7 @@ export interface Pod {
     readonly phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
     readonly podIP?: string;
     readonly conditions?: readonly Condition[];
+    readonly containerStatuses?: ReadonlyArray<{ readonly name: string; readonly image: string; readonly imageID: string }>;
   };
 }
 
