@@ -71,8 +71,8 @@ const omitGrpcProtoLoader = {
   },
 };
 
-function writePackageJson(dir, type) {
-  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ type }, null, 2)}\n`);
+function writePackageJson(dir, type, extra = {}) {
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ type, ...extra }, null, 2)}\n`);
 }
 
 async function buildCli() {
@@ -95,7 +95,9 @@ async function buildCli() {
   chmodSync(outfile, 0o755);
   mkdirSync(join(CLI_DIST, 'bin'), { recursive: true });
   writeFileSync(join(CLI_DIST, 'bin', 'kubectl-telepresence'), CLI_SHIM, { mode: 0o755 });
-  writePackageJson(CLI_DIST, 'module');
+  // The version too: the extension's daemon reads it to tell whether a CLI it finds is of its own
+  // version, without running it (vscode-extension/src/cli-bundle.ts). The release carries this file.
+  writePackageJson(CLI_DIST, 'module', { version });
   return [outfile, join(CLI_DIST, 'bin', 'kubectl-telepresence')];
 }
 

@@ -43,6 +43,8 @@ platform() { # ARCH
         to: .
       - from: kubectl-telepresence.js
         to: .
+      - from: package.json
+        to: .
 YAML
 }
 {

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Lays out the CLI as it is released, in DIR: the bundled script and its lazily loaded chunks (no
-# dependencies to install), the `bin/kubectl-telepresence` shim that kubectl's plugin discovery
-# finds, and the packet engine of outbound access for linux/amd64 and linux/arm64 behind
-# `bin/tp-netstack`, which runs the one for this machine. The npm package (pack-npm.sh) and the
-# krew archive (pack-krew.sh) are this folder. Expects `npm run build` to have run.
+# dependencies to install); the package.json beside them, which says the script is an ES module
+# and names the version that the VS Code extension reads to tell whether this CLI is its own
+# (pack-npm.sh writes a fuller one over it); the `bin/kubectl-telepresence` shim that kubectl's
+# plugin discovery finds; and the packet engine of outbound access for linux/amd64 and
+# linux/arm64 behind `bin/tp-netstack`, which runs the one for this machine. The npm package
+# (pack-npm.sh) and the krew archive (pack-krew.sh) are this folder. Expects `npm run build` to
+# have run.
 #
 # Usage: bash scripts/stage-cli.sh DIR
 set -euo pipefail
@@ -14,7 +17,7 @@ cd "$ROOT"
 command -v go >/dev/null || { echo "error: building the packet engine needs Go (https://go.dev/dl/)" >&2; exit 1; }
 
 mkdir -p "$dir/bin"
-cp dist/kubectl-telepresence.js dist/kubectl-telepresence.js.map "$dir/"
+cp dist/kubectl-telepresence.js dist/kubectl-telepresence.js.map dist/package.json "$dir/"
 cp -r dist/chunks "$dir/chunks"
 cp dist/bin/kubectl-telepresence "$dir/bin/"
 for arch in amd64 arm64; do

@@ -19,6 +19,7 @@ import { eventually } from '../src/eventually.js';
 import { hostsAnswering } from '../src/fresh-gets.js';
 import { createKube } from '../src/kube.js';
 import { ECHO_IMAGE, namespace } from '../src/manifests.js';
+import { installNpmGlobal, npmGlobalLayout, packNpm } from '../src/npm-package.js';
 import { processRunner } from '../src/process-runner.js';
 import { createTelepresenceCli, type TelepresenceCli } from '../src/telepresence-cli.js';
 
@@ -73,24 +74,22 @@ t.teardown(async () => {
 });
 
 t.test('the packed CLI, installed with npm -g into an empty prefix, is found by kubectl and intercepts', async (t) => {
-  const packed = await processRunner.run('bash', [join(repoRoot, 'scripts', 'pack-npm.sh'), '--no-build', join(work, 'release')], { timeoutMs: 300_000 });
+  const { result: packed, tarball } = await packNpm(repoRoot, join(work, 'release'));
   t.equal(packed.exitCode, 0, `pack-npm.sh: ${packed.stderr}`);
-  const tarball = packed.stdout.trim().split('\n').pop() ?? '';
   t.equal(tarball, join(work, 'release', `telepresence-ts-${VERSION}.tgz`), 'the tarball is named after the package and version');
 
   // From a folder of its own, as a user would: nothing of the repository around it.
   const cwd = join(work, 'fresh');
   mkdirSync(cwd);
-  const installed = await processRunner.run('npm', ['install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', tarball], { cwd, timeoutMs: 120_000 });
+  const installed = await installNpmGlobal(tarball, prefix, cwd);
   t.equal(installed.exitCode, 0, `npm install -g: ${installed.stderr}`);
-  const packageDir = join(prefix, 'lib', 'node_modules', 'telepresence-ts');
+  const { packageDir, bin } = npmGlobalLayout(prefix);
   t.notOk(existsSync(join(packageDir, 'node_modules')), 'no dependency was installed with it: the CLI is bundled');
   const pkg = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string; dependencies?: object; devDependencies?: object };
   t.equal(pkg.version, VERSION);
   t.equal(pkg.dependencies, undefined, 'it names no dependencies');
   t.equal(pkg.devDependencies, undefined, 'nor dev dependencies');
 
-  const bin = join(prefix, 'bin');
   cli = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns, binDir: bin });
   const env = { ...process.env, PATH: `${bin}:${(process.env['PATH'] ?? '').split(':').filter((d) => d !== join(repoRoot, 'dist', 'bin')).join(':')}` };
   const plugins = await processRunner.run('kubectl', ['plugin', 'list'], { env, timeoutMs: 30_000 });

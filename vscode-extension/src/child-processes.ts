@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { KubeFlags } from '@telepresence-ts/core';
+import { CLI_PATH_ENV } from './cli-bundle.js';
 import { KubeHelperClient } from './kube-helper-client.js';
 import { lineSplitter, type HelperEvent } from './kube-helper-protocol.js';
 
@@ -19,13 +20,22 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Starts the daemon in the background; returns at once (the caller polls its socket). */
-export function launchDaemon(daemonScript: string, logPath: string): void {
+/**
+ * Starts the daemon in the background; returns at once (the caller polls its socket). `cliPath`
+ * is `telepresence.cliPath`, the CLI its outbound access runs (empty: the one on PATH); the daemon
+ * reads it once, so a change applies to the next daemon.
+ */
+export function launchDaemon(daemonScript: string, logPath: string, cliPath: string): void {
   mkdirSync(dirname(logPath), { recursive: true, mode: 0o700 });
   // The daemon logs to this file itself; stdout/stderr go there too, to keep a crash's stack.
   const fd = openSync(logPath, 'a');
   try {
-    const child = spawn(process.execPath, ['--enable-source-maps', daemonScript], { detached: true, stdio: ['ignore', fd, fd], env: childEnv() });
+    const env = childEnv();
+    // Only the setting names the CLI: one inherited from the extension host's environment would
+    // make the daemon use a CLI that the extension's messages know nothing of.
+    if (cliPath.trim() !== '') env[CLI_PATH_ENV] = cliPath.trim();
+    else delete env[CLI_PATH_ENV];
+    const child = spawn(process.execPath, ['--enable-source-maps', daemonScript], { detached: true, stdio: ['ignore', fd, fd], env });
     child.unref();
   } finally {
     closeSync(fd);

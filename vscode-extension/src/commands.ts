@@ -3,18 +3,17 @@
  * a palette entry into session calls and notifications. extension.ts registers them.
  */
 import { TpError, type InterceptInfo } from '@telepresence-ts/core';
+import type { CliLookup } from './cli-bundle.js';
 import type { DebugIntegration } from './debug.js';
 import type { FileStore, Host } from './host.js';
 import { askInterceptSpec, interceptedMessage } from './intercept-flow.js';
-import { SHOW_LOGS, reportError } from './notify.js';
+import { OPEN_SETTINGS, SHOW_LOGS, reportError } from './notify.js';
+import { OUTBOUND_SETTINGS_QUERY, outboundMissingMessage } from './outbound.js';
 import type { Session } from './session.js';
 import type { TreeNode } from './workloads-tree.js';
 
 export const DEBUG = 'Debug';
 export const OPEN_ENV_FILE = 'Open Environment File';
-/** Connected, but the daemon has no outbound access to give (see Session.outboundMissing). */
-export const OUTBOUND_MISSING =
-  "Connected for intercepts only: the daemon has no outbound access, which needs the `kubectl telepresence` CLI on the PATH VS Code started with (for its network daemon). Install it and reconnect (Disconnect, then Connect), or turn telepresence.outbound off.";
 
 export interface CommandDeps {
   readonly host: Host;
@@ -23,6 +22,11 @@ export interface CommandDeps {
   readonly files: FileStore;
   /** Installs the traffic-manager with the settings' kube flags, reporting progress lines. */
   readonly installManager: (progress: (line: string) => void) => Promise<void>;
+  /**
+   * The daemon's lookup of the CLI that outbound access needs, made again: what the warning says
+   * when a connect got no outbound access.
+   */
+  readonly cliLookup: () => CliLookup;
 }
 
 export class Commands {
@@ -38,8 +42,12 @@ export class Commands {
       const status = await host.withProgress('Connecting to the cluster', () => session.connect());
       host.log(`connected to ${status.context} (namespace ${status.namespace}, traffic-manager v${status.managerVersion})`);
       if (session.outboundMissing) {
-        host.log(OUTBOUND_MISSING);
-        if ((await host.showMessage('warning', OUTBOUND_MISSING, [SHOW_LOGS])) === SHOW_LOGS) host.showLog();
+        // Connected for intercepts only, the daemon having found no CLI of this version.
+        const message = outboundMissingMessage(this.#deps.cliLookup());
+        host.log(message);
+        const choice = await host.showMessage('warning', message, [OPEN_SETTINGS, SHOW_LOGS]);
+        if (choice === SHOW_LOGS) host.showLog();
+        else if (choice === OPEN_SETTINGS) await host.openSettings(OUTBOUND_SETTINGS_QUERY);
       }
     } catch (err: unknown) {
       if (err instanceof TpError && err.code === 'manager-not-installed') {

@@ -2,31 +2,17 @@
  * The daemon the extension starts when none is running: the same core daemon the CLI runs with
  * `daemon-foreground`, bundled as dist/daemon.js so that the .vsix needs no CLI on PATH for
  * intercepts. It serves the same socket, so the CLI and the extension share it whichever of them
- * started it. Outbound access does need the CLI (its network daemon): see cli-bundle.ts.
+ * started it. Outbound access does need the CLI of the same version (its network daemon): see
+ * cli-bundle.ts.
  */
 import { VERSION, createKubeApi, daemonLogPath, daemonSocketPath, runDaemon } from '@telepresence-ts/core';
-import { realpathSync, statSync } from 'node:fs';
-import { findCliBundle } from './cli-bundle.js';
+import { CLI_PATH_ENV, describeCliLookup, findCli } from './cli-bundle.js';
+import { nodeCliLookupFs } from './cli-lookup-fs.js';
 
-const cliPath = findCliBundle(process.env['PATH'] ?? '', {
-  realpath: (path) => {
-    try {
-      return realpathSync(path);
-    } catch {
-      return undefined;
-    }
-  },
-  isFile: (path) => {
-    try {
-      return statSync(path).isFile();
-    } catch {
-      return false;
-    }
-  },
-});
-if (cliPath === undefined) {
-  process.stderr.write('telepresence daemon: no kubectl-telepresence on PATH, so connections have no outbound access (intercepts only)\n');
-}
+const cli = findCli({ pathEnv: process.env['PATH'] ?? '', setting: process.env[CLI_PATH_ENV], version: VERSION }, nodeCliLookupFs);
+// stderr goes to the daemon's log (child-processes.ts), before runDaemon opens it for its own lines.
+process.stderr.write(`telepresence daemon: ${describeCliLookup(cli)}\n`);
+const cliPath = cli.found?.bundle;
 
 const stop = new AbortController();
 process.once('SIGTERM', () => stop.abort());

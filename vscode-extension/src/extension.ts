@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { Commands } from './commands.js';
 import { launchDaemon, startKubeHelper } from './child-processes.js';
+import { describeCliLookup, findCli } from './cli-bundle.js';
+import { nodeCliLookupFs } from './cli-lookup-fs.js';
 import { DebugIntegration } from './debug.js';
 import type { LaunchConfig } from './host.js';
 import { SHOW_LOGS, lostInterceptMessages, reportError } from './notify.js';
@@ -36,9 +38,15 @@ export function activate(context: vscode.ExtensionContext): void {
   const daemonScript = join(context.extensionPath, 'dist', 'daemon.js');
   const helperScript = join(context.extensionPath, 'dist', 'kube-helper.js');
   const helperLog = (line: string): void => host.log(line);
+  // The same lookup the daemon makes at start (daemon-main.ts): the daemon inherits this PATH.
+  const cliLookup = () => findCli({ pathEnv: process.env['PATH'] ?? '', setting: readSettings().cliPath, version: VERSION }, nodeCliLookupFs);
+  const startDaemon = (): void => {
+    host.log(`starting the telepresence daemon; ${describeCliLookup(cliLookup())}`);
+    launchDaemon(daemonScript, logPath, readSettings().cliPath);
+  };
   const session = new Session({
     version: VERSION,
-    openDaemon: (start) => openDaemon({ socketPath, logPath, start: start ? () => launchDaemon(daemonScript, logPath) : undefined, timeoutMs: DAEMON_START_MS }),
+    openDaemon: (start) => openDaemon({ socketPath, logPath, start: start ? startDaemon : undefined, timeoutMs: DAEMON_START_MS }),
     createWatcher: (flags) => Promise.resolve(startKubeHelper(helperScript, flags, helperLog)),
     kubeFlags,
     managerNamespace: () => readSettings().managerNamespace,
@@ -52,6 +60,7 @@ export function activate(context: vscode.ExtensionContext): void {
     session,
     debug,
     files,
+    cliLookup,
     installManager: async (progress) => {
       const helper = startKubeHelper(helperScript, kubeFlags(), helperLog);
       try {

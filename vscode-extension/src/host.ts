@@ -68,6 +68,8 @@ export interface Settings {
   readonly alsoProxy: readonly string[];
   /** CIDRs never routed to the cluster, even inside its subnets. */
   readonly neverProxy: readonly string[];
+  /** The CLI whose network daemon gives outbound access; empty: `kubectl-telepresence` on PATH. */
+  readonly cliPath: string;
 }
 
 /** Where the extension writes environment files. */

@@ -1,9 +1,11 @@
 /**
  * Outbound access as the extension handles it, free of any vscode import: the Connect request's
  * `outbound` part from the settings, the status-bar lines that say what is routed, and what a
- * refused connect means in terms of settings rather than the CLI's flags.
+ * refused connect means in terms of settings rather than the CLI's flags, and why a connect got
+ * none.
  */
 import type { OutboundRequest, OutboundStatus, TpError } from '@telepresence-ts/core';
+import { CLI_SHIM, cliProblem, type CliLookup } from './cli-bundle.js';
 import type { Settings } from './host.js';
 
 /** The settings outbound access reads. */
@@ -67,4 +69,19 @@ export function outboundFailureMessage(previous: OutboundStatus | undefined, nex
   if (next?.state !== 'failed' || previous?.state === 'failed') return undefined;
   const why = next.error !== '' ? next.error : 'see the daemon log';
   return `Telepresence: outbound access failed: ${why} (intercepts still work; Disconnect and Connect again to reach the cluster's Services)`;
+}
+
+/**
+ * The warning when Connect asked for outbound access and the daemon has none to give
+ * (Session.outboundMissing): the daemon found no CLI of this version. `lookup` is the daemon's
+ * lookup made again here, with the same PATH and setting, so the message can name what it met.
+ */
+export function outboundMissingMessage(lookup: CliLookup): string {
+  const problem = cliProblem(lookup);
+  if (problem === undefined) {
+    // There is one now: installed, or named in the setting, after the daemon started.
+    const found = lookup.found?.path ?? CLI_SHIM;
+    return `Connected for intercepts only: the daemon started without a ${CLI_SHIM} CLI for outbound access, and there is one now (v${lookup.want} at ${found}). Disconnect, then Connect, to use it.`;
+  }
+  return `Connected for intercepts only: outbound access needs the ${CLI_SHIM} CLI v${lookup.want} (for its network daemon), and ${problem.reason}. Fix: ${problem.fix}; then Disconnect and Connect. Or turn telepresence.outbound off.`;
 }

@@ -120,7 +120,7 @@ export class Session {
   }
   /**
    * Connected after asking for outbound access, yet the daemon reports none: a daemon that has no
-   * network daemon to ask (the extension's, without the CLI on PATH: see cli-bundle.ts).
+   * network daemon to ask (the extension's, having found no CLI of its version: see cli-bundle.ts).
    */
   get outboundMissing(): boolean {
     return this.#phase === 'connected' && this.#askedOutbound && this.#connection !== undefined && this.#connection.outbound === undefined;
@@ -188,10 +188,24 @@ export class Session {
     }
   }
 
-  /** Departs from the manager and stops the daemon (the CLI's session ends with it). */
+  /**
+   * Departs from the manager and stops the daemon (the CLI's session ends with it). Followed or
+   * not: a daemon of another version, refused by `#follow`, is stopped too. That is how a daemon
+   * left running by an earlier extension is replaced without the CLI; Quit is in every release's
+   * daemon.proto v1, as Version is.
+   */
   async disconnect(): Promise<void> {
     const daemon = this.#daemon;
-    if (daemon === undefined) return;
+    if (daemon === undefined) {
+      const other = await this.#deps.openDaemon(false);
+      if (other === undefined) return;
+      try {
+        await other.quit();
+      } finally {
+        other.close();
+      }
+      return;
+    }
     this.#unfollow();
     try {
       await daemon.quit();
@@ -279,7 +293,7 @@ export class Session {
     if (daemonVersion !== this.#deps.version) {
       daemon.close();
       throw new TpError('config', 'daemon-version-mismatch', `the running daemon is v${daemonVersion} but this extension is v${this.#deps.version}`, {
-        hint: 'run `kubectl telepresence quit` (or Telepresence: Disconnect), then connect again',
+        hint: 'stop it with Telepresence: Disconnect (or `kubectl telepresence quit`), which ends its intercepts, then Connect again',
       });
     }
     this.#daemon = daemon;

@@ -75,6 +75,7 @@ export function readSettings(): Settings {
     outbound: c.get<boolean>('outbound', true),
     alsoProxy: strings(c.get<unknown>('alsoProxy', [])),
     neverProxy: strings(c.get<unknown>('neverProxy', [])),
+    cliPath: c.get<string>('cliPath', ''),
   };
 }
 

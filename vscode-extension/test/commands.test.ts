@@ -1,6 +1,6 @@
 import { TpError } from '@telepresence-ts/core';
 import t from 'tap';
-import { Commands, DEBUG, OPEN_ENV_FILE, OUTBOUND_MISSING } from '../src/commands.js';
+import { Commands, DEBUG, OPEN_ENV_FILE } from '../src/commands.js';
 import { DebugIntegration } from '../src/debug.js';
 import { OPEN_SETTINGS, RETRY, SHOW_LOGS } from '../src/notify.js';
 import { Session } from '../src/session.js';
@@ -19,7 +19,7 @@ async function setup(options: { connect?: boolean; running?: boolean } = {}) {
     session,
     host,
     debug: debugHost,
-    settings: () => ({ kubeconfig: '', context: '', namespace: '', managerNamespace: '', leaveInterceptOnDebugEnd: true, outbound: true, alsoProxy: [], neverProxy: [] }),
+    settings: () => ({ kubeconfig: '', context: '', namespace: '', managerNamespace: '', leaveInterceptOnDebugEnd: true, outbound: true, alsoProxy: [], neverProxy: [], cliPath: '' }),
     files,
   });
   const installs: string[] = [];
@@ -28,6 +28,8 @@ async function setup(options: { connect?: boolean; running?: boolean } = {}) {
     session,
     debug,
     files,
+    // The daemon found only a CLI of another version on PATH.
+    cliLookup: () => ({ want: '0.1.0', setting: undefined, found: undefined, skipped: [{ path: '/usr/local/bin/kubectl-telepresence', bundle: '/usr/local/lib/node_modules/telepresence-ts/kubectl-telepresence.js', version: '0.0.9' }] }),
     installManager: (progress) => {
       progress('applying 12 objects');
       installs.push('install');
@@ -104,8 +106,14 @@ t.test('connected without the outbound access asked for: a warning says why and 
   await commands.connect();
   t.equal(session.phase, 'connected', 'intercepts work all the same');
   t.ok(session.outboundMissing);
-  t.match(host.messages, [{ level: 'warning', text: OUTBOUND_MISSING, actions: [SHOW_LOGS] }]);
-  t.match(OUTBOUND_MISSING, /kubectl telepresence.*PATH.*telepresence\.outbound off/);
+  t.match(host.messages, [
+    {
+      level: 'warning',
+      text: /^Connected for intercepts only: .*the kubectl-telepresence on PATH is v0\.0\.9 \(\/usr\/local\/bin\/kubectl-telepresence\).*npm install -g telepresence-ts@0\.1\.0.*telepresence\.outbound off/,
+      actions: [OPEN_SETTINGS, SHOW_LOGS],
+    },
+  ]);
+  t.ok(host.logs.some((l) => l === host.messages[0]?.text), 'and the output says the same');
 });
 
 t.test('connected with outbound access up: no notification', async (t) => {

@@ -14,7 +14,7 @@ async function setup(options: { leave?: boolean; connect?: boolean } = {}) {
   const host = new FakeHost();
   const debugHost = new FakeDebugHost([RUN, { type: 'telepresence', request: 'launch', name: 'In cluster', configuration: 'Run server', workload: 'web' }]);
   const files = new FakeFileStore();
-  const settings: Settings = { kubeconfig: '', context: '', namespace: '', managerNamespace: '', leaveInterceptOnDebugEnd: options.leave ?? true, outbound: true, alsoProxy: [], neverProxy: [] };
+  const settings: Settings = { kubeconfig: '', context: '', namespace: '', managerNamespace: '', leaveInterceptOnDebugEnd: options.leave ?? true, outbound: true, alsoProxy: [], neverProxy: [], cliPath: '' };
   const debug = new DebugIntegration({ session, host, debug: debugHost, settings: () => settings, files });
   if (options.connect ?? true) {
     await session.connect();

@@ -1,6 +1,7 @@
 import { TpError } from '@telepresence-ts/core';
 import t from 'tap';
-import { outboundFailureMessage, outboundLines, outboundRequest, outboundSettingsHint } from '../src/outbound.js';
+import type { CliLookup } from '../src/cli-bundle.js';
+import { outboundFailureMessage, outboundLines, outboundMissingMessage, outboundRequest, outboundSettingsHint } from '../src/outbound.js';
 import { outboundUp } from './fixtures/fake-core.js';
 
 const requests = [
@@ -79,6 +80,35 @@ for (const c of failures) {
     const got = outboundFailureMessage(c.previous, c.next);
     if (c.want === undefined) t.equal(got, undefined);
     else t.match(got, c.want);
+    t.end();
+  });
+}
+
+const missing: ReadonlyArray<{ name: string; lookup: CliLookup; want: RegExp }> = [
+  {
+    name: 'no CLI on PATH',
+    lookup: { want: '0.1.0', setting: undefined, found: undefined, skipped: [] },
+    want: /^Connected for intercepts only: outbound access needs the kubectl-telepresence CLI v0\.1\.0 \(for its network daemon\), and there is no kubectl-telepresence on PATH\. Fix: install the CLI v0\.1\.0: npm install -g telepresence-ts@0\.1\.0 or kubectl krew install telepresence .*; then Disconnect and Connect\. Or turn telepresence\.outbound off\.$/,
+  },
+  {
+    name: 'only another version on PATH',
+    lookup: { want: '0.1.0', setting: undefined, found: undefined, skipped: [{ path: '/usr/local/bin/kubectl-telepresence', bundle: '/usr/local/lib/node_modules/telepresence-ts/kubectl-telepresence.js', version: '0.0.9' }] },
+    want: /and the kubectl-telepresence on PATH is v0\.0\.9 \(\/usr\/local\/bin\/kubectl-telepresence\), and this extension is v0\.1\.0\. Fix: .*kubectl krew upgrade telepresence/,
+  },
+  {
+    name: 'telepresence.cliPath of another version',
+    lookup: { want: '0.1.0', setting: '/opt/tp/bin/kubectl-telepresence', found: undefined, skipped: [{ path: '/opt/tp/bin/kubectl-telepresence', bundle: '/opt/tp/kubectl-telepresence.js', version: '0.2.0' }] },
+    want: /telepresence\.cliPath names \/opt\/tp\/bin\/kubectl-telepresence, the CLI v0\.2\.0, .*point telepresence\.cliPath at its kubectl-telepresence/,
+  },
+  {
+    name: 'a CLI of this version installed after the daemon started',
+    lookup: { want: '0.1.0', setting: undefined, found: { path: '/usr/local/bin/kubectl-telepresence', bundle: '/x/kubectl-telepresence.js', version: '0.1.0' }, skipped: [] },
+    want: /^Connected for intercepts only: the daemon started without a kubectl-telepresence CLI .*there is one now \(v0\.1\.0 at \/usr\/local\/bin\/kubectl-telepresence\)\. Disconnect, then Connect, to use it\.$/,
+  },
+];
+for (const c of missing) {
+  t.test(`connected without outbound access, the warning says why: ${c.name}`, (t) => {
+    t.match(outboundMissingMessage(c.lookup), c.want);
     t.end();
   });
 }

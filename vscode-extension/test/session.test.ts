@@ -109,8 +109,18 @@ t.test('a connect refused for a subnet conflict leaves the session disconnected 
 t.test('a daemon of another version is refused', async (t) => {
   const { session, daemon } = setup();
   daemon.daemonVersion = '9.9.9';
-  await t.rejects(session.connect(), { code: 'daemon-version-mismatch' });
+  await t.rejects(session.connect(), { code: 'daemon-version-mismatch', message: /the running daemon is v9\.9\.9 but this extension is v/, hint: /Telepresence: Disconnect/ });
   t.equal(daemon.closed, 1);
+});
+
+t.test('Disconnect stops a daemon of another version, which the session refused to follow', async (t) => {
+  const { session, daemon } = setup();
+  daemon.daemonVersion = '9.9.9';
+  await t.rejects(session.attach(), { code: 'daemon-version-mismatch' });
+  await session.disconnect();
+  t.ok(daemon.calls.includes('quit'), 'it is told to quit');
+  t.equal(daemon.closed, 2, 'and the connection to it closed');
+  t.equal(session.phase, 'disconnected');
 });
 
 t.test('a missing traffic-manager puts the session in no-manager', async (t) => {
