@@ -36,13 +36,19 @@
  *                    intercepted connections took a direct tunnel or the relay, beside the
  *                    same load over `kubectl port-forward` (the floor); once with a connection
  *                    per request, once over keep-alive connections
+ *   pulled           the cold intercept again with the agent image pulled from a registry, as
+ *                    on a cluster that is not ours: a registry on this machine
+ *                    (test/cluster/registry.sh), the images pushed by scripts/push-images.sh,
+ *                    `install --registry`, and the agent image removed from the nodes before each
+ *                    run; against the cold intercept with the image side-loaded, same run
  *   agent memory     VmRSS of the traffic-agent process while idle: as it starts, and after the
  *                    traffic of the other parts, and TP_BENCH_MEMORY_MB more through an intercept
  *                    without the throughput figures, right after and 10 s later; and a bare
  *                    `node` in the same container
  *
- * TP_BENCH_PARTS picks parts by name (comma-separated: connect, cold, warm, trips, personal,
- * relayed, concurrency, memory); the others are skipped.
+ * TP_BENCH_PARTS picks parts by name (comma-separated: connect, cold, pulled, warm, trips,
+ * personal, relayed, concurrency, memory); the others are skipped. `pulled` needs `cold` (its
+ * baseline).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -62,7 +68,7 @@ import { createRestrictedUser } from '../src/restricted-user.js';
 import { createTelepresenceCli } from '../src/telepresence-cli.js';
 
 /** The parts of the benchmark, in the order they run; TP_BENCH_PARTS picks some (all by default). */
-const ALL_PARTS = ['connect', 'cold', 'warm', 'trips', 'personal', 'relayed', 'concurrency', 'memory'] as const;
+const ALL_PARTS = ['connect', 'cold', 'pulled', 'warm', 'trips', 'personal', 'relayed', 'concurrency', 'memory'] as const;
 type Part = (typeof ALL_PARTS)[number];
 const PARTS = partsFromEnv('TP_BENCH_PARTS');
 const want = (part: Part): boolean => PARTS.has(part);
@@ -84,6 +90,8 @@ const MANAGER_NS = 'tp-system';
 const AGENT_IDLE_MB = 52;
 const AGENT_AFTER_TRAFFIC_MB = 64;
 const execFileAsync = promisify(execFile);
+/** A bash script of the repository to completion; its stdout (throws with its stderr on failure). */
+const script = async (path: string, ...args: string[]): Promise<string> => (await execFileAsync('bash', [path, ...args], { timeout: 600_000 })).stdout;
 const APP_PORT = 8080;
 /**
  * How long one probe of "who answers now" may take. Right after a rollout, kube-proxy keeps an
@@ -754,23 +762,24 @@ async function main(): Promise<void> {
       progress(`cold intercept x${RUNS.cold}`);
       const colds: number[] = [];
       const coldReturns: number[] = [];
+      const removeAgent = async (): Promise<void> => {
+        await cli.ok(['uninstall', '--agent', app], 300_000);
+        await rolledOut();
+        await eventually(
+          async () => {
+            const pods = await podsOf();
+            if (pods.some((p) => (p.spec?.containers ?? []).some((c) => c.name === 'traffic-agent'))) throw new Error('a pod still carries the agent');
+          },
+          { timeoutMs: 120_000, intervalMs: 250, what: 'the agent removed' },
+        );
+      };
       for (let i = 0; i < RUNS.cold; i++) {
         const t0 = performance.now();
         await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
         coldReturns.push(performance.now() - t0);
         colds.push((await firstAnswerFrom(base, 'workstation', 60_000)) - t0);
         await leaveGlobal();
-        if (i < RUNS.cold - 1) {
-          await cli.ok(['uninstall', '--agent', app], 300_000);
-          await rolledOut();
-          await eventually(
-            async () => {
-              const pods = await podsOf();
-              if (pods.some((p) => (p.spec?.containers ?? []).some((c) => c.name === 'traffic-agent'))) throw new Error('a pod still carries the agent');
-            },
-            { timeoutMs: 120_000, intervalMs: 250, what: 'the agent removed' },
-          );
-        }
+        if (i < RUNS.cold - 1) await removeAgent();
       }
       injected = true;
       await agentMemory('traffic-agent idle RSS, fresh (a few requests served)', AGENT_IDLE_MB);
@@ -783,6 +792,46 @@ async function main(): Promise<void> {
       record('cold intercept, each', colds.map(s).join(' / '));
       record('cold intercept, until the command returned, each', coldReturns.map(s).join(' / '));
       record('cold intercept overhead (cold - restart)', s(overhead), '<= 1 s', overhead <= 1000);
+
+      if (want('pulled')) {
+        progress('registry on this machine, images pushed to it, install --registry');
+        const registryScript = join(repoRoot, 'test', 'cluster', 'registry.sh');
+        const up = await script(registryScript, 'up');
+        const registry = `${/^REGISTRY=(.+)$/m.exec(up)?.[1] ?? ''}/bench-${randomBytes(3).toString('hex')}`;
+        const agentImage = `${registry}/traffic-agent:${version}`;
+        try {
+          await script(join(repoRoot, 'scripts', 'push-images.sh'), '--registry', registry, '--base-image', 'tp-local/base-node:bookworm', '--no-build');
+          await cli.ok(['install', '--registry', registry], 300_000);
+          await cli.ok(['quit'], 30_000);
+          await cli.ok(['connect'], 60_000);
+          progress(`cold intercept, the agent image pulled, x${RUNS.cold}`);
+          await removeAgent();
+          const pulled: number[] = [];
+          for (let i = 0; i < RUNS.cold; i++) {
+            await script(registryScript, 'forget', agentImage);
+            const t0 = performance.now();
+            await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
+            pulled.push((await firstAnswerFrom(base, 'workstation', 60_000)) - t0);
+            const images = await kube.kubectl(['-n', ns, 'get', 'pods', '-l', `app=${app}`, '-o', 'jsonpath={.items[*].status.containerStatuses[*].image}']);
+            if (!images.split(' ').includes(agentImage)) throw new Error(`the agent does not run ${agentImage}: ${images}`);
+            await leaveGlobal();
+            await removeAgent();
+          }
+          record('cold intercept, agent image pulled from a registry, median', s(median(pulled)));
+          record('cold intercept, agent image pulled from a registry, each', pulled.map(s).join(' / '));
+          record('cost of the pull (pulled - side-loaded cold intercept)', s(median(pulled) - median(colds)));
+          record('cold intercept overhead, agent image pulled (pulled - restart)', s(median(pulled) - median(restartsAll)));
+        } finally {
+          progress('the manager back on the side-loaded images');
+          await cli.ok(['install'], 300_000);
+          await cli.ok(['quit'], 30_000);
+          await cli.ok(['connect'], 60_000);
+          await script(registryScript, 'down');
+        }
+        // The side-loaded agent back in the workload, for the parts that follow.
+        await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
+        await leaveGlobal();
+      }
     }
 
     if (!injected && want('memory')) {

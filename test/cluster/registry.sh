@@ -8,6 +8,8 @@
 #                              running one is reused
 #        registry.sh down      stop it, remove its storage and the nodes' settings for it
 #        registry.sh address   print <host:port> of the running one, or fail
+#        registry.sh forget IMAGE...   remove the images from every node, so that the next pod
+#                              that runs one pulls it again (for the benchmarks)
 #
 # It serves the cluster whose state is in $TP_STATE (as for the e2e suites): it listens where
 # that cluster's nodes reach this machine (127.0.0.1 for the local cluster, whose node is this
@@ -72,6 +74,20 @@ configure_nodes() { # ADDRESS [--remove]
       ;;
   esac
 }
+forget() { # IMAGE...
+  local node image
+  case $(cluster_kind) in
+    local)
+      for image in "$@"; do ctr --address "$TP_CONTAINERD_SOCK" -n k8s.io images rm "$image" >/dev/null 2>&1 || true; done
+      ;;
+    kind)
+      for node in $(kind_nodes); do
+        for image in "$@"; do kind_docker exec "$node" crictl rmi "$image" >/dev/null 2>&1 || true; done
+      done
+      ;;
+    *) tp_die "no cluster is up (no $TP_STATE/cluster.env)" "run npm run cluster:up first" ;;
+  esac
+}
 hosts_toml() { printf 'server = "http://%s"
 
 [host."http://%s"]
@@ -132,5 +148,6 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   address) alive && cat "$run/address" ;;
-  *) tp_die "usage: registry.sh up | down | address" ;;
+  forget) shift; forget "$@" ;;
+  *) tp_die "usage: registry.sh up | down | address | forget IMAGE..." ;;
 esac
