@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
@@ -97,6 +97,25 @@ t.test('the packed CLI, installed with npm -g into an empty prefix, is found by 
   t.match(await cli.ok(['version']), new RegExp(`Client: v${VERSION.replace(/\./g, '\\.')}`), '`kubectl telepresence version` is the packed one');
 
   await cli.ok(['install'], 300_000);
+  await interceptsWith(t, cli);
+  await cli.ok(['quit']);
+});
+
+t.test('the same installed CLI on the other supported Node.js line, daemon included', async (t) => {
+  const found = await processRunner.run('bash', [join(repoRoot, 'test', 'cluster', 'lib', 'node-dist.sh')], { timeoutMs: 300_000 });
+  t.equal(found.exitCode, 0, `node-dist.sh: ${found.stderr}`);
+  const nodeDir = found.stdout.trim();
+  const other = createTelepresenceCli({ repoRoot, kubeconfig: cluster.kubeconfig, namespace: ns, binDir: npmGlobalLayout(prefix).bin, pathFirst: [nodeDir] });
+  t.teardown(() => other.dispose());
+  const nodeVersion = (await processRunner.run(join(nodeDir, 'node'), ['--version'], { timeoutMs: 30_000 })).stdout.trim();
+  t.not(nodeVersion.split('.')[0], process.version.split('.')[0], `another major version than this test's Node (${nodeVersion} against ${process.version})`);
+  await interceptsWith(t, other);
+  t.match(other.daemonLog(Number.MAX_SAFE_INTEGER), new RegExp(`daemon v${VERSION.replace(/\./g, '\\.')} \\(pid \\d+, Node ${nodeVersion.replace(/\./g, '\\.')}\\)`), `the daemon the CLI started runs on Node ${nodeVersion}`);
+  await other.ok(['quit']);
+});
+
+/** connect, a global intercept of shop to a server here, requests through it, leave, status. */
+async function interceptsWith(t: Test, cli: TelepresenceCli): Promise<void> {
   await cli.ok(['connect']);
   const server: Server = createServer((_req, res) => res.end(JSON.stringify({ host: 'workstation' })));
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
@@ -115,4 +134,4 @@ t.test('the packed CLI, installed with npm -g into an empty prefix, is found by 
   await cli.ok(['leave', `shop-${ns}`]);
   const status = await cli.ok(['status']);
   t.match(status, /^Connection: connected to context /m, `status from the packed CLI: ${status.split('\n')[0] ?? ''}`);
-});
+}

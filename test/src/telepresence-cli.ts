@@ -28,6 +28,8 @@ export interface TelepresenceCliOptions {
    * repository is kept off PATH then, so that only this one can be found.
    */
   readonly binDir?: string;
+  /** Folders put first on PATH, e.g. that of another Node.js, which the CLI's shim then runs. */
+  readonly pathFirst?: readonly string[];
 }
 
 export class TelepresenceCliError extends Error {
@@ -66,6 +68,7 @@ export function createTelepresenceCli(options: TelepresenceCliOptions): Telepres
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PATH: [
+      ...(options.pathFirst ?? []),
       options.binDir ?? join(options.repoRoot, 'dist', 'bin'),
       ...(process.env['PATH'] ?? '').split(':').filter((d) => d !== '' && (options.binDir === undefined || d !== join(options.repoRoot, 'dist', 'bin'))),
     ].join(':'),

