@@ -802,11 +802,13 @@ async function main(): Promise<void> {
         progress('registry on this machine, images pushed to it, install --registry');
         const registryScript = join(repoRoot, 'test', 'cluster', 'registry.sh');
         const up = await script(registryScript, 'up');
-        const registry = `${/^REGISTRY=(.+)$/m.exec(up)?.[1] ?? ''}/bench-${randomBytes(3).toString('hex')}`;
+        const path = `bench-${randomBytes(3).toString('hex')}`;
+        const registry = `${/^REGISTRY=(.+)$/m.exec(up)?.[1] ?? ''}/${path}`;
+        const pushTo = `${/^PUSH=(.+)$/m.exec(up)?.[1] ?? ''}/${path}`;
         const agentImage = `${registry}/traffic-agent:${version}`;
         const sideLoadedAgent = `tp-local/traffic-agent:${version}`;
         try {
-          await script(join(repoRoot, 'scripts', 'push-images.sh'), '--registry', registry, '--base-image', 'tp-local/base-node:bookworm', '--no-build');
+          await script(join(repoRoot, 'scripts', 'push-images.sh'), '--registry', pushTo, '--base-image', 'tp-local/base-node:bookworm', '--no-build');
           await cli.ok(['install', '--registry', registry], 300_000);
           await cli.ok(['quit'], 30_000);
           await cli.ok(['connect'], 60_000);

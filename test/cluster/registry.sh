@@ -4,8 +4,10 @@
 # module proxy once per version (cached under $TP_CACHE/registry-<version>/bin), serving plain
 # HTTP from a folder of its own.
 #
-# Usage: registry.sh up        start it (any free port) and print REGISTRY=<host:port> last; a
-#                              running one is reused
+# Usage: registry.sh up        start it (any free port) and print, last, REGISTRY=<host:port>
+#                              (the name the nodes pull by) and PUSH=<127.0.0.1:port> (the name
+#                              this machine's Docker pushes to: it pushes over plain HTTP to
+#                              loopback only); a running one is reused
 #        registry.sh down      stop it, remove its storage and the nodes' settings for it
 #        registry.sh address   print <host:port> of the running one, or fail
 #        registry.sh forget IMAGE...   remove the images from every node, so that the next pod
@@ -15,7 +17,9 @@
 # that cluster's nodes reach this machine (127.0.0.1 for the local cluster, whose node is this
 # machine; the kind network's gateway for kind), and writes the hosts.toml that tells each node's
 # containerd to pull from it over plain HTTP (up.sh and kind's node image point containerd's
-# registry config_path at that folder). With no cluster up, it listens on 127.0.0.1 only.
+# registry config_path at that folder). With no cluster up, it listens on 127.0.0.1 only. Where
+# the nodes' address is not loopback, a relay on 127.0.0.1, same port, passes pushes on to it:
+# one registry known by two names, as a laptop's kind registry often is.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/common.sh
@@ -102,14 +106,21 @@ up() {
   listen=$(listen_address)
   if alive && answers && [ "$(cut -d: -f1 "$run/address")" = "$listen" ]; then
     tp_log "registry already running at $(cat "$run/address")"
-    echo "REGISTRY=$(cat "$run/address")"
+    print_names
     return 0
   fi
   down >/dev/null
   build
   mkdir -p "$run/storage"
   local port
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # A port free on loopback and on the listening address alike (the relay takes it on loopback).
+  port=$(python3 -c 'import socket, sys
+for _ in range(50):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]; a.close()
+    try:
+        b = socket.socket(); b.bind((sys.argv[1], p)); print(p); break
+    except OSError:
+        pass' "$listen")
   cat >"$run/config.yml" <<YAML
 version: 0.1
 log:
@@ -126,20 +137,40 @@ YAML
   setsid "$bin/registry" serve "$run/config.yml" </dev/null >>"$run/registry.log" 2>&1 &
   echo $! >"$run/pid"
   tp_wait 30 "the registry at $listen:$port" answers || { tail -n 20 "$run/registry.log" >&2; down; exit 1; }
+  if [ "$listen" != 127.0.0.1 ]; then
+    setsid node -e '
+      const net = require("node:net");
+      const [host, port] = process.argv.slice(1);
+      net.createServer((c) => {
+        const u = net.connect(Number(port), host);
+        c.pipe(u).pipe(c);
+        c.on("error", () => u.destroy());
+        u.on("error", () => c.destroy());
+      }).listen(Number(port), "127.0.0.1");' "$listen" "$port" </dev/null >>"$run/registry.log" 2>&1 &
+    echo $! >"$run/relay.pid"
+    tp_wait 10 "the relay at 127.0.0.1:$port" curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" || { down; exit 1; }
+  fi
   configure_nodes "$listen:$port"
   tp_log "registry $TP_REGISTRY_VERSION at $listen:$port for the $(cluster_kind) cluster's nodes (storage $run/storage, log $run/registry.log)"
-  echo "REGISTRY=$listen:$port"
+  print_names
+}
+print_names() {
+  echo "REGISTRY=$(cat "$run/address")"
+  echo "PUSH=127.0.0.1:$(cut -d: -f2 "$run/address")"
+}
+stop_pid() { # PIDFILE
+  [ -f "$1" ] || return 0
+  local pid
+  pid=$(cat "$1")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
 }
 
 down() {
   [ -f "$run/address" ] && configure_nodes "$(cat "$run/address")" --remove
-  if [ -f "$run/pid" ]; then
-    local pid
-    pid=$(cat "$run/pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_pid "$run/relay.pid"
+  stop_pid "$run/pid"
   rm -rf "$run"
   tp_log "registry stopped; its storage is removed"
 }

@@ -3,7 +3,7 @@
  * real registry server runs on this machine (test/cluster/registry.sh: the CNCF distribution
  * registry, which the nodes' containerd is told to pull from), scripts/push-images.sh builds and
  * pushes the three images to a path no node has seen, and `install --registry` points the cluster
- * there. The manager, the injector and the agent of an intercept then run from the pulled images
+ * there (by the name the nodes know it by, which on kind is not the loopback name Docker pushes to). The manager, the injector and the agent of an intercept then run from the pulled images
  * (their image IDs are the pushed digests), and the intercept works. A path that holds the images
  * under another version's tag is refused within seconds, with the image and the fix.
  *
@@ -71,14 +71,17 @@ const app = [
   },
 ];
 
+/** The registry as the nodes pull from it, and as this machine's Docker pushes to it (registry.sh). */
 let registry = '';
+let pushTo = '';
 
 t.before(async () => {
   await prepareSuiteImages(repoRoot, cluster.kubeconfig);
   const up = await processRunner.run('bash', [registryScript, 'up'], { timeoutMs: 600_000 });
   if (up.exitCode !== 0) throw new Error(`registry.sh up failed: ${up.stderr}`);
   registry = /^REGISTRY=(.+)$/m.exec(up.stdout)?.[1] ?? '';
-  if (registry === '') throw new Error(`registry.sh up printed no REGISTRY=: ${up.stdout}`);
+  pushTo = /^PUSH=(.+)$/m.exec(up.stdout)?.[1] ?? '';
+  if (registry === '' || pushTo === '') throw new Error(`registry.sh up printed no REGISTRY= or PUSH=: ${up.stdout}`);
   await kube.apply([namespace(ns), ...app]);
   await kube.kubectl(['-n', ns, 'rollout', 'status', 'deployment/shop', '--timeout=120s'], { timeoutMs: 130_000 });
   await kube.kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'pod/client', '--timeout=120s'], { timeoutMs: 130_000 });
@@ -104,17 +107,17 @@ async function runningImages(namespaceName: string, selector: string): Promise<{
 t.test('push-images.sh builds the three images, labelled and not root, and pushes them', async (t) => {
   const pushed = await processRunner.run(
     'bash',
-    [join(repoRoot, 'scripts', 'push-images.sh'), '--registry', `${registry}/${path}`, '--base-image', 'tp-local/base-node:bookworm', '--no-build'],
+    [join(repoRoot, 'scripts', 'push-images.sh'), '--registry', `${pushTo}/${path}`, '--base-image', 'tp-local/base-node:bookworm', '--no-build'],
     { timeoutMs: 600_000 },
   );
   t.equal(pushed.exitCode, 0, `push-images.sh: ${pushed.stderr.slice(-2000)}`);
   t.match(pushed.stdout, /^traffic-agent: [\d.]+ MB on disk \([\d.]+ MB to download\), of which the Node runtime [\d.]+ MB and the rest \(the agent, iptables, sftp-server\) [\d.]+ MB; target: the rest at most 10\.0 MB: (met|MISSED)$/m, 'reports the agent image against the Node runtime');
-  t.match(pushed.stdout, new RegExp(`install with: kubectl telepresence install --registry ${registry}/${path}$`, 'm'), 'and says how to install from it');
+  t.match(pushed.stdout, new RegExp(`install with: kubectl telepresence install --registry ${pushTo}/${path}$`, 'm'), 'and says how to install from it');
   t.comment(pushed.stdout.trim());
   const report = JSON.parse(readFileSync(join(repoRoot, 'dist', 'release', 'images.json'), 'utf8')) as Pushed;
   t.strictSame(
     report.images.map((i) => i.ref),
-    ['traffic-manager', 'agent-injector', 'traffic-agent'].map((n) => `${registry}/${path}/${n}:${VERSION}`),
+    ['traffic-manager', 'agent-injector', 'traffic-agent'].map((n) => `${pushTo}/${path}/${n}:${VERSION}`),
     "the three images, tagged with the CLI's version",
   );
   for (const image of report.images) {
@@ -128,7 +131,7 @@ t.test('push-images.sh builds the three images, labelled and not root, and pushe
     t.equal(config.Labels['org.opencontainers.image.licenses'], 'Apache-2.0', `${image.name}: OCI label licence`);
   }
   // The registry serves them: its own catalogue, over HTTP, as a node asks for it.
-  const catalog = (await (await fetch(`http://${registry}/v2/_catalog`)).json()) as { repositories: string[] };
+  const catalog = (await (await fetch(`http://${pushTo}/v2/_catalog`)).json()) as { repositories: string[] };
   t.strictSame(
     catalog.repositories.filter((r) => r.startsWith(`${path}/`)).sort(),
     [`${path}/agent-injector`, `${path}/traffic-agent`, `${path}/traffic-manager`],
@@ -188,9 +191,9 @@ t.test("a registry path that holds the images under another version's tag: refus
   // The images as an older release pushed them: the same repositories, another tag.
   const stale = `${registry}/${path}-old`;
   for (const name of ['traffic-manager', 'agent-injector']) {
-    const tagged = await processRunner.run('docker', ['tag', `${registry}/${path}/${name}:${VERSION}`, `${stale}/${name}:0.0.1`], { timeoutMs: 30_000 });
+    const tagged = await processRunner.run('docker', ['tag', `${pushTo}/${path}/${name}:${VERSION}`, `${pushTo}/${path}-old/${name}:0.0.1`], { timeoutMs: 30_000 });
     t.equal(tagged.exitCode, 0, tagged.stderr);
-    const pushed = await processRunner.run('docker', ['push', '-q', `${stale}/${name}:0.0.1`], { timeoutMs: 120_000 });
+    const pushed = await processRunner.run('docker', ['push', '-q', `${pushTo}/${path}-old/${name}:0.0.1`], { timeoutMs: 120_000 });
     t.equal(pushed.exitCode, 0, pushed.stderr);
   }
   const started = Date.now();
