@@ -18,7 +18,7 @@ import { loadClusterEnv } from '../src/cluster-env.js';
 import { eventually } from '../src/eventually.js';
 import { hostsAnswering } from '../src/fresh-gets.js';
 import { createKube } from '../src/kube.js';
-import { ECHO_IMAGE, namespace } from '../src/manifests.js';
+import { namespace, shopAndClient } from '../src/manifests.js';
 import { installNpmGlobal, npmGlobalLayout, packNpm } from '../src/npm-package.js';
 import { processRunner } from '../src/process-runner.js';
 import { createTelepresenceCli, type TelepresenceCli } from '../src/telepresence-cli.js';
@@ -34,31 +34,7 @@ const work = mkdtempSync(join(tmpdir(), 'tp-npm-e2e-'));
 const prefix = join(work, 'prefix');
 let cli: TelepresenceCli | undefined;
 
-const app = [
-  {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'shop', namespace: ns },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { app: 'shop' } },
-      template: {
-        metadata: { labels: { app: 'shop' } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'app', image: ECHO_IMAGE, imagePullPolicy: 'IfNotPresent', ports: [{ name: 'http', containerPort: 8080 }] }],
-        },
-      },
-    },
-  },
-  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'shop', namespace: ns }, spec: { selector: { app: 'shop' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } },
-  {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'client', namespace: ns },
-    spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'client', image: ECHO_IMAGE, imagePullPolicy: 'IfNotPresent' }] },
-  },
-];
+const app = shopAndClient(ns);
 
 t.before(async () => {
   await prepareSuiteImages(repoRoot, cluster.kubeconfig);

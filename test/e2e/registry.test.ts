@@ -22,7 +22,7 @@ import { eventually } from '../src/eventually.js';
 import { hostsAnswering } from '../src/fresh-gets.js';
 import type { List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
-import { ECHO_IMAGE, namespace } from '../src/manifests.js';
+import { namespace, shopAndClient } from '../src/manifests.js';
 import { processRunner } from '../src/process-runner.js';
 import { createTelepresenceCli, installManager } from '../src/telepresence-cli.js';
 
@@ -45,31 +45,7 @@ interface Pushed {
   images: { name: string; ref: string; digest: string | null; bytes: number; pulledBytes: number }[];
 }
 
-const app = [
-  {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'shop', namespace: ns },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { app: 'shop' } },
-      template: {
-        metadata: { labels: { app: 'shop' } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'app', image: ECHO_IMAGE, imagePullPolicy: 'IfNotPresent', ports: [{ name: 'http', containerPort: 8080 }] }],
-        },
-      },
-    },
-  },
-  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'shop', namespace: ns }, spec: { selector: { app: 'shop' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } },
-  {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'client', namespace: ns },
-    spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'client', image: ECHO_IMAGE, imagePullPolicy: 'IfNotPresent' }] },
-  },
-];
+const app = shopAndClient(ns);
 
 /** The registry as the nodes pull from it, and as this machine's Docker pushes to it (registry.sh). */
 let registry = '';

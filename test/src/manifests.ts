@@ -107,6 +107,38 @@ export function echoPod(ns: string, name: string, labels: Labels = {}): object {
   };
 }
 
+/**
+ * A one-replica Deployment `shop` of the echo server (port `http`), its Service on port 80, and a
+ * pod `client` to send requests from: the smallest app to install and intercept.
+ */
+export function shopAndClient(ns: string): object[] {
+  return [
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'shop', namespace: ns },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'shop' } },
+        template: {
+          metadata: { labels: { app: 'shop' } },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [{ name: 'app', image: ECHO_IMAGE, imagePullPolicy: PULL_POLICY, ports: [{ name: 'http', containerPort: ECHO_CONTAINER_PORT }] }],
+          },
+        },
+      },
+    },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'shop', namespace: ns }, spec: { selector: { app: 'shop' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'client', namespace: ns },
+      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'client', image: ECHO_IMAGE, imagePullPolicy: PULL_POLICY }] },
+    },
+  ];
+}
+
 export interface MutatingWebhookParams {
   /** Cluster-scoped name of the configuration. */
   readonly name: string;
