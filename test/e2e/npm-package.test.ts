@@ -15,8 +15,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
-import { eventually } from '../src/eventually.js';
-import { hostsAnswering } from '../src/fresh-gets.js';
+import { answeredOnlyBy } from '../src/fresh-gets.js';
 import { createKube } from '../src/kube.js';
 import { namespace, shopAndClient } from '../src/manifests.js';
 import { installNpmGlobal, npmGlobalLayout, packNpm } from '../src/npm-package.js';
@@ -98,14 +97,7 @@ async function interceptsWith(t: Test, cli: TelepresenceCli): Promise<void> {
   t.teardown(() => new Promise<void>((ok) => server.close(() => ok())));
   const port = (server.address() as AddressInfo).port;
   await cli.ok(['intercept', 'shop', '--port', `${port}:http`, '--mount=false'], 300_000);
-  const answers = await eventually(
-    async () => {
-      const got = await hostsAnswering(kube, ns, 'client', `http://shop.${ns}/`, 10);
-      if (got.some((h) => h !== 'workstation')) throw new Error(`answered by ${got.join(', ')}`);
-      return got;
-    },
-    { timeoutMs: 60_000, intervalMs: 500, what: 'the intercept taking the traffic' },
-  );
+  const answers = await answeredOnlyBy(kube, ns, 'client', `http://shop.${ns}/`, 'workstation');
   t.strictSame(answers, Array(10).fill('workstation'), 'requests to the Service reach the workstation');
   await cli.ok(['leave', `shop-${ns}`]);
   const status = await cli.ok(['status']);

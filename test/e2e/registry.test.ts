@@ -18,8 +18,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { findRepoRoot, prepareSuiteImages } from '../src/cluster-images.js';
 import { loadClusterEnv } from '../src/cluster-env.js';
-import { eventually } from '../src/eventually.js';
-import { hostsAnswering } from '../src/fresh-gets.js';
+import { answeredOnlyBy } from '../src/fresh-gets.js';
 import type { List, Pod } from '../src/k8s-objects.js';
 import { createKube } from '../src/kube.js';
 import { namespace, shopAndClient } from '../src/manifests.js';
@@ -150,14 +149,7 @@ t.test('install --registry: the nodes pull the manager, the injector and the age
   t.equal(agent.length, 1, 'one traffic-agent');
   t.equal(agent[0]?.image, `${registry}/${path}/traffic-agent:${VERSION}`, "the agent runs the registry's image");
   t.ok(agent[0]?.imageID.endsWith(digest('traffic-agent')), `the agent was pulled: its image ID is the pushed digest (${agent[0]?.imageID ?? ''})`);
-  const answers = await eventually(
-    async () => {
-      const got = await hostsAnswering(kube, ns, 'client', `http://shop.${ns}/`, 10);
-      if (got.some((h) => h !== 'workstation')) throw new Error(`answered by ${got.join(', ')}`);
-      return got;
-    },
-    { timeoutMs: 60_000, intervalMs: 500, what: 'the intercept taking the traffic' },
-  );
+  const answers = await answeredOnlyBy(kube, ns, 'client', `http://shop.${ns}/`, 'workstation');
   t.strictSame(answers, Array(10).fill('workstation'), 'requests to the Service reach the workstation');
   await cli.ok(['leave', `shop-${ns}`]);
   await cli.ok(['quit']);

@@ -4,6 +4,7 @@
  * connection of its own so that the Service routes each one afresh. Right after a rollout, that
  * shows whether any request still reaches an old pod.
  */
+import { eventually } from './eventually.js';
 import type { Kube } from './kube.js';
 
 /** Plain CommonJS, run verbatim by the Node in the image: prints one line per request. */
@@ -28,4 +29,19 @@ const ask = () => new Promise((resolve) => {
 export async function hostsAnswering(kube: Kube, ns: string, pod: string, url: string, count: number): Promise<string[]> {
   const out = await kube.kubectl(['-n', ns, 'exec', pod, '--', 'node', '-e', SCRIPT, url, String(count)], { timeoutMs: 60_000 });
   return out.trim().split('\n');
+}
+
+/**
+ * Waits (up to a minute) until `count` GETs in a row are all answered by `host`, e.g. the
+ * workstation once an intercept is made, and returns those answers.
+ */
+export function answeredOnlyBy(kube: Kube, ns: string, pod: string, url: string, host: string, count = 10): Promise<string[]> {
+  return eventually(
+    async () => {
+      const got = await hostsAnswering(kube, ns, pod, url, count);
+      if (got.some((h) => h !== host)) throw new Error(`answered by ${got.join(', ')}`);
+      return got;
+    },
+    { timeoutMs: 60_000, intervalMs: 500, what: `${count} requests in a row answered by ${host}` },
+  );
 }
