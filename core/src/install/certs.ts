@@ -15,7 +15,7 @@ export interface InjectorTls {
 }
 
 /** Ten years: a workstation-made CA nobody rotates should not expire under a running install. */
-const VALIDITY_YEARS = 10;
+export const VALIDITY_YEARS = 10;
 
 function rsaKeyPair(): forge.pki.rsa.KeyPair {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

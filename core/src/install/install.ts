@@ -31,14 +31,21 @@ export function defaultImages(version: string, registry: string = DEFAULT_IMAGE_
   };
 }
 
+const REGISTRY_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const REGISTRY_HOST = '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?';
+/**
+ * An image registry without its trailing slashes: a host (with an optional port) and an optional
+ * path of lower-case names. A regular expression both JavaScript and Go (the Helm chart's
+ * values.schema.json) read alike.
+ */
+export const REGISTRY_PATTERN = `^${REGISTRY_HOST}(?:/${REGISTRY_COMPONENT})*$`;
+
 /**
  * Checks a `--registry` value: a host (with an optional port) and an optional path, as in
  * `registry.example.com:5000/team`, with no scheme and no tag. Throws `bad-registry` otherwise.
  */
 export function checkRegistry(registry: string): void {
-  const component = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-  const host = '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?';
-  const valid = new RegExp(`^${host}(?:/${component})*$`);
+  const valid = new RegExp(REGISTRY_PATTERN);
   // A trailing slash is harmless (defaultImages drops it).
   if (!valid.test(registry.replace(/\/+$/, ''))) {
     const why = /^[a-z]+:\/\//.test(registry)

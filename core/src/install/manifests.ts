@@ -18,11 +18,14 @@ import type {
   V1ClusterRoleBinding,
   V1Container,
   V1Deployment,
+  V1LabelSelector,
   V1MutatingWebhookConfiguration,
   V1Namespace,
+  V1ResourceRequirements,
   V1Secret,
   V1Service,
   V1ServiceAccount,
+  V1Toleration,
   V1Volume,
 } from '../kube/kube-types.js';
 import type { InjectorTls } from './certs.js';
@@ -32,7 +35,39 @@ export interface InstallOptions {
   readonly managerImage: string;
   readonly injectorImage: string;
   readonly agentImage: string;
+  /** Container resources of the traffic-manager and of the agent-injector (default: none set). */
+  readonly managerResources?: V1ResourceRequirements;
+  readonly injectorResources?: V1ResourceRequirements;
+  /** Where both Deployments' pods may run (default: anywhere). */
+  readonly nodeSelector?: Record<string, string>;
+  readonly tolerations?: V1Toleration[];
+  /** The webhook's failurePolicy (default WEBHOOK_DEFAULTS.failurePolicy). */
+  readonly webhookFailurePolicy?: 'Ignore' | 'Fail';
+  /** The webhook's timeoutSeconds, 1 to MAX_WEBHOOK_TIMEOUT_SECONDS (default WEBHOOK_DEFAULTS.timeoutSeconds). */
+  readonly webhookTimeoutSeconds?: number;
+  /**
+   * Which namespaces agents may be injected into, on top of the rule that kube-system and the
+   * manager's own namespace never are (default: every other namespace).
+   */
+  readonly injectableNamespaces?: V1LabelSelector;
 }
+
+/**
+ * The webhook's settings when InstallOptions names none. Ignore: a broken injector must never stop
+ * pods from being created. Five seconds: an injection is a ConfigMap read, far below it.
+ */
+export const WEBHOOK_DEFAULTS = { failurePolicy: 'Ignore', timeoutSeconds: 5 } as const;
+
+/** The API server refuses a webhook timeoutSeconds above 30. */
+export const MAX_WEBHOOK_TIMEOUT_SECONDS = 30;
+
+/** The namespaces the injector never injects into: kube-system and the manager's own. */
+export function neverInjectedNamespaces(namespace: string): string[] {
+  return ['kube-system', namespace];
+}
+
+/** The label every namespace carries with its own name (Kubernetes 1.21+). */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /** Label naming the program in its pods; the Deployments select on it. */
 const APP_LABEL = 'app.kubernetes.io/name';
@@ -125,6 +160,7 @@ function programDeployment(
   volumes?: V1Volume[],
 ): V1Deployment {
   const { image, ...rest } = container;
+  const resources = name === RESOURCE_NAMES.manager ? o.managerResources : o.injectorResources;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -136,8 +172,10 @@ function programDeployment(
         metadata: { labels: installLabels(o.namespace, name) },
         spec: {
           serviceAccountName: name,
-          containers: [{ name, image, imagePullPolicy: 'IfNotPresent', ...rest }],
+          containers: [{ name, image, imagePullPolicy: 'IfNotPresent', ...rest, ...(resources === undefined ? {} : { resources }) }],
           ...(volumes === undefined ? {} : { volumes }),
+          ...(o.nodeSelector === undefined ? {} : { nodeSelector: o.nodeSelector }),
+          ...(o.tolerations === undefined ? {} : { tolerations: o.tolerations }),
         },
       },
     },
@@ -228,14 +266,17 @@ export function webhookConfiguration(o: InstallOptions, caCertPem: string): V1Mu
           caBundle: Buffer.from(caCertPem, 'utf8').toString('base64'),
         },
         rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
-        // Ignore: a broken injector must never stop pods from being created.
-        failurePolicy: 'Ignore',
-        timeoutSeconds: 5,
+        failurePolicy: o.webhookFailurePolicy ?? WEBHOOK_DEFAULTS.failurePolicy,
+        timeoutSeconds: o.webhookTimeoutSeconds ?? WEBHOOK_DEFAULTS.timeoutSeconds,
         sideEffects: 'None',
         admissionReviewVersions: ['v1'],
         reinvocationPolicy: 'Never',
         namespaceSelector: {
-          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', o.namespace] }],
+          ...(o.injectableNamespaces?.matchLabels === undefined ? {} : { matchLabels: o.injectableNamespaces.matchLabels }),
+          matchExpressions: [
+            { key: NAMESPACE_NAME_LABEL, operator: 'NotIn', values: neverInjectedNamespaces(o.namespace) },
+            ...(o.injectableNamespaces?.matchExpressions ?? []),
+          ],
         },
       },
     ],

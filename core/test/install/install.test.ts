@@ -178,3 +178,26 @@ t.test('uninstall --everything removes agents first, then this installation only
   t.ok(left.includes('Deployment/tp-other/traffic-manager'), 'the other installation is untouched');
   t.notOk(left.includes('ConfigMap/apps/telepresence-agents'), 'agent ConfigMaps are gone');
 });
+
+t.test('the options the Helm chart sets: absent by default, applied when given', async (t) => {
+  const plain = [managerDeployment(REQ), injectorDeployment(REQ)].map((d) => d.spec?.template.spec);
+  t.ok(plain.every((s) => s?.nodeSelector === undefined && s?.tolerations === undefined && s?.containers[0]?.resources === undefined), 'no scheduling or resources unless asked');
+  t.match(webhookConfiguration(REQ, 'x').webhooks?.[0], { failurePolicy: 'Ignore', timeoutSeconds: 5 });
+  const req: InstallRequest = {
+    ...REQ,
+    managerResources: { limits: { memory: '128Mi' } },
+    injectorResources: { requests: { cpu: '50m' } },
+    nodeSelector: { 'kubernetes.io/os': 'linux' },
+    tolerations: [{ key: 'dedicated', operator: 'Exists' }],
+    webhookFailurePolicy: 'Fail',
+    webhookTimeoutSeconds: 10,
+    injectableNamespaces: { matchLabels: { team: 'a' }, matchExpressions: [{ key: 'env', operator: 'Exists' }] },
+  };
+  t.match(managerDeployment(req).spec?.template.spec, { nodeSelector: { 'kubernetes.io/os': 'linux' }, tolerations: [{ key: 'dedicated' }], containers: [{ resources: { limits: { memory: '128Mi' } } }] });
+  t.match(injectorDeployment(req).spec?.template.spec, { containers: [{ resources: { requests: { cpu: '50m' } } }] });
+  t.strictSame(webhookConfiguration(req, 'x').webhooks?.[0]?.namespaceSelector, {
+    matchLabels: { team: 'a' },
+    matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'tp-system'] }, { key: 'env', operator: 'Exists' }],
+  }, 'the selector narrows the namespaces; kube-system and the manager\'s own stay excluded');
+  t.match(webhookConfiguration(req, 'x').webhooks?.[0], { failurePolicy: 'Fail', timeoutSeconds: 10 });
+});
