@@ -93,7 +93,8 @@ t.test('actionlint does check: a job that needs a job the workflow lacks is repo
   );
   const { exitCode, findings } = await actionlint([broken]);
   t.equal(exitCode, 1, 'actionlint fails');
-  t.match(findings, [{ filepath: broken, line: 3, kind: 'job-needs', message: /"tests" which does not exist/ }]);
+  // actionlint names the file relative to the working folder when it can, so by its end only.
+  t.match(findings, [{ filepath: /(^|\/)broken\.yml$/, line: 3, kind: 'job-needs', message: /"tests" which does not exist/ }]);
 });
 
 t.test('it runs on v* tags and by hand', async (t) => {
