@@ -149,8 +149,16 @@ for (const helm of helms) {
       t.equal(r.exitCode, 0, `helm lint: ${r.stdout}${r.stderr}`);
     });
 
-    t.test("default values render install's objects", async (t) => {
+    t.test("default values render install's objects, all but the namespace, which helm install --create-namespace makes", async (t) => {
       const r = await helmTemplate(helm, []);
+      t.equal(r.exitCode, 0, r.stderr);
+      const want = installObjects(installDefaults);
+      want.delete(`Namespace//${NAMESPACE}`);
+      sameObjects(t, r.objects, want);
+    });
+
+    t.test("createNamespace=true renders install's namespace too, for tools that apply the rendered objects", async (t) => {
+      const r = await helmTemplate(helm, ['--set', 'createNamespace=true']);
       t.equal(r.exitCode, 0, r.stderr);
       sameObjects(t, r.objects, installObjects(installDefaults));
     });

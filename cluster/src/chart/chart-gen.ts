@@ -260,9 +260,11 @@ registry: ${yamlString(DEFAULT_IMAGE_REGISTRY)}
 # The traffic-agent the injector adds to pods is <registry>/${IMAGE_NAMES.agent}:<tag> too.
 tag: null
 
-# Create the release namespace as install does, labelled as install labels it. Set false when
-# the namespace exists already or helm creates it (--create-namespace).
-createNamespace: true
+# Render the release namespace too, labelled as install labels it: for tools that apply the
+# rendered objects (Argo CD, Flux, helm template | kubectl apply). \`helm install\` stores the
+# release in that namespace before it creates anything, so it needs the namespace to exist:
+# helm install --create-namespace, with this left false.
+createNamespace: false
 
 # Container resources of the traffic-manager and of the agent-injector.
 manager:
