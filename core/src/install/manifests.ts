@@ -108,6 +108,9 @@ export function managerClusterRole(o: InstallOptions): V1ClusterRole {
       // A bare ReplicaSet does not replace its pods when its template changes: the manager
       // deletes them to roll the agent in or out.
       { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
+      // Agents are rolled in and out by evicting pods, which honours PodDisruptionBudgets and
+      // leaves the workload object as it is in Git.
+      { apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'] },
       { apiGroups: [''], resources: ['configmaps'], verbs: [...READ, 'create', 'update', 'patch', 'delete'] },
       // Outbound access (GetClusterInfo): the nodes' podCIDRs are the pod subnets, and the
       // ServiceCIDRs (Kubernetes 1.33+) the Service subnets.
