@@ -29,10 +29,12 @@ export function buildParser(args: readonly string[], deps: CommandDeps): Argv<Gl
     // main.ts decides the exit code; yargs must never call process.exit itself.
     .exitProcess(false)
     .fail((message: string | undefined, err: Error | undefined) => {
-      // yargs calls this for its own validation (message set) and for errors thrown by handlers.
+      // yargs calls this for its own validation (message set), for its parser's errors (a YError,
+      // such as an option given without the value it requires) and for errors thrown by handlers.
       // Some of its messages span lines; ours are one line.
-      const oneLine = (message ?? 'invalid command line').replace(/\s*\n\s*/g, ' ');
-      throw err ?? new TpError('user', 'bad-usage', oneLine, { hint: helpHint(args, verbs) });
+      if (err !== undefined && err.name !== 'YError') throw err;
+      const oneLine = (message ?? err?.message ?? 'invalid command line').replace(/\s*\n\s*/g, ' ');
+      throw new TpError('user', 'bad-usage', oneLine, { hint: helpHint(args, verbs) });
     })
     .wrap(null) as Argv<GlobalOptions>;
   for (const command of registered) {

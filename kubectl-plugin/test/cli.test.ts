@@ -10,6 +10,7 @@ const usageErrors: ReadonlyArray<{ name: string; args: string[]; message: RegExp
   { name: 'unknown command', args: ['frobnicate'], message: /Unknown argument: frobnicate/, help: 'kubectl telepresence --help' },
   { name: 'unknown option', args: ['version', '--frob'], message: /Unknown argument/, help: 'kubectl telepresence version --help' },
   { name: 'bad --output', args: ['version', '--output', 'yaml'], message: /Invalid values/, help: 'kubectl telepresence version --help' },
+  { name: 'an option without its value', args: ['install', '--toleration'], message: /Not enough arguments following: toleration/, help: 'kubectl telepresence install --help' },
   { name: 'intercept without --port', args: ['-n', 'shop', 'intercept', 'web'], message: /Missing required argument: port/, help: 'kubectl telepresence intercept --help' },
 ];
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
-import { defaultImages, RESOURCE_NAMES } from '@telepresence-ts/core';
+import { defaultImages, neverInjectedSelected, parseWebhookFailurePolicy, parseWebhookTimeout, RESOURCE_NAMES } from '@telepresence-ts/core';
 import { injectorDnsNames } from '@telepresence-ts/core/install-certs';
 import {
   baseManifests,
@@ -132,6 +132,25 @@ const installCustom = ((): InstallOptions => {
   };
 })();
 
+/** Namespace selectors the chart refuses (by the name of the namespace they ask for), and so does install. */
+const neverSelectors = {
+  'by-label': { selector: { matchLabels: { 'kubernetes.io/metadata.name': NAMESPACE } }, namespace: NAMESPACE },
+  'by-expression': { selector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['kube-system'] }] }, namespace: 'kube-system' },
+};
+
+t.test("install's flags refuse the webhook values and selectors the chart refuses, and take its custom ones", async (t) => {
+  for (const [name, { selector, namespace }] of Object.entries(neverSelectors)) {
+    t.equal(neverInjectedSelected(selector, NAMESPACE), namespace, `a selector ${name} of ${namespace}`);
+  }
+  t.equal(neverInjectedSelected(installCustom.injectableNamespaces ?? {}, NAMESPACE), undefined, 'the custom selector');
+  for (const seconds of ['31', '0']) {
+    t.throws(() => parseWebhookTimeout(seconds), { code: 'bad-webhook-timeout' }, `a timeout of ${seconds} s`);
+  }
+  t.equal(parseWebhookTimeout(String(custom.webhook.timeoutSeconds)), custom.webhook.timeoutSeconds, 'the custom timeout');
+  t.throws(() => parseWebhookFailurePolicy('Never'), { code: 'bad-webhook-failure-policy' }, 'an unknown failurePolicy');
+  t.equal(parseWebhookFailurePolicy(custom.webhook.failurePolicy), custom.webhook.failurePolicy, 'the custom failurePolicy');
+});
+
 const work = mkdtempSync(join(tmpdir(), 'tp-chart-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 const valuesFile = (name: string, values: unknown): string => {
@@ -238,12 +257,12 @@ for (const helm of helms) {
         ['a misspelt value', ['--set', 'webhook.timeout=3'], /timeout/],
         [
           'a selector of the release namespace by label',
-          ['--values', valuesFile('by-label', { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NAMESPACE } } })],
+          ['--values', valuesFile('by-label', { namespaceSelector: neverSelectors['by-label'].selector })],
           new RegExp(`namespaceSelector.matchLabels selects namespace ${NAMESPACE}, where agents are never injected`),
         ],
         [
           'a selector requiring kube-system',
-          ['--values', valuesFile('by-expression', { namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['kube-system'] }] } })],
+          ['--values', valuesFile('by-expression', { namespaceSelector: neverSelectors['by-expression'].selector })],
           /namespaceSelector.matchExpressions requires namespace kube-system, where agents are never injected/,
         ],
       ];

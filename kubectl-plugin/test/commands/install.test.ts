@@ -1,3 +1,4 @@
+import type { KubeObject } from '@telepresence-ts/core';
 import t from 'tap';
 import { fakeEnv, runCli } from '../fixtures/fake-deps.js';
 import { FakeKubeForCli } from '../fixtures/fake-kube-cli.js';
@@ -42,6 +43,120 @@ for (const [registry, why] of [
     t.equal(res.code, 2, 'a user error');
     t.match(res.stderr, `--registry "${registry}" is not an image registry: ${why}`);
     t.match(res.stderr, /hint: +give the host and path the images were pushed under/);
+    t.equal(kube.applied.length, 0, 'nothing applied');
+  });
+}
+
+/** The parts of install's objects these tests read. */
+interface Deployment {
+  spec?: { template: { spec?: { containers: Array<{ resources?: unknown }>; nodeSelector?: unknown; tolerations?: unknown } } };
+}
+interface WebhookConfiguration {
+  webhooks?: Array<{ failurePolicy?: string; timeoutSeconds?: number; namespaceSelector?: { matchExpressions?: unknown } }>;
+}
+
+/** Keeps the objects install applies, to look into them. */
+class RecordingKube extends FakeKubeForCli {
+  readonly objects: KubeObject[] = [];
+  override async apply(obj: KubeObject): Promise<void> {
+    this.objects.push(obj);
+    await super.apply(obj);
+  }
+  find<T>(kind: string, name: string): T | undefined {
+    return this.objects.find((o) => o.kind === kind && o.metadata?.name === name) as T | undefined;
+  }
+}
+
+t.test('install with the chart\'s options as flags: the objects carry them, and -o json shows them', async (t) => {
+  const kube = new RecordingKube();
+  const res = await runCli(fakeEnv({ kube }), [
+    'install',
+    '--no-wait',
+    '-o',
+    'json',
+    '--manager-requests',
+    'cpu=100m,memory=64Mi',
+    '--manager-limits',
+    'memory=128Mi',
+    '--injector-requests',
+    'cpu=50m',
+    '--node-selector',
+    'kubernetes.io/os=linux',
+    '--node-selector',
+    'pool=tools',
+    '--toleration',
+    'dedicated=tools:NoSchedule',
+    '--toleration',
+    'spot:NoExecute',
+    '--webhook-failure-policy',
+    'Fail',
+    '--webhook-timeout',
+    '10',
+    '--injectable-namespaces',
+    'env in (dev,staging),!legacy',
+  ]);
+  t.equal(res.code, 0, res.stderr);
+  const tolerations = [
+    { key: 'dedicated', operator: 'Equal', value: 'tools', effect: 'NoSchedule' },
+    { key: 'spot', operator: 'Exists', effect: 'NoExecute' },
+  ];
+  const nodeSelector = { 'kubernetes.io/os': 'linux', pool: 'tools' };
+  const selector = { matchExpressions: [{ key: 'env', operator: 'In', values: ['dev', 'staging'] }, { key: 'legacy', operator: 'DoesNotExist' }] };
+  const manager = kube.find<Deployment>('Deployment', 'traffic-manager')?.spec?.template.spec;
+  t.strictSame(manager?.containers[0]?.resources, { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } }, "the traffic-manager's resources");
+  t.strictSame(manager?.nodeSelector, nodeSelector);
+  t.strictSame(manager?.tolerations, tolerations);
+  const injector = kube.find<Deployment>('Deployment', 'agent-injector')?.spec?.template.spec;
+  t.strictSame(injector?.containers[0]?.resources, { requests: { cpu: '50m' } }, "the agent-injector's resources");
+  t.strictSame(injector?.nodeSelector, nodeSelector);
+  t.strictSame(injector?.tolerations, tolerations);
+  const hook = kube.find<WebhookConfiguration>('MutatingWebhookConfiguration', 'agent-injector-webhook-tp-system')?.webhooks?.[0];
+  t.equal(hook?.failurePolicy, 'Fail');
+  t.equal(hook?.timeoutSeconds, 10);
+  t.strictSame(hook?.namespaceSelector?.matchExpressions, [
+    { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'tp-system'] },
+    ...selector.matchExpressions,
+  ], 'the selector, after the namespaces never injected into');
+  const out = JSON.parse(res.stdout) as { options: unknown };
+  t.strictSame(out.options, {
+    webhookFailurePolicy: 'Fail',
+    webhookTimeoutSeconds: 10,
+    managerResources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+    injectorResources: { requests: { cpu: '50m' } },
+    nodeSelector,
+    tolerations,
+    injectableNamespaces: selector,
+  });
+});
+
+t.test('install -o json without those flags shows the webhook defaults only', async (t) => {
+  const res = await runCli(fakeEnv({ kube: new FakeKubeForCli() }), ['install', '--no-wait', '-o', 'json']);
+  t.strictSame((JSON.parse(res.stdout) as { options: unknown }).options, { webhookFailurePolicy: 'Ignore', webhookTimeoutSeconds: 5 });
+});
+
+t.test('a flag given twice: the last one counts, as with kubectl', async (t) => {
+  const kube = new RecordingKube();
+  const res = await runCli(fakeEnv({ kube }), ['install', '--no-wait', '--webhook-timeout', '3', '--webhook-timeout', '7']);
+  t.equal(res.code, 0, res.stderr);
+  t.equal(kube.find<WebhookConfiguration>('MutatingWebhookConfiguration', 'agent-injector-webhook-tp-system')?.webhooks?.[0]?.timeoutSeconds, 7);
+});
+
+for (const [args, message, hint] of [
+  [['--manager-requests', 'mem=64Mi'], '--manager-requests "mem=64Mi": "mem" is not one of cpu, memory, ephemeral-storage', /--manager-requests cpu=100m,memory=128Mi/],
+  [['--injector-requests', 'cpu=1', '--injector-limits', 'cpu=500m'], '--injector-requests cpu=1 is above --injector-limits cpu=500m', /lower the request or raise the limit/],
+  [['--node-selector', 'linux'], '--node-selector "linux": "linux" has no "=value"', /--node-selector kubernetes.io\/os=linux/],
+  [['--toleration', 'dedicated=tools:noschedule'], 'effects are case-sensitive: NoSchedule', /--toleration dedicated=tools:NoSchedule/],
+  [['--webhook-failure-policy', 'Never'], '--webhook-failure-policy "Never": not a failure policy', /pass Ignore or Fail/],
+  [['--webhook-timeout', '31'], '--webhook-timeout "31": outside the 1 to 30 seconds', /--webhook-timeout 10/],
+  [['--injectable-namespaces', 'kubernetes.io/metadata.name=tp-x', '--manager-namespace', 'tp-x'], 'selects namespace tp-x, where agents are never injected', /kube-system and tp-x are left out/],
+  [['--injectable-namespaces', 'team in (a,b'], 'its parentheses do not pair up', /kubectl -l/],
+] as const) {
+  t.test(`install ${args.join(' ')}: refused before the cluster is touched`, async (t) => {
+    const kube = new FakeKubeForCli();
+    const res = await runCli(fakeEnv({ kube }), ['install', ...args]);
+    t.equal(res.code, 2, 'a user error');
+    t.match(res.stderr, message);
+    t.match(res.stderr, hint);
     t.equal(kube.applied.length, 0, 'nothing applied');
   });
 }
