@@ -84,9 +84,21 @@ export const MANAGED_BY_VALUE = 'telepresence-ts';
 export const ANNOTATIONS = {
   /** On a pod template: `enabled` to inject an agent, `disabled` to never inject one. */
   injectTrafficAgent: `${KEY_PREFIX}inject-traffic-agent`,
-  /** On a pod template: bumped to roll a workload out when its agent config changes. */
+  /**
+   * On a pod template: bumped to roll a workload out when its pods cannot be evicted (a
+   * PodDisruptionBudget allows no disruption) or when it has one replica (a rollout keeps it serving).
+   */
   restartedAt: `${KEY_PREFIX}restarted-at`,
+  /**
+   * On a workload (not its template): how the traffic-manager replaces its pods when an agent comes
+   * or goes. `eviction` always evicts, even a single replica (which then serves nothing until its
+   * replacement is ready); `rollout` always sets `restartedAt` (the workload's spec changes).
+   */
+  restartBy: `${KEY_PREFIX}restart-by`,
 } as const;
+
+/** Values understood by `ANNOTATIONS.restartBy`. */
+export const RESTART_BY_VALUES = ['eviction', 'rollout'] as const;
 
 /** Values understood by `ANNOTATIONS.injectTrafficAgent`. */
 export const INJECT_VALUES = ['enabled', 'disabled'] as const;

@@ -45,3 +45,61 @@ export function answeredOnlyBy(kube: Kube, ns: string, pod: string, url: string,
     { timeoutMs: 60_000, intervalMs: 500, what: `${count} requests in a row answered by ${host}` },
   );
 }
+
+/**
+ * Plain CommonJS: GETs the URL over a fresh connection every 20 ms until the file /tmp/<tag>.stop
+ * exists, printing `<ms since start> <host | ERROR ...>` per request and `DONE` at the end.
+ */
+const ASK_UNTIL_STOPPED = String.raw`
+const http = require('node:http');
+const fs = require('node:fs');
+const [url, stopFile] = process.argv.slice(1);
+const started = Date.now();
+const ask = () => new Promise((resolve) => {
+  const req = http.get(url, { agent: false, timeout: 2000 }, (res) => {
+    let body = '';
+    res.on('data', (c) => (body += c));
+    res.on('end', () => { try { resolve(JSON.parse(body).host); } catch (e) { resolve('ERROR ' + e.message); } });
+  });
+  req.on('timeout', () => req.destroy(new Error('no answer within 2 s')));
+  req.on('error', (e) => resolve('ERROR ' + e.message));
+});
+(async () => {
+  while (!fs.existsSync(stopFile)) {
+    const at = Date.now() - started;
+    console.log(at + ' ' + (await ask()));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  console.log('DONE');
+})();
+`;
+
+/** One answer of `keepAsking`: when it was asked (ms after the start) and who answered, or `ERROR ...`. */
+export interface Answer {
+  readonly atMs: number;
+  readonly answer: string;
+}
+
+/**
+ * Sends GETs of `url` from `pod` without pause (each on a fresh connection, 20 ms apart) until
+ * `stop()`, which returns every answer in order: to show that no request failed while something
+ * happened to the Service's pods.
+ */
+export function keepAsking(kube: Kube, ns: string, pod: string, url: string): { stop(): Promise<Answer[]> } {
+  const stopFile = `/tmp/ask-${Date.now()}-${Math.random().toString(16).slice(2)}.stop`;
+  const running = kube.start(['-n', ns, 'exec', pod, '--', 'node', '-e', ASK_UNTIL_STOPPED, url, stopFile]);
+  return {
+    async stop(): Promise<Answer[]> {
+      await running.waitForOutput(/^\d+ /m, 60_000);
+      await kube.kubectl(['-n', ns, 'exec', pod, '--', 'node', '-e', `require('node:fs').writeFileSync(${JSON.stringify(stopFile)}, '')`]);
+      await running.waitForOutput(/^DONE$/m, 30_000);
+      await running.stop();
+      return running
+        .output()
+        .split('\n')
+        .map((line) => /^(\d+) (.*)$/.exec(line))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => ({ atMs: Number(m[1]), answer: m[2] ?? '' }));
+    },
+  };
+}

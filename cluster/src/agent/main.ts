@@ -7,10 +7,13 @@ import { ENV, LOG_LEVELS, type LogLevel } from '@telepresence-ts/core/contracts'
 import { exitCodeFor, formatTpError, toTpError } from '@telepresence-ts/core/errors';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { allIntercepts } from '@telepresence-ts/core/agent-config';
+import { systemClock } from '../shared/clock.js';
 import { commandRunner } from '../shared/command-runner.js';
 import { createLogger } from '../shared/log.js';
 import { runProgram } from '../shared/program.js';
 import { startAgent } from './agent.js';
+import { untilAppStops } from './drain.js';
 import { loadAgentSettings } from './env.js';
 import { parseAgentMode, runInit, type AgentMode } from './init.js';
 
@@ -40,7 +43,13 @@ if (mode === 'init') {
     parseEnv: () => loadAgentSettings(process.env, (path) => readFileSync(path, 'utf8'), hostname),
     start: async (settings, log) => {
       const agent = await startAgent(settings, log);
-      return () => agent.stop();
+      return async () => {
+        const ports = [...new Set(allIntercepts(settings.config).map(({ intercept }) => intercept.containerPort))];
+        log.info('forwarding until the app stops accepting connections', { ports });
+        const how = await untilAppStops(ports, { clock: systemClock });
+        log.info(how === 'stopped' ? 'the app stopped; stopping' : 'the app still accepts connections; stopping anyway', { ports });
+        await agent.stop();
+      };
     },
   });
 }

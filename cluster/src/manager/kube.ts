@@ -56,6 +56,9 @@ export interface PodEvent {
   readonly pod: V1Pod;
 }
 
+/** What an eviction came to. */
+export type EvictionResult = { readonly outcome: 'evicted' | 'gone' } | { readonly outcome: 'blocked'; readonly reason: string };
+
 /** Stops a watch. */
 export type StopWatch = () => void;
 
@@ -80,6 +83,12 @@ export interface KubeApi {
   /** The pods the workload's selector selects. */
   listWorkloadPods(ref: WorkloadRefKey): Promise<V1Pod[]>;
   deletePod(namespace: string, name: string): Promise<void>;
+  /**
+   * Asks the Eviction API to remove a pod, as `kubectl drain` does: refused (`blocked`, with the
+   * API server's reason) while a PodDisruptionBudget allows no disruption; `gone` when the pod no
+   * longer exists.
+   */
+  evictPod(namespace: string, name: string): Promise<EvictionResult>;
   /** Events of the namespace, or of the objects named `involvedName` when given. */
   listEvents(namespace: string, involvedName?: string): Promise<CoreV1Event[]>;
   /** The labels of a namespace; none when it cannot be read (they only sharpen an error message). */
@@ -313,6 +322,20 @@ export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi {
       await this.#core.deleteNamespacedPod({ namespace, name });
     } catch (err: unknown) {
       if (httpCode(err) !== 404) throw kubeError(err, `delete pod ${namespace}/${name}`);
+    }
+  }
+
+  async evictPod(namespace: string, name: string): Promise<EvictionResult> {
+    try {
+      await this.#core.createNamespacedPodEviction({ namespace, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } } });
+      return { outcome: 'evicted' };
+    } catch (err: unknown) {
+      const code = httpCode(err);
+      if (code === 404) return { outcome: 'gone' };
+      // 429: a budget allows no disruption now; 500: more than one budget selects the pod, which
+      // the API server refuses until someone fixes the budgets.
+      if (code === 429 || code === 500) return { outcome: 'blocked', reason: errorDetail(err) };
+      throw kubeError(err, `evict pod ${namespace}/${name}`);
     }
   }
 

@@ -37,6 +37,7 @@ void runProgram({
       log.warn('no dial port; outbound flows take Outbound calls only', { error: err instanceof Error ? err.message : String(err) });
       return undefined;
     });
+    const watcher = new AgentConfigWatcher({ kube, clock: systemClock, log });
     const server = new Server();
     if (!widenServerStreamWindow(server)) log.warn('cannot widen the HTTP/2 stream window: this grpc-js differs; tunnels will be slower');
     addToServer(server, {
@@ -50,6 +51,7 @@ void runProgram({
       ...(dialPort !== undefined ? { dialPort: dialPort.port } : {}),
       probeRouting,
       injector: ClientNodeInjectorHealth.fromEnvironment(config.namespace),
+      rollouts: watcher,
       clusterInfo: new ClusterInfoProvider({
         kube,
         namespace: config.namespace,
@@ -63,7 +65,6 @@ void runProgram({
     let stopping = false;
     const listener = await listenGrpcAndHealth(server, config.port, '0.0.0.0', () => !stopping);
     log.info('serving gRPC and /healthz', { port: listener.port, dialPort: dialPort?.port });
-    const watcher = new AgentConfigWatcher({ kube, clock: systemClock, log });
     watcher.start();
     return async () => {
       stopping = true;

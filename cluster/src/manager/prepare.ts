@@ -15,7 +15,7 @@ import type { Clock } from '../shared/clock.js';
 import { buildAgentConfig, resolveTarget, resolvedSpec, toInterceptTarget, workloadRef, type BuildOptions } from './agent-config-builder.js';
 import { injectorProblem, webhookConfigurationName, type InjectorHealthApi } from './injector-health.js';
 import type { KubeApi, KubeEvent, KubePod, KubeWorkload } from './kube.js';
-import { desiredReplicas, isLivePod, podConfigHash, podHasAgent, refOf } from './rollout.js';
+import { desiredReplicas, isLivePod, isReadyPod, podConfigHash, podHasAgent, refOf, type RolloutNotice } from './rollout.js';
 import type { State } from './state.js';
 
 /** How often the pods are listed while waiting; agent arrivals are seen at once (State events). */
@@ -69,6 +69,11 @@ export interface PrepareDeps {
    * then skips the check and says less.
    */
   readonly injector?: InjectorHealthApi;
+  /**
+   * The ConfigMap watcher's lines about restarts (evictions, a rollout and why), passed on as
+   * progress while the prepare waits. Undefined in tests that do not need them.
+   */
+  readonly rollouts?: { onNotice(listener: RolloutNotice): () => void };
 }
 
 /** Finds the one workload the spec names: `unknown-workload` / `ambiguous-workload` otherwise. */
@@ -191,10 +196,6 @@ async function notInjectedError(deps: PrepareDeps, workload: KubeWorkload, pods:
   });
 }
 
-function isReady(pod: KubePod): boolean {
-  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-}
-
 const IMAGE_PULL = /ErrImagePull|ImagePullBackOff|Back-off pulling image|Failed to pull image/;
 
 /**
@@ -256,7 +257,7 @@ export function explainTimeout(input: {
         hints.push('kubectl get mutatingwebhookconfigurations; kubectl logs -n <manager namespace> deploy/agent-injector');
       }
     } else if (podConfigHash(pod) === input.hash) {
-      if (!isReady(pod)) once(`pod ${name} has the agent but is not ready`);
+      if (!isReadyPod(pod)) once(`pod ${name} has the agent but is not ready`);
       else if (!input.arrivedPods.has(name)) {
         once(`the traffic-agent of pod ${name} did not arrive at the traffic-manager`);
         hints.push(`see its logs: kubectl logs ${name} -c traffic-agent`);
@@ -299,14 +300,22 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
       throw new TpError(problem.category, problem.code, `${name} cannot get the traffic-agent: ${problem.reason}`, { hint: problem.hint });
     }
   }
-  // Pods of a restart after this moment are made while the entry is there: each must have the agent.
+  // Pods made after this moment are made while the entry is there: each must have the agent.
+  const podsBefore = previous === entry ? undefined : new Set((await kube.listWorkloadPods(ref)).map((p) => p.metadata?.name ?? ''));
   const writtenAt = clock.now();
-  const wrote = await kube.applyAgentConfig(workload.namespace, workload.name, entry);
-  if (wrote) progress(`wrote the traffic-agent configuration of ${name}; rolling it out`);
+  const stopNotices = deps.rollouts?.onNotice((about, line) => {
+    if (about.namespace === ref.namespace && about.kind === ref.kind && about.name === ref.name) progress(line);
+  });
+  const wrote = await kube.applyAgentConfig(workload.namespace, workload.name, entry).catch((err: unknown) => {
+    stopNotices?.();
+    throw err;
+  });
+  if (wrote) progress(`wrote the traffic-agent configuration of ${name}; replacing its pods`);
 
   let podName: string;
   try {
-    const waited = await waitForAgent(deps, ref, workload.object.spec?.selector?.matchLabels, name, hash, writtenAt, progress, signal);
+    const since = { writtenAt, podsBefore };
+    const waited = await waitForAgent(deps, ref, workload.object.spec?.selector?.matchLabels, name, hash, since, progress, signal);
     podName = waited.podName;
     // After a rollout, ours or one another client's prepare began: old pods may still be routed to.
     if ((wrote || waited.sawPodsWithoutAgent) && deps.probeRouting !== undefined) {
@@ -332,6 +341,8 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
       throw new TpError('cluster', 'agent-timeout', `${err.message}: ${reasons.join('; ')}`, { hint });
     }
     throw err;
+  } finally {
+    stopNotices?.();
   }
   return { spec: resolvedSpec(spec, config, target), target: toInterceptTarget(target, config), podName, rolledOut: wrote };
 }
@@ -385,16 +396,24 @@ class NotInjected extends Error {
   }
 }
 
+/** The moment the entry was written, and the pods there just before. */
+interface Since {
+  readonly writtenAt: number;
+  /** Undefined when the entry was already there (this prepare restarts nothing). */
+  readonly podsBefore: ReadonlySet<string> | undefined;
+}
+
 /**
- * Whether the pod comes from a restart that the ConfigMap watcher made at or after `since`: its
- * template carries the watcher's `restarted-at` stamp (the manager's own clock), so pods that a
- * ReplicaSet makes from an older template (a replacement of a crashed pod mid-rollout) do not
- * count.
+ * Whether the pod was made after the entry was written: it was not there just before (the pods
+ * the watcher evicts are replaced by new ones), or its template carries the `restarted-at` stamp
+ * of a rollout at or after the write (the manager's own clock), so pods that a ReplicaSet makes
+ * from an older template (a replacement of a crashed pod mid-rollout) do not count.
  */
-function restartedSince(pod: KubePod, since: number): boolean {
+function madeSince(pod: KubePod, since: Since): boolean {
+  if (since.podsBefore !== undefined && !since.podsBefore.has(pod.metadata?.name ?? '')) return true;
   const stamp = pod.metadata?.annotations?.[ANNOTATIONS.restartedAt];
   const at = stamp === undefined ? NaN : Date.parse(stamp);
-  return !Number.isNaN(at) && at >= since;
+  return !Number.isNaN(at) && at >= since.writtenAt;
 }
 
 /**
@@ -410,7 +429,7 @@ function waitForAgent(
   labels: Readonly<Record<string, string>> | undefined,
   name: string,
   hash: string,
-  writtenAt: number,
+  since: Since,
   progress: (line: string) => void,
   signal: AbortSignal | undefined,
 ): Promise<{ podName: string; podsWithAgent: number; sawPodsWithoutAgent: boolean }> {
@@ -447,7 +466,7 @@ function waitForAgent(
           const pods = (await kube.listWorkloadPods(ref)).filter(isLivePod);
           if (done) return;
           const withAgent = pods.filter((p) => podConfigHash(p) === hash);
-          const ready = withAgent.filter(isReady);
+          const ready = withAgent.filter(isReadyPod);
           const arrived = new Set(state.agents().filter((a) => a.namespace === ref.namespace && a.name === ref.name).map((a) => a.podName));
           const pod = ready.find((p) => arrived.has(p.metadata?.name ?? ''));
           // A pod still without the agent keeps taking part of the Service's traffic, which would
@@ -457,7 +476,7 @@ function waitForAgent(
           // The injector adds the agent when the pod is created, or never: a pod of the restart
           // without it will not get it, and waiting for the timeout would only delay the news.
           // Unless the entry went meanwhile (removed by another client): then it is right.
-          const unmutated = pods.filter((p) => !podHasAgent(p) && restartedSince(p, writtenAt)).map((p) => p.metadata?.name ?? '');
+          const unmutated = pods.filter((p) => !podHasAgent(p) && madeSince(p, since)).map((p) => p.metadata?.name ?? '');
           if (unmutated.length > 0 && (await kube.getAgentConfig(ref.namespace, ref.name)) !== undefined) {
             finish(new NotInjected(unmutated));
             return;

@@ -1,9 +1,14 @@
 /**
- * The ConfigMap watcher (ADR 0002, prepare step 5): keeps each workload's pods in line with its
- * entry in `telepresence-agents`. The only change it makes to a workload is the pod-template
- * annotation `telepresence.io/restarted-at`, which makes the workload roll out.
+ * The ConfigMap watcher (ADR 0002, prepare step 5; ADR 0009): keeps each workload's pods in line
+ * with its entry in `telepresence-agents`. Pods are replaced by eviction, one after another, so
+ * the workload object stays exactly as it is in Git and PodDisruptionBudgets are honoured; the
+ * webhook gives each new pod the agent (or not) from the entry. Two cases roll the workload out
+ * instead, by the pod-template annotation `telepresence.io/restarted-at`: a Deployment with one
+ * replica that may surge (a rollout keeps it serving, eviction would not), and pods a budget keeps
+ * from being evicted for longer than `evictionWaitMs`. Both are said in the log and to the prepare
+ * that waits.
  */
-import { AGENT_CONTAINER_NAME } from '@telepresence-ts/core/contracts';
+import { AGENT_CONTAINER_NAME, ANNOTATIONS } from '@telepresence-ts/core/contracts';
 import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../shared/agent-config-hash.js';
 import { parseAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
 import type { Clock } from '../shared/clock.js';
@@ -14,6 +19,10 @@ import type { AgentsConfigMapEvent, KubeApi, KubePod, KubeWorkload, StopWatch, W
 export function isLivePod(pod: KubePod): boolean {
   const phase = pod.status?.phase;
   return pod.metadata?.deletionTimestamp === undefined && (phase === 'Running' || phase === 'Pending');
+}
+
+export function isReadyPod(pod: KubePod): boolean {
+  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
 export function podHasAgent(pod: KubePod): boolean {
@@ -34,8 +43,53 @@ export function refOf(config: AgentConfig): WorkloadRefKey {
 }
 
 /**
- * Rolls a workload out. A bare ReplicaSet does not replace its pods when its template changes, so
- * its live pods are deleted too (it recreates them, through the webhook).
+ * How long a PodDisruptionBudget may keep refusing an eviction before the workload is rolled out
+ * instead: long enough for a budget that waits on a replacement becoming ready, short against
+ * the prepare's own timeout (120 s).
+ */
+export const EVICTION_WAIT_MS = 30_000;
+/** How often a refused eviction is asked again, and the pods looked at between watch events. */
+export const EVICTION_RETRY_MS = 1000;
+/**
+ * How long the replacement of an evicted pod may take to become ready before the next pod is
+ * evicted anyway: a rollout would stall there, but the prepare that waits has given up by then.
+ */
+export const REPLACEMENT_WAIT_MS = 120_000;
+
+/** How a workload's pods are replaced, and why (for the log and the prepare's progress). */
+export interface RestartPlan {
+  readonly method: 'eviction' | 'rollout';
+  readonly why: string;
+}
+
+/** Whether a Deployment's rolling update may add a pod before removing one (maxSurge > 0). */
+function maySurge(workload: KubeWorkload): boolean {
+  if (workload.kind !== 'Deployment') return false;
+  const strategy = (workload.object as { spec?: { strategy?: { type?: string; rollingUpdate?: { maxSurge?: number | string } } } }).spec?.strategy;
+  if (strategy?.type === 'Recreate') return false;
+  const surge = strategy?.rollingUpdate?.maxSurge ?? '25%';
+  return typeof surge === 'number' ? surge > 0 : Number.parseFloat(surge) > 0;
+}
+
+/** How the watcher replaces the workload's pods (pure, for tests). */
+export function restartPlan(workload: KubeWorkload): RestartPlan {
+  const asked = workload.object.metadata?.annotations?.[ANNOTATIONS.restartBy];
+  if (asked === 'rollout') return { method: 'rollout', why: `its annotation ${ANNOTATIONS.restartBy}=rollout asks for it` };
+  if (asked === 'eviction') return { method: 'eviction', why: `its annotation ${ANNOTATIONS.restartBy}=eviction asks for it` };
+  if (desiredReplicas(workload) === 1 && maySurge(workload)) {
+    return {
+      method: 'rollout',
+      why:
+        'it has one replica, which a rollout keeps serving until the new pod is ready while an eviction would leave it without a pod for a moment ' +
+        `(annotate the Deployment ${ANNOTATIONS.restartBy}=eviction to evict it anyway)`,
+    };
+  }
+  return { method: 'eviction', why: 'eviction leaves the workload object unchanged and honours PodDisruptionBudgets' };
+}
+
+/**
+ * Rolls a workload out by its template annotation. A bare ReplicaSet does not replace its pods
+ * when its template changes, so its live pods are deleted too (it recreates them, through the webhook).
  */
 export async function restartWorkload(kube: KubeApi, clock: Clock, ref: WorkloadRefKey): Promise<void> {
   await kube.restartWorkload(ref, new Date(clock.now()).toISOString());
@@ -46,25 +100,179 @@ export async function restartWorkload(kube: KubeApi, clock: Clock, ref: Workload
   }
 }
 
+/** A line about a workload's restart, for the prepare that waits on it. */
+export type RolloutNotice = (ref: WorkloadRefKey, line: string) => void;
+
 export interface RolloutDeps {
   readonly kube: KubeApi;
   readonly clock: Clock;
   readonly log: Logger;
+  /** `EVICTION_WAIT_MS` unless a test says otherwise. */
+  readonly evictionWaitMs?: number;
+}
+
+/** What the workload's pods should be: with the entry of this hash, or without an agent. */
+type Wanted = { readonly hash: string } | { readonly agent: false };
+
+function isStale(pod: KubePod, wanted: Wanted): boolean {
+  return 'hash' in wanted ? podConfigHash(pod) !== wanted.hash : podHasAgent(pod);
+}
+
+const keyOf = (ref: WorkloadRefKey): string => `${ref.namespace}/${ref.kind}/${ref.name}`;
+const nameOf = (ref: WorkloadRefKey): string => `${ref.kind.toLowerCase()}/${ref.name}`;
+const podName = (pod: KubePod): string => pod.metadata?.name ?? '';
+
+/**
+ * Replaces the pods of one workload that do not match what is wanted. Only pods that were there
+ * when it began (or when what is wanted last changed) are evicted: a new pod that does not match
+ * either was made without the webhook's help, and evicting it would only make another.
+ */
+class PodReplacement {
+  #wanted: Wanted;
+  #candidates: Set<string> | undefined;
+  #wake: (() => void) | undefined;
+  #stopped = false;
+  readonly done: Promise<void>;
+
+  constructor(
+    readonly ref: WorkloadRefKey,
+    wanted: Wanted,
+    private readonly deps: RolloutDeps,
+    private readonly notice: (line: string) => void,
+  ) {
+    this.#wanted = wanted;
+    this.done = this.#run().catch((err: unknown) =>
+      deps.log.error('replacing pods failed', { workload: `${ref.namespace}/${nameOf(ref)}`, error: err instanceof Error ? err.message : String(err) }),
+    );
+  }
+
+  /** What is wanted changed while this runs: look at the pods afresh. */
+  retarget(wanted: Wanted): void {
+    this.#wanted = wanted;
+    this.#candidates = undefined;
+    this.#wake?.();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#wake?.();
+  }
+
+  /** Waits for a change to the workload's pods, or `EVICTION_RETRY_MS`. */
+  #changed(): Promise<void> {
+    return new Promise((resolve) => {
+      const cancel = this.deps.clock.setTimer(EVICTION_RETRY_MS, () => this.#wake?.());
+      this.#wake = () => {
+        this.#wake = undefined;
+        cancel();
+        resolve();
+      };
+    });
+  }
+
+  async #run(): Promise<void> {
+    const { kube, clock, log } = this.deps;
+    const ref = this.ref;
+    const workloadName = `${ref.namespace}/${nameOf(ref)}`;
+    let stopWatch: StopWatch = () => undefined;
+    let blockedSince: number | undefined;
+    let waitingSince: number | undefined;
+    let evicted = 0;
+    try {
+      for (;;) {
+        if (this.#stopped) return;
+        const [workload] = await kube.findWorkloads(ref.namespace, ref.name, ref.kind);
+        if (workload === undefined) return;
+        const wanted = this.#wanted;
+        const pods = (await kube.listWorkloadPods(ref)).filter(isLivePod);
+        if (this.#candidates === undefined) {
+          this.#candidates = new Set(pods.map(podName));
+          evicted = 0;
+          blockedSince = undefined;
+          waitingSince = undefined;
+          const labels = workload.object.spec?.selector?.matchLabels;
+          stopWatch();
+          stopWatch = labels === undefined || Object.keys(labels).length === 0 ? () => undefined : kube.watchPods(ref.namespace, () => this.#wake?.(), labels);
+        }
+        const stale = pods.filter((p) => isStale(p, wanted));
+        const candidates = stale.filter((p) => this.#candidates?.has(podName(p)) === true);
+        const strays = stale.filter((p) => this.#candidates?.has(podName(p)) !== true);
+        if (strays.length > 0 && 'hash' in wanted) {
+          log.warn('new pods came without the agent; not evicting them', { workload: workloadName, pods: strays.map(podName) });
+        }
+        if (candidates.length === 0) return;
+
+        const plan = restartPlan(workload);
+        if (plan.method === 'rollout') {
+          // A rollout under way already has pods as wanted: a second one would start it over.
+          if (pods.some((p) => !isStale(p, wanted))) return;
+          log.info('rolling out', { workload: workloadName, why: plan.why });
+          this.notice(`restarting ${nameOf(ref)} by a rollout, which changes its pod template: ${plan.why}`);
+          await restartWorkload(kube, clock, ref);
+          return;
+        }
+
+        // Pods that are not ready serve nothing: they go first, at once. A ready one goes only
+        // while every pod is ready and none is missing, so one pod at most is down at a time.
+        const settled = pods.every(isReadyPod) && pods.length >= desiredReplicas(workload);
+        const victim = candidates.find((p) => !isReadyPod(p)) ?? (settled ? candidates[0] : undefined);
+        if (victim === undefined) {
+          waitingSince ??= clock.now();
+          if (clock.now() - waitingSince >= REPLACEMENT_WAIT_MS) {
+            log.warn('the pods did not become ready; evicting no more', { workload: workloadName, left: candidates.map(podName) });
+            return;
+          }
+          await this.#changed();
+          continue;
+        }
+        waitingSince = undefined;
+        const result = await kube.evictPod(ref.namespace, podName(victim));
+        if (result.outcome === 'blocked') {
+          const waitMs = this.deps.evictionWaitMs ?? EVICTION_WAIT_MS;
+          if (blockedSince === undefined) {
+            blockedSince = clock.now();
+            this.notice(`evicting pod ${podName(victim)} is refused (${result.reason}); asking again for up to ${Math.round(waitMs / 1000)} s`);
+          } else if (clock.now() - blockedSince >= waitMs) {
+            log.warn('eviction refused; rolling out instead', { workload: workloadName, pod: podName(victim), reason: result.reason });
+            this.notice(
+              `a PodDisruptionBudget kept pod ${podName(victim)} from being evicted for ${Math.round(waitMs / 1000)} s (${result.reason}); ` +
+                `restarting ${nameOf(ref)} by a rollout instead, which sets the annotation ${ANNOTATIONS.restartedAt} on its pod template`,
+            );
+            await restartWorkload(kube, clock, ref);
+            return;
+          }
+          await this.#changed();
+          continue;
+        }
+        blockedSince = undefined;
+        this.#candidates?.delete(podName(victim));
+        if (result.outcome === 'evicted') {
+          evicted++;
+          log.info('evicted a pod', { workload: workloadName, pod: podName(victim) });
+          this.notice(`evicted pod ${podName(victim)} of ${nameOf(ref)} (${evicted} of ${evicted + candidates.length - 1})`);
+        }
+      }
+    } finally {
+      stopWatch();
+    }
+  }
 }
 
 /**
- * Watches every `telepresence-agents` ConfigMap and compares each added or changed entry with
- * the workload's pods: when no live pod carries the entry's hash (annotation set by the injector),
- * the workload rolls out. A pod still being created by a rollout is Pending with the new hash, so
- * a repeated event does not restart a rollout in progress. A removed entry rolls out the pods
- * that still carry an agent.
+ * Watches every `telepresence-agents` ConfigMap and brings each workload's pods in line with its
+ * added, changed or removed entry: pods without the entry's hash (set by the injector), or with
+ * an agent when the entry is gone, are replaced. Every workload is handled on its own, so one
+ * that waits on a budget does not hold up the others; a new change to a workload being handled
+ * redirects the replacement under way.
  *
- * Events are handled one at a time, in order; the first event per namespace (also after the
- * watch re-opens) is compared with what was seen before, so a re-opened watch changes nothing.
+ * ConfigMap events are read one at a time, in order; the first event per namespace (also after
+ * the watch re-opens) is compared with what was seen before, so a re-opened watch changes nothing.
  */
 export class AgentConfigWatcher {
   readonly #deps: RolloutDeps;
   readonly #seen = new Map<string, Readonly<Record<string, string>>>();
+  readonly #replacements = new Map<string, PodReplacement>();
+  readonly #listeners = new Set<RolloutNotice>();
   #queue: Promise<void> = Promise.resolve();
   #stop: StopWatch | undefined;
 
@@ -79,17 +287,25 @@ export class AgentConfigWatcher {
   stop(): void {
     this.#stop?.();
     this.#stop = undefined;
+    for (const r of this.#replacements.values()) r.stop();
   }
 
-  /** Queues one event; `idle()` resolves when every queued event is handled. */
+  /** Hears each line about a restart (eviction, a rollout and why); returns the unsubscribe. */
+  onNotice(listener: RolloutNotice): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Queues one event; `idle()` resolves when every queued event and pod replacement is done. */
   enqueue(e: AgentsConfigMapEvent): void {
     this.#queue = this.#queue.then(() =>
       this.handle(e).catch((err: unknown) => this.#deps.log.error('agent configuration watcher failed', { namespace: e.namespace, error: (err as Error).message })),
     );
   }
 
-  idle(): Promise<void> {
-    return this.#queue;
+  async idle(): Promise<void> {
+    await this.#queue;
+    while (this.#replacements.size > 0) await Promise.all([...this.#replacements.values()].map((r) => r.done));
   }
 
   async handle(e: AgentsConfigMapEvent): Promise<void> {
@@ -98,10 +314,14 @@ export class AgentConfigWatcher {
     if (e.type === 'DELETED') this.#seen.delete(e.namespace);
     else this.#seen.set(e.namespace, { ...after });
     for (const [name, value] of Object.entries(after)) {
-      if (before[name] !== value) await this.#reconcileEntry(e.namespace, name, value);
+      if (before[name] === value) continue;
+      const config = this.#parse(e.namespace, name, value);
+      if (config !== undefined) this.#replace(refOf(config), { hash: agentConfigHash(config) });
     }
     for (const [name, value] of Object.entries(before)) {
-      if (!(name in after)) await this.#reconcileRemoved(e.namespace, name, value);
+      if (name in after) continue;
+      const config = this.#parse(e.namespace, name, value);
+      if (config !== undefined) this.#replace(refOf(config), { agent: false });
     }
   }
 
@@ -114,33 +334,19 @@ export class AgentConfigWatcher {
     }
   }
 
-  async #reconcileEntry(namespace: string, name: string, value: string): Promise<void> {
-    const config = this.#parse(namespace, name, value);
-    if (config === undefined) return;
-    const ref = refOf(config);
-    const hash = agentConfigHash(config);
-    const pods = await this.#deps.kube.listWorkloadPods(ref);
-    if (pods.some((p) => isLivePod(p) && podConfigHash(p) === hash)) return;
-    // No pod to replace and none wanted: the pods of a later scale-up pass the injector anyway,
-    // so a restart would only change the template.
-    if (!pods.some(isLivePod)) {
-      const [workload] = await this.#deps.kube.findWorkloads(ref.namespace, ref.name, ref.kind);
-      if (workload !== undefined && desiredReplicas(workload) === 0) {
-        this.#deps.log.info('not rolling out a workload with 0 replicas', { namespace, workload: `${ref.kind}/${ref.name}` });
-        return;
-      }
+  #replace(ref: WorkloadRefKey, wanted: Wanted): void {
+    const key = keyOf(ref);
+    const running = this.#replacements.get(key);
+    if (running !== undefined) {
+      running.retarget(wanted);
+      return;
     }
-    this.#deps.log.info('rolling out for a new agent configuration', { namespace, workload: `${ref.kind}/${ref.name}`, hash });
-    await restartWorkload(this.#deps.kube, this.#deps.clock, ref);
-  }
-
-  async #reconcileRemoved(namespace: string, name: string, oldValue: string): Promise<void> {
-    const config = this.#parse(namespace, name, oldValue);
-    if (config === undefined) return;
-    const ref = refOf(config);
-    const pods = await this.#deps.kube.listWorkloadPods(ref);
-    if (!pods.some((p) => isLivePod(p) && podHasAgent(p))) return;
-    this.#deps.log.info('rolling out to remove the agent', { namespace, workload: `${ref.kind}/${ref.name}` });
-    await restartWorkload(this.#deps.kube, this.#deps.clock, ref);
+    const replacement = new PodReplacement(ref, wanted, this.#deps, (line) => {
+      for (const l of this.#listeners) l(ref, line);
+    });
+    this.#replacements.set(key, replacement);
+    void replacement.done.then(() => {
+      if (this.#replacements.get(key) === replacement) this.#replacements.delete(key);
+    });
   }
 }

@@ -25,7 +25,7 @@ import type { InjectorHealthApi } from './injector-health.js';
 import { askDns, checkDnsQuery, DNS_PORT } from './dns.js';
 import type { KubeApi } from './kube.js';
 import { OutboundFlows, type OutboundOptions } from './outbound.js';
-import { prepareIntercept, type RoutingProbe } from './prepare.js';
+import { prepareIntercept, type PrepareDeps, type RoutingProbe } from './prepare.js';
 import type { State } from './state.js';
 
 export interface ServiceDeps {
@@ -41,6 +41,8 @@ export interface ServiceDeps {
   readonly probeRouting?: RoutingProbe;
   /** What prepare checks of the agent-injector before a rollout, and reads to say why pods lack the agent. */
   readonly injector?: InjectorHealthApi;
+  /** The ConfigMap watcher, whose lines about restarts a prepare passes on as progress. */
+  readonly rollouts?: PrepareDeps['rollouts'];
   /** What GetClusterInfo answers, and the DNS server that LookupDNS asks (cluster-info.ts). */
   readonly clusterInfo: Pick<ClusterInfoProvider, 'get' | 'dns'>;
   /** The port of the DNS server: 53, but for tests. */
@@ -135,7 +137,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
           if (session === undefined || spec === undefined) throw missing('session or spec');
           state.requireClient(session.sessionId);
           return prepareIntercept(
-            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs, probeRouting, injector: deps.injector },
+            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs, probeRouting, injector: deps.injector, rollouts: deps.rollouts },
             spec,
             (progress) => void call.write({ progress }),
             ac.signal,

@@ -1,5 +1,5 @@
 /** An in-memory KubeApi for the manager's tests: it records what it is asked to change. */
-import type { AgentsConfigMapEvent, KubeApi, KubeEvent, KubePod, KubeService, KubeWorkload, PodEvent, StopWatch, WorkloadRefKey } from '../../src/manager/kube.js';
+import type { AgentsConfigMapEvent, EvictionResult, KubeApi, KubeEvent, KubePod, KubeService, KubeWorkload, PodEvent, StopWatch, WorkloadRefKey } from '../../src/manager/kube.js';
 import type { WorkloadKind } from '@telepresence-ts/core/agent-config';
 
 const key = (ref: { kind: string; namespace: string; name: string }): string => `${ref.namespace}/${ref.kind}/${ref.name}`;
@@ -13,8 +13,13 @@ export class FakeKube implements KubeApi {
   readonly events: KubeEvent[] = [];
   /** Labels of namespaces (Pod Security levels); none unless a test sets them. */
   readonly namespaceLabelsOf = new Map<string, Record<string, string>>();
-  /** Calls that change something, in order: "restart ns/Kind/name", "delete-pod ns/name", "apply ns/name", "remove ns/name". */
+  /** Calls that change something, in order: "restart ns/Kind/name", "delete-pod ns/name", "evict ns/name", "apply ns/name", "remove ns/name". */
   readonly calls: string[] = [];
+  /**
+   * Answers each eviction, after it is recorded as "evict ns/name": by default the pod is evicted
+   * (and leaves the lists, its watchers told); tests refuse evictions or make replacements here.
+   */
+  onEvict: (namespace: string, name: string) => EvictionResult = () => ({ outcome: 'evicted' });
   /** Called on every restartWorkload, after it is recorded (tests simulate the rollout here). */
   onRestart: (ref: WorkloadRefKey, at: string) => void = () => undefined;
   readonly #mapWatchers = new Set<(e: AgentsConfigMapEvent) => void>();
@@ -71,6 +76,20 @@ export class FakeKube implements KubeApi {
 
   async deletePod(namespace: string, name: string): Promise<void> {
     this.calls.push(`delete-pod ${namespace}/${name}`);
+  }
+
+  async evictPod(namespace: string, name: string): Promise<EvictionResult> {
+    this.calls.push(`evict ${namespace}/${name}`);
+    const result = this.onEvict(namespace, name);
+    if (result.outcome === 'evicted') {
+      for (const [k, list] of this.pods) {
+        const gone = list.find((p) => p.metadata?.namespace === namespace && p.metadata?.name === name);
+        if (gone === undefined) continue;
+        this.pods.set(k, list.filter((p) => p !== gone));
+        this.emitPod('DELETED', gone);
+      }
+    }
+    return result;
   }
 
   async namespaceLabels(namespace: string): Promise<Readonly<Record<string, string>>> {

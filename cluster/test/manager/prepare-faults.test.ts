@@ -74,11 +74,12 @@ function setup(w: KubeWorkload = web(), injector: InjectorHealthApi = fakeInject
   const kube = new FakeKube();
   kube.workloads.push(w);
   kube.services.push(service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' }));
+  kube.setPods(webRef, [pod('web-old', { labels: { app: 'web' } })]);
   const clock = new FakeClock();
   const state = new State(clock);
   const watcher = new AgentConfigWatcher({ kube, clock, log: createLogger('m', 'error', () => undefined) });
   watcher.start();
-  const deps: PrepareDeps = { kube, state, clock, build, timeoutMs: 120_000, injector };
+  const deps: PrepareDeps = { kube, state, clock, build, timeoutMs: 120_000, injector, rollouts: watcher };
   const lines: string[] = [];
   return { kube, clock, state, watcher, deps, lines, progress: (l: string) => void lines.push(l) };
 }
@@ -237,6 +238,27 @@ t.test('pods of the restart without the agent: fails at once, after one restart,
       t.equal(s.clock.pending, 0, 'and every timer of the wait');
     });
   }
+});
+
+t.test('pods that replace evicted ones without the agent: fails at once, after one eviction, said as it happens', async (t) => {
+  const s = setup(web({ replicas: 2 }));
+  s.kube.setPods(webRef, [pod('web-a', { labels: { app: 'web' } }), pod('web-b', { labels: { app: 'web' } })]);
+  s.kube.onEvict = (_ns, name) => {
+    const fresh = pod(`${name}-new`, { labels: { app: 'web' }, phase: 'Pending', ready: false });
+    queueMicrotask(() => {
+      s.kube.setPods(webRef, [...(s.kube.pods.get('default/Deployment/web') ?? []), fresh]);
+      s.kube.emitPod('ADDED', fresh);
+    });
+    return { outcome: 'evicted' };
+  };
+  const result = prepareIntercept(s.deps, spec, s.progress);
+  result.catch(() => undefined);
+  await t.rejects(result, { code: AGENT_NOT_INJECTED, message: /^pod\(s\) web-a-new of deployment\/web were created without the traffic-agent/ });
+  await s.watcher.idle();
+  t.strictSame(s.kube.calls, ['apply default/web', 'evict default/web-a', 'remove default/web'], 'one eviction, and the entry removed');
+  t.equal(s.lines[0], 'wrote the traffic-agent configuration of deployment/web; replacing its pods');
+  t.ok(s.lines.includes('evicted pod web-a of deployment/web (1 of 2)'), 'the eviction is passed on as progress');
+  t.equal(s.kube.podWatches, 0, 'every pod watch is stopped');
 });
 
 t.test('an entry that was replaced is put back, and the message says so', async (t) => {

@@ -74,7 +74,7 @@ t.test('rolls out, waits for a ready pod whose agent arrived, and resolves the s
     rolledOut: true,
   });
   t.strictSame(lines, [
-    'wrote the traffic-agent configuration of deployment/web; rolling it out',
+    'wrote the traffic-agent configuration of deployment/web; replacing its pods',
     'waiting for deployment/web: 0 pod(s) with the agent, 0 ready, 0 arrived, 1 still without it',
     'waiting for deployment/web: 1 pod(s) with the agent, 1 ready, 0 arrived',
   ]);

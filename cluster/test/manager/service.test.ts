@@ -207,7 +207,7 @@ async function prepareWithRollout({ client, kube, state }: Awaited<ReturnType<ty
 t.test('PrepareIntercept', async (t) => {
   t.test('streams progress, then prepared', async (t) => {
     const messages = await prepareWithRollout(await startManager(t));
-    t.match(messages[0], { progress: 'wrote the traffic-agent configuration of deployment/web; rolling it out' });
+    t.match(messages[0], { progress: 'wrote the traffic-agent configuration of deployment/web; replacing its pods' });
     t.match(messages.at(-1), { prepared: { podName: 'web-new', rolledOut: true, spec: { name: 'web-default', servicePort: 'http' }, target: { agentPort: 9901 } } });
     t.ok(messages.slice(1, -1).every((m) => m.progress?.startsWith('waiting for deployment/web') === true), 'waiting lines in between');
   });
