@@ -82,7 +82,11 @@ export const MANAGED_BY_VALUE = 'telepresence-ts';
 
 /** Annotation keys. */
 export const ANNOTATIONS = {
-  /** On a pod template: `enabled` to inject an agent, `disabled` to never inject one. */
+  /**
+   * On a pod template: `enabled` to inject an agent when its pods are created, before any
+   * intercept (pre-injection), `disabled` to never inject one. On a Namespace object: `enabled`
+   * pre-injects every workload of the namespace whose pod template does not say `disabled`.
+   */
   injectTrafficAgent: `${KEY_PREFIX}inject-traffic-agent`,
   /**
    * On a pod template: bumped to roll a workload out when its pods cannot be evicted (a

@@ -1,15 +1,18 @@
 /**
  * The webhook's decision for one AdmissionRequest (ADR 0002, prepare step 6): find the pod's
- * workload, read its agent configuration, and answer the patch `injectAgent` implies. Kubernetes
- * is reached only through the `InjectorKube` port; the HTTP envelope is webhook.ts's.
+ * workload, read its agent configuration (or make it, when the pod asks for pre-injection:
+ * pre-inject.ts), and answer the patch `injectAgent` implies. Kubernetes is reached only through
+ * the `InjectorKube` port; the HTTP envelope is webhook.ts's.
  */
 import { ANNOTATIONS } from '@telepresence-ts/core/contracts';
 import { toTpError } from '@telepresence-ts/core/errors';
-import type { V1OwnerReference, V1Pod } from '@kubernetes/client-node';
+import type { V1OwnerReference, V1Pod, V1Service } from '@kubernetes/client-node';
 import { agentConfigHash } from '../shared/agent-config-hash.js';
+import type { KubeWorkload } from '../shared/kube-calls.js';
 import { AgentConfigError, parseAgentConfig, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
 import { injectAgent } from './inject.js';
 import { diffToJsonPatch, type JsonPatchOp } from './patch.js';
+import type { PreInjector } from './pre-inject.js';
 
 /** A controlling owner, as read from an owner reference. */
 export interface OwnerRef {
@@ -17,15 +20,38 @@ export interface OwnerRef {
   readonly name: string;
 }
 
-/** What the injector needs from Kubernetes (kube.ts implements it; tests fake it). */
+/** What pre-injection reads of a Namespace object. */
+export interface NamespaceMeta {
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/**
+ * What the injector needs from Kubernetes (kube.ts implements it; tests fake it). Failures are
+ * TpErrors.
+ */
 export interface InjectorKube {
   /** The controlling owner of a ReplicaSet (a Deployment, usually); undefined when it has none. */
   replicaSetOwner(namespace: string, name: string): Promise<OwnerRef | undefined>;
   /**
    * The workload's entry of the namespace's agents ConfigMap (from a watch-fed cache, so
-   * admission does not wait on the API server); undefined when there is none.
+   * admission does not wait on the API server, plus the entries this injector wrote that the
+   * watch has not reported yet); undefined when there is none.
    */
   agentConfigEntry(namespace: string, agentName: string): string | undefined;
+  /** For pre-injection: the annotations and labels of a namespace. */
+  namespaceMeta(namespace: string): Promise<NamespaceMeta>;
+  /** For pre-injection: the workload object; undefined when there is none. */
+  readWorkload(namespace: string, name: string, kind: WorkloadKind): Promise<KubeWorkload | undefined>;
+  /** For pre-injection: every Service of the namespace. */
+  listServices(namespace: string): Promise<V1Service[]>;
+  /**
+   * For pre-injection: writes `value` as the workload's entry unless the map has one by then
+   * (creating the map when there is none), and from then on `agentConfigEntry` answers it.
+   * Resolves to the entry the map holds afterwards (`value`, or one written meanwhile) and
+   * whether this call wrote it.
+   */
+  addAgentConfigEntry(namespace: string, agentName: string, value: string): Promise<{ entry: string; written: boolean }>;
 }
 
 /** The parts of an admission.k8s.io/v1 AdmissionRequest the injector reads. */
@@ -53,6 +79,11 @@ export interface AdmitDeps {
   readonly kube: InjectorKube;
   /** The manager's namespace, never injected (nor is kube-system). */
   readonly managerNamespace: string;
+  /**
+   * Makes the entry of a pod's workload when it has none and the pod or its namespace asks for
+   * pre-injection. Undefined: a pod whose workload has no entry is admitted unchanged.
+   */
+  readonly preInjector?: PreInjector;
 }
 
 /** Namespaces whose pods never get an agent, besides the manager's. */
@@ -109,8 +140,15 @@ async function decide(request: AdmissionRequest, deps: AdmitDeps): Promise<Decis
   const workload = await findWorkload(deps.kube, namespace, pod);
   if (workload === undefined) return skip('not owned by a Deployment, ReplicaSet or StatefulSet');
   const label = `${workload.kind}/${workload.name}`;
-  const entry = deps.kube.agentConfigEntry(namespace, workload.name);
-  if (entry === undefined) return skip('no agent configuration', label);
+  let entry = deps.kube.agentConfigEntry(namespace, workload.name);
+  let made = '';
+  if (entry === undefined) {
+    if (deps.preInjector === undefined) return skip('no agent configuration', label);
+    const pre = await deps.preInjector.entryFor(namespace, workload, pod);
+    if (pre.outcome !== 'entry') return { patch: [], outcome: pre.outcome, reason: pre.reason, workload: label };
+    entry = pre.entry;
+    if (pre.written) made = `; pre-injection (${pre.why}) wrote its configuration`;
+  }
   let config: AgentConfig;
   try {
     config = parseAgentConfig(workload.name, entry);
@@ -124,5 +162,5 @@ async function decide(request: AdmissionRequest, deps: AdmitDeps): Promise<Decis
   const hash = agentConfigHash(config);
   const patch = diffToJsonPatch(pod, injectAgent(pod, config, { hash }));
   if (patch.length === 0) return skip('already carries this agent', label);
-  return { patch, outcome: 'injected', reason: 'agent added', workload: label, hash };
+  return { patch, outcome: 'injected', reason: `agent added${made}`, workload: label, hash };
 }

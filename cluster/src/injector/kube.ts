@@ -2,13 +2,18 @@
  * The agent-injector's Kubernetes adapter: the only injector file importing
  * @kubernetes/client-node at run time. It keeps every namespace's `telepresence-agents` ConfigMap
  * in a watch-fed cache (a ListWatch with a field selector on the name), so admission reads memory,
- * and reads a ReplicaSet's owner with one GET when a pod needs it.
+ * and reads a ReplicaSet's owner with one GET when a pod needs it. For pre-injection it reads
+ * namespaces, workloads and Services, and adds entries to the ConfigMaps with the traffic-manager's
+ * read-modify-write (shared/kube-calls.ts).
  *
- * RBAC it needs (cluster-wide): configmaps list+watch, replicasets get.
+ * RBAC it needs (cluster-wide): configmaps get+list+watch+create+update, replicasets,
+ * deployments and statefulsets get, services list, namespaces get.
  */
 import { Backoff, type BackoffOptions } from '@telepresence-ts/core/backoff';
 import { AGENTS_CONFIGMAP } from '@telepresence-ts/core/contracts';
 import { AppsV1Api, CoreV1Api, KubeConfig, ListWatch, Watch, type V1ConfigMap } from '@kubernetes/client-node';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { kubeErrorFor, listServices, readWorkload, updateAgentsMap } from '../shared/kube-calls.js';
 import type { Logger } from '../shared/log.js';
 import type { InjectorKube, OwnerRef } from './admit.js';
 
@@ -16,6 +21,17 @@ import type { InjectorKube, OwnerRef } from './admit.js';
 // or RBAC missing): up to 1 s at first, doubling to 30 s, so a lasting problem logs a few times a
 // minute rather than flooding; a watch that stayed up for 30 s starts over at 1 s.
 const RESTART_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000 };
+
+/**
+ * How long an entry this injector wrote is answered from memory when the watch has not reported
+ * any change of its namespace's map since. The watch reports the write within milliseconds, and
+ * from then on the cache answers; the bound only matters if the entry went again before our own
+ * write's answer came back, so that a removed entry is not injected for longer than this.
+ */
+const WRITTEN_ENTRY_TTL_MS = 10_000;
+
+/** A refusal names the injector's RBAC. */
+const kubeError = kubeErrorFor('agent-injector');
 
 export interface KubeAdapter {
   readonly kube: InjectorKube;
@@ -30,7 +46,12 @@ export interface KubeAdapter {
  * The adapter for the in-cluster configuration (or KUBECONFIG when run on a workstation).
  * `restartBackoff` spaces the restarts after failures (tests shorten it).
  */
-export function createKubeAdapter(log: Logger, kc: KubeConfig = defaultKubeConfig(), restartBackoff: BackoffOptions = RESTART_BACKOFF): KubeAdapter {
+export function createKubeAdapter(
+  log: Logger,
+  kc: KubeConfig = defaultKubeConfig(),
+  restartBackoff: BackoffOptions = RESTART_BACKOFF,
+  clock: Clock = systemClock,
+): KubeAdapter {
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const fieldSelector = `metadata.name=${AGENTS_CONFIGMAP}`;
@@ -72,19 +93,51 @@ export function createKubeAdapter(log: Logger, kc: KubeConfig = defaultKubeConfi
       if (again) restart();
     });
   });
-  const changed = (verb: string) => (cm: V1ConfigMap) =>
-    log.debug(`agent ConfigMap ${verb}`, { namespace: cm.metadata?.namespace, entries: Object.keys(cm.data ?? {}).length });
+  // Entries written by addAgentConfigEntry, by `namespace/name`, until the watch reports a change
+  // of that namespace's map: the cache then answers (and knows if the entry went since).
+  const written = new Map<string, { readonly value: string; readonly at: number }>();
+  const changed = (verb: string) => (cm: V1ConfigMap) => {
+    const namespace = cm.metadata?.namespace ?? '';
+    for (const key of written.keys()) if (key.startsWith(`${namespace}/`)) written.delete(key);
+    log.debug(`agent ConfigMap ${verb}`, { namespace, entries: Object.keys(cm.data ?? {}).length });
+  };
   informer.on('add', changed('added'));
   informer.on('update', changed('updated'));
   informer.on('delete', changed('deleted'));
 
   const kube: InjectorKube = {
-    agentConfigEntry: (namespace, agentName) => informer.get(AGENTS_CONFIGMAP, namespace)?.data?.[agentName],
+    agentConfigEntry: (namespace, agentName) => {
+      const cached = informer.get(AGENTS_CONFIGMAP, namespace)?.data?.[agentName];
+      if (cached !== undefined) return cached;
+      const mine = written.get(`${namespace}/${agentName}`);
+      return mine !== undefined && clock.now() - mine.at < WRITTEN_ENTRY_TTL_MS ? mine.value : undefined;
+    },
     replicaSetOwner: async (namespace, name): Promise<OwnerRef | undefined> => {
       const rs = await apps.readNamespacedReplicaSet({ name, namespace });
       const refs = rs.metadata?.ownerReferences ?? [];
       const owner = refs.find((r) => r.controller === true) ?? refs[0];
       return owner === undefined ? undefined : { kind: owner.kind, name: owner.name };
+    },
+    namespaceMeta: async (namespace) => {
+      try {
+        const ns = await core.readNamespace({ name: namespace });
+        return { annotations: ns.metadata?.annotations ?? {}, labels: ns.metadata?.labels ?? {} };
+      } catch (err: unknown) {
+        throw kubeError(err, `read namespace ${namespace}`);
+      }
+    },
+    readWorkload: (namespace, name, kind) => readWorkload(apps, kubeError, namespace, name, kind),
+    listServices: (namespace) => listServices(core, kubeError, namespace),
+    addAgentConfigEntry: async (namespace, agentName, value) => {
+      const { changed: wrote, data } = await updateAgentsMap(core, kubeError, namespace, (entries) => {
+        // Someone else's entry (the manager's, another pod's) is never replaced.
+        if (agentName in entries) return false;
+        entries[agentName] = value;
+        return true;
+      });
+      const entry = data[agentName] ?? value;
+      written.set(`${namespace}/${agentName}`, { value: entry, at: clock.now() });
+      return { entry, written: wrote };
     },
   };
 

@@ -1,13 +1,14 @@
 /**
  * Composition root of the agent-injector: the Kubernetes adapter (ConfigMap cache), the decision
- * and the HTTPS webhook, wired together. Also runs on a workstation for development: with
- * KUBECONFIG set and TP_INJECTOR_TLS_CERT/KEY pointing at local files.
+ * (with pre-injection) and the HTTPS webhook, wired together. Also runs on a workstation for
+ * development: with KUBECONFIG set and TP_INJECTOR_TLS_CERT/KEY pointing at local files.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { runProgram } from '../shared/program.js';
 import { admit } from './admit.js';
 import { parseInjectorEnv } from './env.js';
 import { createKubeAdapter } from './kube.js';
+import { PreInjector } from './pre-inject.js';
 import { startWebhookServer, type TlsFiles } from './webhook.js';
 
 // The kubelet updates a mounted Secret within about a minute of a change; checking as often
@@ -22,10 +23,11 @@ void runProgram({
     const tlsStamp = (): string => [config.tlsCertPath, config.tlsKeyPath].map((p) => statSync(p).mtimeMs).join(':');
 
     const adapter = createKubeAdapter(log);
+    const preInjector = new PreInjector(adapter.kube, config.build);
     const server = await startWebhookServer({
       port: config.port,
       tls: readTls(),
-      admit: (request) => admit(request, { kube: adapter.kube, managerNamespace: config.namespace }),
+      admit: (request) => admit(request, { kube: adapter.kube, managerNamespace: config.namespace, preInjector }),
       log,
       ready: () => adapter.synced(),
     });

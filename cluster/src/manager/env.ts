@@ -40,7 +40,7 @@ export function parseManagerEnv(env: Env): ManagerConfig {
   const podIps = r.ips(ENV.managerPodIps);
   const podCidrs = r.cidrs(ENV.podCidrs);
   const serviceCidrs = r.cidrs(ENV.serviceCidrs);
-  const agentImage = r.optional(ENV_AGENT_IMAGE) ?? `${IMAGE_REPOSITORIES.agent}:${VERSION}`;
+  const agentImage = r.image(ENV_AGENT_IMAGE, `${IMAGE_REPOSITORIES.agent}:${VERSION}`);
   // EnvReader has no reader for durations; collect this one's problem into the same message.
   const extra: string[] = [];
   const rawTimeout = env[ENV_PREPARE_TIMEOUT_SECONDS]?.trim() ?? '';
@@ -51,7 +51,6 @@ export function parseManagerEnv(env: Env): ManagerConfig {
       extra.push(`${ENV_PREPARE_TIMEOUT_SECONDS}=${JSON.stringify(rawTimeout)} is not a number of seconds (1-3600)`);
     }
   }
-  if (/\s/.test(agentImage)) extra.push(`${ENV_AGENT_IMAGE}=${JSON.stringify(agentImage)} is not an image reference`);
   const config: ManagerConfig = {
     namespace,
     port,

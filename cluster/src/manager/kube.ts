@@ -16,27 +16,26 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
   type V1ConfigMap,
-  type V1Deployment,
   type V1Pod,
-  type V1ReplicaSet,
   type V1Service,
-  type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { Backoff, type BackoffOptions } from '@telepresence-ts/core/backoff';
-import { AGENTS_CONFIGMAP, ANNOTATIONS, LABELS, MANAGED_BY_VALUE } from '@telepresence-ts/core/contracts';
-import { TpError, isTpError } from '@telepresence-ts/core/errors';
+import { AGENTS_CONFIGMAP, ANNOTATIONS } from '@telepresence-ts/core/contracts';
 import type { WorkloadKind } from '@telepresence-ts/core/agent-config';
+import {
+  errorDetail,
+  httpCode,
+  kubeErrorFor,
+  listServices,
+  readAgentsMap,
+  readWorkload,
+  updateAgentsMap,
+  type KubeErrorOf,
+  type KubeWorkload,
+} from '../shared/kube-calls.js';
 import type { ClusterNetworkApi } from './cluster-info.js';
 
-export type { CoreV1Event as KubeEvent, V1Pod as KubePod, V1Service as KubeService };
-
-/** A workload found by name, with its kind (the API objects do not always carry `kind`). */
-export interface KubeWorkload {
-  readonly kind: WorkloadKind;
-  readonly name: string;
-  readonly namespace: string;
-  readonly object: V1Deployment | V1ReplicaSet | V1StatefulSet;
-}
+export type { CoreV1Event as KubeEvent, V1Pod as KubePod, V1Service as KubeService, KubeWorkload };
 
 export interface WorkloadRefKey {
   readonly kind: WorkloadKind;
@@ -103,8 +102,6 @@ export interface KubeApi {
   watchPods(namespace: string, onEvent: (e: PodEvent) => void, labels?: Readonly<Record<string, string>>): StopWatch;
 }
 
-/** How many times a ConfigMap write is retried after a conflict (someone else wrote in between). */
-const CONFLICT_RETRIES = 5;
 /**
  * Retries of a watch whose list or connection failed (the API server restarting, RBAC missing): up
  * to 1 s at first, doubling to 30 s, so a lasting problem logs a few times a minute rather than
@@ -113,45 +110,8 @@ const CONFLICT_RETRIES = 5;
  */
 const WATCH_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000 };
 
-function httpCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-/**
- * The API server's own words: client-node's ApiException message is "HTTP-Code: 403\nMessage:
- * ...\nBody: ...", with the Kubernetes Status (whose `message` says what was refused) as body.
- */
-function errorDetail(err: unknown): string {
-  const body: unknown = (err as { body?: unknown } | null)?.body;
-  let status: unknown = body;
-  if (typeof body === 'string') {
-    try {
-      status = JSON.parse(body);
-    } catch {
-      status = undefined;
-    }
-  }
-  const fromStatus = (status as { message?: unknown } | undefined)?.message;
-  if (typeof fromStatus === 'string' && fromStatus !== '') return fromStatus;
-  const text = err instanceof Error ? err.message : String(err);
-  const line = text.split('\n').find((l) => l.startsWith('Message: '));
-  return (line?.slice('Message: '.length) ?? text.split('\n')[0] ?? text).trim();
-}
-
-/** A client-node failure as a TpError. */
-export function kubeError(err: unknown, what: string): TpError {
-  if (isTpError(err)) return err;
-  const code = httpCode(err);
-  const detail = errorDetail(err);
-  if (code === 403) {
-    return new TpError('config', 'forbidden', `the traffic-manager may not ${what}: ${detail}`, {
-      hint: "check the traffic-manager's RBAC (re-run `kubectl telepresence install`)",
-      cause: err,
-    });
-  }
-  return new TpError('cluster', 'kube-api', `could not ${what}: ${detail}`, { cause: err });
-}
+/** A client-node failure as a TpError; a refusal names the traffic-manager's RBAC. */
+export const kubeError: KubeErrorOf = kubeErrorFor('traffic-manager');
 
 function selectorString(labels: Readonly<Record<string, string>>): string {
   return Object.entries(labels)
@@ -192,44 +152,17 @@ export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi {
   }
 
   async findWorkloads(namespace: string, name: string, kind?: WorkloadKind): Promise<KubeWorkload[]> {
-    const readers: Record<WorkloadKind, () => Promise<V1Deployment | V1ReplicaSet | V1StatefulSet>> = {
-      Deployment: () => this.#apps.readNamespacedDeployment({ namespace, name }),
-      ReplicaSet: () => this.#apps.readNamespacedReplicaSet({ namespace, name }),
-      StatefulSet: () => this.#apps.readNamespacedStatefulSet({ namespace, name }),
-    };
-    const kinds = kind === undefined ? (Object.keys(readers) as WorkloadKind[]) : [kind];
-    const found = await Promise.all(
-      kinds.map(async (k): Promise<KubeWorkload | undefined> => {
-        try {
-          return { kind: k, name, namespace, object: await readers[k]() };
-        } catch (err: unknown) {
-          if (httpCode(err) === 404) return undefined;
-          throw kubeError(err, `read ${k.toLowerCase()}/${name} in ${namespace}`);
-        }
-      }),
-    );
+    const kinds: WorkloadKind[] = kind === undefined ? ['Deployment', 'ReplicaSet', 'StatefulSet'] : [kind];
+    const found = await Promise.all(kinds.map((k) => readWorkload(this.#apps, kubeError, namespace, name, k)));
     return found.filter((w): w is KubeWorkload => w !== undefined);
   }
 
-  async listServices(namespace: string): Promise<V1Service[]> {
-    try {
-      return (await this.#core.listNamespacedService({ namespace })).items;
-    } catch (err: unknown) {
-      throw kubeError(err, `list the Services of ${namespace}`);
-    }
-  }
-
-  async #readAgentsMap(namespace: string): Promise<V1ConfigMap | undefined> {
-    try {
-      return await this.#core.readNamespacedConfigMap({ namespace, name: AGENTS_CONFIGMAP });
-    } catch (err: unknown) {
-      if (httpCode(err) === 404) return undefined;
-      throw kubeError(err, `read ${namespace}/${AGENTS_CONFIGMAP}`);
-    }
+  listServices(namespace: string): Promise<V1Service[]> {
+    return listServices(this.#core, kubeError, namespace);
   }
 
   async getAgentConfig(namespace: string, name: string): Promise<string | undefined> {
-    return (await this.#readAgentsMap(namespace))?.data?.[name];
+    return (await readAgentsMap(this.#core, kubeError, namespace))?.data?.[name];
   }
 
   async listAgentConfigs(namespace?: string): Promise<Array<{ namespace: string; name: string; value: string }>> {
@@ -242,30 +175,9 @@ export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi {
     }
   }
 
-  /**
-   * Read-modify-write of the map with its resourceVersion: a concurrent writer makes the write
-   * fail with 409 and we read again, so no entry written by someone else is lost.
-   */
+  /** See `updateAgentsMap`: read-modify-write, retried on conflicts; true when it wrote. */
   async #updateAgentsMap(namespace: string, change: (data: Record<string, string>) => boolean): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      const cm = await this.#readAgentsMap(namespace);
-      const data = { ...(cm?.data ?? {}) };
-      if (!change(data)) return false;
-      try {
-        if (cm === undefined) {
-          await this.#core.createNamespacedConfigMap({
-            namespace,
-            body: { metadata: { name: AGENTS_CONFIGMAP, namespace, labels: { [LABELS.managedBy]: MANAGED_BY_VALUE } }, data },
-          });
-        } else {
-          await this.#core.replaceNamespacedConfigMap({ namespace, name: AGENTS_CONFIGMAP, body: { ...cm, data } });
-        }
-        return true;
-      } catch (err: unknown) {
-        if (httpCode(err) === 409 && attempt < CONFLICT_RETRIES) continue;
-        throw kubeError(err, `write ${namespace}/${AGENTS_CONFIGMAP}`);
-      }
-    }
+    return (await updateAgentsMap(this.#core, kubeError, namespace, change)).changed;
   }
 
   applyAgentConfig(namespace: string, name: string, value: string): Promise<boolean> {

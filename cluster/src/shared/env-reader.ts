@@ -80,6 +80,16 @@ export class EnvReader {
     return value;
   }
 
+  /**
+   * A container image reference (`registry/repo:tag`), or `fallback` when unset. Only what would
+   * break the pod spec is refused (white space); the kubelet judges the rest when it pulls.
+   */
+  image(name: string, fallback: string): string {
+    const value = this.#raw(name) ?? fallback;
+    if (/\s/.test(value)) this.#problem(`${name}=${JSON.stringify(value)} is not an image reference`);
+    return value;
+  }
+
   /** An optional IP address (v4 or v6). */
   ip(name: string): string | undefined {
     const value = this.#raw(name);

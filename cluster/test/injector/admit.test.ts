@@ -4,8 +4,10 @@ import { admit, type AdmissionRequest, type InjectorKube } from '../../src/injec
 import { injectAgent } from '../../src/injector/inject.js';
 import { applyJsonPatch, jsonEqual } from '../../src/injector/patch.js';
 import { serializeAgentConfig } from '@telepresence-ts/core/agent-config';
+import { PreInjector } from '../../src/injector/pre-inject.js';
+import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
 import { fakeKube } from './fake-kube.js';
-import { config, container, intercept, pod } from './samples.js';
+import { BUILD, config, container, deployment, intercept, pod, service } from './samples.js';
 
 const webConfig = config({ app: [intercept('http', 8080, 9901)] });
 const webPod = pod([container('app', ['http:8080'])]);
@@ -118,4 +120,160 @@ t.test('StatefulSets and bare ReplicaSets are found without a Deployment', async
     t.equal(d.workload, `${c.kind}/web`);
     t.strictSame(kube.lookups, c.kind === 'ReplicaSet' ? ['apps/web'] : [], `${c.kind}: lookups`);
   }
+});
+
+// Pre-injection: the Deployment and Service that the manager would build webConfig from.
+const INJECT = 'telepresence.io/inject-traffic-agent';
+const workloads = { 'apps/web': deployment([container('app', ['http:8080'])]) };
+const services = { apps: [service()] };
+
+function withPreInjection(kube: InjectorKube) {
+  return { kube, managerNamespace: 'tp-system', preInjector: new PreInjector(kube, BUILD) };
+}
+
+t.test('a pod that asks for pre-injection gets an entry written and the agent', async (t) => {
+  const cases: ReadonlyArray<{ name: string; pod: V1Pod; namespaces?: Record<string, { annotations: Record<string, string> }>; why: RegExp }> = [
+    { name: 'pod annotation enabled', pod: withAnnotation(webPod, INJECT, 'enabled'), why: /pod annotation telepresence.io\/inject-traffic-agent=enabled/ },
+    {
+      name: 'namespace annotation enabled',
+      pod: webPod,
+      namespaces: { apps: { annotations: { [INJECT]: 'enabled' } } },
+      why: /namespace annotation telepresence.io\/inject-traffic-agent=enabled/,
+    },
+  ];
+  for (const c of cases) {
+    const kube = fakeKube({ owners, workloads, services, ...(c.namespaces === undefined ? {} : { namespaces: c.namespaces }) });
+    const d = await admit(request(c.pod), withPreInjection(kube));
+    t.equal(d.outcome, 'injected', `${c.name}: outcome`);
+    t.match(d.reason, c.why, `${c.name}: reason names the annotation`);
+    t.strictSame(kube.writes, ['apps/web'], `${c.name}: one entry written`);
+    t.equal(kube.agentConfigEntry('apps', 'web'), serializeAgentConfig(webConfig), `${c.name}: the entry the manager builds from the Deployment and its Service`);
+    t.equal(d.hash, agentConfigHash(webConfig), `${c.name}: hash`);
+    t.ok(jsonEqual(applyJsonPatch(c.pod, d.patch), injectAgent(c.pod, webConfig)), `${c.name}: the patch injects that entry`);
+  }
+});
+
+t.test('pre-injection that is not asked for, or finds the entry, writes nothing', async (t) => {
+  const cases: ReadonlyArray<{
+    name: string;
+    pod: V1Pod;
+    entries?: Record<string, string>;
+    namespaces?: Record<string, { annotations: Record<string, string> }>;
+    outcome: string;
+    reason: RegExp;
+    calls: string[];
+  }> = [
+    {
+      name: 'namespace enabled, pod disabled',
+      pod: withAnnotation(webPod, INJECT, 'disabled'),
+      namespaces: { apps: { annotations: { [INJECT]: 'enabled' } } },
+      outcome: 'skipped',
+      reason: /disabled/,
+      calls: [],
+    },
+    { name: 'no annotation', pod: webPod, outcome: 'skipped', reason: /^no agent configuration$/, calls: ['namespace apps'] },
+    {
+      name: 'namespace annotation disabled',
+      pod: webPod,
+      namespaces: { apps: { annotations: { [INJECT]: 'disabled' } } },
+      outcome: 'skipped',
+      reason: /^no agent configuration$/,
+      calls: ['namespace apps'],
+    },
+    { name: 'pod annotation of another value', pod: withAnnotation(webPod, INJECT, 'yes'), outcome: 'skipped', reason: /^no agent configuration$/, calls: ['namespace apps'] },
+    { name: 'entry already there', pod: withAnnotation(webPod, INJECT, 'enabled'), entries: { ...entries }, outcome: 'injected', reason: /^agent added$/, calls: [] },
+  ];
+  for (const c of cases) {
+    const kube = fakeKube({ owners, workloads, services, ...(c.entries === undefined ? {} : { entries: c.entries }), ...(c.namespaces === undefined ? {} : { namespaces: c.namespaces }) });
+    const d = await admit(request(c.pod), withPreInjection(kube));
+    t.equal(d.outcome, c.outcome, `${c.name}: outcome`);
+    t.match(d.reason, c.reason, `${c.name}: reason`);
+    t.strictSame(kube.writes, [], `${c.name}: nothing written`);
+    t.strictSame(kube.calls, c.calls, `${c.name}: calls`);
+  }
+});
+
+t.test('pre-injection that cannot be done admits the pod unchanged', async (t) => {
+  const enabled = withAnnotation(webPod, INJECT, 'enabled');
+  const cases: ReadonlyArray<{ name: string; pod?: V1Pod; kube: InjectorKube & { writes: string[] }; outcome: string; reason: RegExp }> = [
+    {
+      name: 'the write fails',
+      kube: fakeKube({ owners, workloads, services, writeError: new Error('configmaps "telepresence-agents" is forbidden') }),
+      outcome: 'failed',
+      reason: /^pre-injection \(pod annotation .*=enabled\) failed: configmaps "telepresence-agents" is forbidden$/,
+    },
+    {
+      name: 'the namespace cannot be read',
+      kube: fakeKube({ owners, workloads, services, namespaceError: new Error('namespaces "apps" is forbidden') }),
+      outcome: 'failed',
+      reason: /^cannot pre-inject: namespaces "apps" is forbidden$/,
+    },
+    {
+      name: 'the namespace cannot be read, and only it could ask',
+      pod: webPod,
+      kube: fakeKube({ owners, workloads, services, namespaceError: new Error('namespaces "apps" is forbidden') }),
+      outcome: 'failed',
+      reason: /^cannot tell whether namespace apps asks for pre-injection: namespaces "apps" is forbidden$/,
+    },
+    {
+      name: 'no Service selects the workload',
+      kube: fakeKube({ owners, workloads, services: {} }),
+      outcome: 'skipped',
+      reason: /^pre-injection \(pod annotation .*\): deployment\/web has no Service selecting its pods/,
+    },
+    {
+      name: 'the workload is gone',
+      kube: fakeKube({ owners, workloads: {}, services }),
+      outcome: 'skipped',
+      reason: /deployment\/web is gone from namespace apps/,
+    },
+    {
+      name: 'a numeric target port where Pod Security refuses the init container',
+      kube: fakeKube({ owners, workloads, services: { apps: [service(8080)] }, namespaces: { apps: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } }),
+      outcome: 'skipped',
+      reason: /enforces Pod Security "restricted"/,
+    },
+  ];
+  for (const c of cases) {
+    const d = await admit(request(c.pod ?? enabled), withPreInjection(c.kube));
+    t.equal(d.outcome, c.outcome, `${c.name}: outcome`);
+    t.match(d.reason, c.reason, `${c.name}: reason`);
+    t.equal(d.workload, 'Deployment/web', `${c.name}: workload`);
+    t.strictSame(d.patch, [], `${c.name}: no patch`);
+    t.strictSame(c.kube.writes, [], `${c.name}: nothing written`);
+  }
+});
+
+t.test('sibling pods share one entry: one build and one write', async (t) => {
+  const enabled = withAnnotation(webPod, INJECT, 'enabled');
+  t.test('admitted one after the other', async (t) => {
+    const kube = fakeKube({ owners, workloads, services });
+    const deps = withPreInjection(kube);
+    const first = await admit(request(enabled), deps);
+    const second = await admit(request(enabled, { uid: 'u-2' }), deps);
+    t.strictSame([first.outcome, second.outcome], ['injected', 'injected']);
+    t.equal(second.reason, 'agent added', 'the second finds the entry in the cache');
+    t.strictSame(kube.writes, ['apps/web'], 'one write');
+    t.strictSame(kube.calls, ['namespace apps', 'read Deployment/web', 'services apps', 'add apps/web'], 'the second asks nothing more');
+    t.strictSame(second.patch, first.patch, 'the same patch');
+  });
+  t.test('admitted together', async (t) => {
+    const kube = fakeKube({ owners, workloads, services });
+    const deps = withPreInjection(kube);
+    const decisions = await Promise.all([admit(request(enabled), deps), admit(request(enabled, { uid: 'u-2' }), deps), admit(request(enabled, { uid: 'u-3' }), deps)]);
+    t.strictSame(
+      decisions.map((d) => d.outcome),
+      ['injected', 'injected', 'injected'],
+    );
+    t.strictSame(kube.writes, ['apps/web'], 'one write');
+    t.equal(kube.calls.filter((c) => c.startsWith('read ')).length, 1, 'one build');
+    t.equal(kube.calls.filter((c) => c.startsWith('add ')).length, 1, 'one write attempt');
+  });
+});
+
+t.test('without a pre-injector, an annotated pod with no entry is admitted unchanged', async (t) => {
+  const kube = fakeKube({ owners, workloads, services });
+  const d = await admit(request(withAnnotation(webPod, INJECT, 'enabled')), { kube, managerNamespace: 'tp-system' });
+  t.equal(d.outcome, 'skipped');
+  t.strictSame(kube.calls, []);
 });

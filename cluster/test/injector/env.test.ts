@@ -1,5 +1,7 @@
+import { VERSION } from '@telepresence-ts/core/version';
 import t from 'tap';
 import { parseInjectorEnv } from '../../src/injector/env.js';
+import { parseManagerEnv } from '../../src/manager/env.js';
 
 t.test('defaults', (t) => {
   t.strictSame(parseInjectorEnv({}), {
@@ -8,6 +10,7 @@ t.test('defaults', (t) => {
     tlsCertPath: '/etc/agent-injector/tls/tls.crt',
     tlsKeyPath: '/etc/agent-injector/tls/tls.key',
     logLevel: 'info',
+    build: { agentImage: `tp-local/traffic-agent:${VERSION}`, managerHost: 'traffic-manager.tp-system', managerPort: 8081, logLevel: 'info' },
   });
   t.end();
 });
@@ -20,22 +23,42 @@ t.test('every variable read', (t) => {
       TP_INJECTOR_TLS_CERT: '/tls/c.pem',
       TP_INJECTOR_TLS_KEY: '/tls/k.pem',
       TP_LOG_LEVEL: 'warn',
+      TP_AGENT_IMAGE: 'registry.example/agent:1.2',
+      TP_MANAGER_PORT: '9000',
     }),
-    { namespace: 'tele', port: 443, tlsCertPath: '/tls/c.pem', tlsKeyPath: '/tls/k.pem', logLevel: 'warn' },
+    {
+      namespace: 'tele',
+      port: 443,
+      tlsCertPath: '/tls/c.pem',
+      tlsKeyPath: '/tls/k.pem',
+      logLevel: 'warn',
+      build: { agentImage: 'registry.example/agent:1.2', managerHost: 'traffic-manager.tele', managerPort: 9000, logLevel: 'warn' },
+    },
   );
   t.end();
 });
 
-t.test('the manager port does not configure the injector', (t) => {
-  t.equal(parseInjectorEnv({ TP_MANAGER_PORT: '1234' }).port, 8443);
+t.test('the manager port is where agents dial, not the webhook port', (t) => {
+  const config = parseInjectorEnv({ TP_MANAGER_PORT: '1234' });
+  t.equal(config.port, 8443);
+  t.equal(config.build.managerPort, 1234);
+  t.end();
+});
+
+t.test("the build settings are the manager's from the same environment", (t) => {
+  const envs = [{}, { TP_MANAGER_NAMESPACE: 'tele', TP_MANAGER_PORT: '9000', TP_LOG_LEVEL: 'debug', TP_AGENT_IMAGE: 'registry.example/agent:1.2' }];
+  for (const env of envs) {
+    const m = parseManagerEnv(env);
+    t.strictSame(parseInjectorEnv(env).build, { agentImage: m.agentImage, managerHost: m.managerHost, managerPort: m.port, logLevel: m.logLevel }, JSON.stringify(env));
+  }
   t.end();
 });
 
 t.test('bad values fail with a config error', (t) => {
-  t.throws(() => parseInjectorEnv({ TP_INJECTOR_PORT: '99999', TP_LOG_LEVEL: 'loud' }), {
+  t.throws(() => parseInjectorEnv({ TP_INJECTOR_PORT: '99999', TP_LOG_LEVEL: 'loud', TP_AGENT_IMAGE: 'a b' }), {
     category: 'config',
     code: 'bad-environment',
-    message: /TP_INJECTOR_PORT="99999" is not a port number.*TP_LOG_LEVEL="loud"/,
+    message: /TP_INJECTOR_PORT="99999" is not a port number.*TP_LOG_LEVEL="loud".*TP_AGENT_IMAGE="a b" is not an image reference/,
     hint: 'fix the environment of the agent-injector container',
   });
   t.end();

@@ -4,14 +4,21 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { createKubeAdapter } from '../../src/injector/kube.js';
 import { createLogger } from '../../src/shared/log.js';
+import { FakeClock } from '../shared/fake-clock.js';
 import { eventually } from './eventually.js';
 
 /**
  * A fake API server on 127.0.0.1:0: lists and watches ConfigMaps (recording the queries) and
- * serves ReplicaSets. Enough of the API for the adapter, and it proves the real client-node calls.
+ * serves ReplicaSets. For pre-injection, it also reads, creates and replaces one namespace's
+ * agents ConfigMap (`stored`, with 409 on a stale resourceVersion), and serves namespace `shop`,
+ * Deployment `shop/cart` and its Services; `forbidden` paths answer 403. Enough of the API for the
+ * adapter, and it proves the real client-node calls.
  */
 async function fakeApiServer(t: Test) {
   const queries: string[] = [];
+  const writes: string[] = [];
+  const forbidden = new Set<string>();
+  let stored: { ns: string; data: Record<string, string>; rv: number } | undefined;
   const watchers: ServerResponse[] = [];
   let listFails = 0;
   let listed: Array<{ ns: string; data: Record<string, string>; rv: string }> = [{ ns: 'apps', data: { web: 'v1' }, rv: '10' }];
@@ -27,6 +34,35 @@ async function fakeApiServer(t: Test) {
     const json = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
+    if (forbidden.has(url.pathname)) {
+      return json(403, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `${url.pathname} is forbidden`, code: 403 });
+    }
+    const one = /^\/api\/v1\/namespaces\/([^/]+)\/configmaps(?:\/telepresence-agents)?$/.exec(url.pathname);
+    if (one !== null) {
+      const ns = one[1] ?? '';
+      let text = '';
+      req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      req.on('end', () => {
+        const body = (text === '' ? {} : JSON.parse(text)) as { metadata?: { resourceVersion?: string }; data?: Record<string, string> };
+        const here = stored?.ns === ns ? stored : undefined;
+        if (req.method === 'GET') return here === undefined ? json(404, { kind: 'Status', code: 404, reason: 'NotFound' }) : json(200, configMap(ns, here.data, String(here.rv)));
+        writes.push(`${req.method ?? ''} ${ns}`);
+        if (req.method === 'POST' && here !== undefined) return json(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: 'already exists' });
+        if (req.method === 'PUT' && body.metadata?.resourceVersion !== String(here?.rv)) return json(409, { kind: 'Status', code: 409, reason: 'Conflict', message: 'the object has been modified' });
+        stored = { ns, data: body.data ?? {}, rv: (here?.rv ?? 100) + 1 };
+        return json(req.method === 'POST' ? 201 : 200, configMap(ns, stored.data, String(stored.rv)));
+      });
+      return;
+    }
+    if (url.pathname === '/api/v1/namespaces/shop') {
+      return json(200, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', annotations: { 'telepresence.io/inject-traffic-agent': 'enabled' }, labels: { team: 'a' } } });
+    }
+    if (url.pathname === '/api/v1/namespaces/shop/services') {
+      return json(200, { apiVersion: 'v1', kind: 'ServiceList', metadata: {}, items: [{ metadata: { name: 'cart', namespace: 'shop' }, spec: { selector: { app: 'cart' } } }] });
+    }
+    if (url.pathname === '/apis/apps/v1/namespaces/shop/deployments/cart') {
+      return json(200, { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'cart', namespace: 'shop' }, spec: { selector: {}, template: {} } });
+    }
     if (url.pathname === '/api/v1/configmaps') {
       queries.push(url.search);
       if (url.searchParams.get('watch') === 'true') {
@@ -73,6 +109,12 @@ async function fakeApiServer(t: Test) {
   return {
     kc,
     queries,
+    /** `POST ns` / `PUT ns` for each write of a namespace's agents ConfigMap. */
+    writes,
+    forbid: (path: string) => forbidden.add(path),
+    /** The agents ConfigMap that the namespaced calls read and write (one namespace's). */
+    setStored: (ns: string, data: Record<string, string>) => (stored = { ns, data, rv: 50 }),
+    stored: () => stored,
     failNextLists: (n: number) => (listFails = n),
     /** Sends a watch event to every open watch. */
     send: (type: 'ADDED' | 'MODIFIED' | 'DELETED', ns: string, data: Record<string, string>, rv: string) => {
@@ -175,4 +217,52 @@ t.test('replicaSetOwner reads the controlling owner', async (t) => {
   const adapter = createKubeAdapter(log, api.kc);
   t.strictSame(await adapter.kube.replicaSetOwner('apps', 'web-5d8f7c6b9'), { kind: 'Deployment', name: 'web' });
   await t.rejects(adapter.kube.replicaSetOwner('apps', 'gone'), { code: 404 });
+});
+
+t.test('addAgentConfigEntry writes the entry, which the cache answers at once', async (t) => {
+  const api = await fakeApiServer(t);
+  const clock = new FakeClock();
+  const adapter = createKubeAdapter(log, api.kc, FAST, clock);
+  t.teardown(() => adapter.stop());
+  await adapter.start();
+  await eventually(() => api.watching() === 1);
+
+  t.strictSame(await adapter.kube.addAgentConfigEntry('shop', 'cart', 'c1'), { entry: 'c1', written: true });
+  t.strictSame(api.writes, ['POST shop'], 'the missing map is created');
+  t.strictSame(api.stored()?.data, { cart: 'c1' });
+  t.equal(adapter.kube.agentConfigEntry('shop', 'cart'), 'c1', 'answered before the watch reports it');
+
+  t.strictSame(await adapter.kube.addAgentConfigEntry('shop', 'cart', 'c2'), { entry: 'c1', written: false }, 'an entry there is kept');
+  t.strictSame(api.writes, ['POST shop'], 'and not written again');
+
+  clock.advance(10_000);
+  t.equal(adapter.kube.agentConfigEntry('shop', 'cart'), undefined, 'not for longer than 10 s without the watch');
+  t.strictSame(await adapter.kube.addAgentConfigEntry('shop', 'cart', 'c2'), { entry: 'c1', written: false });
+  t.equal(adapter.kube.agentConfigEntry('shop', 'cart'), 'c1');
+  api.send('MODIFIED', 'shop', { other: 'o' }, '20');
+  await eventually(() => adapter.kube.agentConfigEntry('shop', 'other') === 'o');
+  t.equal(adapter.kube.agentConfigEntry('shop', 'cart'), undefined, "once the watch reports the namespace's map, the cache alone answers");
+});
+
+t.test('addAgentConfigEntry adds to a map of other entries with its resourceVersion', async (t) => {
+  const api = await fakeApiServer(t);
+  const adapter = createKubeAdapter(log, api.kc);
+  api.setStored('shop', { orders: 'o1' });
+  t.strictSame(await adapter.kube.addAgentConfigEntry('shop', 'cart', 'c1'), { entry: 'c1', written: true });
+  t.strictSame(api.writes, ['PUT shop']);
+  t.strictSame(api.stored(), { ns: 'shop', data: { orders: 'o1', cart: 'c1' }, rv: 51 });
+});
+
+t.test('the reads of pre-injection', async (t) => {
+  const api = await fakeApiServer(t);
+  const adapter = createKubeAdapter(log, api.kc);
+  t.strictSame(await adapter.kube.namespaceMeta('shop'), { annotations: { 'telepresence.io/inject-traffic-agent': 'enabled' }, labels: { team: 'a' } });
+  t.match(await adapter.kube.readWorkload('shop', 'cart', 'Deployment'), { kind: 'Deployment', name: 'cart', namespace: 'shop', object: { metadata: { name: 'cart' } } });
+  t.equal(await adapter.kube.readWorkload('shop', 'cart', 'StatefulSet'), undefined, 'none of that kind');
+  t.match(await adapter.kube.listServices('shop'), [{ metadata: { name: 'cart' } }]);
+  api.forbid('/api/v1/namespaces/shop');
+  api.forbid('/api/v1/namespaces/shop/configmaps');
+  await t.rejects(adapter.kube.namespaceMeta('shop'), { category: 'config', code: 'forbidden', message: /^the agent-injector may not read namespace shop/, hint: /agent-injector's RBAC/ });
+  await t.rejects(adapter.kube.addAgentConfigEntry('shop', 'cart', 'c1'), { code: 'forbidden', message: /^the agent-injector may not write shop\/telepresence-agents/ });
+  t.equal(adapter.kube.agentConfigEntry('shop', 'cart'), undefined, 'a failed write is not remembered');
 });

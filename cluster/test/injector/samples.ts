@@ -1,6 +1,7 @@
 /** Pods and agent configurations shared by the injector's tests. */
-import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1Service } from '@kubernetes/client-node';
 import { AGENT_CONFIG_VERSION, type AgentConfig, type AgentIntercept } from '@telepresence-ts/core/agent-config';
+import type { KubeWorkload } from '../../src/shared/kube-calls.js';
 
 /** One intercept; symbolic (`targetPort: <name>`) unless `numeric`. */
 export function intercept(
@@ -107,4 +108,34 @@ export function patchCases(): Array<{ name: string; pod: V1Pod; config: AgentCon
       config: config({ app: [intercept('http', 8080, 9901)] }),
     },
   ];
+}
+
+/** The settings the samples' configurations carry (`config()`'s defaults). */
+export const BUILD = {
+  agentImage: 'tp-local/traffic-agent:0.1.0',
+  managerHost: 'traffic-manager.tp-system',
+  managerPort: 8081,
+  logLevel: 'info',
+} as const;
+
+/** Deployment `web` of namespace `apps`, whose pods are `pod(containers)`; `annotations` on its pod template. */
+export function deployment(containers: V1Container[], annotations?: Record<string, string>): KubeWorkload {
+  const labels = { app: 'web' };
+  return {
+    kind: 'Deployment',
+    name: 'web',
+    namespace: 'apps',
+    object: {
+      metadata: { name: 'web', namespace: 'apps' },
+      spec: { selector: { matchLabels: labels }, template: { metadata: { labels, ...(annotations === undefined ? {} : { annotations }) }, spec: { containers } } },
+    },
+  };
+}
+
+/** Service `web` of namespace `apps`: port `http` 80 to the pods' port `targetPort` (by default the name `http`). */
+export function service(targetPort: string | number = 'http'): V1Service {
+  return {
+    metadata: { name: 'web', namespace: 'apps', uid: 'uid-web' },
+    spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort, protocol: 'TCP' }] },
+  };
 }

@@ -55,6 +55,17 @@ t.test('hostName and ip', (t) => {
   t.end();
 });
 
+t.test('image', (t) => {
+  t.equal(new EnvReader({}).image('I', 'reg/agent:1'), 'reg/agent:1');
+  const r = new EnvReader({ I: ' example.com:5000/agent@sha256:abc ' });
+  t.equal(r.image('I', 'x'), 'example.com:5000/agent@sha256:abc');
+  t.doesNotThrow(() => r.done('x', null));
+  const bad = new EnvReader({ I: 'agent 1' });
+  bad.image('I', 'x');
+  t.throws(() => bad.done('x', null), /I="agent 1" is not an image reference/);
+  t.end();
+});
+
 t.test('logLevel', (t) => {
   t.equal(new EnvReader({}).logLevel('L'), 'info');
   t.equal(new EnvReader({ L: 'DEBUG' }).logLevel('L'), 'debug');

@@ -133,8 +133,13 @@ export function injectorClusterRole(o: InstallOptions): V1ClusterRole {
     kind: 'ClusterRole',
     metadata: { name: clusterScopedName(RESOURCE_NAMES.injector, o.namespace), labels: installLabels(o.namespace, RESOURCE_NAMES.injector) },
     rules: [
-      { apiGroups: [''], resources: ['configmaps'], verbs: READ },
+      // Pre-injection (pod template or namespace annotated `telepresence.io/inject-traffic-agent:
+      // enabled`): the injector adds the workload's entry to the agents ConfigMap, creating the
+      // map when the namespace has none, from the workload and the namespace's Services.
+      { apiGroups: [''], resources: ['configmaps'], verbs: [...READ, 'create', 'update', 'patch'] },
       { apiGroups: ['apps'], resources: ['replicasets', 'deployments', 'statefulsets'], verbs: READ },
+      { apiGroups: [''], resources: ['services'], verbs: ['list'] },
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
     ],
   };
 }
@@ -221,9 +226,12 @@ export function injectorDeployment(o: InstallOptions): V1Deployment {
     {
       image: o.injectorImage,
       ports: [{ name: RESOURCE_NAMES.injectorPortName, containerPort: DEFAULT_PORTS.injector, protocol: 'TCP' }],
+      // The agent image and the manager's port, as the manager has them: pre-injection builds
+      // the entry the manager would (the manager's host follows from the shared namespace).
       env: [
         namespaceFromDownwardApi,
         { name: ENV_AGENT_IMAGE, value: o.agentImage },
+        { name: ENV.managerPort, value: String(DEFAULT_PORTS.manager) },
         { name: ENV.injectorPort, value: String(DEFAULT_PORTS.injector) },
       ],
       volumeMounts: [{ name: 'tls', mountPath: INJECTOR_TLS_DIR, readOnly: true }],

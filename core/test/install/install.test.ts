@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Clock } from '../../src/clock.js';
 import { defaultImages, deploymentReadiness, install, uninstallEverything, type InstallRequest } from '../../src/install/install.js';
-import { baseManifests, injectorDeployment, managerClusterRole, managerDeployment, webhookConfiguration } from '../../src/install/manifests.js';
+import { baseManifests, injectorClusterRole, injectorDeployment, managerClusterRole, managerDeployment, webhookConfiguration } from '../../src/install/manifests.js';
 import type { KubeObject } from '../../src/kube/kube-api.js';
 import { FakeKube } from '../fixtures/fake-kube.js';
 
@@ -56,6 +56,18 @@ t.test('the manifests', (t) => {
   t.ok(rules.some((r) => r.apiGroups?.includes('') && r.resources?.includes('nodes') && r.verbs.includes('list')), "outbound access: list the nodes (their podCIDRs)");
   t.ok(rules.some((r) => r.apiGroups?.includes('networking.k8s.io') && r.resources?.includes('servicecidrs') && r.verbs.includes('list')), 'and the ServiceCIDRs');
   t.ok(rules.some((r) => r.resources?.includes('services') && r.verbs.includes('create')), 'and dry-run create a Service (the Service range before ServiceCIDRs)');
+  // Pre-injection: the injector builds and writes entries with the manager's settings.
+  const inj = injectorDeployment(REQ).spec?.template.spec?.containers[0];
+  t.match(inj?.env, [
+    { name: 'TP_MANAGER_NAMESPACE' },
+    { name: 'TP_AGENT_IMAGE', value: 'tp-local/traffic-agent:1.2.3' },
+    { name: 'TP_MANAGER_PORT', value: '8081' },
+  ]);
+  const injRules = injectorClusterRole(REQ).rules ?? [];
+  const injectorMay = (resource: string, verb: string): boolean => injRules.some((r) => r.apiGroups?.includes('') && r.resources?.includes(resource) && r.verbs.includes(verb));
+  t.ok(['create', 'update'].every((v) => injectorMay('configmaps', v)), 'the injector may create and update ConfigMaps');
+  t.ok(injectorMay('services', 'list') && injectorMay('namespaces', 'get'), 'and list Services and read namespaces');
+  t.notOk(injectorMay('configmaps', 'delete'), 'but never deletes a ConfigMap');
   for (const obj of [...baseManifests(REQ), managerDeployment(REQ), webhookConfiguration(REQ, 'x')]) {
     t.equal(obj.metadata?.labels?.['app.kubernetes.io/managed-by'], 'telepresence-ts', `${obj.kind ?? ''} is labelled`);
   }

@@ -132,6 +132,17 @@ Array [
           "",
         ],
         "resources": Array [
+          "pods/eviction",
+        ],
+        "verbs": Array [
+          "create",
+        ],
+      },
+      Object {
+        "apiGroups": Array [
+          "",
+        ],
+        "resources": Array [
           "configmaps",
         ],
         "verbs": Array [
@@ -228,6 +239,9 @@ Array [
           "get",
           "list",
           "watch",
+          "create",
+          "update",
+          "patch",
         ],
       },
       Object {
@@ -243,6 +257,28 @@ Array [
           "get",
           "list",
           "watch",
+        ],
+      },
+      Object {
+        "apiGroups": Array [
+          "",
+        ],
+        "resources": Array [
+          "services",
+        ],
+        "verbs": Array [
+          "list",
+        ],
+      },
+      Object {
+        "apiGroups": Array [
+          "",
+        ],
+        "resources": Array [
+          "namespaces",
+        ],
+        "verbs": Array [
+          "get",
         ],
       },
     ],
@@ -468,6 +504,10 @@ Array [
                 Object {
                   "name": "TP_AGENT_IMAGE",
                   "value": "tp-local/traffic-agent:1.2.3",
+                },
+                Object {
+                  "name": "TP_MANAGER_PORT",
+                  "value": "8081",
                 },
                 Object {
                   "name": "TP_INJECTOR_PORT",
