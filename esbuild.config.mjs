@@ -19,11 +19,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
-const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+// TP_BUILD_VERSION stamps another version, and TP_BUILD_OUT puts the dist/ folders under another
+// root: the upgrade suite builds a newer release of the same source beside this one.
+const version = process.env.TP_BUILD_VERSION || JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+const OUT = process.env.TP_BUILD_OUT || ROOT;
 
-const CLI_DIST = join(ROOT, 'dist');
-const EXTENSION_DIST = join(ROOT, 'vscode-extension', 'dist');
-const CLUSTER_DIST = join(ROOT, 'cluster', 'dist');
+const CLI_DIST = join(OUT, 'dist');
+const EXTENSION_DIST = join(OUT, 'vscode-extension', 'dist');
+const CLUSTER_DIST = join(OUT, 'cluster', 'dist');
 
 /** Settings shared by every artifact. */
 const common = {
@@ -148,7 +151,7 @@ async function main() {
   ]);
   writePackageJson(CLUSTER_DIST, 'commonjs');
   for (const file of outputs.flat()) {
-    process.stdout.write(`built ${file.slice(ROOT.length + 1)}\n`);
+    process.stdout.write(`built ${file.startsWith(ROOT) ? file.slice(ROOT.length + 1) : file}\n`);
   }
   process.stdout.write(`version ${version}\n`);
 }

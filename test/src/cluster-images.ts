@@ -3,7 +3,8 @@
  * `test/cluster/images/build.sh` and `test/cluster/load-image.sh`, so an e2e suite works on any
  * cluster that `npm run cluster:up` brought up.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { loadClusterEnv } from './cluster-env.js';
 import { ECHO_IMAGE } from './manifests.js';
@@ -38,6 +39,8 @@ export interface PrepareImageOptions {
    */
   readonly cluster?: string;
   readonly runner?: ProcessRunner;
+  /** More environment for build.sh (TP_PRODUCT_DIR, TP_PRODUCT_VERSION). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 function clusterOf(options: PrepareImageOptions): string | undefined {
@@ -56,7 +59,7 @@ const LOAD_TIMEOUT_MS = 5 * 60_000;
 /** Builds the image and loads it onto the node(s); throws with the script's output on failure. */
 export async function prepareImage(options: PrepareImageOptions): Promise<void> {
   const runner = options.runner ?? processRunner;
-  const env: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: options.kubeconfig };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, KUBECONFIG: options.kubeconfig };
   if (clusterOf(options) === 'kind') env['TP_CLUSTER'] = 'kind';
   const steps: Array<[string[], number]> = [
     [[join('test', 'cluster', 'images', 'build.sh'), options.imageDir], BUILD_TIMEOUT_MS],
@@ -84,4 +87,33 @@ export async function prepareSuiteImages(repoRoot: string, kubeconfig: string, i
   for (const image of images) {
     await prepareImage({ repoRoot, imageDir: image, image: image === 'echo' ? ECHO_IMAGE : `tp-local/${image}:${version}`, kubeconfig });
   }
+}
+
+/**
+ * Builds this source again as release `version`, in a folder of its own (the CLI under
+ * `<root>/dist`, the in-cluster bundles under `<root>/cluster/dist`), and puts its three images,
+ * tagged `version`, on the cluster's node(s): a newer release to upgrade to. Returns the folder.
+ */
+export async function buildRelease(repoRoot: string, kubeconfig: string, version: string, runner: ProcessRunner = processRunner): Promise<string> {
+  const root = mkdtempSync(join(tmpdir(), `tp-release-${version}-`));
+  const built = await runner.run('node', [join(repoRoot, 'esbuild.config.mjs')], {
+    cwd: repoRoot,
+    env: { ...process.env, TP_BUILD_VERSION: version, TP_BUILD_OUT: root },
+    timeoutMs: BUILD_TIMEOUT_MS,
+  });
+  if (built.exitCode !== 0) throw new Error(`building release ${version} failed:\n${built.stdout}${built.stderr}`);
+  // The images' build context: the Dockerfiles beside the new bundles.
+  cpSync(join(repoRoot, 'cluster', 'images'), join(root, 'cluster', 'images'), { recursive: true });
+  cpSync(join(repoRoot, 'cluster', '.dockerignore'), join(root, 'cluster', '.dockerignore'));
+  for (const image of ['traffic-manager', 'agent-injector', 'traffic-agent'] as const) {
+    await prepareImage({
+      repoRoot,
+      imageDir: image,
+      image: `tp-local/${image}:${version}`,
+      kubeconfig,
+      runner,
+      env: { TP_PRODUCT_DIR: join(root, 'cluster'), TP_PRODUCT_VERSION: version },
+    });
+  }
+  return root;
 }

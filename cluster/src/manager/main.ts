@@ -19,6 +19,7 @@ import { AgentConfigWatcher } from './rollout.js';
 import { probeRouting } from './routing-probe.js';
 import { addToServer } from './service.js';
 import { State } from './state.js';
+import { refreshAgentConfigs } from './upgrade.js';
 
 /** How long a SIGTERM waits for open calls (tunnels) before cutting them. */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -38,13 +39,14 @@ void runProgram({
       return undefined;
     });
     const watcher = new AgentConfigWatcher({ kube, clock: systemClock, log });
+    const build = { agentImage: config.agentImage, managerHost: config.managerHost, managerPort: config.port, logLevel: config.logLevel };
     const server = new Server();
     if (!widenServerStreamWindow(server)) log.warn('cannot widen the HTTP/2 stream window: this grpc-js differs; tunnels will be slower');
     addToServer(server, {
       state,
       kube,
       clock: systemClock,
-      build: { agentImage: config.agentImage, managerHost: config.managerHost, managerPort: config.port, logLevel: config.logLevel },
+      build,
       prepareTimeoutMs: config.prepareTimeoutMs,
       log,
       podIps: config.podIps,
@@ -66,6 +68,10 @@ void runProgram({
     const listener = await listenGrpcAndHealth(server, config.port, '0.0.0.0', () => !stopping);
     log.info('serving gRPC and /healthz', { port: listener.port, dialPort: dialPort?.port });
     watcher.start();
+    // After the watcher has started: it replaces the pods of every entry written again.
+    void refreshAgentConfigs({ kube, build, log }).catch((err: unknown) =>
+      log.error('could not bring the agents of an earlier version along', { error: err instanceof Error ? err.message : String(err) }),
+    );
     return async () => {
       stopping = true;
       watcher.stop();

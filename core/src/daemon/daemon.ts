@@ -92,6 +92,7 @@ export class Daemon {
           this.lastError = message ?? this.flow.lostSummary();
           this.emit();
         },
+        incompatible: (s, err) => this.endIncompatible(s, err),
       },
     });
     this.flow = new InterceptFlow({ keeper: this.keeper, log: deps.log, mounter: deps.mounter, clock, changed: () => this.emit() });
@@ -202,6 +203,21 @@ export class Daemon {
     await s.conn.close();
     this.flow.clear();
     this.keeper.forgetSnapshots();
+    this.emit();
+  }
+
+  /**
+   * The traffic-manager was upgraded under this connection to a version this client cannot speak
+   * to: disconnect (volumes unmounted, intercepts forgotten), and say why and what to do in the
+   * status, with each intercept that ended so.
+   */
+  private async endIncompatible(s: Session, err: TpError): Promise<void> {
+    if (this.keeper.current !== s) return;
+    const reason = err.hint !== undefined && err.hint !== '' ? `${err.message} (${err.hint})` : err.message;
+    const ended = this.flow.list().map((ii) => ii.spec?.name ?? ii.id);
+    await this.disconnect();
+    this.flow.markLost(ended, reason);
+    this.lastError = `disconnected: the traffic-manager was replaced: ${reason}`;
     this.emit();
   }
 

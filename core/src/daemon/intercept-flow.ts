@@ -362,6 +362,11 @@ export class InterceptFlow {
     await Promise.all([...this.remotes.keys()].map((name) => this.dropRemote(name)));
   }
 
+  /** Reports intercepts as ended under us (the connection had to close), with why. */
+  markLost(names: readonly string[], reason: string): void {
+    for (const name of names) this.lost.set(name, { name, reason });
+  }
+
   /** Forgets our intercepts and their losses (the connection is closed). */
   clear(): void {
     this.intercepts.clear();

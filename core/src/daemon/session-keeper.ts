@@ -147,6 +147,11 @@ export interface SessionEvents {
   arrivedAgain(s: Session): Promise<void>;
   /** A recovery attempt failed (`message`), or one succeeded (`undefined`). */
   recoveryState(message: string | undefined): void;
+  /**
+   * The manager was replaced by one of another major.minor version (an upgrade): the session
+   * cannot go on, and recovery stops. `err` is the version-mismatch error, with its fix.
+   */
+  incompatible(s: Session, err: TpError): Promise<void>;
 }
 
 export interface SessionKeeperDeps {
@@ -378,7 +383,13 @@ export class SessionKeeper {
         return;
       } catch (err: unknown) {
         if (s.closing || this.current !== s) return;
-        const message = `the traffic-manager cannot be reached; trying again: ${toTpError(err).message}`;
+        const e = toTpError(err);
+        if (e.code === 'version-mismatch') {
+          this.deps.log('warn', `the traffic-manager was replaced by one this client cannot use: ${e.message}`);
+          await this.deps.events.incompatible(s, e);
+          return;
+        }
+        const message = `the traffic-manager cannot be reached; trying again: ${e.message}`;
         this.deps.log('warn', message);
         this.deps.events.recoveryState(message);
       }

@@ -1,5 +1,6 @@
 import t from 'tap';
 import type { ManagerClient, SessionInfo } from '@telepresence-ts/proto/manager/v1';
+import { ConnectionState } from '@telepresence-ts/proto/daemon/v1';
 import { checkManagerVersion, majorMinor, RECOVERY_BACKOFF, SessionKeeper, type Session } from '../../src/daemon/session-keeper.js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { TpError } from '../../src/errors.js';
@@ -65,6 +66,26 @@ t.test('when the manager stops answering, the daemon reconnects at once and keep
   t.equal(s.daemon.snapshot().intercepts.length, 1, 'its intercepts kept');
 });
 
+t.test('a manager upgraded under the connection to another major.minor: disconnected, each intercept reported ended with the fix, no more retries', async (t) => {
+  const { s, clock } = await connectedOnFakeClock(t);
+  await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  // The upgrade: the manager pod is replaced (the channel breaks) by one of version 1.3.
+  const connects = s.connects;
+  s.manager.failRemain = () => s.connects === connects;
+  s.manager.version = '1.3.0';
+  clock.advance(s.manager.heartbeatSeconds * 1000);
+  await eventually(() => s.daemon.status().state === ConnectionState.DISCONNECTED, 5_000, 'the daemon to disconnect');
+  const status = s.daemon.status();
+  t.match(status.error, /^disconnected: the traffic-manager was replaced: this client is v1\.2\.3 but the traffic-manager is v1\.3\.0: .*run `kubectl telepresence install` with this v1\.2\.3 client .* or use a v1\.3\.x client/);
+  t.match(status.lostIntercepts, [{ name: 'echo', reason: /this client is v1\.2\.3 but the traffic-manager is v1\.3\.0/ }], 'the intercept is reported ended, with why');
+  t.strictSame(s.daemon.snapshot().intercepts, [], 'and no longer listed as ours');
+  const after = s.connects;
+  t.ok(after > connects, 'it did try the new manager');
+  clock.advance(RECOVERY_BACKOFF.maxMs * 2);
+  await flush();
+  t.equal(s.connects, after, 'and tries no more');
+});
+
 t.test('recovery retries back off up to a cap, and stop when the connection is closed', async (t) => {
   const clock = new FakeClock();
   const s = await daemonSetup('1.2.3', { clock });
@@ -96,7 +117,7 @@ t.test('a command waits for a recovery under way, but not for ever', async (t) =
     clientName: 'alice@laptop',
     installId: 'install-1',
     clock,
-    events: { changed: () => undefined, intercepts: () => undefined, localPortOf: () => undefined, arrivedAgain: async () => undefined, recoveryState: () => undefined },
+    events: { changed: () => undefined, intercepts: () => undefined, localPortOf: () => undefined, arrivedAgain: async () => undefined, recoveryState: () => undefined, incompatible: async () => undefined },
   });
   let finish = (): void => undefined;
   const session = {
@@ -141,7 +162,7 @@ t.test('a cluster error the manager sent is its answer: the call is not made aga
     clientName: 'alice@laptop',
     installId: 'install-1',
     clock: new FakeClock(),
-    events: { changed: () => undefined, intercepts: () => undefined, localPortOf: () => undefined, arrivedAgain: async () => undefined, recoveryState: () => undefined },
+    events: { changed: () => undefined, intercepts: () => undefined, localPortOf: () => undefined, arrivedAgain: async () => undefined, recoveryState: () => undefined, incompatible: async () => undefined },
   });
   const session = { conn: { manager: {} as ManagerClient }, info: { sessionId: 'sess-1' } as SessionInfo, closing: false, recovering: undefined } as unknown as Session;
   // As the daemon sees a failed prepare: a cluster TpError travels as UNAVAILABLE, with its metadata.

@@ -12,6 +12,8 @@
 #   coredns      tp-local/coredns:$COREDNS_VERSION  $TP_K8S_BIN/coredns, FROM scratch
 #   traffic-manager, agent-injector, traffic-agent   tp-local/<name>:<product version>
 #                the product's cluster images: cluster/dist/*.js (npm run build) on base-node
+#                ($TP_PRODUCT_DIR and $TP_PRODUCT_VERSION build them from another folder, tagged
+#                with another version)
 #
 # The images an image is built FROM are built first (so `build.sh echo` also makes the
 # bases). Each image is skipped when it already carries the hash of all its inputs in the
@@ -337,7 +339,9 @@ make_coredns() {
 # traffic-manager, agent-injector, traffic-agent: the product's cluster images, from the
 # bundles of `npm run build` (cluster/dist) and cluster/images/<program>.Dockerfile.
 
-product_ctx="$repo/cluster"
+# TP_PRODUCT_DIR: another folder laid out as cluster/ (images/ and dist/), e.g. a build of the
+# same source stamped with another version (TP_PRODUCT_VERSION, see images.sh).
+product_ctx="${TP_PRODUCT_DIR:-$repo/cluster}"
 product_program() {
   case "$1" in traffic-manager) echo manager ;; agent-injector) echo injector ;; traffic-agent) echo agent ;; esac
 }

@@ -6,7 +6,8 @@
 TP_IMAGE_NAMES=(base-debian base-node pause echo coredns traffic-manager agent-injector traffic-agent)
 
 # The product's version: the tag of its three cluster images.
-tp_product_version() { sed -n 's/^  "version": "\(.*\)",$/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../../../package.json" | head -n 1; }
+# TP_PRODUCT_VERSION tags the product's images with another version (a second build beside this one).
+tp_product_version() { [ -z "${TP_PRODUCT_VERSION:-}" ] || { echo "$TP_PRODUCT_VERSION"; return; }; sed -n 's/^  "version": "\(.*\)",$/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../../../package.json" | head -n 1; }
 
 # Short name -> image reference. Prints nothing and fails for an unknown name.
 tp_image_ref() {
