@@ -167,6 +167,27 @@ t.test('a PodDisruptionBudget that allows no eviction: asked for a while, then a
   await cli.ok(['leave', `guarded-${ns}`]);
 });
 
+t.test('a workload annotated for pre-injection has the agent from deploy time: its first intercept changes no pod, and it keeps the agent', async (t) => {
+  const early = echoDeployment(ns, 'early', 2) as { spec: { template: { metadata: { annotations?: Record<string, string> } } } };
+  early.spec.template.metadata.annotations = { 'telepresence.io/inject-traffic-agent': 'enabled' };
+  await kube.apply([early, clusterIpService(ns, 'early', 80)]);
+  await kube.kubectl(['-n', ns, 'rollout', 'status', 'deployment/early', '--timeout=120s'], { timeoutMs: 130_000 });
+  const deployed = await settled('early', 2, true);
+  t.pass('both pods have the agent as they are deployed');
+  const cm = await kube.json<{ data?: Record<string, string> }>(['-n', ns, 'get', 'configmap', 'telepresence-agents']);
+  t.ok(cm.data?.['early'], 'the injector wrote its entry');
+  const uids = deployed.map((p) => p.metadata.uid).sort();
+
+  const local = await startLocalEcho(t);
+  const intercepted = await cli.run(['intercept', 'early', '--port', `${local.port}:http`], 300_000);
+  t.equal(intercepted.exitCode, 0, `intercept: ${intercepted.stderr}`);
+  t.notMatch(intercepted.stderr, /replacing its pods|evicted|rollout/, 'nothing is restarted');
+  await answeredOnlyBy(kube, ns, 'client', `http://early.${ns}/`, local.host);
+  t.strictSame((await livePods('early')).map((p) => p.metadata.uid).sort(), uids, 'the very same pods serve the intercept');
+  await cli.ok(['leave', `early-${ns}`]);
+  t.strictSame((await settled('early', 2, true)).map((p) => p.metadata.uid).sort(), uids, 'and keep their agent after leave');
+});
+
 t.test('one replica: rolled out, so it answers throughout; the rollout is said', async (t) => {
   const local = await startLocalEcho(t);
   const asking = keepAsking(kube, ns, 'client', `http://shop.${ns}/`);

@@ -13,6 +13,7 @@ export interface Condition {
 export interface ObjectMeta {
   readonly name: string;
   readonly namespace?: string;
+  readonly uid?: string;
   readonly labels?: Readonly<Record<string, string>>;
   readonly deletionTimestamp?: string;
 }
