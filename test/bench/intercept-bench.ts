@@ -41,12 +41,15 @@
  *                    (test/cluster/registry.sh), the images pushed by scripts/push-images.sh,
  *                    `install --registry`, and the agent image removed from the nodes before each
  *                    run; against the cold intercept with the image side-loaded, same run
+ *   evicted          a copy of the app with two replicas: its cold intercept, whose agent comes by
+ *                    evicting one pod after the other (the Deployment stays unchanged, checked by
+ *                    its generation), against its own bare rollout restart in the same run
  *   agent memory     VmRSS of the traffic-agent process while idle: as it starts, and after the
  *                    traffic of the other parts, and TP_BENCH_MEMORY_MB more through an intercept
  *                    without the throughput figures, right after and 10 s later; and a bare
  *                    `node` in the same container
  *
- * TP_BENCH_PARTS picks parts by name (comma-separated: connect, cold, pulled, warm, trips,
+ * TP_BENCH_PARTS picks parts by name (comma-separated: connect, cold, pulled, evicted, warm, trips,
  * personal, relayed, concurrency, memory); the others are skipped. `pulled` needs `cold` (its
  * baseline).
  */
@@ -68,7 +71,7 @@ import { createRestrictedUser } from '../src/restricted-user.js';
 import { createTelepresenceCli } from '../src/telepresence-cli.js';
 
 /** The parts of the benchmark, in the order they run; TP_BENCH_PARTS picks some (all by default). */
-const ALL_PARTS = ['connect', 'cold', 'pulled', 'warm', 'trips', 'personal', 'relayed', 'concurrency', 'memory'] as const;
+const ALL_PARTS = ['connect', 'cold', 'pulled', 'evicted', 'warm', 'trips', 'personal', 'relayed', 'concurrency', 'memory'] as const;
 type Part = (typeof ALL_PARTS)[number];
 const PARTS = partsFromEnv('TP_BENCH_PARTS');
 const want = (part: Part): boolean => PARTS.has(part);
@@ -843,6 +846,63 @@ async function main(): Promise<void> {
         await cli.ok(['intercept', app, '--mount=false', '--port', `${localPort}:http`], 300_000);
         await leaveGlobal();
       }
+    }
+
+    if (routed && want('evicted')) {
+      // The same app with two replicas: its agent comes by eviction, one pod after the other,
+      // against the same workload's bare rollout restart (maxSurge 1: also one pod at a time).
+      const pair = `${app}-pair`;
+      const pairObjects = (await kube.json<{ spec: object }>(['-n', ns, 'get', 'deployment', app])).spec as { replicas?: number; selector: object; template: { metadata: { labels: Record<string, string> } } };
+      progress(`workload ${pair} (two replicas): bare rollout restart and cold intercept by eviction x${RUNS.cold}`);
+      await kube.apply([
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: pair, namespace: ns },
+          spec: { ...pairObjects, replicas: 2, selector: { matchLabels: { app: pair } }, template: { ...pairObjects.template, metadata: { labels: { app: pair } } } },
+        },
+        { apiVersion: 'v1', kind: 'Service', metadata: { name: pair, namespace: ns }, spec: { selector: { app: pair }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } },
+      ]);
+      const pairRolledOut = () => kube.kubectl(['-n', ns, 'rollout', 'status', `deployment/${pair}`, '--timeout=180s'], { timeoutMs: 190_000 });
+      const pairPods = async (): Promise<Pod[]> => (await kube.json<List<Pod>>(['-n', ns, 'get', 'pods', '-l', `app=${pair}`])).items.filter((p) => p.metadata.deletionTimestamp === undefined);
+      await pairRolledOut();
+      const pairBase = `http://${(await kube.kubectl(['-n', ns, 'get', 'service', pair, '-o', 'jsonpath={.spec.clusterIP}'])).trim()}:80`;
+      await firstAnswerFrom(pairBase, 'app', 30_000);
+      const restarts: number[] = [];
+      for (let i = 0; i < RUNS.cold; i++) {
+        const t0 = performance.now();
+        const restartedAt = { spec: { template: { metadata: { annotations: { 'bench.telepresence-ts.dev/restarted': `${Date.now()}-${i}` } } } } };
+        await kube.kubectl(['-n', ns, 'patch', `deployment/${pair}`, '--type', 'merge', '-p', JSON.stringify(restartedAt)]);
+        await pairRolledOut();
+        const fresh = new Set((await pairPods()).map((p) => p.metadata.name));
+        restarts.push((await onlyAnsweredBy(`${pairBase}/host`, fresh)) - t0);
+      }
+      const generation = (await kube.kubectl(['-n', ns, 'get', 'deployment', pair, '-o', 'jsonpath={.metadata.generation}'])).trim();
+      const evicted: number[] = [];
+      for (let i = 0; i < RUNS.cold; i++) {
+        const t0 = performance.now();
+        const out = await cli.run(['intercept', pair, '--mount=false', '--port', `${localPort}:http`], 300_000);
+        if (out.exitCode !== 0 || !/evicted pod/.test(out.stderr)) throw new Error(`the intercept of ${pair} did not evict: ${out.stderr}`);
+        evicted.push((await firstAnswerFrom(pairBase, 'workstation', 60_000)) - t0);
+        await cli.ok(['leave', `${pair}-${ns}`]);
+        await firstAnswerFrom(pairBase, 'app', 30_000);
+        await cli.ok(['uninstall', '--agent', pair], 300_000);
+        await eventually(
+          async () => {
+            const pods = await pairPods();
+            if (pods.length !== 2 || pods.some((p) => (p.spec?.containers ?? []).some((c) => c.name === 'traffic-agent'))) throw new Error('a pod still carries the agent');
+          },
+          { timeoutMs: 120_000, intervalMs: 250, what: 'the agent removed' },
+        );
+      }
+      const after = (await kube.kubectl(['-n', ns, 'get', 'deployment', pair, '-o', 'jsonpath={.metadata.generation}'])).trim();
+      if (after !== generation) throw new Error(`the Deployment's generation moved from ${generation} to ${after}: it was changed`);
+      const overhead = median(evicted) - median(restarts);
+      record('two replicas: bare rollout restart, until only restarted pods answer, median', s(median(restarts)));
+      record('two replicas: cold intercept by eviction (Deployment unchanged), median', s(median(evicted)));
+      record('two replicas: cold intercept by eviction, each', evicted.map(s).join(' / '));
+      record('two replicas: cold intercept overhead by eviction (cold - restart)', s(overhead), '<= 1 s', overhead <= 1000);
+      await kube.kubectl(['-n', ns, 'delete', 'deployment,service', pair, '--wait=true'], { timeoutMs: 120_000 });
     }
 
     if (!injected && want('memory')) {
