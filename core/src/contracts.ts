@@ -213,6 +213,21 @@ export const ROUTING_PROBE_REQUEST = 'telepresence-ts routing probe\n';
 export const ENV_PREPARE_TIMEOUT_SECONDS = 'TP_PREPARE_TIMEOUT_SECONDS';
 
 /**
+ * The traffic-manager image's argument for its one-shot mode (`node manager.js remove-agents`,
+ * the Helm chart's pre-delete hook): remove every agent configuration, wait for the pods with an
+ * agent to go, exit. Without an argument the image serves.
+ */
+export const MANAGER_REMOVE_AGENTS_MODE = 'remove-agents';
+
+/**
+ * How long that mode waits, at most, for the pods with an agent to go: the running
+ * traffic-manager evicts them one after another, each once its replacement is ready, which takes
+ * a workload of a few replicas well under two minutes (as a prepare's rollout, also 120 s).
+ * The chart's hook Job gets a deadline a little above it.
+ */
+export const REMOVE_AGENTS_WAIT_SECONDS = 120;
+
+/**
  * On every object `install` creates: the manager namespace it belongs to, so that
  * `uninstall --everything` removes one installation and leaves another (in another namespace) alone.
  */

@@ -2,8 +2,9 @@
  * The Helm chart in cluster/chart/: it is what the generator makes now, helm 4 and helm 3 lint it,
  * and `helm template` renders exactly the objects `install` applies for the same options (only the
  * certificates, made at render time, differ), with a certificate the injector can serve and the
- * API server can trust. Bad values fail with a message naming them. Needs Go (helm is built from
- * the Go module proxy, once); no cluster.
+ * API server can trust, plus one object of its own: the pre-delete hook that removes the agents
+ * before `helm uninstall` deletes the rest. Bad values fail with a message naming them. Needs Go
+ * (helm is built from the Go module proxy, once); no cluster.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,17 +12,18 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
-import { defaultImages, neverInjectedSelected, parseWebhookFailurePolicy, parseWebhookTimeout, RESOURCE_NAMES } from '@telepresence-ts/core';
+import { defaultImages, neverInjectedSelected, parseWebhookFailurePolicy, parseWebhookTimeout, REMOVE_AGENTS_WAIT_SECONDS, RESOURCE_NAMES } from '@telepresence-ts/core';
 import { injectorDnsNames } from '@telepresence-ts/core/install-certs';
 import {
   baseManifests,
   injectorDeployment,
   injectorTlsSecret,
+  installLabels,
   managerDeployment,
   webhookConfiguration,
   type InstallOptions,
 } from '@telepresence-ts/core/install-manifests';
-import { chartFiles, TLS_NOT_AFTER_ANNOTATION } from '../../cluster/src/chart/chart-gen.js';
+import { chartFiles, REMOVE_AGENTS_HOOK_DEADLINE_SECONDS, TLS_NOT_AFTER_ANNOTATION } from '../../cluster/src/chart/chart-gen.js';
 import { processRunner } from '../src/process-runner.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -40,6 +42,49 @@ function installObjects(o: InstallOptions): Map<string, Obj> {
   const tls = { caCert: 'CA', cert: 'CERT', key: 'KEY' };
   const objs = [...baseManifests(o), injectorTlsSecret(o, tls), managerDeployment(o), injectorDeployment(o), webhookConfiguration(o, tls.caCert)];
   return new Map(objs.map((obj) => [keyOf(obj as Obj), JSON.parse(JSON.stringify(obj)) as Obj]));
+}
+
+const HOOK = 'traffic-manager-remove-agents';
+
+/**
+ * The one object the chart has and install has not: the pre-delete hook Job that runs the
+ * traffic-manager image's `remove-agents` mode (install's `uninstall --everything` removes the
+ * agents itself). It is written out here as it must be, rather than taken from the generator.
+ */
+function chartOnlyObjects(o: InstallOptions): Map<string, Obj> {
+  const labels = installLabels(o.namespace, HOOK);
+  const hook = {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: HOOK,
+      namespace: o.namespace,
+      labels,
+      annotations: { 'helm.sh/hook': 'pre-delete', 'helm.sh/hook-weight': '0', 'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded' },
+    },
+    spec: {
+      backoffLimit: 0,
+      activeDeadlineSeconds: REMOVE_AGENTS_HOOK_DEADLINE_SECONDS,
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: RESOURCE_NAMES.manager,
+          restartPolicy: 'Never',
+          containers: [
+            { name: HOOK, image: o.managerImage, args: ['remove-agents'], imagePullPolicy: 'IfNotPresent', ...(o.managerResources === undefined ? {} : { resources: o.managerResources }) },
+          ],
+          ...(o.nodeSelector === undefined ? {} : { nodeSelector: o.nodeSelector }),
+          ...(o.tolerations === undefined ? {} : { tolerations: o.tolerations }),
+        },
+      },
+    },
+  };
+  return new Map([[keyOf(hook), JSON.parse(JSON.stringify(hook)) as Obj]]);
+}
+
+/** What `helm template` renders for these options: install's objects and the chart's own. */
+function chartObjects(o: InstallOptions): Map<string, Obj> {
+  return new Map([...installObjects(o), ...chartOnlyObjects(o)]);
 }
 
 interface Render {
@@ -171,7 +216,7 @@ for (const helm of helms) {
     t.test("default values render install's objects, all but the namespace, which helm install --create-namespace makes", async (t) => {
       const r = await helmTemplate(helm, []);
       t.equal(r.exitCode, 0, r.stderr);
-      const want = installObjects(installDefaults);
+      const want = chartObjects(installDefaults);
       want.delete(`Namespace//${NAMESPACE}`);
       sameObjects(t, r.objects, want);
     });
@@ -179,13 +224,13 @@ for (const helm of helms) {
     t.test("createNamespace=true renders install's namespace too, for tools that apply the rendered objects", async (t) => {
       const r = await helmTemplate(helm, ['--set', 'createNamespace=true']);
       t.equal(r.exitCode, 0, r.stderr);
-      sameObjects(t, r.objects, installObjects(installDefaults));
+      sameObjects(t, r.objects, chartObjects(installDefaults));
     });
 
     t.test("other values render install's objects for the same options", async (t) => {
       const r = await helmTemplate(helm, ['--values', valuesFile('custom', custom)]);
       t.equal(r.exitCode, 0, r.stderr);
-      const want = installObjects(installCustom);
+      const want = chartObjects(installCustom);
       want.delete(`Namespace//${NAMESPACE}`);
       sameObjects(t, r.objects, want);
       const manager = r.objects.get(`Deployment/${NAMESPACE}/${RESOURCE_NAMES.manager}`) as { spec: { template: { spec: { containers: Array<{ image: string }> } } } } | undefined;
@@ -196,6 +241,43 @@ for (const helm of helms) {
         timeoutSeconds: 10,
         namespaceSelector: { matchLabels: { team: 'a' }, matchExpressions: [{ operator: 'NotIn', values: ['kube-system', NAMESPACE] }, { key: 'env', values: ['dev'] }] },
       }, 'the webhook settings and the namespace selector, which still leaves out kube-system and the release namespace');
+    });
+
+    t.test("the one object install has not: the pre-delete hook runs the traffic-manager's image and pod with remove-agents", async (t) => {
+      type PodTemplate = { spec: { template: { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> & { containers: Array<Record<string, unknown>> } } } };
+      const cases = [
+        { name: 'default values', args: [], image: installDefaults.managerImage, placement: {} },
+        {
+          name: 'other values',
+          args: ['--values', valuesFile('custom', custom)],
+          image: 'registry.example.com:5000/team/traffic-manager:1.2.3',
+          placement: { nodeSelector: custom.nodeSelector, tolerations: custom.tolerations },
+        },
+      ];
+      for (const c of cases) {
+        t.test(c.name, async (t) => {
+          const r = await helmTemplate(helm, c.args);
+          t.equal(r.exitCode, 0, r.stderr);
+          const installed = new Set(installObjects(installDefaults).keys());
+          t.strictSame([...r.objects.keys()].filter((k) => !installed.has(k)), [`Job/${NAMESPACE}/${HOOK}`], 'the hook Job and nothing else');
+          const job = r.objects.get(`Job/${NAMESPACE}/${HOOK}`) as (Obj & PodTemplate) | undefined;
+          const manager = r.objects.get(`Deployment/${NAMESPACE}/${RESOURCE_NAMES.manager}`) as (Obj & PodTemplate) | undefined;
+          const [hook] = job?.spec.template.spec.containers ?? [];
+          const [server] = manager?.spec.template.spec.containers ?? [];
+          t.match(job?.metadata?.annotations, { 'helm.sh/hook': 'pre-delete', 'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded' }, 'a pre-delete hook');
+          t.equal(hook?.['image'], c.image, 'the registry and tag name the image');
+          t.equal(hook?.['image'], server?.['image'], "the traffic-manager's image");
+          t.strictSame(hook?.['args'], ['remove-agents'], 'its remove-agents mode');
+          for (const field of ['resources', 'securityContext']) t.strictSame(hook?.[field], server?.[field], `the traffic-manager's container ${field}`);
+          for (const field of ['serviceAccountName', 'nodeSelector', 'tolerations', 'securityContext']) {
+            t.strictSame(job?.spec.template.spec[field], manager?.spec.template.spec[field], `the traffic-manager's pod ${field}`);
+          }
+          const placement = { nodeSelector: job?.spec.template.spec['nodeSelector'], tolerations: job?.spec.template.spec['tolerations'] };
+          t.strictSame(JSON.parse(JSON.stringify(placement)), c.placement, "the values' nodeSelector and tolerations");
+          t.not(job?.spec.template.metadata.labels['app.kubernetes.io/name'], RESOURCE_NAMES.manager, "the traffic-manager's Service does not select its pod");
+        });
+      }
+      t.ok(REMOVE_AGENTS_HOOK_DEADLINE_SECONDS > REMOVE_AGENTS_WAIT_SECONDS, `its deadline (${REMOVE_AGENTS_HOOK_DEADLINE_SECONDS} s) leaves the mode its whole wait (${REMOVE_AGENTS_WAIT_SECONDS} s)`);
     });
 
     t.test('the certificate: the injector Service\'s names, signed by the caBundle\'s CA', async (t) => {

@@ -10,16 +10,20 @@ import {
   IMAGE_NAMES,
   KEY_PREFIX,
   LABEL_SELECTOR_OPERATORS,
+  MANAGER_REMOVE_AGENTS_MODE,
   MIN_WEBHOOK_TIMEOUT_SECONDS,
+  REMOVE_AGENTS_WAIT_SECONDS,
   RESOURCE_NAMES,
   REGISTRY_PATTERN,
   WEBHOOK_FAILURE_POLICIES,
 } from '@telepresence-ts/core';
+import type { V1Job } from '@kubernetes/client-node';
 import { injectorDnsNames, VALIDITY_YEARS } from '@telepresence-ts/core/install-certs';
 import {
   baseManifests,
   injectorDeployment,
   injectorTlsSecret,
+  installLabels,
   managerDeployment,
   MAX_WEBHOOK_TIMEOUT_SECONDS,
   NAMESPACE_NAME_LABEL,
@@ -37,6 +41,16 @@ export const TLS_NOT_AFTER_ANNOTATION = `${KEY_PREFIX}tls-not-after`;
 
 /** New certificates are made on the upgrade that finds the old ones expiring within this many days. */
 export const TLS_RENEW_DAYS = 30;
+
+/** The pre-delete hook Job that removes the agents before `helm uninstall` deletes anything. */
+export const REMOVE_AGENTS_HOOK_NAME = `${RESOURCE_NAMES.manager}-${MANAGER_REMOVE_AGENTS_MODE}`;
+
+/**
+ * The hook Job's activeDeadlineSeconds: the mode's own wait, plus a minute for pulling the image,
+ * starting and removing the entries. The mode exits 0 when its wait runs out, so this only ends a
+ * pod that never started or hangs; it stays below `helm uninstall`'s default --timeout of 5 min.
+ */
+export const REMOVE_AGENTS_HOOK_DEADLINE_SECONDS = REMOVE_AGENTS_WAIT_SECONDS + 60;
 
 const TEMPLATE = Symbol('helm template');
 
@@ -263,6 +277,48 @@ function webhookTemplate(): string {
   ].join('\n');
 }
 
+/**
+ * The pre-delete hook (chart-only: `uninstall --everything` removes the agents through the
+ * traffic-manager itself): a Job that runs the traffic-manager image's `remove-agents` mode while
+ * the traffic-manager still runs and evicts. Its pod is the traffic-manager's pod (image,
+ * ServiceAccount, resources, securityContext, nodeSelector, tolerations) without what serves
+ * (ports, probe, environment), so the values that shape the one shape the other. Its labels name
+ * it apart: the traffic-manager's Service must not select it. A failed Job stays (for its log)
+ * until the next uninstall replaces it.
+ */
+function removeAgentsHook(): V1Job {
+  const template = managerDeployment(OPTIONS).spec?.template;
+  const [manager, ...others] = template?.spec?.containers ?? [];
+  if (template?.spec === undefined || manager === undefined || others.length > 0) throw new Error('the traffic-manager Deployment is not one container');
+  const { ports: _ports, readinessProbe: _probe, env: _env, name: _name, image, ...container } = manager;
+  const name = REMOVE_AGENTS_HOOK_NAME;
+  const labels = installLabels(NS, name);
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name,
+      namespace: NS,
+      labels,
+      annotations: {
+        'helm.sh/hook': 'pre-delete',
+        'helm.sh/hook-weight': '0',
+        // A Job from an earlier uninstall that failed is replaced; one that succeeded goes at once.
+        'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded',
+      },
+    },
+    spec: {
+      // One try: the mode ends its own wait; a second pod would only wait again.
+      backoffLimit: 0,
+      activeDeadlineSeconds: REMOVE_AGENTS_HOOK_DEADLINE_SECONDS,
+      template: {
+        metadata: { labels },
+        spec: { ...template.spec, restartPolicy: 'Never', containers: [{ name, image, args: [MANAGER_REMOVE_AGENTS_MODE], ...container }] },
+      },
+    },
+  };
+}
+
 function valuesYaml(): string {
   return `# Values of the ${CHART_NAME} chart. Every default is what \`kubectl telepresence install\` applies.
 # The traffic-manager and the agent-injector go into the release namespace (helm's --namespace):
@@ -381,5 +437,6 @@ appVersion: ${JSON.stringify(version)}
       kind === 'namespace' ? `${GENERATED}\n{{- if .Values.createNamespace }}\n${body}{{- end }}\n` : `${GENERATED}\n${body}`;
   }
   files['templates/agent-injector-webhook.yaml'] = webhookTemplate();
+  files[`templates/job-${REMOVE_AGENTS_HOOK_NAME}.yaml`] = `${GENERATED}\n${toYamlTemplate(removeAgentsHook())}`;
   return files;
 }

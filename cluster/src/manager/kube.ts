@@ -34,6 +34,7 @@ import {
   type KubeWorkload,
 } from '../shared/kube-calls.js';
 import type { ClusterNetworkApi } from './cluster-info.js';
+import type { AgentRemovalApi } from './remove-agents.js';
 
 export type { CoreV1Event as KubeEvent, V1Pod as KubePod, V1Service as KubeService, KubeWorkload };
 
@@ -120,7 +121,7 @@ function selectorString(labels: Readonly<Record<string, string>>): string {
 }
 
 /** The adapter over a KubeConfig (in-cluster, or from KUBECONFIG for a local run). */
-export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi {
+export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi, AgentRemovalApi {
   readonly #core: CoreV1Api;
   readonly #apps: AppsV1Api;
   readonly #custom: CustomObjectsApi;
@@ -265,6 +266,23 @@ export class ClientNodeKubeApi implements KubeApi, ClusterNetworkApi {
       return (await this.#core.readNamespace({ name: namespace })).metadata?.labels ?? {};
     } catch {
       return {};
+    }
+  }
+
+  async namespaceAnnotations(namespace: string): Promise<Readonly<Record<string, string>>> {
+    try {
+      return (await this.#core.readNamespace({ name: namespace })).metadata?.annotations ?? {};
+    } catch (err: unknown) {
+      throw kubeError(err, `read namespace ${namespace}`);
+    }
+  }
+
+  async listPodsWithLabels(labels: Readonly<Record<string, string>>): Promise<V1Pod[]> {
+    const labelSelector = selectorString(labels);
+    try {
+      return (await this.#core.listPodForAllNamespaces({ labelSelector })).items;
+    } catch (err: unknown) {
+      throw kubeError(err, `list the pods labelled ${labelSelector}`);
     }
   }
 

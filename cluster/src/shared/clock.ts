@@ -18,3 +18,16 @@ export const systemClock: Clock = {
     return () => clearTimeout(handle);
   },
 };
+
+/**
+ * The real clock for a program that runs once and exits (the traffic-manager's `remove-agents`
+ * mode): its timers hold the process, since while it waits nothing else may be pending, and an
+ * unref'd timer would let Node end the process in the middle of the wait.
+ */
+export const holdingClock: Clock = {
+  now: () => Date.now(),
+  setTimer(ms, fn) {
+    const handle = setTimeout(fn, ms);
+    return () => clearTimeout(handle);
+  },
+};

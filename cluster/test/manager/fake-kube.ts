@@ -1,10 +1,11 @@
 /** An in-memory KubeApi for the manager's tests: it records what it is asked to change. */
 import type { AgentsConfigMapEvent, EvictionResult, KubeApi, KubeEvent, KubePod, KubeService, KubeWorkload, PodEvent, StopWatch, WorkloadRefKey } from '../../src/manager/kube.js';
+import type { AgentRemovalApi } from '../../src/manager/remove-agents.js';
 import type { WorkloadKind } from '@telepresence-ts/core/agent-config';
 
 const key = (ref: { kind: string; namespace: string; name: string }): string => `${ref.namespace}/${ref.kind}/${ref.name}`;
 
-export class FakeKube implements KubeApi {
+export class FakeKube implements KubeApi, AgentRemovalApi {
   readonly workloads: KubeWorkload[] = [];
   readonly services: KubeService[] = [];
   readonly maps = new Map<string, Record<string, string>>();
@@ -13,6 +14,8 @@ export class FakeKube implements KubeApi {
   readonly events: KubeEvent[] = [];
   /** Labels of namespaces (Pod Security levels); none unless a test sets them. */
   readonly namespaceLabelsOf = new Map<string, Record<string, string>>();
+  /** Annotations of namespaces; none unless a test sets them. */
+  readonly namespaceAnnotationsOf = new Map<string, Record<string, string>>();
   /** Calls that change something, in order: "restart ns/Kind/name", "delete-pod ns/name", "evict ns/name", "apply ns/name", "remove ns/name". */
   readonly calls: string[] = [];
   /**
@@ -96,6 +99,15 @@ export class FakeKube implements KubeApi {
     return this.namespaceLabelsOf.get(namespace) ?? {};
   }
 
+  async namespaceAnnotations(namespace: string): Promise<Readonly<Record<string, string>>> {
+    return this.namespaceAnnotationsOf.get(namespace) ?? {};
+  }
+
+  /** The pods of every workload that have every label of `labels`. */
+  async listPodsWithLabels(labels: Readonly<Record<string, string>>): Promise<KubePod[]> {
+    return [...this.pods.values()].flat().filter((p) => Object.entries(labels).every(([k, v]) => p.metadata?.labels?.[k] === v));
+  }
+
   async listEvents(namespace: string, involvedName?: string): Promise<KubeEvent[]> {
     return this.events.filter((e) => e.involvedObject.namespace === namespace && (involvedName === undefined || e.involvedObject.name === involvedName));
   }
@@ -140,6 +152,8 @@ export interface PodOptions {
   deleting?: boolean;
   created?: Date;
   labels?: Record<string, string>;
+  /** Annotations besides the hash's. */
+  annotations?: Record<string, string>;
 }
 
 /** A pod of a test workload. */
@@ -150,7 +164,7 @@ export function pod(name: string, o: PodOptions = {}, namespace = 'default'): Ku
       name,
       namespace,
       ...(o.labels === undefined ? {} : { labels: o.labels }),
-      annotations: o.hash === undefined ? {} : { 'telepresence.io/agent-config-hash': o.hash },
+      annotations: { ...o.annotations, ...(o.hash === undefined ? {} : { 'telepresence.io/agent-config-hash': o.hash }) },
       creationTimestamp: o.created,
       deletionTimestamp: o.deleting === true ? new Date() : undefined,
     },

@@ -295,3 +295,18 @@ t.test('a watch stopped while its list is under way delivers nothing and leaves 
   await eventually(() => server.watching() === 0);
   t.equal(events.length, 0, 'the listed map is not reported after stop');
 });
+
+t.test('the pods with a label are listed in every namespace at once (remove-agents waits on this list)', async (t) => {
+  const server = await fakeApiServer(t);
+  server.pod('ADDED', 'apps', 'web-1', { app: 'web', 'telepresence.io/agent-injected': 'true' });
+  server.pod('ADDED', 'shop', 'api-1', { app: 'api', 'telepresence.io/agent-injected': 'true' });
+  server.pod('ADDED', 'shop', 'db-1', { app: 'db' });
+  const kube = new ClientNodeKubeApi(server.kc, () => undefined, FAST);
+  const pods = await kube.listPodsWithLabels({ 'telepresence.io/agent-injected': 'true' });
+  t.strictSame(pods.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`).sort(), ['apps/web-1', 'shop/api-1']);
+  t.strictSame(
+    server.requests.map((u) => `${u.pathname}?${u.searchParams.get('labelSelector')}`),
+    ['/api/v1/pods?telepresence.io/agent-injected=true'],
+    'one list, of every namespace, selected on the server',
+  );
+});
