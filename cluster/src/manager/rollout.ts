@@ -132,6 +132,7 @@ class PodReplacement {
   #candidates: Set<string> | undefined;
   #wake: (() => void) | undefined;
   #stopped = false;
+  #finished = false;
   readonly done: Promise<void>;
 
   constructor(
@@ -144,6 +145,11 @@ class PodReplacement {
     this.done = this.#run().catch((err: unknown) =>
       deps.log.error('replacing pods failed', { workload: `${ref.namespace}/${nameOf(ref)}`, error: err instanceof Error ? err.message : String(err) }),
     );
+  }
+
+  /** True once it has stopped looking at the pods: a change after that needs a new replacement. */
+  get finished(): boolean {
+    return this.#finished;
   }
 
   /** What is wanted changed while this runs: look at the pods afresh. */
@@ -185,6 +191,8 @@ class PodReplacement {
         if (workload === undefined) return;
         const wanted = this.#wanted;
         const pods = (await kube.listWorkloadPods(ref)).filter(isLivePod);
+        // What is wanted changed while the pods were listed: look again, for the new target.
+        if (this.#wanted !== wanted) continue;
         if (this.#candidates === undefined) {
           this.#candidates = new Set(pods.map(podName));
           evicted = 0;
@@ -209,6 +217,7 @@ class PodReplacement {
           log.info('rolling out', { workload: workloadName, why: plan.why });
           this.notice(`restarting ${nameOf(ref)} by a rollout, which changes its pod template: ${plan.why}`);
           await restartWorkload(kube, clock, ref);
+          if (this.#wanted !== wanted) continue;
           return;
         }
 
@@ -239,6 +248,7 @@ class PodReplacement {
                 `restarting ${nameOf(ref)} by a rollout instead, which sets the annotation ${ANNOTATIONS.restartedAt} on its pod template`,
             );
             await restartWorkload(kube, clock, ref);
+            if (this.#wanted !== wanted) continue;
             return;
           }
           await this.#changed();
@@ -253,6 +263,8 @@ class PodReplacement {
         }
       }
     } finally {
+      // At once, as the run returns: a change from now on starts a new replacement.
+      this.#finished = true;
       stopWatch();
     }
   }
@@ -337,7 +349,7 @@ export class AgentConfigWatcher {
   #replace(ref: WorkloadRefKey, wanted: Wanted): void {
     const key = keyOf(ref);
     const running = this.#replacements.get(key);
-    if (running !== undefined) {
+    if (running !== undefined && !running.finished) {
       running.retarget(wanted);
       return;
     }

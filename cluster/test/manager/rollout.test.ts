@@ -138,6 +138,19 @@ t.test('a removed entry evicts the pods that still carry an agent', async (t) =>
   t.strictSame(kube.calls, ['remove default/web', 'evict default/web-0']);
 });
 
+t.test('a change that comes while the pods are being looked at is not lost', async (t) => {
+  const w = web('Deployment', 2);
+  const hash = agentConfigHash(config(w));
+  const { kube, watcher, replaceWith } = setup(w, [podOf('web-0', { agent: true, hash }), podOf('web-1', { agent: true, hash })]);
+  replaceWith({});
+  // Written and removed at once: the replacement for the entry is still listing pods (nothing to
+  // do for it) when the removal redirects it.
+  await kube.applyAgentConfig('default', 'web', serializeAgentConfig(config(w)));
+  await kube.removeAgentConfig('default', 'web');
+  await watcher.idle();
+  t.strictSame(kube.calls, ['apply default/web', 'remove default/web', 'evict default/web-0', 'evict default/web-1'], 'the removal evicts the pods with the agent');
+});
+
 t.test('a new pod without the agent is not evicted: the webhook did not inject it, and its replacement would not have it either', async (t) => {
   const w = web('Deployment', 2);
   const hash = agentConfigHash(config(w));
