@@ -151,6 +151,9 @@ export class DebugIntegration {
       containerName: port?.containerName ?? '',
       localPort,
       headers: parseHeaders(options.headers ?? ''),
+      httpPathPrefix: '',
+      httpMethods: [],
+      mode: '',
     };
     return this.#deps.host.withProgress(`Intercepting ${options.workload}`, (report) => session.intercept(spec, report));
   }

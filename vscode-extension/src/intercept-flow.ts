@@ -84,6 +84,9 @@ export async function askInterceptSpec(host: Host, w: WorkloadView, given: Inter
     containerName: port.containerName,
     localPort: Number(local.trim()),
     headers: parseHeaders(headerText),
+    httpPathPrefix: '',
+    httpMethods: [],
+    mode: '',
   };
 }
 

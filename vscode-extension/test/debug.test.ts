@@ -35,7 +35,7 @@ t.test('a configuration without "telepresence" passes through untouched', async 
 t.test('"workload" intercepts it on its container port and injects its environment', async (t) => {
   const { debug, daemon, host } = await setup();
   const resolved = await debug.resolve({ ...RUN, env: { OWN: 'mine', GREETING: 'overridden' }, telepresence: { workload: 'web' } });
-  t.match(daemon.specs, [{ workloadName: 'web', namespace: 'shop', servicePort: '', serviceName: 'web', containerName: 'app', localPort: 8080, headers: [] }]);
+  t.match(daemon.specs, [{ workloadName: 'web', namespace: 'shop', servicePort: '', serviceName: 'web', containerName: 'app', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' }]);
   t.same(resolved['env'], { GREETING: 'overridden', TELEPRESENCE_INTERCEPT_ID: 'session-1:web-shop', TELEPRESENCE_CONTAINER: 'app', OWN: 'mine' }, "the configuration's own env wins");
   t.equal(resolved[INTERCEPT_MARKER], 'web-shop');
   t.equal(host.progress[0]?.title, 'Intercepting web');

@@ -62,6 +62,9 @@ t.test('one port: asks only the local port and headers', async (t) => {
     containerName: 'app',
     localPort: 8081,
     headers: [{ name: 'x-user', value: 'alice' }],
+    httpPathPrefix: '',
+    httpMethods: [],
+    mode: '',
   });
 });
 
@@ -117,7 +120,7 @@ t.test('interceptedMessage names the service port, the local port and the header
     message: '',
     createdAt: 0,
   };
-  const spec = { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] };
+  const spec = { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' };
   t.equal(interceptedMessage({ ...base, spec }), 'Intercepted web: web:80 → localhost:8080');
   t.equal(interceptedMessage({ ...base, spec: { ...spec, headers: [{ name: 'x-user', value: 'a' }] } }), 'Intercepted web: web:80 → localhost:8080 (requests with x-user=a)');
   t.equal(

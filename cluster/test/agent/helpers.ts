@@ -144,6 +144,9 @@ export function intercept(id: string, agentPort: number, extra: Partial<Intercep
       containerName: '',
       localPort: 8080,
       headers: [],
+      httpPathPrefix: '',
+      httpMethods: [],
+      mode: '',
     },
     target: {
       serviceName: 'echo',

@@ -31,6 +31,9 @@ const spec = (over: Record<string, unknown> = {}) => ({
   containerName: '',
   localPort: 3000,
   headers: [],
+  httpPathPrefix: '',
+  httpMethods: [],
+  mode: '',
   ...over,
 });
 const web = workload('web', [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }, { name: 'grpc', containerPort: 9090 }] }]);

@@ -29,6 +29,9 @@ const spec = (over: Record<string, unknown> = {}) => ({
   containerName: '',
   localPort: 3000,
   headers: [],
+  httpPathPrefix: '',
+  httpMethods: [],
+  mode: '',
   ...over,
 });
 

@@ -33,6 +33,9 @@ function spec(over: Partial<InterceptSpec> = {}): InterceptSpec {
     containerName: 'app',
     localPort: 8080,
     headers: [],
+    httpPathPrefix: '',
+    httpMethods: [],
+    mode: '',
     ...over,
   };
 }

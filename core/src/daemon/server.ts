@@ -47,7 +47,7 @@ export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, o
       const { spec, mount, mountPoint, envFile, envJson, mountAllowOther } = call.request;
       daemon
         .intercept(
-          spec ?? { name: '', namespace: '', workloadName: '', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 0, headers: [] },
+          spec ?? { name: '', namespace: '', workloadName: '', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 0, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' },
           (line) => call.write({ progress: line, remote: undefined }),
           { mount, mountPoint, envFile, envJson, mountAllowOther },
         )

@@ -41,7 +41,7 @@ function agent(tunnelPort: number, podName = 'web-1'): AgentInfo {
 function ours(id: string, localPort: number): InterceptInfo {
   return {
     id,
-    spec: { name: 'web', namespace: 'default', workloadName: 'web', workloadKind: 'Deployment', serviceName: '', servicePort: '', containerName: '', localPort, headers: [] },
+    spec: { name: 'web', namespace: 'default', workloadName: 'web', workloadKind: 'Deployment', serviceName: '', servicePort: '', containerName: '', localPort, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' },
     target: undefined,
     clientSessionId: 'session-1',
     clientName: 'alice@laptop',

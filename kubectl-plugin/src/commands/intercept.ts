@@ -71,6 +71,9 @@ export function buildSpec(argv: InterceptArgs): InterceptSpec {
     containerName: argv.container ?? '',
     localPort,
     headers,
+    httpPathPrefix: '',
+    httpMethods: [],
+    mode: '',
   };
 }
 

@@ -26,7 +26,7 @@ for (const c of ports) {
 
 t.test('flags become the spec', (t) => {
   const spec = buildSpec({ workload: 'echo', port: '9000:grpc', service: 'echo-svc', container: 'app', name: 'mine', namespace: 'apps', context: undefined, kubeconfig: undefined, output: 'text' });
-  t.strictSame(spec, { name: 'mine', namespace: 'apps', workloadName: 'echo', workloadKind: '', serviceName: 'echo-svc', servicePort: 'grpc', containerName: 'app', localPort: 9000, headers: [] });
+  t.strictSame(spec, { name: 'mine', namespace: 'apps', workloadName: 'echo', workloadKind: '', serviceName: 'echo-svc', servicePort: 'grpc', containerName: 'app', localPort: 9000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' });
   t.end();
 });
 
@@ -54,7 +54,7 @@ t.test('intercept: no such note when something listens', async (t) => {
 });
 
 t.test('an intercept whose container port other Service ports lead to says it takes theirs too', (t) => {
-  const info = interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: 'Deployment', serviceName: 'echo', servicePort: 'http', containerName: '', localPort: 8080, headers: [] });
+  const info = interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: 'Deployment', serviceName: 'echo', servicePort: 'http', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' });
   const text = formatInterceptText({ ...info, target: { ...info.target!, sharedWith: ['echo-lb:8080', 'echo-lb:alt'] } });
   t.match(text, /\n {3}Service port {3}: echo:http \(80\)\n {3}Also takes {5}: echo-lb:8080, echo-lb:alt \(the same container port\)\n {3}Container {6}: echo:8080\n/);
   t.notMatch(formatInterceptText(info), /Also takes/, 'nothing when no other port shares it');
@@ -81,7 +81,7 @@ t.test('--port is required', async (t) => {
 });
 
 t.test('an intercept without a resolved target prints no target lines', (t) => {
-  const text = formatInterceptText({ ...interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [] }), target: undefined });
+  const text = formatInterceptText({ ...interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' }), target: undefined });
   t.notMatch(text, /Service port|Container/);
   t.match(text, /Destination {4}: localhost:8080/);
   t.end();

@@ -202,6 +202,16 @@ export interface InterceptSpec {
   localPort: number;
   /** Empty for a global (TCP) intercept; otherwise all must match (personal HTTP intercept). */
   headers: HeaderMatch[];
+  /** Personal HTTP intercept: the start every request path it takes must have; empty for any. */
+  httpPathPrefix: string;
+  /** Personal HTTP intercept: the request methods it takes (upper case); empty for any. */
+  httpMethods: string[];
+  /**
+   * What the engagement does with the port's traffic: "" or "intercept" (it goes to the
+   * workstation), "wiretap" (a copy of it goes there), "ingest" (none: environment and volumes
+   * only), "replace" (the container stops in the cluster and all its ports go to the workstation).
+   */
+  mode: string;
 }
 
 /** The one connection between a service port and a container port that an intercept takes over. */
@@ -1379,6 +1389,9 @@ function createBaseInterceptSpec(): InterceptSpec {
     containerName: "",
     localPort: 0,
     headers: [],
+    httpPathPrefix: "",
+    httpMethods: [],
+    mode: "",
   };
 }
 
@@ -1410,6 +1423,15 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
     }
     for (const v of message.headers) {
       HeaderMatch.encode(v!, writer.uint32(74).fork()).join();
+    }
+    if (message.httpPathPrefix !== "") {
+      writer.uint32(82).string(message.httpPathPrefix);
+    }
+    for (const v of message.httpMethods) {
+      writer.uint32(90).string(v!);
+    }
+    if (message.mode !== "") {
+      writer.uint32(98).string(message.mode);
     }
     return writer;
   },
@@ -1499,6 +1521,30 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
             message.headers.push(HeaderMatch.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.httpPathPrefix = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.httpMethods.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1548,6 +1594,17 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
       headers: globalThis.Array.isArray(object?.headers)
         ? object.headers.map((e: any) => HeaderMatch.fromJSON(e))
         : [],
+      httpPathPrefix: isSet(object.httpPathPrefix)
+        ? globalThis.String(object.httpPathPrefix)
+        : isSet(object.http_path_prefix)
+        ? globalThis.String(object.http_path_prefix)
+        : "",
+      httpMethods: globalThis.Array.isArray(object?.httpMethods)
+        ? object.httpMethods.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.http_methods)
+        ? object.http_methods.map((e: any) => globalThis.String(e))
+        : [],
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
     };
   },
 
@@ -1580,6 +1637,15 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
     if (message.headers?.length) {
       obj.headers = message.headers.map((e) => HeaderMatch.toJSON(e));
     }
+    if (message.httpPathPrefix !== "") {
+      obj.httpPathPrefix = message.httpPathPrefix;
+    }
+    if (message.httpMethods?.length) {
+      obj.httpMethods = message.httpMethods;
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
     return obj;
   },
 
@@ -1597,6 +1663,9 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
     message.containerName = object.containerName ?? "";
     message.localPort = object.localPort ?? 0;
     message.headers = object.headers?.map((e) => HeaderMatch.fromPartial(e)) || [];
+    message.httpPathPrefix = object.httpPathPrefix ?? "";
+    message.httpMethods = object.httpMethods?.map((e) => e) || [];
+    message.mode = object.mode ?? "";
     return message;
   },
 };
