@@ -182,6 +182,21 @@ t.teardown(async () => {
 // ---------------------------------------------------------------------------------------------
 // Not intercepted yet
 
+t.test('bad input: a malformed --http-path-prefix or --http-method is a one-line user error', async (t) => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['--http-path-prefix', 'api/', /it does not start with "\/"/],
+    ['--http-path-prefix', '/api?v=1', /it contains "\?"/],
+    ['--http-method', 'GET POST', /"GET POST" is not an HTTP method/],
+  ];
+  for (const [flag, value, problem] of cases) {
+    const r = await alice.run(['intercept', 'web', '--port', '9999:http', flag, value]);
+    t.equal(r.exitCode, 2, `${flag} ${value}: a user error`);
+    t.match(r.stderr, new RegExp(`^telepresence: invalid ${flag} "${value.replace(/[?]/g, '\\?')}": `), `${flag} ${value}: names the flag`);
+    t.match(r.stderr, problem, `${flag} ${value}: says what is wrong`);
+    t.match(r.stderr, new RegExp(`\\nhint: use ${flag} `), `${flag} ${value}: says what to type`);
+  }
+});
+
 t.test('bad input: a malformed --http-header is a one-line user error', async (t) => {
   for (const flag of ['x-user', '=alice', 'x user=alice']) {
     const r = await alice.run(['intercept', 'web', '--port', '9999:http', '--http-header', flag]);
@@ -288,7 +303,7 @@ t.test('conflicts: a global intercept, or the same headers again, name the holde
   t.match(global.stderr, /--http-header <name>=<value>/, 'suggests a personal intercept');
   const same = await bob.run(['intercept', 'web', '--port', '9997:http', '--name', 'web-bob2', '--http-header', 'X-USER=alice', '--mount', 'false']);
   t.equal(same.exitCode, 2, 'the same header set twice is a user error');
-  t.match(same.stderr, /already intercepted by \S+@\S+ \(a personal intercept with the same headers, x-user=alice/, 'names the holder and the shared headers');
+  t.match(same.stderr, /already intercepted by \S+@\S+ \(a personal intercept with the same filter, requests with x-user=alice/, 'names the holder and the shared headers');
 });
 
 t.test('leave: the developer\'s requests go back to the app, the other keeps his', async (t) => {
@@ -306,4 +321,162 @@ t.test('leave: the developer\'s requests go back to the app, the other keeps his
     return h;
   }, { timeoutMs: 20_000, intervalMs: 500, what: 'bob\'s requests answered by the app after he left' });
   t.match(host, /^web-/, 'with no intercept left, the app answers everything');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Two personal intercepts by path prefix and by method (no headers)
+
+/** A developer's HTTP server that records `<method> <target>` of each request it answers. */
+async function localRecorder(name: string): Promise<{ port: number; seen: string[] }> {
+  const seen: string[] = [];
+  const server: Server = createServer((req, res) => {
+    seen.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ host: name }));
+    });
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise<void>((ok) => server.close(() => ok()));
+  });
+  return { port: (server.address() as AddressInfo).port, seen };
+}
+
+/**
+ * Sends each `[method, path]` of `REQUESTS` (JSON in the environment) to `URL` from the client
+ * pod, in pairs over a keep-alive agent of two connections (so requests for different places
+ * share connections), a small body with each POST, PUT and DELETE; prints one JSON line:
+ * `{results: [{method, path, status, host}], errors}`. node:http sends the path as given
+ * (`//api/x` stays what it is; fetch would not).
+ */
+const FILTER_TRAFFIC_SCRIPT = String.raw`
+const http = require('node:http');
+const requests = JSON.parse(process.env.REQUESTS);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+const base = new URL(process.env.URL);
+const errors = [];
+const one = ([method, path]) => new Promise((resolve) => {
+  const body = method === 'GET' || method === 'HEAD' ? '' : 'x';
+  const req = http.request({ host: base.hostname, port: base.port || 80, method, path, agent, headers: body ? { 'content-length': body.length } : {} }, (res) => {
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (c) => (text += c));
+    res.on('end', () => {
+      let host = '';
+      try { host = JSON.parse(text).host; } catch (e) { host = 'unparsable: ' + text.slice(0, 80); }
+      resolve({ method, path, status: res.statusCode, host });
+    });
+  });
+  req.setTimeout(10000, () => req.destroy(new Error('no answer within 10 s')));
+  req.on('error', (e) => { errors.push(method + ' ' + path + ': ' + e.message); resolve({ method, path, status: 0, host: '' }); });
+  req.end(body);
+});
+(async () => {
+  const results = [];
+  for (let i = 0; i < requests.length; i += 2) results.push(...(await Promise.all(requests.slice(i, i + 2).map(one))));
+  agent.destroy();
+  console.log(JSON.stringify({ results, errors }));
+})();
+`;
+
+interface FilterTraffic {
+  results: Array<{ method: string; path: string; status: number; host: string }>;
+  errors: string[];
+}
+
+async function sendFilterTraffic(requests: ReadonlyArray<readonly [string, string]>): Promise<FilterTraffic> {
+  const out = await kube.kubectl(['-n', ns, 'exec', 'client', '--', 'env', `REQUESTS=${JSON.stringify(requests)}`, `URL=http://web.${ns}/`, 'node', '-e', FILTER_TRAFFIC_SCRIPT], {
+    timeoutMs: 90_000,
+  });
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as FilterTraffic;
+}
+
+let pathDev: { port: number; seen: string[] };
+let methodDev: { port: number; seen: string[] };
+
+t.test('two developers intercept the same port, one by path prefix, one by method', async (t) => {
+  pathDev = await localRecorder('paths');
+  methodDev = await localRecorder('methods');
+  const first = await alice.ok(['intercept', 'web', '--port', `${pathDev.port}:http`, '--http-path-prefix', '/api/', '--name', 'web-paths', '--mount', 'false'], 300_000);
+  t.match(first, /Requests {7}: to \/api\/ \(personal intercept\)/, `a path prefix alone makes a personal intercept:\n${first}`);
+  const second = await bob.ok(['intercept', 'web', '--port', `${methodDev.port}:http`, '--http-method', 'post', '--http-method', 'DELETE', '--name', 'web-methods', '--mount', 'false'], 300_000);
+  t.match(second, /Requests {7}: with POST or DELETE \(personal intercept\)/, `methods alone make a personal intercept:\n${second}`);
+  // The agent learns of the intercepts from the manager's next snapshot.
+  await eventually(async () => {
+    const probe = await sendFilterTraffic([
+      ['GET', '/api/probe'],
+      ['POST', '/probe'],
+    ]);
+    const hosts = probe.results.map((r) => r.host).join(',');
+    if (hosts !== 'paths,methods') throw new Error(`answered by ${hosts} ${probe.errors.join('; ')}`);
+  }, { timeoutMs: 30_000, intervalMs: 500, what: 'a request to /api/ answered by the path intercept and a POST by the method one' });
+});
+
+t.test('requests by path and by method: each reaches the right one, none misrouted, the rest reach the app', async (t) => {
+  pathDev.seen.splice(0);
+  methodDev.seen.splice(0);
+  const kinds: ReadonlyArray<readonly [string, string]> = [
+    ['GET', '/api/users'],
+    ['GET', '/'],
+    ['POST', '/orders'],
+    ['GET', '/api/users?page=2'],
+    ['PUT', '/orders/1'],
+    ['DELETE', '/orders/1'],
+    // A prefix beats methods alone (the longer prefix is the more specific): a POST to /api/ is the path intercept's.
+    ['POST', '/api/orders'],
+    ['GET', '/web?next=/api/'],
+    ['GET', '/apix'],
+    ['GET', '//api/users'],
+  ];
+  const requests = Array.from({ length: 60 }, (_, i) => kinds[i % kinds.length]!);
+  const expected = ([method, path]: readonly [string, string]): string =>
+    path.split('?')[0]!.startsWith('/api/') ? 'paths' : method === 'POST' || method === 'DELETE' ? 'methods' : 'app';
+  const { results, errors } = await sendFilterTraffic(requests);
+  t.strictSame(errors, [], 'no request failed');
+  t.equal(results.length, requests.length, 'every request answered');
+  const misrouted = results.filter((r) => {
+    const want = expected([r.method, r.path]);
+    return r.status !== 200 || (want === 'app' ? !r.host.startsWith('web-') : r.host !== want);
+  });
+  t.strictSame(misrouted, [], 'no request misrouted');
+  const count = (want: string) => requests.filter((r) => expected(r) === want).length;
+  t.equal(results.filter((r) => r.host === 'paths').length, count('paths'), 'the path intercept answered the requests to /api/');
+  t.equal(results.filter((r) => r.host === 'methods').length, count('methods'), 'the method intercept answered the other POSTs and DELETEs');
+  t.equal(results.filter((r) => r.host.startsWith('web-')).length, count('app'), 'the app answered the rest');
+  t.strictSame(
+    pathDev.seen,
+    requests.filter((r) => expected(r) === 'paths').map(([m, p]) => `${m} ${p}`),
+    'the path developer\'s server saw exactly those requests, in order',
+  );
+  t.strictSame(
+    methodDev.seen,
+    requests.filter((r) => expected(r) === 'methods').map(([m, p]) => `${m} ${p}`),
+    'the method developer\'s server saw exactly those',
+  );
+});
+
+t.test('list shows the filters; the same filter again is a conflict that names the holder', async (t) => {
+  const text = await bob.ok(['list']);
+  t.match(text, /web-paths by \S+@\S+ \[\/api\/\*\]/, `list text:\n${text}`);
+  t.match(text, /web-methods by \S+@\S+ \[POST,DELETE\]/, `list text:\n${text}`);
+  const same = await bob.run(['intercept', 'web', '--port', '9996:http', '--http-path-prefix', '/api/', '--name', 'web-paths2', '--mount', 'false']);
+  t.equal(same.exitCode, 2, 'the same path prefix twice is a user error');
+  t.match(same.stderr, /already intercepted by \S+@\S+ \(a personal intercept with the same filter, requests to \/api\/, intercept "web-paths"\)/, 'names the holder, the intercept and the filter');
+  t.match(same.stderr, /--http-path-prefix/, 'suggests another prefix');
+});
+
+t.test('leave: requests by path and method reach the app again', async (t) => {
+  await alice.ok(['leave', 'web-paths']);
+  await bob.ok(['leave', 'web-methods']);
+  await eventually(async () => {
+    const after = await sendFilterTraffic([
+      ['GET', '/api/x'],
+      ['POST', '/x'],
+    ]);
+    if (!after.results.every((r) => r.host.startsWith('web-'))) throw new Error(`answered by ${after.results.map((r) => r.host).join(',')}`);
+  }, { timeoutMs: 20_000, intervalMs: 500, what: 'requests answered by the app after both left' });
+  t.pass('both intercepts gone, the app answers everything');
 });

@@ -1,9 +1,9 @@
 /**
  * Intercept… from the tree: asks only what cannot be inferred (the port when the workload has
- * several, the local port, optional headers), runs the intercept under a progress notification
+ * several, the local port, an optional HTTP filter), runs the intercept under a progress notification
  * and offers what to do next.
  */
-import { TpError, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
+import { TpError, describeHttpFilter, isPersonal, methodProblem, pathPrefixProblem, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
 import type { Host } from './host.js';
 import { portId, portLabel, type InterceptablePort } from './ports.js';
 import type { WorkloadView } from './session.js';
@@ -21,6 +21,38 @@ export function parseHeaders(text: string): Array<{ name: string; value: string 
     headers.push({ name: m[1].toLowerCase(), value: m[2].trim() });
   }
   return headers;
+}
+
+const FILTER_HINT = 'write name=value headers, a path prefix starting with / and upper-case methods, separated by commas, e.g. x-user=alice, /api/, GET, POST';
+
+/**
+ * Parses the one filter answer of the dialog: comma-separated items, each a header `name=value`
+ * (or `name: value`), a path prefix (it starts with `/`; one at most, and with no comma), or a
+ * method (an upper-case HTTP token, `GET`). All of them must match a request; '' is a global
+ * intercept. A path prefix or methods alone make the intercept personal, as headers do.
+ */
+export function parseHttpFilter(text: string): Pick<InterceptSpec, 'headers' | 'httpPathPrefix' | 'httpMethods'> {
+  const headers: InterceptSpec['headers'] = [];
+  const httpMethods: string[] = [];
+  let httpPathPrefix = '';
+  for (const part of text.split(',')) {
+    const item = part.trim();
+    if (item === '') continue;
+    if (item.startsWith('/')) {
+      const problem = pathPrefixProblem(item) ?? (httpPathPrefix !== '' ? `a second path prefix (the first was ${httpPathPrefix})` : undefined);
+      if (problem !== undefined) throw new TpError('user', 'bad-http-path-prefix', `"${item}" is not a path prefix: ${problem}`, { hint: FILTER_HINT });
+      httpPathPrefix = item;
+    } else if (!/[=:]/.test(item) && item === item.toUpperCase() && methodProblem(item) === undefined) {
+      if (!httpMethods.includes(item)) httpMethods.push(item);
+    } else {
+      try {
+        headers.push(...parseHeaders(item));
+      } catch (err: unknown) {
+        throw err instanceof TpError ? new TpError('user', err.code, err.message, { hint: FILTER_HINT }) : err;
+      }
+    }
+  }
+  return { headers, httpPathPrefix, httpMethods };
 }
 
 /** undefined for a usable local port, else why it is not. */
@@ -60,20 +92,20 @@ export async function askInterceptSpec(host: Host, w: WorkloadView, given: Inter
     validate: (v) => localPortProblem(v, taken),
   });
   if (local === undefined) return undefined;
-  const headerText = await host.askText({
+  const filterText = await host.askText({
     title: `Intercept ${w.name}: ${portLabel(port)} → localhost:${local.trim()}`,
-    prompt: 'Only requests with these headers (a personal intercept); leave empty to intercept all traffic',
-    placeHolder: 'x-user=alice, x-env=dev',
+    prompt: 'Only requests that match all of these (a personal intercept): headers name=value, a path prefix /…, methods; leave empty to intercept all traffic',
+    placeHolder: 'x-user=alice, /api/, GET, POST',
     validate: (v) => {
       try {
-        parseHeaders(v);
+        parseHttpFilter(v);
         return undefined;
       } catch (err: unknown) {
         return err instanceof Error ? err.message : String(err);
       }
     },
   });
-  if (headerText === undefined) return undefined;
+  if (filterText === undefined) return undefined;
   return {
     name: '',
     namespace: w.namespace,
@@ -83,9 +115,7 @@ export async function askInterceptSpec(host: Host, w: WorkloadView, given: Inter
     servicePort: portId(port),
     containerName: port.containerName,
     localPort: Number(local.trim()),
-    headers: parseHeaders(headerText),
-    httpPathPrefix: '',
-    httpMethods: [],
+    ...parseHttpFilter(filterText),
     mode: '',
   };
 }
@@ -94,8 +124,8 @@ export async function askInterceptSpec(host: Host, w: WorkloadView, given: Inter
 export function interceptedMessage(ii: InterceptInfo): string {
   const t = ii.target;
   const from = t !== undefined ? `${t.serviceName}:${t.servicePort}` : (ii.spec?.workloadName ?? '');
-  const headers = (ii.spec?.headers ?? []).map((h) => `${h.name}=${h.value}`).join(', ');
+  const filter = isPersonal(ii.spec) ? describeHttpFilter(ii.spec!) : '';
   // Other Service ports that lead to the same container port: their traffic comes too.
   const shared = t !== undefined && t.sharedWith.length > 0 ? `; also ${t.sharedWith.join(', ')}, the same container port` : '';
-  return `Intercepted ${ii.spec?.workloadName ?? ''}: ${from} → localhost:${ii.spec?.localPort ?? 0}${headers !== '' ? ` (requests with ${headers})` : ''}${shared}`;
+  return `Intercepted ${ii.spec?.workloadName ?? ''}: ${from} → localhost:${ii.spec?.localPort ?? 0}${filter !== '' ? ` (requests ${filter})` : ''}${shared}`;
 }

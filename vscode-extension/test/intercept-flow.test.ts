@@ -1,6 +1,6 @@
 import { InterceptDisposition } from '@telepresence-ts/core';
 import t from 'tap';
-import { askInterceptSpec, interceptedMessage, localPortProblem, parseHeaders } from '../src/intercept-flow.js';
+import { askInterceptSpec, interceptedMessage, localPortProblem, parseHeaders, parseHttpFilter } from '../src/intercept-flow.js';
 import type { InterceptablePort } from '../src/ports.js';
 import type { WorkloadView } from '../src/session.js';
 import { FakeHost } from './fixtures/fake-host.js';
@@ -128,5 +128,47 @@ t.test('interceptedMessage names the service port, the local port and the header
     'Intercepted web: web:80 → localhost:8080; also web-lb:8080, the same container port',
     'and the other Service ports it takes too',
   );
+  t.end();
+});
+
+const filterCases: Array<{ text: string; want?: ReturnType<typeof parseHttpFilter>; problem?: RegExp }> = [
+  { text: '', want: { headers: [], httpPathPrefix: '', httpMethods: [] } },
+  { text: 'x-user=alice', want: { headers: [{ name: 'x-user', value: 'alice' }], httpPathPrefix: '', httpMethods: [] } },
+  { text: '/api/', want: { headers: [], httpPathPrefix: '/api/', httpMethods: [] } },
+  { text: 'GET, POST, GET', want: { headers: [], httpPathPrefix: '', httpMethods: ['GET', 'POST'] } },
+  { text: ' x-user = alice , /api/ , GET , POST ', want: { headers: [{ name: 'x-user', value: 'alice' }], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'] } },
+  { text: 'api/', problem: /"api\/" is not a header match/ },
+  { text: '/api?x=1', problem: /"\/api\?x=1" is not a path prefix: it contains "\?"/ },
+  { text: '/a/, /b/', problem: /a second path prefix/ },
+  { text: 'get', problem: /"get" is not a header match/ },
+];
+for (const c of filterCases) {
+  t.test(`parseHttpFilter(${JSON.stringify(c.text)})`, (t) => {
+    if (c.want !== undefined) t.strictSame(parseHttpFilter(c.text), c.want);
+    else t.throws(() => parseHttpFilter(c.text), { category: 'user', message: c.problem ?? /./, hint: /x-user=alice, \/api\/, GET, POST/ });
+    t.end();
+  });
+}
+
+t.test('the filter answer may name a path prefix and methods: they go into the spec', async (t) => {
+  const host = new FakeHost();
+  host.answers = ['8081', '/api/, GET, POST'];
+  const spec = await askInterceptSpec(host, web([HTTP]), undefined, new Set());
+  t.match(spec, { localPort: 8081, headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'] });
+  t.equal(host.prompts.length, 2, 'one question for the whole filter');
+});
+
+t.test('interceptedMessage says which requests a path or method filter takes', (t) => {
+  const ii = {
+    id: 's:web-shop',
+    spec: { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'], mode: '' },
+    target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 1, sharedWith: [] },
+    clientSessionId: 's',
+    clientName: 'me',
+    disposition: InterceptDisposition.ACTIVE,
+    message: '',
+    createdAt: 0,
+  };
+  t.equal(interceptedMessage(ii), 'Intercepted web: web:80 → localhost:8080 (requests to /api/ with GET or POST)');
   t.end();
 });

@@ -11,7 +11,7 @@ import { splice, spliceSocketOptions } from '@telepresence-ts/core/splice';
 export interface ForwarderPorts {
   /** The id of the global intercept that takes new connections on `route`, if one does now. */
   readonly interceptFor: (route: ForwardRoute) => string | undefined;
-  /** The personal (header) intercepts of `route` now, in matching order (see `personalIntercepts`). */
+  /** The personal (HTTP-filter) intercepts of `route` now, in matching order (see `personalIntercepts`). */
   readonly personalFor: (route: ForwardRoute) => readonly PersonalIntercept[];
   /**
    * A tunnel to the intercept's owner for one connection from `source` ("ip:port"), or undefined
@@ -211,7 +211,7 @@ export class Forwarder {
     if (router === undefined) {
       router = new HttpRouter(
         {
-          destinationFor: (headers) => this.#ports.interceptFor(route) ?? matchRequest(this.#ports.personalFor(route), headers),
+          destinationFor: (request) => this.#ports.interceptFor(route) ?? matchRequest(this.#ports.personalFor(route), request),
           openTunnel: (interceptId, from) => this.#ports.openTunnel(interceptId, from),
           dialApp: () => this.#ports.dialApp(route.containerPort),
         },

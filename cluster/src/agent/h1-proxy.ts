@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { splice } from '@telepresence-ts/core/splice';
-import type { HeaderPairs } from './routes.js';
+import type { HttpRequestHead } from '@telepresence-ts/core/http-filter';
 
 /** Request heads up to this size are accepted (node's default is 16 KiB; apps often allow more). */
 export const MAX_REQUEST_HEAD_BYTES = 64 * 1024;
@@ -31,8 +31,8 @@ const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/;
 
 /** What the proxy asks of the router for one downstream connection. */
 export interface H1Ports {
-  /** Where a request with these headers goes: an intercept's id, or undefined for the app. */
-  readonly destinationFor: (headers: HeaderPairs) => string | undefined;
+  /** Where this request (method, target as sent, headers) goes: an intercept's id, or undefined for the app. */
+  readonly destinationFor: (request: HttpRequestHead) => string | undefined;
   /** A new connection to `destination` (a tunnel, or the app). */
   readonly connect: (destination: string | undefined) => Duplex;
   /** For the log: one line per request. */
@@ -458,7 +458,7 @@ export function proxyHttp1(downstream: Duplex, first: Buffer, ports: H1Ports): P
         pending = pending.subarray(end + 4);
         const pairs: Array<[string, string]> = [];
         for (let i = 0; i + 1 < head.raw.length; i += 2) pairs.push([head.raw[i]!, head.raw[i + 1]!]);
-        const destination = ports.destinationFor(pairs);
+        const destination = ports.destinationFor({ method, target, headers: pairs });
         ports.onRequest(method, target, destination);
         const connection = tokens(head.raw, 'connection');
         if (method === 'CONNECT' || (connection.includes('upgrade') && tokens(head.raw, 'upgrade').length > 0)) {

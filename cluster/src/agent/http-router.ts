@@ -11,15 +11,16 @@ import {
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
-import { pairsFromObject, type HeaderPairs } from './routes.js';
+import type { HttpRequestHead } from '@telepresence-ts/core/http-filter';
+import { pairsFromObject } from './routes.js';
 import { proxyHttp1 } from './h1-proxy.js';
 import { readProtocol, replaying } from './sniff.js';
 import { splice } from '@telepresence-ts/core/splice';
 
 /** What the router asks of the agent, for one route. */
 export interface RouterPorts {
-  /** Where a request with these headers goes now: an intercept's id, or undefined for the app. */
-  readonly destinationFor: (headers: HeaderPairs) => string | undefined;
+  /** Where this request (method, target, headers) goes now: an intercept's id, or undefined for the app. */
+  readonly destinationFor: (request: HttpRequestHead) => string | undefined;
   /** A tunnel to the intercept's owner, or undefined when there is no manager session to open one on. */
   readonly openTunnel: (interceptId: string, source: string) => Duplex | undefined;
   /** A new connection to the app's port. */
@@ -73,8 +74,8 @@ function h2Headers(headers: IncomingHttpHeaders): IncomingHttpHeaders {
 
 /**
  * The per-request router of a port that has personal intercepts: it terminates each connection
- * as HTTP and sends every request to the first personal intercept whose headers it carries, or
- * to the app.
+ * as HTTP and sends every request to the first personal intercept that takes it (its headers,
+ * path prefix and methods; `matchRequest`), or to the app.
  *
  * - HTTP/1.x (`proxyHttp1`): request heads are parsed to choose a destination and every byte
  *   goes on as received, over one upstream connection per destination and downstream
@@ -114,7 +115,7 @@ export class HttpRouter {
     this.#log.debug('connection protocol', { route: this.#label, source, protocol });
     if (protocol === 'http1') {
       await proxyHttp1(socket, head, {
-        destinationFor: (headers) => this.#ports.destinationFor(headers),
+        destinationFor: (request) => this.#ports.destinationFor(request),
         connect: (destination) => this.#connect(destination, source),
         onRequest: (method, path, via) => this.#log.debug('request', { route: this.#label, method, path, via: via ?? 'app' }),
         onProblem: (message) => this.#log.debug('HTTP/1 exchange failed', { route: this.#label, source, error: message }),
@@ -157,7 +158,8 @@ export class HttpRouter {
       stream.close(h2.NGHTTP2_INTERNAL_ERROR);
       return;
     }
-    const destination = this.#ports.destinationFor(pairsFromObject(headers));
+    // The same match as HTTP/1: `:method` and `:path` (the request target) with the other headers.
+    const destination = this.#ports.destinationFor({ method: String(headers[':method'] ?? ''), target: String(headers[':path'] ?? ''), headers: pairsFromObject(headers) });
     this.#log.debug('stream', { route: this.#label, method: headers[':method'], path: headers[':path'], via: destination ?? 'app' });
     let up;
     try {

@@ -17,7 +17,7 @@ async function startProxy(t: Test, ports: { app: number; dev?: number }): Promis
   const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
     sockets.add(socket);
     void proxyHttp1(socket, Buffer.alloc(0), {
-      destinationFor: (headers) => (headers.some(([n, v]) => n.toLowerCase() === 'x-to' && v === 'dev') ? 'dev' : undefined),
+      destinationFor: ({ headers }) => (headers.some(([n, v]) => n.toLowerCase() === 'x-to' && v === 'dev') ? 'dev' : undefined),
       connect: (destination) => connect({ host: '127.0.0.1', port: destination === 'dev' ? (ports.dev ?? 1) : ports.app, allowHalfOpen: true }),
       onRequest: (method, target, destination) => requests.push(`${method} ${target} -> ${destination ?? 'app'}`),
       onProblem: (message) => problems.push(message),

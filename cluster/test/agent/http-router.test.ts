@@ -452,3 +452,108 @@ t.test('a request whose head arrives after the protocol was decided is still par
   await conn.ended;
   t.match(conn.received(), /\r\n\r\nalice GET \/split $/, 'routed by a header that came in the second part');
 });
+
+/** A personal intercept by path prefix and methods (no headers), as `personalIntercepts` gives it. */
+const filtered = (id: string, httpPathPrefix: string, httpMethods: string[]): PersonalIntercept => ({ id, createdAt: 0, headers: [], httpPathPrefix, httpMethods });
+
+t.test('HTTP/1: requests routed by path prefix and by method, on one connection; the rest reach the app', async (t) => {
+  const app = await startBackend(t, 'app');
+  const paths = await startBackend(t, 'paths');
+  const posts = await startBackend(t, 'posts');
+  // In matching order (a prefix before methods alone), as personalIntercepts sorts them.
+  const router = await startRouter(t, app.port, [filtered(ALICE, '/api/', []), filtered(BOB, '', ['POST', 'DELETE'])], { [ALICE]: paths.port, [BOB]: posts.port });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const cases: Array<{ method: string; path: string; want: 'paths' | 'posts' | 'app' }> = [
+    { method: 'GET', path: '/api/users', want: 'paths' },
+    { method: 'GET', path: '/api/', want: 'paths' },
+    { method: 'POST', path: '/api/users', want: 'paths' },
+    { method: 'GET', path: '/api/users?page=2', want: 'paths' },
+    { method: 'GET', path: '/web?next=/api/', want: 'app' },
+    { method: 'GET', path: '/api', want: 'app' },
+    { method: 'GET', path: '//api/users', want: 'app' },
+    { method: 'GET', path: '/%61pi/users', want: 'app' },
+    { method: 'POST', path: '/orders', want: 'posts' },
+    { method: 'DELETE', path: '/orders/1', want: 'posts' },
+    { method: 'PUT', path: '/orders/1', want: 'app' },
+    { method: 'GET', path: '/', want: 'app' },
+  ];
+  const want = { paths: [] as string[], posts: [] as string[], app: [] as string[] };
+  for (let i = 0; i < cases.length * 2; i++) {
+    const c = cases[i % cases.length]!;
+    const res = await new Promise<string>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: router.port, path: c.path, method: c.method, agent, headers: { 'x-seq': String(i) } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    want[c.want].push(String(i));
+    t.equal(res, `${c.want} ${c.method} ${c.path} `, `${c.method} ${c.path}`);
+  }
+  t.strictSame({ paths: paths.served, posts: posts.served, app: app.served }, want, 'every request counted where it belongs, none misrouted');
+  t.equal(router.forwarder.connectionCount, 1, 'one client connection');
+});
+
+t.test('HTTP/1: an absolute-form target is matched on its path', async (t) => {
+  const app = await startBackend(t, 'app');
+  const paths = await startBackend(t, 'paths');
+  const router = await startRouter(t, app.port, [filtered(ALICE, '/api/', ['GET'])], { [ALICE]: paths.port });
+  const conn = await openConnection(router.port);
+  conn.socket.write(
+    'GET http://echo/api/x?y=1 HTTP/1.1\r\nHost: echo\r\n\r\n' +
+      'GET http://echo/web?to=/api/ HTTP/1.1\r\nHost: echo\r\n\r\n' +
+      'HEAD http://echo/api/x HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n',
+  );
+  await conn.ended;
+  t.strictSame([paths.served, app.served], [['http://echo/api/x?y=1'], ['http://echo/web?to=/api/', 'http://echo/api/x']], 'the path decides; a HEAD is not a GET');
+  t.match(conn.received(), /^HTTP\/1\.1 200 /);
+});
+
+t.test('h2c: streams routed by :path prefix and :method, with the same rules as HTTP/1', async (t) => {
+  const h2Backend = async (name: string) => {
+    const served: string[] = [];
+    const server = createH2Server();
+    server.on('stream', (stream: ServerHttp2Stream, headers) => {
+      served.push(`${String(headers[':method'])} ${String(headers[':path'])}`);
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200 });
+      stream.end(name);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    return { port: (server.address() as AddressInfo).port, served };
+  };
+  const app = await h2Backend('app');
+  const paths = await h2Backend('paths');
+  const posts = await h2Backend('posts');
+  const router = await startRouter(t, app.port, [filtered(ALICE, '/api/', []), filtered(BOB, '', ['POST'])], { [ALICE]: paths.port, [BOB]: posts.port });
+  const session = connectH2(`http://127.0.0.1:${router.port}`);
+  t.teardown(() => session.destroy());
+  session.on('error', () => {});
+  const call = (method: string, path: string) =>
+    new Promise<string>((resolve, reject) => {
+      const req = session.request({ ':method': method, ':path': path });
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => resolve(body));
+      req.on('error', reject);
+      req.end();
+    });
+  const cases: Array<[string, string, string]> = [
+    ['GET', '/api/a?q=1', 'paths'],
+    ['POST', '/api/b', 'paths'],
+    ['POST', '/orders', 'posts'],
+    ['GET', '/orders?next=/api/', 'app'],
+    ['PUT', '/orders', 'app'],
+    ['GET', '//api/c', 'app'],
+  ];
+  const results = await Promise.all(cases.map(([method, path]) => call(method, path)));
+  t.strictSame(results, cases.map((c) => c[2]), 'each stream answered by its destination');
+  t.strictSame([paths.served, posts.served, app.served], [['GET /api/a?q=1', 'POST /api/b'], ['POST /orders'], ['GET /orders?next=/api/', 'PUT /orders', 'GET //api/c']]);
+  t.equal(router.forwarder.connectionCount, 1, 'one h2c session');
+});

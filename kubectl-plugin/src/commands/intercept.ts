@@ -1,4 +1,4 @@
-import { LOCAL_HOST, TpError, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
+import { LOCAL_HOST, TpError, describeHttpFilter, isPersonal, methodProblem, pathPrefixProblem, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { connectedDaemon } from '../connection.js';
 import type { GlobalOptions } from '../global-options.js';
@@ -15,6 +15,9 @@ interface InterceptArgs extends GlobalOptions, RemoteArgs {
   name: string | undefined;
   /** yargs gives a string for one `--http-header`, an array for several. */
   'http-header'?: string | string[] | undefined;
+  'http-path-prefix'?: string | undefined;
+  /** One string per flag; each may list several methods, comma-separated. */
+  'http-method'?: string | string[] | undefined;
 }
 
 const PORT_HINT = 'use --port <local port>[:<service port name or number>], e.g. --port 8080 or --port 8080:http';
@@ -58,9 +61,48 @@ export function parseHeaderFlags(values: string | readonly string[] | undefined)
   });
 }
 
+const PATH_PREFIX_HINT = 'use --http-path-prefix /<path>, e.g. --http-path-prefix /api/ (the path as requests send it: no query or fragment, spaces as %20)';
+
+/**
+ * Checks `--http-path-prefix`: '' when not given; else it must start with `/` and have no spaces,
+ * `?` or `#` (it is compared with the raw path of each request, before any query).
+ */
+export function parsePathPrefixFlag(value: string | undefined): string {
+  if (value === undefined) return '';
+  const problem = pathPrefixProblem(value);
+  if (problem !== undefined) throw new TpError('user', 'bad-http-path-prefix', `invalid --http-path-prefix "${value}": ${problem}`, { hint: PATH_PREFIX_HINT });
+  return value;
+}
+
+const METHOD_HINT = 'use --http-method <METHOD>, e.g. --http-method GET --http-method POST or --http-method GET,POST';
+
+/**
+ * Parses the `--http-method` flags, each one method or a comma-separated list: upper-cased (so
+ * `get` is `GET`), each an HTTP token (RFC 9110), duplicates dropped, in the order given.
+ */
+export function parseMethodFlags(values: string | readonly string[] | undefined): string[] {
+  const list = values === undefined ? [] : typeof values === 'string' ? [values] : values;
+  const methods: string[] = [];
+  for (const flag of list) {
+    for (const part of flag.split(',')) {
+      const method = part.trim().toUpperCase();
+      const problem = methodProblem(method);
+      if (problem !== undefined) throw new TpError('user', 'bad-http-method', `invalid --http-method "${flag}": ${problem}`, { hint: METHOD_HINT });
+      if (!methods.includes(method)) methods.push(method);
+    }
+  }
+  return methods;
+}
+
+/**
+ * The spec the flags ask for. Every flag is checked here, before the daemon is asked for anything,
+ * so that a malformed one changes nothing in the cluster.
+ */
 export function buildSpec(argv: InterceptArgs): InterceptSpec {
   const { localPort, servicePort } = parsePortFlag(argv.port);
   const headers = parseHeaderFlags(argv['http-header']);
+  const httpPathPrefix = parsePathPrefixFlag(argv['http-path-prefix']);
+  const httpMethods = parseMethodFlags(argv['http-method']);
   return {
     name: argv.name ?? '',
     namespace: argv.namespace ?? '',
@@ -71,8 +113,8 @@ export function buildSpec(argv: InterceptArgs): InterceptSpec {
     containerName: argv.container ?? '',
     localPort,
     headers,
-    httpPathPrefix: '',
-    httpMethods: [],
+    httpPathPrefix,
+    httpMethods,
     mode: '',
   };
 }
@@ -97,11 +139,13 @@ export function formatInterceptText(ii: InterceptInfo): string {
   return lines.join('\n') + '\n';
 }
 
-/** Which requests an intercept takes, for humans: all of them, or those with its headers. */
+/**
+ * Which requests an intercept takes, for humans: all of them, or those its filter takes
+ * (`with x-user=alice to /api/ with GET or POST (personal intercept)`).
+ */
 export function describeHeaders(ii: InterceptInfo): string {
-  const headers = ii.spec?.headers ?? [];
-  if (headers.length === 0) return 'all (global intercept)';
-  return `with ${headers.map((h) => `${h.name}=${h.value}`).join(' and ')} (personal intercept)`;
+  if (!isPersonal(ii.spec)) return 'all (global intercept)';
+  return `${describeHttpFilter(ii.spec!)} (personal intercept)`;
 }
 
 /** `intercept <workload> --port local[:svcport]`: routes the service port's traffic to a local port. */
@@ -121,16 +165,27 @@ export function interceptCommand(deps: CommandDeps): AnyCommand {
             type: 'string',
             describe: 'name=value: take only the HTTP requests carrying this header (repeatable; all must match); the rest go to the app',
           },
+          'http-path-prefix': {
+            type: 'string',
+            describe: 'Take only the HTTP requests whose path starts with this (e.g. /api/; the raw path, before any query); makes the intercept personal',
+          },
+          'http-method': {
+            type: 'string',
+            describe: 'Take only the HTTP requests with this method (repeatable or comma-separated: GET,POST); makes the intercept personal',
+          },
           ...remoteOptions,
         })
         .example('$0 intercept web --port 8080', "web's only service port to localhost:8080")
         .example('$0 intercept web --port 8080:http --http-header x-user=alice', 'only requests carrying x-user: alice; the rest reach the app')
+        .example('$0 intercept web --port 8080:http --http-path-prefix /api/ --http-method GET,POST', 'only GET and POST requests to /api/...; the rest reach the app')
         .example('$0 intercept web --port 8080 --env-file web.env --mount=false', "write the container's environment, skip the volumes")
         .example('$0 intercept web --port 8080 -- npm start', 'run a command with the remote environment; leave when it exits')
         .example('$0 intercept web --port 8080 --docker-run -- my-image', 'the same with a container')
         .epilogue(
           'The first intercept of a workload restarts its pods with the traffic-agent (your kubeconfig needs no right to change it) ' +
             'and returns once the Service sends its connections to them; later intercepts need no restart.\n' +
+            'With --http-header, --http-path-prefix or --http-method the intercept is personal: it takes only the HTTP requests that match all of them ' +
+            '(HTTP/1.1 and h2c), and the rest reach the app; without any, it takes every connection of the port.\n' +
             'List what can be intercepted with `kubectl telepresence list`; end an intercept with `kubectl telepresence leave <name>`.',
         )
         // Everything after `--` is the command to run, never options of ours.

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { buildSpec, formatInterceptText, parseHeaderFlags, parsePortFlag } from '../../src/commands/intercept.js';
+import { buildSpec, describeHeaders, formatInterceptText, parseHeaderFlags, parseMethodFlags, parsePathPrefixFlag, parsePortFlag } from '../../src/commands/intercept.js';
+import { buildParser } from '../../src/cli.js';
 import { fakeEnv, interceptInfo, runCli } from '../fixtures/fake-deps.js';
 
 const ports: ReadonlyArray<{ value: string; want?: { localPort: number; servicePort: string } }> = [
@@ -135,4 +136,91 @@ t.test('a malformed --http-header is a one-line user error, before the daemon is
   t.equal(res.code, 2);
   t.equal(env.running, false);
   t.match(res.stderr, /^telepresence: invalid --http-header "x-user": it has no "="\nhint: use --http-header <name>=<value>/);
+});
+
+const prefixFlags: ReadonlyArray<{ value: string | undefined; want?: string; problem?: RegExp }> = [
+  { value: undefined, want: '' },
+  { value: '/api/', want: '/api/' },
+  { value: '/', want: '/' },
+  { value: '/a%20b', want: '/a%20b' },
+  { value: 'api/', problem: /invalid --http-path-prefix "api\/": it does not start with "\/"/ },
+  { value: '', problem: /does not start with "\/"/ },
+  { value: '/my api', problem: /contains a space/ },
+  { value: '/api?v=2', problem: /contains "\?"/ },
+  { value: '/api#x', problem: /contains "#"/ },
+];
+
+for (const c of prefixFlags) {
+  t.test(`--http-path-prefix ${JSON.stringify(c.value)}`, (t) => {
+    if (c.want !== undefined) {
+      t.equal(parsePathPrefixFlag(c.value), c.want);
+    } else {
+      t.throws(() => parsePathPrefixFlag(c.value), { code: 'bad-http-path-prefix', category: 'user', message: c.problem, hint: /--http-path-prefix \/api\// });
+    }
+    t.end();
+  });
+}
+
+const methodFlags: ReadonlyArray<{ flags: string | string[] | undefined; want?: string[]; problem?: RegExp }> = [
+  { flags: undefined, want: [] },
+  { flags: 'GET', want: ['GET'] },
+  { flags: 'get', want: ['GET'] },
+  { flags: ['GET', 'post'], want: ['GET', 'POST'] },
+  { flags: 'GET,POST', want: ['GET', 'POST'] },
+  { flags: ['get, put', 'GET'], want: ['GET', 'PUT'] },
+  { flags: 'M-SEARCH', want: ['M-SEARCH'] },
+  { flags: 'GET,', problem: /invalid --http-method "GET,": the method is empty/ },
+  { flags: 'GE T', problem: /"GE T" is not an HTTP method/ },
+  { flags: ['GET', 'PO/ST'], problem: /invalid --http-method "PO\/ST"/ },
+];
+
+for (const c of methodFlags) {
+  t.test(`--http-method ${JSON.stringify(c.flags)}`, (t) => {
+    if (c.want !== undefined) {
+      t.strictSame(parseMethodFlags(c.flags), c.want);
+    } else {
+      t.throws(() => parseMethodFlags(c.flags), { code: 'bad-http-method', category: 'user', message: c.problem, hint: /--http-method GET,POST/ });
+    }
+    t.end();
+  });
+}
+
+t.test('path and method flags become the spec; the result says which requests it takes', async (t) => {
+  const env = fakeEnv();
+  const res = await runCli(env, ['intercept', 'echo', '--port', '8080', '--http-header', 'x-user=alice', '--http-path-prefix', '/api/', '--http-method', 'get', '--http-method', 'POST']);
+  t.equal(res.code, 0);
+  const call = env.daemon.calls.find((c) => c.startsWith('intercept '));
+  t.match(JSON.parse(call?.slice('intercept '.length) ?? '{}'), { headers: [{ name: 'x-user', value: 'alice' }], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'] });
+  t.match(res.stdout, /Requests {7}: with x-user=alice to \/api\/ with GET or POST \(personal intercept\)\n/);
+  const json = JSON.parse((await runCli(fakeEnv(), ['intercept', 'echo', '-p', '8080', '--http-path-prefix', '/api/', '--http-method', 'GET,POST', '-o', 'json'])).stdout) as Record<string, unknown>;
+  t.match(json, { headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'] });
+});
+
+t.test('a path prefix or methods alone make a personal intercept', (t) => {
+  const spec = { name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' };
+  t.equal(describeHeaders(interceptInfo(spec)), 'all (global intercept)');
+  t.equal(describeHeaders(interceptInfo({ ...spec, httpPathPrefix: '/api/' })), 'to /api/ (personal intercept)');
+  t.equal(describeHeaders(interceptInfo({ ...spec, httpMethods: ['POST'] })), 'with POST (personal intercept)');
+  t.end();
+});
+
+t.test('a malformed --http-path-prefix or --http-method is refused before the daemon is asked', async (t) => {
+  for (const args of [
+    ['--http-path-prefix', 'api'],
+    ['--http-method', 'GET POST'],
+  ]) {
+    const env = fakeEnv({ running: false });
+    const res = await runCli(env, ['intercept', 'echo', '--port', '8080', ...args]);
+    t.equal(res.code, 2, args.join(' '));
+    t.equal(env.running, false, 'the daemon was not started');
+    t.equal(env.daemon.calls.length, 0, 'nothing was asked');
+    t.match(res.stderr, /^telepresence: invalid --http-(path-prefix|method) "[^"]+": .*\nhint: use --http-/);
+  }
+});
+
+t.test('--help names the filter flags and says they make the intercept personal', async (t) => {
+  const help = (await buildParser(['intercept', '--help'], fakeEnv().deps).getHelp()).replace(/\s+/g, ' ');
+  t.match(help, /--http-path-prefix .*makes the intercept personal/);
+  t.match(help, /--http-method .*repeatable or comma-separated/);
+  t.match(help, /With --http-header, --http-path-prefix or --http-method the intercept is personal/);
 });

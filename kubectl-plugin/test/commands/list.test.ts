@@ -60,6 +60,22 @@ t.test('list shows each intercept\'s headers and owner', async (t) => {
   );
 });
 
+t.test('list shows a path prefix and methods as the intercept\'s filter', async (t) => {
+  const env = fakeEnv();
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'], mode: '' };
+  const paths = interceptInfo(spec);
+  const posts = { ...interceptInfo({ ...spec, localPort: 9090, httpPathPrefix: '', httpMethods: ['POST'], headers: [{ name: 'x-user', value: 'bob' }] }), id: 'sess-2:echo-default', clientName: 'bob@desk' };
+  env.daemon.listResponse = { workloads: [{ name: 'echo', namespace: 'default', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [paths, posts] }] };
+  const text = (await runCli(env, ['list'])).stdout;
+  t.match(text, 'echo-default by alice@laptop [/api/* GET,POST] -> localhost:8080 (ACTIVE), echo-default by bob@desk [x-user=bob POST] -> localhost:9090 (ACTIVE)');
+  env.io.stdout = '';
+  const json = JSON.parse((await runCli(env, ['list', '-o', 'json'])).stdout) as { workloads: Array<{ intercepts: Array<Record<string, unknown>> }> };
+  t.match(json.workloads[0]?.intercepts, [
+    { headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'] },
+    { headers: [{ name: 'x-user', value: 'bob' }], httpPathPrefix: '', httpMethods: ['POST'] },
+  ]);
+});
+
 t.test('a command that connects on its way goes on without outbound access when only that fails, and says so', async (t) => {
   const env = withWorkloads();
   env.daemon.status_ = { ...env.daemon.status_, state: ConnectionState.DISCONNECTED };
