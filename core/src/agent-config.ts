@@ -8,7 +8,16 @@
  * which ports can be intercepted. This module is the one definition all four share.
  */
 
-/** Bumped when the shape changes incompatibly; readers refuse versions they do not know. */
+import type { LogLevel } from './contracts.js';
+import type { V1ResourceRequirements } from './kube/kube-types.js';
+import { resourcesProblem } from './resources.js';
+
+export { canonicalResources, resourcesProblem } from './resources.js';
+
+/**
+ * Bumped when the shape changes incompatibly; readers refuse versions they do not know. Optional
+ * fields added since (`resources`) did not bump it: an entry without them stays valid.
+ */
 export const AGENT_CONFIG_VERSION = 1;
 
 export type WorkloadKind = 'Deployment' | 'ReplicaSet' | 'StatefulSet';
@@ -66,8 +75,17 @@ export interface AgentConfig {
   managerPort: number;
   /** The port of the agent's own API (health); intercept ports come after it. */
   agentApiPort: number;
-  /** Log level of the agent. */
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Log level of the agent: the installation's agent log level, not the manager's own. The agent
+   * takes an unknown one for `info` rather than refusing its configuration.
+   */
+  logLevel: LogLevel;
+  /**
+   * The agent container's resources, in `canonicalResources`' form; absent, the injector's
+   * default. Absent rather than empty when unset, so that entries written before the field
+   * existed keep their hash and their pods are not replaced for nothing.
+   */
+  resources?: V1ResourceRequirements;
   containers: AgentContainer[];
 }
 
@@ -113,6 +131,11 @@ export function parseAgentConfig(key: string, text: string): AgentConfig {
     throw new AgentConfigError(key, `workloadKind must be one of ${WORKLOAD_KINDS.join(', ')}`);
   }
   if (!isPort(raw['managerPort']) || !isPort(raw['agentApiPort'])) throw new AgentConfigError(key, 'managerPort and agentApiPort must be ports');
+  if (raw['resources'] !== undefined) {
+    const problem = resourcesProblem(raw['resources']);
+    // The injector puts them into the pod as they are: refused here, not by the API server.
+    if (problem !== undefined) throw new AgentConfigError(key, `resources: ${problem}`);
+  }
   if (!Array.isArray(raw['containers'])) throw new AgentConfigError(key, 'containers must be a list');
   // Each agent port and the app port it serves (`container:port`); the API port serves none.
   const agentPorts = new Map<number, string>([[raw['agentApiPort'], '']]);

@@ -148,6 +148,17 @@ export const ENV = {
    */
   podCidrs: 'TP_POD_CIDRS',
   serviceCidrs: 'TP_SERVICE_CIDRS',
+  /**
+   * Set by `install` on the traffic-manager and the agent-injector, which both build agent
+   * configurations: the log level written into each (default DEFAULT_AGENT_LOG_LEVEL), apart
+   * from the program's own TP_LOG_LEVEL.
+   */
+  agentLogLevel: 'TP_AGENT_LOG_LEVEL',
+  /**
+   * Likewise: the injected agent container's resources as JSON, `{"limits":{...},"requests":{...}}`
+   * of cpu, memory and ephemeral-storage quantities; `{}` or unset: the injector's default.
+   */
+  agentResources: 'TP_AGENT_RESOURCES',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
@@ -155,6 +166,23 @@ export type EnvName = (typeof ENV)[keyof typeof ENV];
 /** Log levels, most verbose first. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The traffic-agents' log level when install and the chart name none (ENV.agentLogLevel). */
+export const DEFAULT_AGENT_LOG_LEVEL: LogLevel = 'info';
+
+/**
+ * The injected agent container's resources when install and the chart name none
+ * (ENV.agentResources): modest requests so the scheduler accounts for the agent (Node's resident
+ * size is ~40 MiB); no limits: throttling or OOM-killing the agent would cut the app's traffic.
+ */
+export const DEFAULT_AGENT_RESOURCES: { readonly requests: Readonly<Record<string, string>> } = { requests: { cpu: '25m', memory: '64Mi' } };
+
+/** `name=quantity,...`, as install's resource flags take them. */
+export function formatResourceList(list: Readonly<Record<string, string>>): string {
+  return Object.entries(list)
+    .map(([name, quantity]) => `${name}=${quantity}`)
+    .join(',');
+}
 
 /** `traffic-manager.<namespace>`: the in-cluster DNS name of the manager Service. */
 export function managerServiceHost(namespace: string = DEFAULT_MANAGER_NAMESPACE): string {

@@ -12,7 +12,16 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
-import { defaultImages, neverInjectedSelected, parseWebhookFailurePolicy, parseWebhookTimeout, REMOVE_AGENTS_WAIT_SECONDS, RESOURCE_NAMES } from '@telepresence-ts/core';
+import {
+  defaultImages,
+  neverInjectedSelected,
+  parseAgentLogLevel,
+  parseInstallFlags,
+  parseWebhookFailurePolicy,
+  parseWebhookTimeout,
+  REMOVE_AGENTS_WAIT_SECONDS,
+  RESOURCE_NAMES,
+} from '@telepresence-ts/core';
 import { injectorDnsNames } from '@telepresence-ts/core/install-certs';
 import {
   baseManifests,
@@ -24,6 +33,8 @@ import {
   type InstallOptions,
 } from '@telepresence-ts/core/install-manifests';
 import { chartFiles, REMOVE_AGENTS_HOOK_DEADLINE_SECONDS, TLS_NOT_AFTER_ANNOTATION } from '../../cluster/src/chart/chart-gen.js';
+import { parseInjectorEnv } from '../../cluster/src/injector/env.js';
+import { parseManagerEnv } from '../../cluster/src/manager/env.js';
 import { processRunner } from '../src/process-runner.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -154,6 +165,7 @@ const custom = {
   createNamespace: false,
   manager: { resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } } },
   injector: { resources: { requests: { cpu: '50m' } } },
+  agent: { logLevel: 'debug', resources: { requests: { memory: '64Mi', cpu: '50m' }, limits: { memory: '256Mi' } } },
   nodeSelector: { 'kubernetes.io/os': 'linux' },
   tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'tools', effect: 'NoSchedule' }],
   webhook: { failurePolicy: 'Fail', timeoutSeconds: 10 },
@@ -169,6 +181,8 @@ const installCustom = ((): InstallOptions => {
     agentImage: images.agent,
     managerResources: custom.manager.resources,
     injectorResources: custom.injector.resources,
+    agentLogLevel: custom.agent.logLevel,
+    agentResources: custom.agent.resources,
     nodeSelector: custom.nodeSelector,
     tolerations: [...custom.tolerations],
     webhookFailurePolicy: custom.webhook.failurePolicy,
@@ -193,6 +207,16 @@ t.test("install's flags refuse the webhook values and selectors the chart refuse
   }
   t.equal(parseWebhookTimeout(String(custom.webhook.timeoutSeconds)), custom.webhook.timeoutSeconds, 'the custom timeout');
   t.throws(() => parseWebhookFailurePolicy('Never'), { code: 'bad-webhook-failure-policy' }, 'an unknown failurePolicy');
+  t.equal(parseAgentLogLevel(custom.agent.logLevel), custom.agent.logLevel, "the custom agents' log level");
+  t.throws(() => parseAgentLogLevel('verbose'), { code: 'bad-log-level' }, "an unknown agents' log level");
+  t.strictSame(
+    parseInstallFlags({ agentRequests: ['memory=64Mi,cpu=50m'], agentLimits: ['memory=256Mi'] }, NAMESPACE).agentResources,
+    custom.agent.resources,
+    "the custom agents' resources, as --agent-requests and --agent-limits give them",
+  );
+  for (const [requests, limits] of [[['gpu=1'], []], [['memory=128m'], []], [['cpu=1'], ['cpu=500m']]]) {
+    t.throws(() => parseInstallFlags({ agentRequests: requests, agentLimits: limits }, NAMESPACE), { code: 'bad-resources' }, `agent resources ${String(requests)} ${String(limits)}`);
+  }
   t.equal(parseWebhookFailurePolicy(custom.webhook.failurePolicy), custom.webhook.failurePolicy, 'the custom failurePolicy');
 });
 
@@ -241,6 +265,29 @@ for (const helm of helms) {
         timeoutSeconds: 10,
         namespaceSelector: { matchLabels: { team: 'a' }, matchExpressions: [{ operator: 'NotIn', values: ['kube-system', NAMESPACE] }, { key: 'env', values: ['dev'] }] },
       }, 'the webhook settings and the namespace selector, which still leaves out kube-system and the release namespace');
+    });
+
+    t.test("the agents' settings reach the traffic-manager and the agent-injector alike, which build the same configurations from them", async (t) => {
+      type Env = Array<{ name: string; value?: string }>;
+      const envOf = (r: Render, name: string): Record<string, string> => {
+        const d = r.objects.get(`Deployment/${NAMESPACE}/${name}`) as { spec: { template: { spec: { containers: Array<{ env: Env }> } } } } | undefined;
+        return Object.fromEntries((d?.spec.template.spec.containers[0]?.env ?? []).flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])));
+      };
+      const cases = [
+        { name: 'default values', args: [], logLevel: 'info', resources: undefined },
+        { name: 'other values', args: ['--values', valuesFile('custom', custom)], logLevel: 'debug', resources: { limits: { memory: '256Mi' }, requests: { cpu: '50m', memory: '64Mi' } } },
+        // --set makes a number of a bare quantity; the programs read it as the quantity.
+        { name: 'a number from --set', args: ['--set', 'agent.resources.limits.cpu=2'], logLevel: 'info', resources: { limits: { cpu: '2' } } },
+      ];
+      for (const c of cases) {
+        const r = await helmTemplate(helm, c.args);
+        t.equal(r.exitCode, 0, r.stderr);
+        const manager = parseManagerEnv(envOf(r, RESOURCE_NAMES.manager));
+        const injector = parseInjectorEnv(envOf(r, RESOURCE_NAMES.injector));
+        t.equal(manager.agentLogLevel, c.logLevel, `${c.name}: the agents' log level`);
+        t.strictSame(manager.agentResources, c.resources, `${c.name}: the agents' resources`);
+        t.strictSame(injector.build, { agentImage: manager.agentImage, managerHost: manager.managerHost, managerPort: manager.port, logLevel: manager.agentLogLevel, ...(c.resources === undefined ? {} : { resources: c.resources }) }, `${c.name}: the injector builds as the manager does`);
+      }
     });
 
     t.test("the one object install has not: the pre-delete hook runs the traffic-manager's image and pod with remove-agents", async (t) => {
@@ -337,6 +384,10 @@ for (const helm of helms) {
         ['an unknown failurePolicy', ['--set', 'webhook.failurePolicy=Never'], /failurePolicy/],
         ['a registry with a scheme', ['--set', 'registry=https://registry.example.com'], /registry/],
         ['a misspelt value', ['--set', 'webhook.timeout=3'], /timeout/],
+        ['an unknown agent log level', ['--set', 'agent.logLevel=verbose'], /agent.*logLevel/],
+        ['an agent resource other than cpu, memory and ephemeral-storage', ['--set-string', 'agent.resources.limits.gpu=1'], /agent.*resources.*limits/],
+        ['an agent quantity that is none', ['--set-string', 'agent.resources.requests.memory=64MB'], /agent.*resources.*requests.*memory/],
+        ['agent claims', ['--values', valuesFile('claims', { agent: { resources: { claims: [] } } })], /agent.*resources/],
         [
           'a selector of the release namespace by label',
           ['--values', valuesFile('by-label', { namespaceSelector: neverSelectors['by-label'].selector })],

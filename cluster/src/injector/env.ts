@@ -1,4 +1,5 @@
 import {
+  DEFAULT_AGENT_LOG_LEVEL,
   DEFAULT_MANAGER_NAMESPACE,
   DEFAULT_PORTS,
   ENV,
@@ -30,8 +31,9 @@ export interface InjectorConfig {
    * settings. Read from the same variables, with the same defaults, as the manager's
    * (`parseManagerEnv`), so that both build the same entry for a workload: a prepare then finds
    * the entry as it would write it and restarts nothing. The manager's host is derived from the
-   * namespace, which both share; the agents' log level is the program's own `TP_LOG_LEVEL`, so
-   * the two Deployments must agree on it.
+   * namespace, which both share; the agents' log level and resources are `TP_AGENT_LOG_LEVEL`
+   * and `TP_AGENT_RESOURCES`, which install and the chart set alike on both Deployments (the
+   * program's own `TP_LOG_LEVEL` is not the agents').
    */
   readonly build: BuildOptions;
 }
@@ -42,6 +44,7 @@ export function parseInjectorEnv(env: Env): InjectorConfig {
   const namespace = r.dnsLabel(ENV.managerNamespace, DEFAULT_MANAGER_NAMESPACE);
   const port = r.port(ENV.injectorPort, DEFAULT_PORTS.injector);
   const logLevel = r.logLevel(ENV.logLevel);
+  const resources = r.resources(ENV.agentResources);
   return r.done('agent-injector', {
     namespace,
     port,
@@ -52,7 +55,8 @@ export function parseInjectorEnv(env: Env): InjectorConfig {
       agentImage: r.image(ENV_AGENT_IMAGE, `${IMAGE_REPOSITORIES.agent}:${VERSION}`),
       managerHost: managerServiceHost(namespace),
       managerPort: r.port(ENV.managerPort, DEFAULT_PORTS.manager),
-      logLevel,
+      logLevel: r.logLevel(ENV.agentLogLevel, DEFAULT_AGENT_LOG_LEVEL),
+      ...(resources === undefined ? {} : { resources }),
     },
   });
 }

@@ -6,7 +6,7 @@
  * The Kubernetes types are imported as types only (erased by esbuild): the pod is the plain JSON
  * of an AdmissionReview, which has the shape of V1Pod.
  */
-import { AGENTS_CONFIGMAP, AGENT_CONTAINER_NAME, ENV, HEALTHZ_PATH, LABELS } from '@telepresence-ts/core/contracts';
+import { AGENTS_CONFIGMAP, AGENT_CONTAINER_NAME, DEFAULT_AGENT_RESOURCES, ENV, HEALTHZ_PATH, LABELS } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import type {
   V1Container,
@@ -41,10 +41,10 @@ export const HIDDEN_PORT_PREFIX = 'tm-';
 const MAX_PORT_NAME = 15;
 
 /**
- * Modest requests so the scheduler accounts for the agent (Node's resident size is ~40 MiB);
- * no limits: throttling or OOM-killing the agent would cut the app's traffic.
+ * The agent container's resources when its configuration names none (install's --agent-requests
+ * and --agent-limits, the chart's agent.resources): DEFAULT_AGENT_RESOURCES.
  */
-const AGENT_RESOURCES: V1ResourceRequirements = { requests: { cpu: '25m', memory: '64Mi' } };
+export const AGENT_RESOURCES: V1ResourceRequirements = { requests: { ...DEFAULT_AGENT_RESOURCES.requests } };
 const INIT_RESOURCES: V1ResourceRequirements = { requests: { cpu: '10m', memory: '32Mi' } };
 
 /**
@@ -222,7 +222,7 @@ function addAgent(pod: V1Pod, config: AgentConfig, hash: string): V1Pod {
       periodSeconds: 5,
       failureThreshold: 3,
     },
-    resources: AGENT_RESOURCES,
+    resources: config.resources ?? AGENT_RESOURCES,
     securityContext: agentSecurityContext(pod),
   };
   spec.containers.push(agent);

@@ -1,4 +1,5 @@
-import { DEFAULT_MANAGER_NAMESPACE, DEFAULT_PORTS, ENV, ENV_AGENT_IMAGE, ENV_PREPARE_TIMEOUT_SECONDS, IMAGE_REPOSITORIES, managerServiceHost, type LogLevel } from '@telepresence-ts/core/contracts';
+import type { V1ResourceRequirements } from '@kubernetes/client-node';
+import { DEFAULT_AGENT_LOG_LEVEL, DEFAULT_MANAGER_NAMESPACE, DEFAULT_PORTS, ENV, ENV_AGENT_IMAGE, ENV_PREPARE_TIMEOUT_SECONDS, IMAGE_REPOSITORIES, managerServiceHost, type LogLevel } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import { VERSION } from '@telepresence-ts/core/version';
 import { EnvReader, type Env } from '../shared/env-reader.js';
@@ -15,6 +16,10 @@ export interface ManagerConfig {
   readonly logLevel: LogLevel;
   /** The traffic-agent image written into every agent configuration. */
   readonly agentImage: string;
+  /** The agents' log level (`TP_AGENT_LOG_LEVEL`), written into every agent configuration; not `logLevel`. */
+  readonly agentLogLevel: LogLevel;
+  /** The agent container's resources (`TP_AGENT_RESOURCES`), likewise; undefined: the injector's default. */
+  readonly agentResources: V1ResourceRequirements | undefined;
   /** How agents reach the manager: `traffic-manager.<namespace>` and `port`. */
   readonly managerHost: string;
   readonly prepareTimeoutMs: number;
@@ -41,6 +46,8 @@ export function parseManagerEnv(env: Env): ManagerConfig {
   const podCidrs = r.cidrs(ENV.podCidrs);
   const serviceCidrs = r.cidrs(ENV.serviceCidrs);
   const agentImage = r.image(ENV_AGENT_IMAGE, `${IMAGE_REPOSITORIES.agent}:${VERSION}`);
+  const agentLogLevel = r.logLevel(ENV.agentLogLevel, DEFAULT_AGENT_LOG_LEVEL);
+  const agentResources = r.resources(ENV.agentResources);
   // EnvReader has no reader for durations; collect this one's problem into the same message.
   const extra: string[] = [];
   const rawTimeout = env[ENV_PREPARE_TIMEOUT_SECONDS]?.trim() ?? '';
@@ -56,6 +63,8 @@ export function parseManagerEnv(env: Env): ManagerConfig {
     port,
     logLevel,
     agentImage,
+    agentLogLevel,
+    agentResources,
     managerHost: managerServiceHost(namespace),
     prepareTimeoutMs: timeoutSeconds * 1000,
     podIps,

@@ -26,6 +26,7 @@ import { AgentConfigWatcher } from './rollout.js';
 import { probeRouting } from './routing-probe.js';
 import { addToServer } from './service.js';
 import { State } from './state.js';
+import type { BuildOptions } from './agent-config-builder.js';
 import { refreshAgentConfigs } from './upgrade.js';
 
 /** How long a SIGTERM waits for open calls (tunnels) before cutting them. */
@@ -71,7 +72,13 @@ if (mode === 'remove-agents') {
         return undefined;
       });
       const watcher = new AgentConfigWatcher({ kube, clock: systemClock, log });
-      const build = { agentImage: config.agentImage, managerHost: config.managerHost, managerPort: config.port, logLevel: config.logLevel };
+      const build: BuildOptions = {
+        agentImage: config.agentImage,
+        managerHost: config.managerHost,
+        managerPort: config.port,
+        logLevel: config.agentLogLevel,
+        ...(config.agentResources === undefined ? {} : { resources: config.agentResources }),
+      };
       const server = new Server();
       if (!widenServerStreamWindow(server)) log.warn('cannot widen the HTTP/2 stream window: this grpc-js differs; tunnels will be slower');
       addToServer(server, {

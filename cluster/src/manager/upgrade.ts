@@ -1,7 +1,7 @@
 /**
  * Brings the agents of an earlier install along to this one. When the traffic-manager starts, an
  * entry of a `telepresence-agents` ConfigMap that names another agent image (or another manager
- * address, or log level) than this manager's was written by an earlier version: it is built again
+ * address, or agent log level or resources) than this manager's was written by an earlier version: it is built again
  * from its workload and written, and the ConfigMap watcher then replaces that workload's pods,
  * by eviction as for any change, so each gets the new agent without anyone intercepting again.
  */
@@ -10,9 +10,19 @@ import type { Logger } from '../shared/log.js';
 import { buildAgentConfig, type BuildOptions } from './agent-config-builder.js';
 import type { KubeApi } from './kube.js';
 
-/** Whether an entry was written by a manager with other build options than `build`. */
+/**
+ * Whether an entry was written by a manager with other build options than `build`. The log level
+ * compared is the agents' (`TP_AGENT_LOG_LEVEL`), not the manager's own; resources compare as
+ * JSON, both canonical (written by a builder from a parsed environment), absent as absent.
+ */
 export function isStale(config: AgentConfig, build: BuildOptions): boolean {
-  return config.agentImage !== build.agentImage || config.managerHost !== build.managerHost || config.managerPort !== build.managerPort || config.logLevel !== build.logLevel;
+  return (
+    config.agentImage !== build.agentImage ||
+    config.managerHost !== build.managerHost ||
+    config.managerPort !== build.managerPort ||
+    config.logLevel !== build.logLevel ||
+    JSON.stringify(config.resources) !== JSON.stringify(build.resources)
+  );
 }
 
 export interface RefreshResult {

@@ -1,3 +1,5 @@
+import type { V1ResourceRequirements } from '@kubernetes/client-node';
+import { canonicalResources, resourcesProblem } from '@telepresence-ts/core/agent-config';
 import { LOG_LEVELS, type LogLevel } from '@telepresence-ts/core/contracts';
 import { formatCidr, tryParseCidr } from '@telepresence-ts/core/cidr';
 import { TpError } from '@telepresence-ts/core/errors';
@@ -145,6 +147,29 @@ export class EnvReader {
       return fallback;
     }
     return level;
+  }
+
+  /**
+   * Optional container resources as JSON (`{"requests":{"cpu":"25m"},"limits":{"memory":"128Mi"}}`),
+   * checked as an agent configuration's `resources` are and in their canonical form; undefined
+   * when unset or `{}`.
+   */
+  resources(name: string): V1ResourceRequirements | undefined {
+    const value = this.#raw(name);
+    if (value === undefined) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      this.#problem(`${name}=${JSON.stringify(value)} is not JSON`);
+      return undefined;
+    }
+    const problem = resourcesProblem(parsed);
+    if (problem !== undefined) {
+      this.#problem(`${name}=${JSON.stringify(value)}: ${problem}`);
+      return undefined;
+    }
+    return canonicalResources(parsed as V1ResourceRequirements);
   }
 
   /**

@@ -5,6 +5,7 @@ import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../../src/shared/
 import {
   AGENT_CONFIG_VOLUME,
   AGENT_INIT_CONTAINER_NAME,
+  AGENT_RESOURCES,
   hiddenPortName,
   injectAgent,
   isInjected,
@@ -57,7 +58,7 @@ t.test('symbolic target port: the app port is hidden and the agent takes its nam
   t.strictSame(agent.ports, [{ name: 'http', containerPort: 9901, protocol: 'TCP' }]);
   t.strictSame(agent.readinessProbe?.httpGet, { path: '/healthz', port: 9900 });
   t.strictSame(agent.volumeMounts, [{ name: AGENT_CONFIG_VOLUME, mountPath: '/etc/traffic-agent', readOnly: true }]);
-  t.ok(agent.resources?.requests, 'requests resources');
+  t.strictSame(agent.resources, AGENT_RESOURCES, 'the default resources: the configuration names none');
   t.equal(out.spec?.initContainers, undefined, 'no init container for symbolic ports');
   t.strictSame(out.spec?.volumes, [
     { name: AGENT_CONFIG_VOLUME, configMap: { name: 'telepresence-agents', items: [{ key: 'web', path: 'config.json' }] } },
@@ -221,6 +222,25 @@ t.test('a hidden name already taken is a config error', (t) => {
     category: 'config',
     code: 'agent-injection-failed',
   });
+  t.end();
+});
+
+t.test("the configuration's resources and log level go to the agent container; the default without them", (t) => {
+  const p = pod([container('app', ['http:8080', ':9090'])]);
+  const ics = { app: [intercept('http', 8080, 9901), intercept('', 9090, 9902, { numeric: true, service: 'm' })] };
+  const resources = { limits: { memory: '256Mi' }, requests: { cpu: '50m', memory: '64Mi' } };
+  const set = injectAgent(p, config(ics, { resources, logLevel: 'debug' }));
+  const agent = find(set, AGENT_CONTAINER_NAME);
+  t.strictSame(agent.resources, resources, 'the configured resources, as they are');
+  t.equal(agent.env?.find((e) => e.name === 'TP_LOG_LEVEL')?.value, 'debug', "the agent's log level");
+  const init = set.spec?.initContainers?.find((c) => c.name === AGENT_INIT_CONTAINER_NAME);
+  t.equal(init?.env?.find((e) => e.name === 'TP_LOG_LEVEL')?.value, 'debug', "the init container's too");
+  t.notSame(init?.resources, resources, "the init container's resources are its own");
+  t.strictSame(find(injectAgent(p, config(ics)), AGENT_CONTAINER_NAME).resources, AGENT_RESOURCES, 'none configured: the default');
+  t.strictSame(AGENT_RESOURCES, { requests: { cpu: '25m', memory: '64Mi' } }, 'modest requests, no limits');
+  const resized = injectAgent(set, config(ics, { resources: { limits: { memory: '512Mi' } }, logLevel: 'debug' }));
+  t.strictSame(find(resized, AGENT_CONTAINER_NAME).resources, { limits: { memory: '512Mi' } }, 'a pod injected with other resources gets the new ones');
+  t.not(resized.metadata?.annotations?.[AGENT_CONFIG_HASH_ANNOTATION], set.metadata?.annotations?.[AGENT_CONFIG_HASH_ANNOTATION], 'and another hash');
   t.end();
 });
 

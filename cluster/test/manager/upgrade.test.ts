@@ -28,6 +28,26 @@ t.test('isStale: another agent image, manager address or log level', async (t) =
   t.equal(isStale(config, { ...old, logLevel: 'debug' }), true);
 });
 
+t.test("isStale: the agents' resources, unset as unset", async (t) => {
+  const resources = { limits: { memory: '256Mi' }, requests: { cpu: '25m' } };
+  const plain = buildAgentConfig(web, [svc], old);
+  const limited = buildAgentConfig(web, [svc], { ...old, resources });
+  t.equal(isStale(plain, old), false, 'an entry without resources, none set: current');
+  t.equal(isStale(plain, { ...old, resources }), true, 'resources set since');
+  t.equal(isStale(limited, { ...old, resources: { ...resources } }), false, 'the same resources');
+  t.equal(isStale(limited, { ...old, resources: { ...resources, limits: { memory: '512Mi' } } }), true, 'another limit');
+  t.equal(isStale(limited, old), true, 'resources unset since');
+});
+
+t.test("a manager whose agent log level changed rolls its agents: the entries are written again, at the agents' level", async (t) => {
+  const { kube, log } = setup();
+  kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, [svc], old)) });
+  const build = { ...old, logLevel: 'debug', resources: { limits: { memory: '256Mi' } } } as const;
+  const result = await refreshAgentConfigs({ kube, build, log });
+  t.strictSame(result, { refreshed: ['default/web'], failed: [] });
+  t.match(JSON.parse(kube.maps.get('default')?.['web'] ?? '{}'), { logLevel: 'debug', resources: { limits: { memory: '256Mi' } } });
+});
+
 t.test('an entry of an earlier version is built again and written; a current one is left alone', async (t) => {
   const { kube, lines, log } = setup();
   kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, [svc], old)) });

@@ -51,6 +51,16 @@ t.test('equal configs hash alike; any change changes the hash', (t) => {
   t.end();
 });
 
+t.test("the agent's resources: absent hashes as an entry written before the field existed; set, they are part of the hash", (t) => {
+  t.equal(agentConfigHash({ ...config, resources: undefined }), agentConfigHash(config), 'an unset field is not serialized');
+  t.notMatch(serializeAgentConfig(config), /resources/, 'an entry without resources has no such key');
+  const limited: AgentConfig = { ...config, resources: { limits: { memory: '256Mi' }, requests: { cpu: '25m' } } };
+  t.not(agentConfigHash(limited), agentConfigHash(config), 'resources set');
+  t.not(agentConfigHash({ ...limited, resources: { limits: { memory: '512Mi' }, requests: { cpu: '25m' } } }), agentConfigHash(limited), 'another limit');
+  t.not(agentConfigHash({ ...config, logLevel: 'debug' }), agentConfigHash(config), 'the log level');
+  t.end();
+});
+
 t.test('the annotation key is ours', (t) => {
   t.equal(AGENT_CONFIG_HASH_ANNOTATION, 'telepresence.io/agent-config-hash');
   t.end();

@@ -75,6 +75,42 @@ t.test('logLevel', (t) => {
   t.end();
 });
 
+t.test('resources: JSON checked as agent configurations check it, in canonical form', (t) => {
+  const cases: ReadonlyArray<{ name: string; value: string | undefined; want: unknown }> = [
+    { name: 'unset', value: undefined, want: undefined },
+    { name: 'empty', value: ' ', want: undefined },
+    { name: 'an empty object', value: '{}', want: undefined },
+    { name: 'empty lists', value: '{"requests":{},"limits":{}}', want: undefined },
+    {
+      name: 'keys sorted, as toJson writes them',
+      value: '{"requests":{"memory":"64Mi","cpu":"50m"},"limits":{"memory":"256Mi"}}',
+      want: { limits: { memory: '256Mi' }, requests: { cpu: '50m', memory: '64Mi' } },
+    },
+    { name: "a number, as Helm's --set makes one", value: '{"limits":{"cpu":2}}', want: { limits: { cpu: '2' } } },
+  ];
+  for (const c of cases) {
+    const r = new EnvReader(c.value === undefined ? {} : { R: c.value });
+    t.strictSame(r.resources('R'), c.want, c.name);
+    t.doesNotThrow(() => r.done('test', {}), `${c.name}: no problem`);
+  }
+  const bad: ReadonlyArray<[string, RegExp]> = [
+    ['requests: cpu=1', /R="requests: cpu=1" is not JSON/],
+    ['[]', /not an object of requests and limits/],
+    ['{"claims":[]}', /"claims" is not one of limits, requests/],
+    ['{"requests":{"mem":"1Gi"}}', /requests: "mem" is not one of cpu, memory, ephemeral-storage/],
+    ['{"limits":{"memory":"128m"}}', /limits: memory=128m is not a whole number of bytes/],
+    ['{"limits":{"cpu":"lots"}}', /limits: cpu=lots: "lots" is not a Kubernetes quantity/],
+    ['{"limits":{"cpu":true}}', /limits: cpu: true is not a quantity/],
+    ['{"requests":{"cpu":"1"},"limits":{"cpu":"500m"}}', /the cpu request 1 is above its limit 500m, which Kubernetes refuses/],
+  ];
+  for (const [value, message] of bad) {
+    const r = new EnvReader({ R: value });
+    t.equal(r.resources('R'), undefined, value);
+    t.throws(() => r.done('test', {}), { code: 'bad-environment', message }, value);
+  }
+  t.end();
+});
+
 t.test('done reports every problem at once, as a config TpError with a hint', (t) => {
   const r = new EnvReader({ A: 'x', B: 'y' });
   r.port('A', 1);

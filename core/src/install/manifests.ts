@@ -3,6 +3,7 @@
  * `app.kubernetes.io/managed-by: telepresence-ts`, which `uninstall --everything` deletes by.
  */
 import {
+  DEFAULT_AGENT_LOG_LEVEL,
   DEFAULT_PORTS,
   ENV,
   ENV_AGENT_IMAGE,
@@ -12,12 +13,14 @@ import {
   MANAGED_BY_VALUE,
   MANAGER_NAMESPACE_LABEL,
   RESOURCE_NAMES,
+  type LogLevel,
 } from '../contracts.js';
 import type {
   V1ClusterRole,
   V1ClusterRoleBinding,
   V1Container,
   V1Deployment,
+  V1EnvVar,
   V1LabelSelector,
   V1MutatingWebhookConfiguration,
   V1Namespace,
@@ -28,6 +31,7 @@ import type {
   V1Toleration,
   V1Volume,
 } from '../kube/kube-types.js';
+import { canonicalResources } from '../resources.js';
 import type { InjectorTls } from './certs.js';
 
 export interface InstallOptions {
@@ -38,6 +42,13 @@ export interface InstallOptions {
   /** Container resources of the traffic-manager and of the agent-injector (default: none set). */
   readonly managerResources?: V1ResourceRequirements;
   readonly injectorResources?: V1ResourceRequirements;
+  /** The log level of the traffic-agents injected into workloads (default DEFAULT_AGENT_LOG_LEVEL). */
+  readonly agentLogLevel?: LogLevel;
+  /**
+   * Container resources of those agents (default: the injector's, modest requests and no limits);
+   * cpu, memory and ephemeral-storage only, as `resourcesProblem` checks them.
+   */
+  readonly agentResources?: V1ResourceRequirements;
   /** Where both Deployments' pods may run (default: anywhere). */
   readonly nodeSelector?: Record<string, string>;
   readonly tolerations?: V1Toleration[];
@@ -155,6 +166,27 @@ export function clusterRoleBinding(o: InstallOptions, name: string): V1ClusterRo
   };
 }
 
+/**
+ * The value of ENV.agentResources: the resources as JSON in their canonical form, which is also
+ * the text Helm's toJson writes for the same values (keys sorted); `{}` when unset.
+ */
+export function agentResourcesEnvValue(resources: V1ResourceRequirements | undefined): string {
+  return JSON.stringify((resources === undefined ? undefined : canonicalResources(resources)) ?? {});
+}
+
+/**
+ * What the manager and the injector both need to build the same agent configurations: the agent
+ * image, the manager's port (its host follows from the shared namespace) and the agents' settings.
+ */
+function agentBuildEnv(o: InstallOptions): V1EnvVar[] {
+  return [
+    { name: ENV_AGENT_IMAGE, value: o.agentImage },
+    { name: ENV.managerPort, value: String(DEFAULT_PORTS.manager) },
+    { name: ENV.agentLogLevel, value: o.agentLogLevel ?? DEFAULT_AGENT_LOG_LEVEL },
+    { name: ENV.agentResources, value: agentResourcesEnvValue(o.agentResources) },
+  ];
+}
+
 const namespaceFromDownwardApi = { name: ENV.managerNamespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } };
 
 /**
@@ -198,8 +230,7 @@ export function managerDeployment(o: InstallOptions): V1Deployment {
       namespaceFromDownwardApi,
       // Agents take connections from these addresses for the manager's routing probes.
       { name: ENV.managerPodIps, valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } },
-      { name: ENV_AGENT_IMAGE, value: o.agentImage },
-      { name: ENV.managerPort, value: String(DEFAULT_PORTS.manager) },
+      ...agentBuildEnv(o),
     ],
     // A TCP probe: the port serves gRPC (HTTP/2), which an httpGet probe cannot speak.
     readinessProbe: { tcpSocket: { port: RESOURCE_NAMES.managerPortName }, periodSeconds: 2 },
@@ -226,14 +257,9 @@ export function injectorDeployment(o: InstallOptions): V1Deployment {
     {
       image: o.injectorImage,
       ports: [{ name: RESOURCE_NAMES.injectorPortName, containerPort: DEFAULT_PORTS.injector, protocol: 'TCP' }],
-      // The agent image and the manager's port, as the manager has them: pre-injection builds
-      // the entry the manager would (the manager's host follows from the shared namespace).
-      env: [
-        namespaceFromDownwardApi,
-        { name: ENV_AGENT_IMAGE, value: o.agentImage },
-        { name: ENV.managerPort, value: String(DEFAULT_PORTS.manager) },
-        { name: ENV.injectorPort, value: String(DEFAULT_PORTS.injector) },
-      ],
+      // The agents' build settings, as the manager has them: pre-injection builds the entry the
+      // manager would.
+      env: [namespaceFromDownwardApi, ...agentBuildEnv(o), { name: ENV.injectorPort, value: String(DEFAULT_PORTS.injector) }],
       volumeMounts: [{ name: 'tls', mountPath: INJECTOR_TLS_DIR, readOnly: true }],
       readinessProbe: { tcpSocket: { port: RESOURCE_NAMES.injectorPortName }, periodSeconds: 2 },
     },

@@ -4,9 +4,13 @@
  * anything in the cluster changes. install applies its objects one at a time, so a value the API
  * server refuses halfway would leave half an installation; these checks refuse it first.
  */
+import { LOG_LEVELS, type LogLevel } from '../contracts.js';
 import { TpError } from '../errors.js';
 import type { V1LabelSelector, V1ResourceRequirements, V1Toleration } from '../kube/kube-types.js';
+import { compareQuantities, INSTALL_RESOURCE_NAMES, quantityProblem, quantityValue } from '../resources.js';
 import { MAX_WEBHOOK_TIMEOUT_SECONDS, NAMESPACE_NAME_LABEL, neverInjectedNamespaces, type InstallOptions } from './manifests.js';
+
+export { INSTALL_RESOURCE_NAMES, QUANTITY_PATTERN, quantityValue } from '../resources.js';
 
 type LabelSelectorRequirement = NonNullable<V1LabelSelector['matchExpressions']>[number];
 
@@ -28,18 +32,15 @@ export const LABEL_SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'
 /** The effects of a taint, and so of a toleration. */
 export const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const;
 
-/**
- * The container resources the flags set. Extended resources (GPUs and the like) are no use to
- * either program, and a name outside this list is far more often a typo (`mem`, `cpus`).
- */
-export const INSTALL_RESOURCE_NAMES = ['cpu', 'memory', 'ephemeral-storage'] as const;
-
 /** The text of install's flags for these options, as the command line gave it; an unset flag is undefined or empty. */
 export interface InstallFlags {
   readonly managerRequests?: readonly string[];
   readonly managerLimits?: readonly string[];
   readonly injectorRequests?: readonly string[];
   readonly injectorLimits?: readonly string[];
+  readonly agentRequests?: readonly string[];
+  readonly agentLimits?: readonly string[];
+  readonly agentLogLevel?: string;
   readonly nodeSelector?: readonly string[];
   readonly tolerations?: readonly string[];
   readonly webhookFailurePolicy?: string;
@@ -50,7 +51,7 @@ export interface InstallFlags {
 /** The InstallOptions fields the flags set; a field is absent when its flags were not given. */
 export type InstallSettings = Pick<
   InstallOptions,
-  'managerResources' | 'injectorResources' | 'nodeSelector' | 'tolerations' | 'webhookFailurePolicy' | 'webhookTimeoutSeconds' | 'injectableNamespaces'
+  'managerResources' | 'injectorResources' | 'agentResources' | 'agentLogLevel' | 'nodeSelector' | 'tolerations' | 'webhookFailurePolicy' | 'webhookTimeoutSeconds' | 'injectableNamespaces'
 >;
 
 function badFlag(code: string, flag: string, value: string, why: string, hint: string): TpError {
@@ -89,38 +90,6 @@ function labelValueProblem(value: string): string | undefined {
     : `${JSON.stringify(value)} is not a label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit`;
 }
 
-/** A Kubernetes quantity (apimachinery's resource.Quantity): a number, then an SI or binary suffix or an exponent. */
-const QUANTITY = /^([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d{1,3})|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$/;
-const BINARY_POWER: Record<string, number> = { Ki: 1, Mi: 2, Gi: 3, Ti: 4, Pi: 5, Ei: 6 };
-const DECIMAL_POWER: Record<string, number> = { n: -9, u: -6, m: -3, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
-
-/** A quantity's exact value as a fraction (cpu `0.1` and `100m` are equal, which floating point does not promise). */
-interface Fraction {
-  readonly num: bigint;
-  readonly den: bigint;
-}
-
-/** The value of a quantity, or undefined when `text` is not one. Negative quantities are values here; callers refuse them. */
-export function quantityValue(text: string): Fraction | undefined {
-  const m = QUANTITY.exec(text);
-  if (m === null) return undefined;
-  const [, sign = '', number = '', exponent, suffix] = m;
-  const [whole = '', fraction = ''] = number.split('.');
-  let num = BigInt(`${whole}${fraction}` || '0') * (sign === '-' ? -1n : 1n);
-  let den = 10n ** BigInt(fraction.length);
-  const power10 = exponent !== undefined ? Number(exponent) : suffix !== undefined ? (DECIMAL_POWER[suffix] ?? 0) : 0;
-  if (power10 >= 0) num *= 10n ** BigInt(power10);
-  else den *= 10n ** BigInt(-power10);
-  if (suffix !== undefined && suffix in BINARY_POWER) num *= 1024n ** BigInt(BINARY_POWER[suffix] ?? 0);
-  return { num, den };
-}
-
-function compare(a: Fraction, b: Fraction): number {
-  const left = a.num * b.den;
-  const right = b.num * a.den;
-  return left < right ? -1 : left > right ? 1 : 0;
-}
-
 const RESOURCES_HINT = (flag: string): string =>
   `give name=quantity pairs of ${INSTALL_RESOURCE_NAMES.join(', ')}, as in --${flag} cpu=100m,memory=128Mi (Mi, Gi: powers of 1024; m: thousandths)`;
 
@@ -134,13 +103,8 @@ function resourceList(flag: string, values: readonly string[]): Record<string, s
     const name = item.slice(0, eq).trim();
     const quantity = item.slice(eq + 1).trim();
     if (!(INSTALL_RESOURCE_NAMES as readonly string[]).includes(name)) throw fail(`${JSON.stringify(name)} is not one of ${INSTALL_RESOURCE_NAMES.join(', ')}`);
-    const value = quantityValue(quantity);
-    if (value === undefined) throw fail(`${name}=${quantity}: ${JSON.stringify(quantity)} is not a Kubernetes quantity`);
-    if (value.num < 0n) throw fail(`${name}=${quantity} is negative`);
-    if (name !== 'cpu' && value.num % value.den !== 0n) {
-      // `memory=128m` is 0.128 bytes, accepted by the API server and then fatal to the container.
-      throw fail(`${name}=${quantity} is not a whole number of bytes (m means thousandths: 128Mi or 128M was probably meant)`);
-    }
+    const problem = quantityProblem(name, quantity);
+    if (problem !== undefined) throw fail(problem);
     const earlier = list[name];
     if (earlier !== undefined && earlier !== quantity) throw fail(`${name} is given twice (${earlier} and ${quantity})`);
     list[name] = quantity;
@@ -151,9 +115,9 @@ function resourceList(flag: string, values: readonly string[]): Record<string, s
 /**
  * A container's resources from its `--<program>-requests` and `--<program>-limits` flags, which take
  * what `kubectl set resources --requests/--limits` takes. A request above its limit is refused, as
- * the API server would refuse the Deployment.
+ * the API server would refuse the Deployment (or, for the agent, the pod it is injected into).
  */
-export function parseResources(program: 'manager' | 'injector', requests: readonly string[] = [], limits: readonly string[] = []): V1ResourceRequirements | undefined {
+export function parseResources(program: 'manager' | 'injector' | 'agent', requests: readonly string[] = [], limits: readonly string[] = []): V1ResourceRequirements | undefined {
   const requestFlag = `${program}-requests`;
   const limitFlag = `${program}-limits`;
   const req = resourceList(requestFlag, requests);
@@ -162,7 +126,7 @@ export function parseResources(program: 'manager' | 'injector', requests: readon
     const limit = lim?.[name];
     const value = quantityValue(quantity);
     const max = limit === undefined ? undefined : quantityValue(limit);
-    if (value !== undefined && max !== undefined && compare(value, max) > 0) {
+    if (value !== undefined && max !== undefined && compareQuantities(value, max) > 0) {
       throw new TpError('user', 'bad-resources', `--${requestFlag} ${name}=${quantity} is above --${limitFlag} ${name}=${limit ?? ''}: Kubernetes refuses a request above its limit`, {
         hint: `lower the request or raise the limit, as in --${requestFlag} ${name}=${limit ?? ''}`,
       });
@@ -170,6 +134,13 @@ export function parseResources(program: 'manager' | 'injector', requests: readon
   }
   if (req === undefined && lim === undefined) return undefined;
   return { ...(req === undefined ? {} : { requests: req }), ...(lim === undefined ? {} : { limits: lim }) };
+}
+
+/** `--agent-log-level`: the log level of the traffic-agents injected into workloads. */
+export function parseAgentLogLevel(text: string): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === text.trim().toLowerCase());
+  if (level !== undefined) return level;
+  throw badFlag('bad-log-level', 'agent-log-level', text, 'not a log level', `pass one of ${LOG_LEVELS.join(', ')}, as in --agent-log-level debug`);
 }
 
 /** `key=value[,key=value]` of every `--node-selector`: the node labels both Deployments' pods require. */
@@ -375,6 +346,8 @@ export function parseInjectableNamespaces(text: string, managerNamespace: string
 export function parseInstallFlags(flags: InstallFlags, managerNamespace: string): InstallSettings {
   const managerResources = parseResources('manager', flags.managerRequests, flags.managerLimits);
   const injectorResources = parseResources('injector', flags.injectorRequests, flags.injectorLimits);
+  const agentResources = parseResources('agent', flags.agentRequests, flags.agentLimits);
+  const agentLogLevel = flags.agentLogLevel === undefined ? undefined : parseAgentLogLevel(flags.agentLogLevel);
   const nodeSelector = parseNodeSelector(flags.nodeSelector);
   const tolerations = parseTolerations(flags.tolerations);
   const webhookFailurePolicy = flags.webhookFailurePolicy === undefined ? undefined : parseWebhookFailurePolicy(flags.webhookFailurePolicy);
@@ -383,6 +356,8 @@ export function parseInstallFlags(flags: InstallFlags, managerNamespace: string)
   return {
     ...(managerResources === undefined ? {} : { managerResources }),
     ...(injectorResources === undefined ? {} : { injectorResources }),
+    ...(agentResources === undefined ? {} : { agentResources }),
+    ...(agentLogLevel === undefined ? {} : { agentLogLevel }),
     ...(nodeSelector === undefined ? {} : { nodeSelector }),
     ...(tolerations === undefined ? {} : { tolerations }),
     ...(webhookFailurePolicy === undefined ? {} : { webhookFailurePolicy }),

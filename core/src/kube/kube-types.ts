@@ -9,6 +9,7 @@ export type {
   V1LabelSelector,
   V1Container,
   V1Deployment,
+  V1EnvVar,
   V1MutatingWebhookConfiguration,
   V1Namespace,
   V1Pod,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Clock } from '../../src/clock.js';
 import { defaultImages, deploymentReadiness, install, uninstallEverything, type InstallRequest } from '../../src/install/install.js';
-import { baseManifests, injectorClusterRole, injectorDeployment, managerClusterRole, managerDeployment, webhookConfiguration } from '../../src/install/manifests.js';
+import { agentResourcesEnvValue, baseManifests, injectorClusterRole, injectorDeployment, managerClusterRole, managerDeployment, webhookConfiguration } from '../../src/install/manifests.js';
 import type { KubeObject } from '../../src/kube/kube-api.js';
 import { FakeKube } from '../fixtures/fake-kube.js';
 
@@ -212,4 +212,21 @@ t.test('the options the Helm chart sets: absent by default, applied when given',
     matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'tp-system'] }, { key: 'env', operator: 'Exists' }],
   }, 'the selector narrows the namespaces; kube-system and the manager\'s own stay excluded');
   t.match(webhookConfiguration(req, 'x').webhooks?.[0], { failurePolicy: 'Fail', timeoutSeconds: 10 });
+});
+
+t.test("the agents' settings go to both programs that build agent configurations, alike", async (t) => {
+  const env = (req: InstallRequest) =>
+    [managerDeployment(req), injectorDeployment(req)].map((d) =>
+      Object.fromEntries((d.spec?.template.spec?.containers[0]?.env ?? []).filter((e) => e.name.startsWith('TP_AGENT_')).map((e) => [e.name, e.value])),
+    );
+  const defaults = { TP_AGENT_IMAGE: REQ.agentImage, TP_AGENT_LOG_LEVEL: 'info', TP_AGENT_RESOURCES: '{}' };
+  t.strictSame(env(REQ), [defaults, defaults], 'the defaults: info, and no resources (the injector then applies its own)');
+  const set = {
+    ...defaults,
+    TP_AGENT_LOG_LEVEL: 'debug',
+    // Keys sorted, as Helm's toJson writes the chart's agent.resources.
+    TP_AGENT_RESOURCES: '{"limits":{"memory":"256Mi"},"requests":{"cpu":"50m","memory":"64Mi"}}',
+  };
+  t.strictSame(env({ ...REQ, agentLogLevel: 'debug', agentResources: { requests: { memory: '64Mi', cpu: '50m' }, limits: { memory: '256Mi' } } }), [set, set]);
+  t.strictSame(agentResourcesEnvValue({ requests: {} }), '{}', 'empty lists are nothing set');
 });

@@ -2,6 +2,7 @@ import t, { type Test } from 'tap';
 import { TpError } from '../../src/errors.js';
 import {
   neverInjectedSelected,
+  parseAgentLogLevel,
   parseInstallFlags,
   parseLabelSelector,
   parseNodeSelector,
@@ -88,6 +89,33 @@ t.test('resources: bad forms are refused, naming the flag and the fix', async (t
       t.match(err?.message, c.message);
       t.match(err?.hint, /--manager-(requests|limits) /, 'the hint shows the flag with a value');
     });
+  }
+});
+
+t.test("the agent's resources: the same form, its own flags named in errors", async (t) => {
+  t.strictSame(parseResources('agent', ['cpu=50m'], ['memory=256Mi']), { requests: { cpu: '50m' }, limits: { memory: '256Mi' } });
+  const cases: Array<{ requests?: string[]; limits?: string[]; message: RegExp; hint: RegExp }> = [
+    { requests: ['gpu=1'], message: /^--agent-requests "gpu=1": "gpu" is not one of cpu, memory, ephemeral-storage$/, hint: /--agent-requests cpu=100m,memory=128Mi/ },
+    { limits: ['memory=256m'], message: /^--agent-limits "memory=256m": memory=256m is not a whole number of bytes/, hint: /--agent-limits cpu=100m/ },
+    { requests: ['memory=512Mi'], limits: ['memory=256Mi'], message: /^--agent-requests memory=512Mi is above --agent-limits memory=256Mi/, hint: /--agent-requests memory=256Mi/ },
+  ];
+  for (const c of cases) {
+    const err = refusal(t, () => parseInstallFlags({ agentRequests: c.requests, agentLimits: c.limits }, NS));
+    t.equal(err?.code, 'bad-resources');
+    t.match(err?.message, c.message);
+    t.match(err?.hint, c.hint);
+  }
+});
+
+t.test("the agents' log level: one of core's levels, any case", async (t) => {
+  t.equal(parseAgentLogLevel('debug'), 'debug');
+  t.equal(parseAgentLogLevel(' WARN '), 'warn');
+  for (const text of ['verbose', '', 'warning']) {
+    const err = refusal(t, () => parseAgentLogLevel(text));
+    t.equal(err?.category, 'user');
+    t.equal(err?.code, 'bad-log-level');
+    t.match(err?.message, `--agent-log-level ${JSON.stringify(text)}: not a log level`);
+    t.equal(err?.hint, 'pass one of debug, info, warn, error, as in --agent-log-level debug');
   }
 });
 
@@ -263,6 +291,9 @@ t.test('parseInstallFlags: only the options whose flags were given', async (t) =
     managerRequests: ['cpu=100m,memory=64Mi'],
     managerLimits: ['memory=128Mi'],
     injectorRequests: ['cpu=50m'],
+    agentRequests: ['memory=64Mi,cpu=50m'],
+    agentLimits: ['memory=256Mi'],
+    agentLogLevel: 'debug',
     nodeSelector: ['kubernetes.io/os=linux'],
     tolerations: ['dedicated=tools:NoSchedule'],
     webhookFailurePolicy: 'Fail',
@@ -273,6 +304,8 @@ t.test('parseInstallFlags: only the options whose flags were given', async (t) =
   t.strictSame(parseInstallFlags(flags, NS), {
     managerResources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } },
     injectorResources: { requests: { cpu: '50m' } },
+    agentResources: { requests: { memory: '64Mi', cpu: '50m' }, limits: { memory: '256Mi' } },
+    agentLogLevel: 'debug',
     nodeSelector: { 'kubernetes.io/os': 'linux' },
     tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'tools', effect: 'NoSchedule' }],
     webhookFailurePolicy: 'Fail',

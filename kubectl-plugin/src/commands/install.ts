@@ -1,10 +1,14 @@
 import {
   checkRegistry,
+  DEFAULT_AGENT_LOG_LEVEL,
+  DEFAULT_AGENT_RESOURCES,
   DEFAULT_IMAGE_REGISTRY,
   DEFAULT_INSTALL_TIMEOUT_MS,
   defaultImages,
+  formatResourceList,
   install,
   INSTALL_RESOURCE_NAMES,
+  LOG_LEVELS,
   MAX_WEBHOOK_TIMEOUT_SECONDS,
   MIN_WEBHOOK_TIMEOUT_SECONDS,
   parseInstallFlags,
@@ -29,12 +33,15 @@ interface InstallArgs extends GlobalOptions {
   'manager-limits': string[] | undefined;
   'injector-requests': string[] | undefined;
   'injector-limits': string[] | undefined;
+  'agent-requests': string[] | undefined;
+  'agent-limits': string[] | undefined;
   'node-selector': string[] | undefined;
   toleration: string[] | undefined;
   /** A list when given more than once. */
   'webhook-failure-policy': string | string[] | undefined;
   'webhook-timeout': string | string[] | undefined;
   'injectable-namespaces': string | string[] | undefined;
+  'agent-log-level': string | string[] | undefined;
   wait: boolean;
   timeout: number;
   'dry-run': boolean;
@@ -47,9 +54,9 @@ export function formatInstallText(r: InstallResult, dryRun: boolean): string {
   return `Traffic manager installed in namespace ${r.namespace} (${r.images.manager}, ${r.images.injector}; agents ${r.images.agent})\n`;
 }
 
-/** The options installed, for `--output json`: the webhook's with their defaults, the others when given. */
+/** The options installed, for `--output json`: the webhook's and the agents' log level with their defaults, the others when given. */
 export function installOptionsJson(s: InstallSettings) {
-  return { webhookFailurePolicy: WEBHOOK_DEFAULTS.failurePolicy, webhookTimeoutSeconds: WEBHOOK_DEFAULTS.timeoutSeconds, ...s };
+  return { webhookFailurePolicy: WEBHOOK_DEFAULTS.failurePolicy, webhookTimeoutSeconds: WEBHOOK_DEFAULTS.timeoutSeconds, agentLogLevel: DEFAULT_AGENT_LOG_LEVEL, ...s };
 }
 
 const RESOURCES = INSTALL_RESOURCE_NAMES.join(', ');
@@ -62,6 +69,15 @@ const clusterOptions = {
   'manager-limits': resourceOption('The most the traffic-manager may use, in the same form. Example: --manager-limits memory=256Mi'),
   'injector-requests': resourceOption('Resources reserved for the agent-injector. Example: --injector-requests cpu=50m,memory=32Mi'),
   'injector-limits': resourceOption('The most the agent-injector may use. Example: --injector-limits memory=128Mi'),
+  'agent-requests': resourceOption(
+    `Resources reserved for the traffic-agent in each pod it is injected into, in the same form. Without either agent flag: ${formatResourceList(DEFAULT_AGENT_RESOURCES.requests)} and no limits; with one, the two flags are all the agent gets. Example: --agent-requests cpu=50m,memory=64Mi`,
+  ),
+  'agent-limits': resourceOption('The most each traffic-agent may use (default: no limits; a low one throttles or kills the workload\'s traffic). Example: --agent-limits memory=256Mi'),
+  'agent-log-level': {
+    type: 'string',
+    requiresArg: true,
+    describe: `Log level of the traffic-agents, ${LOG_LEVELS.join(', ')} (default ${DEFAULT_AGENT_LOG_LEVEL}); a change restarts the pods with an agent. Example: --agent-log-level debug`,
+  },
   'node-selector': {
     type: 'string',
     array: true,
@@ -121,9 +137,11 @@ export function installCommand(deps: CommandDeps): AnyCommand {
         .group(['manager-namespace', 'registry', 'manager-image', 'injector-image', 'agent-image', 'wait', 'timeout', 'dry-run'], 'Install:')
         .group(['manager-requests', 'manager-limits', 'injector-requests', 'injector-limits', 'node-selector', 'toleration'], 'Resources and scheduling of the traffic-manager and agent-injector:')
         .group(['webhook-failure-policy', 'webhook-timeout', 'injectable-namespaces'], 'Agent injection:')
+        .group(['agent-requests', 'agent-limits', 'agent-log-level'], 'The traffic-agent injected into workloads:')
         .example('$0 install --registry registry.example.com/team', 'pull the images from your own registry')
         .example('$0 install --manager-requests cpu=100m,memory=64Mi --manager-limits memory=256Mi', 'reserve CPU and memory for the traffic-manager and cap its memory')
         .example('$0 install --node-selector pool=tools --toleration dedicated=tools:NoSchedule', 'run both on the nodes of pool tools, which are tainted for everything else')
+        .example('$0 install --agent-log-level debug --agent-limits memory=256Mi', 'agents that log in detail, each capped at 256Mi of memory')
         .example("$0 install --injectable-namespaces 'env in (dev,staging)' --webhook-failure-policy Fail", 'agents only in dev and staging namespaces; no pod starts there without its agent')
         .epilogue(
           'Every option is checked before anything in the cluster changes. Re-running install applies the options given this time: one left out goes back to its default. The Helm chart in cluster/chart takes the same options as values (docs/helm.md).',
@@ -138,6 +156,9 @@ export function installCommand(deps: CommandDeps): AnyCommand {
           managerLimits: argv['manager-limits'],
           injectorRequests: argv['injector-requests'],
           injectorLimits: argv['injector-limits'],
+          agentRequests: argv['agent-requests'],
+          agentLimits: argv['agent-limits'],
+          agentLogLevel: lastOf(argv['agent-log-level']),
           nodeSelector: argv['node-selector'],
           tolerations: argv.toleration,
           webhookFailurePolicy: lastOf(argv['webhook-failure-policy']),

@@ -49,7 +49,7 @@ for (const [registry, why] of [
 
 /** The parts of install's objects these tests read. */
 interface Deployment {
-  spec?: { template: { spec?: { containers: Array<{ resources?: unknown }>; nodeSelector?: unknown; tolerations?: unknown } } };
+  spec?: { template: { spec?: { containers: Array<{ resources?: unknown; env?: Array<{ name: string; value?: string }> }>; nodeSelector?: unknown; tolerations?: unknown } } };
 }
 interface WebhookConfiguration {
   webhooks?: Array<{ failurePolicy?: string; timeoutSeconds?: number; namespaceSelector?: { matchExpressions?: unknown } }>;
@@ -94,6 +94,12 @@ t.test('install with the chart\'s options as flags: the objects carry them, and 
     '10',
     '--injectable-namespaces',
     'env in (dev,staging),!legacy',
+    '--agent-requests',
+    'memory=64Mi,cpu=50m',
+    '--agent-limits',
+    'memory=256Mi',
+    '--agent-log-level',
+    'debug',
   ]);
   t.equal(res.code, 0, res.stderr);
   const tolerations = [
@@ -117,34 +123,47 @@ t.test('install with the chart\'s options as flags: the objects carry them, and 
     { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'tp-system'] },
     ...selector.matchExpressions,
   ], 'the selector, after the namespaces never injected into');
+  const agentResources = { requests: { memory: '64Mi', cpu: '50m' }, limits: { memory: '256Mi' } };
+  for (const program of [manager, injector]) {
+    const env = Object.fromEntries((program?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    t.equal(env['TP_AGENT_LOG_LEVEL'], 'debug', "the agents' log level, for the manager and the injector alike");
+    t.strictSame(JSON.parse(env['TP_AGENT_RESOURCES'] ?? ''), agentResources, "the agents' resources, likewise");
+  }
   const out = JSON.parse(res.stdout) as { options: unknown };
   t.strictSame(out.options, {
     webhookFailurePolicy: 'Fail',
     webhookTimeoutSeconds: 10,
+    agentLogLevel: 'debug',
     managerResources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } },
     injectorResources: { requests: { cpu: '50m' } },
+    agentResources,
     nodeSelector,
     tolerations,
     injectableNamespaces: selector,
   });
 });
 
-t.test('install -o json without those flags shows the webhook defaults only', async (t) => {
+t.test("install -o json without those flags shows the webhook's and the agents' log level defaults only", async (t) => {
   const res = await runCli(fakeEnv({ kube: new FakeKubeForCli() }), ['install', '--no-wait', '-o', 'json']);
-  t.strictSame((JSON.parse(res.stdout) as { options: unknown }).options, { webhookFailurePolicy: 'Ignore', webhookTimeoutSeconds: 5 });
+  t.strictSame((JSON.parse(res.stdout) as { options: unknown }).options, { webhookFailurePolicy: 'Ignore', webhookTimeoutSeconds: 5, agentLogLevel: 'info' });
 });
 
 t.test('a flag given twice: the last one counts, as with kubectl', async (t) => {
   const kube = new RecordingKube();
-  const res = await runCli(fakeEnv({ kube }), ['install', '--no-wait', '--webhook-timeout', '3', '--webhook-timeout', '7']);
+  const res = await runCli(fakeEnv({ kube }), ['install', '--no-wait', '--webhook-timeout', '3', '--webhook-timeout', '7', '--agent-log-level', 'debug', '--agent-log-level', 'warn']);
   t.equal(res.code, 0, res.stderr);
   t.equal(kube.find<WebhookConfiguration>('MutatingWebhookConfiguration', 'agent-injector-webhook-tp-system')?.webhooks?.[0]?.timeoutSeconds, 7);
+  const env = kube.find<Deployment>('Deployment', 'traffic-manager')?.spec?.template.spec?.containers[0]?.env ?? [];
+  t.equal(env.find((e) => e.name === 'TP_AGENT_LOG_LEVEL')?.value, 'warn');
 });
 
 for (const [args, message, hint] of [
   [['--manager-requests', 'mem=64Mi'], '--manager-requests "mem=64Mi": "mem" is not one of cpu, memory, ephemeral-storage', /--manager-requests cpu=100m,memory=128Mi/],
   [['--injector-requests', 'cpu=1', '--injector-limits', 'cpu=500m'], '--injector-requests cpu=1 is above --injector-limits cpu=500m', /lower the request or raise the limit/],
   [['--node-selector', 'linux'], '--node-selector "linux": "linux" has no "=value"', /--node-selector kubernetes.io\/os=linux/],
+  [['--agent-requests', 'cpus=1'], '--agent-requests "cpus=1": "cpus" is not one of cpu, memory, ephemeral-storage', /--agent-requests cpu=100m,memory=128Mi/],
+  [['--agent-requests', 'memory=1Gi', '--agent-limits', 'memory=512Mi'], '--agent-requests memory=1Gi is above --agent-limits memory=512Mi', /lower the request or raise the limit/],
+  [['--agent-log-level', 'verbose'], '--agent-log-level "verbose": not a log level', /pass one of debug, info, warn, error/],
   [['--toleration', 'dedicated=tools:noschedule'], 'effects are case-sensitive: NoSchedule', /--toleration dedicated=tools:NoSchedule/],
   [['--webhook-failure-policy', 'Never'], '--webhook-failure-policy "Never": not a failure policy', /pass Ignore or Fail/],
   [['--webhook-timeout', '31'], '--webhook-timeout "31": outside the 1 to 30 seconds', /--webhook-timeout 10/],

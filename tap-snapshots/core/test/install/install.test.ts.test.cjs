@@ -438,6 +438,14 @@ Array [
                   "name": "TP_MANAGER_PORT",
                   "value": "8081",
                 },
+                Object {
+                  "name": "TP_AGENT_LOG_LEVEL",
+                  "value": "info",
+                },
+                Object {
+                  "name": "TP_AGENT_RESOURCES",
+                  "value": "{}",
+                },
               ],
               "image": "tp-local/traffic-manager:1.2.3",
               "imagePullPolicy": "IfNotPresent",
@@ -508,6 +516,14 @@ Array [
                 Object {
                   "name": "TP_MANAGER_PORT",
                   "value": "8081",
+                },
+                Object {
+                  "name": "TP_AGENT_LOG_LEVEL",
+                  "value": "info",
+                },
+                Object {
+                  "name": "TP_AGENT_RESOURCES",
+                  "value": "{}",
                 },
                 Object {
                   "name": "TP_INJECTOR_PORT",
