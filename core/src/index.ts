@@ -4,6 +4,8 @@ export * from './clock.js';
 export * from './contracts.js';
 export * from './daemon-client.js';
 export * from './errors.js';
+export * from './http-filter.js';
+export * from './engagement.js';
 export * from './version.js';
 export * from './wire-errors.js';
 export * from './kube/index.js';

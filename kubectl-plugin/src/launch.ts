@@ -61,7 +61,8 @@ export function dockerNetworkFor(outcome: InterceptOutcome, argv: readonly strin
   if (!outboundUp || choosesNetwork(argv)) return { network: 'bridge' };
   const localPort = outcome.spec?.localPort ?? 0;
   const containerPort = outcome.target?.containerPort ?? 0;
-  if (containerPort > 0 && containerPort !== localPort) {
+  // An ingest has no port to map: the workstation's network, with outbound access's routes.
+  if (localPort > 0 && containerPort > 0 && containerPort !== localPort) {
     return {
       network: 'bridge',
       note:
@@ -92,7 +93,7 @@ export function dockerRunArgs(outcome: InterceptOutcome, launch: Extract<Launch,
     // The app listens on the workstation's own port, the intercept's (dockerNetworkFor checked
     // that it is the app's port in the pod); it shares the routes and DNS of outbound access.
     out.push('--network', 'host');
-  } else {
+  } else if (localPort > 0) {
     // The daemon dials the loopback, 127.0.0.1 first; the app listens on the port it has in the pod.
     out.push('-p', `127.0.0.1:${localPort}:${containerPort}`);
   }

@@ -401,6 +401,48 @@ t.test('--docker-run: the container gets the environment, the volumes and the po
   t.strictSame(mounts, [], 'no mount left');
 });
 
+/** The UIDs of renv's live pods, sorted: the same list means no pod was replaced. */
+async function renvPodUids(): Promise<string[]> {
+  const list = await kube.json<List<Pod>>(['-n', ns, 'get', 'pods', '-l', 'app=renv']);
+  return list.items
+    .filter((p) => p.metadata.deletionTimestamp === undefined)
+    .map((p) => p.metadata.uid ?? '')
+    .sort();
+}
+
+t.test('ingest -- cmd: the command gets the pod\'s environment, and no pod restarts when the agent is there', async (t) => {
+  const before = await renvPodUids();
+  const envOut = join(work, 'ingest-env.json');
+  const r = await processRunner.run(
+    'kubectl',
+    ['telepresence', 'ingest', 'renv', '--mount=false', '--namespace', ns, '--', 'node', '-e', 'require("node:fs").writeFileSync(process.env.ENV_OUT, JSON.stringify(process.env))'],
+    { env: { ...cliEnv(cli), ENV_OUT: envOut }, timeoutMs: 300_000 },
+  );
+  t.equal(r.exitCode, 0, `ingest: ${r.stderr}`);
+  t.notMatch(r.stderr, /replacing its pods|evicted|rollout/, 'nothing is restarted');
+  const got = JSON.parse(readFileSync(envOut, 'utf8')) as Record<string, string>;
+  const want = await specEnv(await appPod());
+  t.strictSame(Object.fromEntries(Object.keys(want).map((k) => [k, got[k]])), want, "the command sees every variable of the pod's app container, with its value");
+  t.equal(got['TELEPRESENCE_CONTAINER'], 'app');
+  t.strictSame(await renvPodUids(), before, 'the very same pods');
+  t.strictSame(await ourIntercepts(), [], 'the ingest ended with the command');
+});
+
+t.test('ingest: the app in the cluster keeps every request; list and status say it is an ingest', async (t) => {
+  const out = await cli.ok(['ingest', 'renv', '--mount=false'], 300_000);
+  t.match(out, /Ingest name {4}: renv-.*-ingest\n/);
+  t.match(out, /Traffic {8}: none/);
+  for (let i = 0; i < 5; i++) {
+    const body = await fromCluster('/');
+    t.match(JSON.parse(body) as object, { host: /^renv-/ }, `request ${i + 1} is answered by the app`);
+  }
+  const listed = await cli.json<{ workloads?: Array<{ name: string; intercepts?: Array<{ name: string; mode: string; localPort: number }> }> }>(['list']);
+  t.match(listed.workloads?.find((w) => w.name === 'renv')?.intercepts, [{ name: `${NAME}-ingest`, mode: 'ingest', localPort: 0 }], 'list names the mode');
+  t.match(await cli.ok(['status']), new RegExp(`${NAME}-ingest: renv environment and volumes, no traffic \\(ingest\\)`), 'status too');
+  await cli.ok(['leave', `${NAME}-ingest`]);
+  t.strictSame(await ourIntercepts(), []);
+});
+
 // ---------------------------------------------------------------------------------------------
 // helpers that need the CLI instance
 

@@ -44,9 +44,12 @@ const AGENT_TEXT: Readonly<Record<string, string>> = {
   unknown: '',
 };
 
-/** `x-user=alice, x-env=dev`, or '' for a global intercept. */
+/** A personal intercept's filter, `x-user=alice, x-env=dev, path /api/*, method GET|POST`; '' for a global intercept. */
 export function headersText(ii: InterceptInfo): string {
-  return (ii.spec?.headers ?? []).map((h) => `${h.name}=${h.value}`).join(', ');
+  const parts = (ii.spec?.headers ?? []).map((h) => `${h.name}=${h.value}`);
+  if ((ii.spec?.httpPathPrefix ?? '') !== '') parts.push(`path ${ii.spec?.httpPathPrefix ?? ''}*`);
+  if ((ii.spec?.httpMethods ?? []).length > 0) parts.push(`method ${(ii.spec?.httpMethods ?? []).join('|')}`);
+  return parts.join(', ');
 }
 
 export function contextNode(connection: NonNullable<TreeSource['connection']>): TreeNode {
@@ -113,6 +116,23 @@ export function portNode(w: WorkloadView, p: InterceptablePort): TreeNode {
 
 export function interceptNode(w: WorkloadView, ii: InterceptInfo, sessionId: string): TreeNode {
   const mine = ii.clientSessionId === sessionId;
+  if (ii.spec?.mode === 'ingest') {
+    // No traffic: the container's environment and volumes only. Left like an intercept.
+    const container = ii.target?.containerName ?? ii.spec.containerName;
+    return {
+      kind: 'intercept',
+      id: `intercept/${ii.id}`,
+      label: ii.spec.name,
+      description: [`ingest of ${container}`, mine ? 'yours' : `by ${ii.clientName}`, 'no traffic'].join(' · '),
+      tooltip: `Ingest ${ii.spec.name} owned by ${ii.clientName}: the environment and volumes of container ${container}; the app in the cluster keeps every request`,
+      contextValue: mine ? 'intercept.mine' : 'intercept.other',
+      collapsible: 'none',
+      icon: 'file-symlink-directory',
+      namespace: w.namespace,
+      workload: w,
+      intercept: ii,
+    };
+  }
   const headers = headersText(ii);
   const target = ii.target !== undefined ? `${ii.target.serviceName}:${ii.target.servicePort}` : w.name;
   return {

@@ -103,6 +103,9 @@ t.test("an intercept's tooltip names the other Service ports it takes too", (t) 
 t.test('headersText lists header matches', (t) => {
   t.equal(headersText(intercept('a', 'me', [{ name: 'x-a', value: '1' }, { name: 'x-b', value: '2' }])), 'x-a=1, x-b=2');
   t.equal(headersText(intercept('a', 'me')), '');
+  const filtered = intercept('a', 'me', [{ name: 'x-a', value: '1' }]);
+  t.equal(headersText({ ...filtered, spec: { ...filtered.spec!, httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'] } }), 'x-a=1, path /api/*, method GET|POST', 'and a path prefix and methods');
+  t.equal(headersText({ ...filtered, spec: { ...filtered.spec!, headers: [], httpPathPrefix: '/api/' } }), 'path /api/*', 'a path prefix alone');
   t.end();
 });
 
@@ -143,5 +146,14 @@ t.test('a change fires only when the rows VS Code has asked for look different',
   source.byNamespace.set('other', [web()]);
   notify();
   t.equal(fired, 3, 'rows under a namespace never expanded are not shown, so no refresh');
+  t.end();
+});
+
+t.test('an ingest shows as one: its container, no traffic, no local port', (t) => {
+  const base = intercept('web-shop-ingest', 'me');
+  const node = interceptNode(web(), { ...base, spec: { ...base.spec!, mode: 'ingest', localPort: 0 } }, 'me');
+  t.equal(node.description, 'ingest of app · yours · no traffic');
+  t.match(node.tooltip, /^Ingest web-shop-ingest owned by me@here: the environment and volumes of container app; the app in the cluster keeps every request$/);
+  t.equal(node.contextValue, 'intercept.mine', 'left like an intercept');
   t.end();
 });

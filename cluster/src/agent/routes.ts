@@ -1,5 +1,7 @@
-import { InterceptDisposition, type HeaderMatch, type InterceptInfo } from '@telepresence-ts/proto/manager/v1';
+import { InterceptDisposition, type InterceptInfo } from '@telepresence-ts/proto/manager/v1';
 import { allIntercepts, servicePortLabel, type AgentConfig } from '@telepresence-ts/core/agent-config';
+import { compareSpecificity, isPersonal, requestMatches, type HttpFilter, type HttpRequestHead } from '@telepresence-ts/core/http-filter';
+import { takesTraffic } from '@telepresence-ts/core/engagement';
 
 /** One port the agent listens on, and where its traffic goes while nobody intercepts it. */
 export interface ForwardRoute {
@@ -32,11 +34,13 @@ export function forwardRoutes(config: AgentConfig): ForwardRoute[] {
 }
 
 /**
- * Whether `ic` is an intercept of `route` that the agent serves. WAITING counts as well as ACTIVE:
+ * Whether `ic` is an intercept of `route` that the agent serves (an ingest never is). WAITING counts as well as ACTIVE:
  * the manager decides dispositions (the agent has no review call in v1) and answers AGENT_ERROR
  * for one that must not be served.
  */
 function servedOn(ic: InterceptInfo, route: ForwardRoute): boolean {
+  // An ingest takes no traffic: the app keeps every connection.
+  if (ic.spec !== undefined && !takesTraffic(ic.spec)) return false;
   const target = ic.target;
   if (target === undefined || target.agentPort !== route.agentPort) return false;
   if (target.containerName !== '' && target.containerName !== route.containerName) return false;
@@ -51,36 +55,35 @@ function olderFirst(a: { createdAt: number; id: string }, b: { createdAt: number
 /**
  * The global intercept, if any, that takes every connection on `route`.
  *
- * One with headers is a personal intercept (see `personalIntercepts`). When several global ones
+ * One with an HTTP filter is a personal intercept (see `personalIntercepts`). When several global ones
  * match (the manager prevents that), the oldest wins, so every replica agrees.
  */
 export function chooseIntercept(intercepts: readonly InterceptInfo[], route: ForwardRoute): InterceptInfo | undefined {
   let chosen: InterceptInfo | undefined;
   for (const ic of intercepts) {
-    if (!servedOn(ic, route) || (ic.spec?.headers.length ?? 0) > 0) continue;
+    if (!servedOn(ic, route) || isPersonal(ic.spec)) continue;
     if (chosen === undefined || olderFirst(ic, chosen) < 0) chosen = ic;
   }
   return chosen;
 }
 
-/** A personal intercept as the HTTP router matches requests against it. */
-export interface PersonalIntercept {
+/** A personal intercept as the HTTP router matches requests against it: its id and filter. */
+export interface PersonalIntercept extends HttpFilter {
   readonly id: string;
-  /** Every one must be present in a request; names compare case-insensitively, values exactly. */
-  readonly headers: readonly HeaderMatch[];
   readonly createdAt: number;
 }
 
 /**
- * The personal (header) intercepts of `route`, in the order requests are matched against them:
- * the one with more headers first (the more specific rule wins when a request satisfies two,
- * e.g. `x-user=a` and `x-user=a, x-team=t`), then the oldest.
+ * The personal intercepts of `route` (those with headers, a path prefix or methods), in the order
+ * requests are matched against them: the more specific first (`compareSpecificity`: more headers,
+ * then a longer path prefix, then fewer methods), so that the narrower rule wins when a request
+ * satisfies two (`x-user=a` and `x-user=a, x-team=t`; `/api/` and `/api/v2/`), then the oldest.
  */
 export function personalIntercepts(intercepts: readonly InterceptInfo[], route: ForwardRoute): PersonalIntercept[] {
   return intercepts
-    .filter((ic) => servedOn(ic, route) && (ic.spec?.headers.length ?? 0) > 0)
-    .map((ic) => ({ id: ic.id, headers: ic.spec?.headers ?? [], createdAt: ic.createdAt }))
-    .sort((a, b) => b.headers.length - a.headers.length || olderFirst(a, b));
+    .filter((ic) => servedOn(ic, route) && isPersonal(ic.spec))
+    .map((ic) => ({ id: ic.id, headers: ic.spec?.headers ?? [], httpPathPrefix: ic.spec?.httpPathPrefix ?? '', httpMethods: ic.spec?.httpMethods ?? [], createdAt: ic.createdAt }))
+    .sort((a, b) => compareSpecificity(a, b) || olderFirst(a, b));
 }
 
 /** A request's header lines as (name, value) pairs, in any case, repeated names allowed. */
@@ -104,12 +107,10 @@ export function pairsFromObject(headers: Readonly<Record<string, string | string
 }
 
 /**
- * The id of the first personal intercept (in `personal`'s order) whose every header the request
- * carries, or undefined: the request goes to the app. A header named twice in the request
- * matches when either line has the value.
+ * The id of the first personal intercept (in `personal`'s order) that takes the request
+ * (`requestMatches`: all its headers, its path prefix, one of its methods), or undefined: the
+ * request goes to the app. HTTP/1.x and h2c requests both come here.
  */
-export function matchRequest(personal: readonly PersonalIntercept[], request: HeaderPairs): string | undefined {
-  if (personal.length === 0) return undefined;
-  const lines = new Set(request.map(([name, value]) => `${name.toLowerCase()}\n${value}`));
-  return personal.find((p) => p.headers.every((h) => lines.has(`${h.name.toLowerCase()}\n${h.value}`)))?.id;
+export function matchRequest(personal: readonly PersonalIntercept[], request: HttpRequestHead): string | undefined {
+  return personal.find((p) => requestMatches(p, request))?.id;
 }

@@ -13,6 +13,8 @@ import {
   type AgentContainer,
   type AgentIntercept,
 } from '@telepresence-ts/core/agent-config';
+import { takesTraffic } from '@telepresence-ts/core/engagement';
+import type { V1ResourceRequirements } from '@kubernetes/client-node';
 import type { KubeService, KubeWorkload } from './kube.js';
 
 /** What the configuration takes from the manager rather than from the workload. */
@@ -20,7 +22,10 @@ export interface BuildOptions {
   readonly agentImage: string;
   readonly managerHost: string;
   readonly managerPort: number;
+  /** The agents' log level (`TP_AGENT_LOG_LEVEL`), not the building program's own. */
   readonly logLevel: LogLevel;
+  /** The agent container's resources (`TP_AGENT_RESOURCES`), canonical; absent: the injector's default. */
+  readonly resources?: V1ResourceRequirements;
 }
 
 /** Where the agent mounts a container's volumes (Telepresence's `/tel_app_mounts/<container>`). */
@@ -146,6 +151,8 @@ export function buildAgentConfig(workload: KubeWorkload, services: readonly Kube
     managerPort: options.managerPort,
     agentApiPort: DEFAULT_PORTS.agent,
     logLevel: options.logLevel,
+    // Left out when unset, so that an entry is what it was before agents had settable resources.
+    ...(options.resources === undefined ? {} : { resources: options.resources }),
     containers: agentContainers,
   };
 }
@@ -175,12 +182,14 @@ function distinct<T>(xs: readonly T[]): T[] {
  * number) and `container_name`, each optional; when more than one connection remains the error
  * lists every choice in the syntax the CLI accepts.
  */
-export function resolveTarget(config: AgentConfig, spec: Pick<InterceptSpec, 'serviceName' | 'servicePort' | 'containerName'>): ResolvedTarget {
+export function resolveTarget(config: AgentConfig, spec: Pick<InterceptSpec, 'serviceName' | 'servicePort' | 'containerName'> & { readonly mode?: string }): ResolvedTarget {
   const ref = `${config.workloadKind.toLowerCase()}/${config.workloadName}`;
   let candidates: ResolvedTarget[] = allIntercepts(config);
   if (candidates.length === 0) {
     throw new TpError('user', 'no-service', `${ref} has no interceptable port`, { hint: `expose it with a Service first (kubectl expose ${ref})` });
   }
+  // An ingest takes a container, not a port: its first port only names it.
+  if (!takesTraffic(spec)) return resolveContainer(ref, candidates, spec.containerName);
   if (spec.serviceName !== '') {
     const services = distinct(candidates.map((c) => c.intercept.serviceName)).sort();
     candidates = candidates.filter((c) => c.intercept.serviceName === spec.serviceName);
@@ -265,6 +274,22 @@ export function toInterceptTarget(t: ResolvedTarget, config: AgentConfig): Inter
     agentPort: t.intercept.agentPort,
     sharedWith,
   };
+}
+
+/** The container an ingest takes: the one named, or the only one with an agent port. */
+function resolveContainer(ref: string, candidates: readonly ResolvedTarget[], containerName: string): ResolvedTarget {
+  const names = distinct(candidates.map((c) => c.container.name));
+  const chosen = containerName === '' ? (names.length === 1 ? names[0] : undefined) : names.find((n) => n === containerName);
+  const found = candidates.find((c) => c.container.name === chosen);
+  if (found !== undefined) return found;
+  if (containerName !== '') {
+    throw new TpError('user', 'unknown-container', `${ref} has no container "${containerName}" behind a Service; choose one with --container <name>: ${names.join(', ')}`, {
+      hint: `e.g. --container ${names[0] ?? ''}`,
+    });
+  }
+  throw new TpError('user', 'ambiguous-container', `${ref} has ${names.length} containers behind its Services; choose one with --container <name>: ${names.join(', ')}`, {
+    hint: `e.g. --container ${names[0] ?? ''}`,
+  });
 }
 
 /** The spec with every optional field filled in from the resolved connection. */

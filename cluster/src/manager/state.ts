@@ -3,7 +3,9 @@
  * It imports neither grpc-js nor the Kubernetes client: the gRPC service (service.ts) translates
  * messages onto it, and tests drive it with a fake clock.
  */
+import { takesTraffic } from '@telepresence-ts/core/engagement';
 import { TpError } from '@telepresence-ts/core/errors';
+import { describeHttpFilter, httpFilterKey, httpFilterProblem, isPersonal } from '@telepresence-ts/core/http-filter';
 import {
   InterceptDisposition,
   type AgentInfo,
@@ -62,12 +64,12 @@ function targetKey(spec: InterceptSpec, target: InterceptTarget): string {
   return `${spec.namespace}/${spec.workloadName}/${target.containerName}:${target.containerPort}`;
 }
 
-/** Header sets compared regardless of order and header-name case. */
-function headerKey(spec: InterceptSpec): string {
-  return spec.headers
-    .map((h) => `${h.name.toLowerCase()}=${h.value}`)
-    .sort()
-    .join('\n');
+/**
+ * '' for a global intercept; for a personal one its HTTP filter (headers, path prefix, methods)
+ * as a key equal only for identical filters (header and method order and header-name case aside).
+ */
+function filterKey(spec: InterceptSpec): string {
+  return isPersonal(spec) ? httpFilterKey(spec) : '';
 }
 
 function describeTarget(spec: InterceptSpec, target: InterceptTarget): string {
@@ -219,8 +221,11 @@ export class State {
   /**
    * Records an intercept in `WAITING` (or `ACTIVE` when an agent of the workload is in session).
    * `intercept-exists` when the client has one of that name; `intercept-conflict` when it would
-   * take traffic another intercept takes: a global one (no headers) conflicts with any other on
-   * the same target, personal ones conflict only with an identical header set.
+   * take traffic another intercept takes: a global one (no HTTP filter) conflicts with any other on
+   * the same target, personal ones conflict only with an identical filter (the same header set,
+   * path prefix and method set; the agent sends a request that several others take to the most
+   * specific, see `compareSpecificity`), and an ingest (which takes no traffic) with nothing.
+   * `bad-http-filter` for a path prefix or a method that no request could carry.
    */
   createIntercept(sessionId: string, spec: InterceptSpec, target: InterceptTarget): InterceptInfo {
     const client = this.#client(sessionId);
@@ -230,25 +235,33 @@ export class State {
         hint: `leave it first (kubectl telepresence leave ${spec.name}) or choose another name`,
       });
     }
+    const filterProblem = httpFilterProblem(spec);
+    if (filterProblem !== undefined) {
+      throw new TpError('user', 'bad-http-filter', `invalid HTTP filter: ${filterProblem}`, {
+        hint: 'a path prefix starts with "/" and has no spaces, "?" or "#"; methods are upper-case HTTP tokens, e.g. --http-path-prefix /api/ --http-method GET',
+      });
+    }
     const key = targetKey(spec, target);
-    const headers = headerKey(spec);
-    for (const other of this.#intercepts.values()) {
+    const headers = filterKey(spec);
+    // An ingest takes no traffic: it shares the workload with any intercept, and they with it.
+    const others = takesTraffic(spec) ? [...this.#intercepts.values()].filter((o) => o.spec !== undefined && takesTraffic(o.spec)) : [];
+    for (const other of others) {
       if (other.spec === undefined || other.target === undefined || targetKey(other.spec, other.target) !== key) continue;
-      const otherHeaders = headerKey(other.spec);
+      const otherHeaders = filterKey(other.spec);
       if (headers === '' || otherHeaders === '' || headers === otherHeaders) {
         const holder = other.clientName;
-        const theirs = other.spec.headers.map((h) => `${h.name}=${h.value}`).join(', ');
+        const theirs = describeHttpFilter(other.spec);
         let what: string;
         let hint: string;
         if (otherHeaders === '') {
           what = 'a global intercept';
           hint = `ask ${holder} to leave "${other.spec.name}": a global intercept takes every request of the port, so no other intercept can share it`;
         } else if (headers === '') {
-          what = `a personal intercept for requests with ${theirs}`;
-          hint = `a global intercept would take ${holder}'s requests too; take only requests carrying your own header with --http-header <name>=<value>`;
+          what = `a personal intercept for requests ${theirs}`;
+          hint = `a global intercept would take ${holder}'s requests too; take only requests carrying your own header with --http-header <name>=<value>, or those of a path with --http-path-prefix <path>`;
         } else {
-          what = `a personal intercept with the same headers, ${theirs}`;
-          hint = `choose other --http-header values: ${holder} already takes the requests with ${theirs}`;
+          what = `a personal intercept with the same filter, requests ${theirs}`;
+          hint = `choose another filter: ${holder} already takes the requests ${theirs}; use other --http-header values or another --http-path-prefix`;
         }
         throw new TpError(
           'user',

@@ -57,6 +57,8 @@ t.test('which intercept takes a route', (t) => {
     { name: 'no container named', intercepts: [{ ...base, target: { ...base.target!, containerName: '' } }], want: 'c1:echo' },
     { name: 'no target', intercepts: [{ ...base, target: undefined }], want: undefined },
     { name: 'personal (headers): not a global one', intercepts: [{ ...base, spec: { ...base.spec!, headers: [{ name: 'x', value: 'y' }] } }], want: undefined },
+    { name: 'an ingest takes no traffic', intercepts: [{ ...base, spec: { ...base.spec!, mode: 'ingest' } }], want: undefined },
+    { name: 'an ingest beside a global intercept', intercepts: [{ ...intercept('c0:echo', 9901), createdAt: 0, spec: { ...base.spec!, mode: 'ingest' } }, { ...base, createdAt: 5 }], want: 'c1:echo' },
     { name: 'the oldest of several', intercepts: [{ ...intercept('c2:echo', 9901), createdAt: 2 }, { ...intercept('c3:echo', 9901), createdAt: 1 }], want: 'c3:echo' },
     { name: 'equal ages: the smaller id', intercepts: [intercept('c2:echo', 9901), intercept('c1:echo', 9901)], want: 'c1:echo' },
   ];
@@ -104,7 +106,41 @@ t.test('which personal intercept a request goes to', (t) => {
     { name: 'a repeated header matches on any line', personal: [bob], request: [['x-user', 'alice'], ['x-user', 'bob']], want: 'c2:bob' },
     { name: 'an empty value is a value', personal: [p('c4:e', ['x-empty', ''])], request: [['x-empty', '']], want: 'c4:e' },
   ];
-  for (const c of cases) t.equal(matchRequest(c.personal, c.request), c.want, c.name);
+  for (const c of cases) t.equal(matchRequest(c.personal, { method: 'GET', target: '/', headers: c.request }), c.want, c.name);
+  t.end();
+});
+
+t.test('personal intercepts by path prefix and method: ordered and matched', (t) => {
+  const route: ForwardRoute = { containerName: 'app', containerPort: 8080, agentPort: 9901, label: 'echo:http' };
+  const filtered = (id: string, createdAt: number, httpPathPrefix: string, httpMethods: string[], headers: Array<[string, string]> = []) => {
+    const base = intercept(id, 9901);
+    return { ...base, createdAt, spec: { ...base.spec!, headers: headers.map(([name, value]) => ({ name, value })), httpPathPrefix, httpMethods } };
+  };
+  const api = filtered('c1:api', 1, '/api/', []);
+  const apiV2 = filtered('c2:v2', 2, '/api/v2/', []);
+  const posts = filtered('c3:post', 3, '', ['POST']);
+  const getsAndPosts = filtered('c4:rw', 0, '', ['GET', 'POST']);
+  const alice = filtered('c5:alice', 9, '', [], [['x-user', 'alice']]);
+  const intercepts = [getsAndPosts, posts, apiV2, api, alice];
+  t.strictSame(
+    personalIntercepts(intercepts, route).map((p) => p.id),
+    ['c5:alice', 'c2:v2', 'c1:api', 'c3:post', 'c4:rw'],
+    'a filter without headers is personal; more headers, then the longer prefix, then fewer methods',
+  );
+  t.equal(chooseIntercept(intercepts, route), undefined, 'none of them is a global intercept');
+  const personal = personalIntercepts(intercepts, route);
+  const cases: Array<{ name: string; method: string; target: string; headers?: Array<[string, string]>; want: string | undefined }> = [
+    { name: 'the longer prefix first', method: 'GET', target: '/api/v2/items', want: 'c2:v2' },
+    { name: 'the shorter prefix', method: 'GET', target: '/api/v1/items', want: 'c1:api' },
+    { name: 'a query after the path', method: 'GET', target: '/api/?x=1', want: 'c1:api' },
+    { name: 'an absolute-form target', method: 'DELETE', target: 'http://echo/api/x', want: 'c1:api' },
+    { name: 'a prefix in the query only', method: 'PUT', target: '/x?to=/api/', want: undefined },
+    { name: 'a POST elsewhere: one method first', method: 'POST', target: '/web', want: 'c3:post' },
+    { name: 'a GET elsewhere', method: 'GET', target: '/web', want: 'c4:rw' },
+    { name: 'another method elsewhere: the app', method: 'PUT', target: '/web', want: undefined },
+    { name: 'a header beats a prefix', method: 'GET', target: '/api/v2/', headers: [['x-user', 'alice']], want: 'c5:alice' },
+  ];
+  for (const c of cases) t.equal(matchRequest(personal, { method: c.method, target: c.target, headers: c.headers ?? [] }), c.want, c.name);
   t.end();
 });
 

@@ -126,6 +126,19 @@ t.test('the configuration around the connections', async (t) => {
   );
 });
 
+t.test("the agents' settings: their log level, and their resources only when set", async (t) => {
+  const w = workload('web', [app]);
+  const svc = service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' });
+  const plain = buildAgentConfig(w, [svc], opts);
+  t.equal(plain.logLevel, 'info');
+  t.notOk('resources' in plain, 'no resources key when none are set, so that entries stay as they were');
+  const resources = { limits: { memory: '256Mi' }, requests: { cpu: '50m' } };
+  const set = buildAgentConfig(w, [svc], { ...opts, logLevel: 'debug', resources });
+  t.equal(set.logLevel, 'debug', "BuildOptions' log level is the agents'");
+  t.strictSame(set.resources, resources);
+  t.strictSame(parseAgentConfig('web', serializeAgentConfig(set)), set, 'readers take it');
+});
+
 t.test('readers refuse an agent port given to two different app ports', (t) => {
   const config = buildAgentConfig(workload('web', [app]), [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' })], opts);
   const grpc = config.containers[0]?.intercepts[1];
@@ -145,6 +158,21 @@ t.test('no-service', async (t) => {
     code: 'no-service',
     message: 'no TCP port of the Services of deployment/web (web) leads to a port of its containers',
   });
+});
+
+t.test('resolveTarget of an ingest: the container, whatever its ports', async (t) => {
+  const config = buildAgentConfig(
+    workload('web', [app, side]),
+    [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' }), service('admin', [{ port: 9100, targetPort: 9100 }], { app: 'web' })],
+    opts,
+  );
+  const ingest = { serviceName: '', servicePort: '', containerName: '', mode: 'ingest' };
+  t.equal(resolveTarget(config, { ...ingest, containerName: 'side' }).container.name, 'side', 'the container named');
+  t.equal(resolveTarget(config, { ...ingest, containerName: 'app' }).container.name, 'app', 'one with several ports');
+  t.throws(() => resolveTarget(config, ingest), { code: 'ambiguous-container', message: 'deployment/web has 2 containers behind its Services; choose one with --container <name>: app, side' });
+  t.throws(() => resolveTarget(config, { ...ingest, containerName: 'db' }), { code: 'unknown-container', hint: 'e.g. --container app' });
+  const one = buildAgentConfig(workload('web', [app]), [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' })], opts);
+  t.equal(resolveTarget(one, ingest).container.name, 'app', 'the only container needs no name, however many ports it has');
 });
 
 t.test('resolveTarget', async (t) => {

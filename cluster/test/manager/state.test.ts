@@ -173,6 +173,20 @@ t.test('intercept conflicts', async (t) => {
       second: { headers: [h('X-Team', 't'), h('x-user', 'a')] },
       want: 'intercept-conflict',
     },
+    { name: 'global vs a path prefix alone (personal)', first: {}, second: { httpPathPrefix: '/api/' }, want: 'intercept-conflict' },
+    { name: 'methods alone (personal) vs global', first: { httpMethods: ['POST'] }, second: {}, want: 'intercept-conflict' },
+    { name: 'the same path prefix', first: { httpPathPrefix: '/api/' }, second: { httpPathPrefix: '/api/' }, want: 'intercept-conflict' },
+    { name: 'nested path prefixes: both allowed', first: { httpPathPrefix: '/api/' }, second: { httpPathPrefix: '/api/v2/' }, want: 'ok' },
+    { name: 'the same methods in another order', first: { httpMethods: ['GET', 'POST'] }, second: { httpMethods: ['POST', 'GET'] }, want: 'intercept-conflict' },
+    { name: 'overlapping methods: both allowed', first: { httpMethods: ['GET', 'POST'] }, second: { httpMethods: ['POST'] }, want: 'ok' },
+    { name: 'a path prefix vs methods: both allowed', first: { httpPathPrefix: '/api/' }, second: { httpMethods: ['POST'] }, want: 'ok' },
+    { name: 'same headers, one with a prefix: both allowed', first: { headers: [h('x-user', 'a')] }, second: { headers: [h('x-user', 'a')], httpPathPrefix: '/api/' }, want: 'ok' },
+    {
+      name: 'same headers, prefix and methods',
+      first: { headers: [h('x-user', 'a')], httpPathPrefix: '/api/', httpMethods: ['GET'] },
+      second: { headers: [h('X-User', 'a')], httpPathPrefix: '/api/', httpMethods: ['GET'] },
+      want: 'intercept-conflict',
+    },
     { name: 'global on another container port', first: {}, second: {}, secondTarget: { containerPort: 9090, agentPort: 9902 }, want: 'ok' },
     { name: 'global on another workload', first: {}, second: { workloadName: 'api' }, want: 'ok' },
     { name: 'global in another namespace', first: {}, second: { namespace: 'other' }, want: 'ok' },
@@ -195,6 +209,16 @@ t.test('intercept conflicts', async (t) => {
       }
     });
   }
+});
+
+t.test('an ingest conflicts with nothing: it shares the workload with a global intercept, either way round', async (t) => {
+  const { state } = newState();
+  const alice = state.arriveAsClient(client('alice'));
+  const bob = state.arriveAsClient(client('bob'));
+  state.createIntercept(alice.sessionId, spec({ name: 'web-ingest', mode: 'ingest', localPort: 0 }), target());
+  t.doesNotThrow(() => state.createIntercept(bob.sessionId, spec({ name: 'web' }), target()), 'a global intercept after an ingest');
+  t.doesNotThrow(() => state.createIntercept(alice.sessionId, spec({ name: 'web-2', mode: 'ingest', localPort: 0 }), target()), 'and another ingest after it');
+  t.throws(() => state.createIntercept(alice.sessionId, spec({ name: 'web-2', mode: 'ingest', localPort: 0 }), target()), { code: 'intercept-exists' }, 'names are still unique');
 });
 
 t.test('a conflict names the holder', async (t) => {
@@ -220,9 +244,40 @@ t.test('a conflict with a personal intercept names the holder and the headers, a
   });
   t.throws(() => state.createIntercept(bob.sessionId, spec({ headers: [{ name: 'X-User', value: 'alice' }] }), target()), {
     code: 'intercept-conflict',
-    message: /by alice@laptop \(a personal intercept with the same headers, x-user=alice/,
-    hint: 'choose other --http-header values: alice@laptop already takes the requests with x-user=alice',
+    message: /by alice@laptop \(a personal intercept with the same filter, requests with x-user=alice/,
+    hint: 'choose another filter: alice@laptop already takes the requests with x-user=alice; use other --http-header values or another --http-path-prefix',
   });
+});
+
+t.test('a conflict with a path and method filter names the holder, the intercept and the filter', async (t) => {
+  const { state } = newState();
+  const alice = state.arriveAsClient(client('alice@laptop'));
+  const bob = state.arriveAsClient(client('bob@desk'));
+  state.createIntercept(alice.sessionId, spec({ name: 'api', httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'] }), target());
+  t.throws(() => state.createIntercept(bob.sessionId, spec({ httpPathPrefix: '/api/', httpMethods: ['POST', 'GET'] }), target()), {
+    code: 'intercept-conflict',
+    message:
+      'deployment/web (namespace default, container app port 8080) is already intercepted by alice@laptop (a personal intercept with the same filter, requests to /api/ with GET or POST, intercept "api")',
+    hint: 'choose another filter: alice@laptop already takes the requests to /api/ with GET or POST; use other --http-header values or another --http-path-prefix',
+  });
+  t.throws(() => state.createIntercept(bob.sessionId, spec(), target()), {
+    code: 'intercept-conflict',
+    message: /\(a personal intercept for requests to \/api\/ with GET or POST, intercept "api"\)$/,
+    hint: /--http-path-prefix <path>/,
+  });
+});
+
+t.test('a filter no request could match is refused before it is recorded', async (t) => {
+  const { state } = newState();
+  const alice = state.arriveAsClient(client('alice@laptop'));
+  const cases: Array<{ name: string; over: Partial<InterceptSpec>; message: RegExp }> = [
+    { name: 'a prefix without /', over: { httpPathPrefix: 'api' }, message: /path prefix "api": it does not start with "\/"/ },
+    { name: 'a prefix with a query', over: { httpPathPrefix: '/api?x' }, message: /contains "\?"/ },
+    { name: 'a lower-case method', over: { httpMethods: ['get'] }, message: /method "get": .*not upper case/ },
+    { name: 'a method that is no token', over: { httpMethods: ['GE T'] }, message: /method "GE T"/ },
+  ];
+  for (const c of cases) t.throws(() => state.createIntercept(alice.sessionId, spec(c.over), target()), { code: 'bad-http-filter', category: 'user', message: c.message }, c.name);
+  t.equal(state.intercepts().length, 0);
 });
 
 t.test('remove: own intercepts only, and watchers follow', async (t) => {

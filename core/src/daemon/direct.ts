@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import { splice, spliceSocketOptions } from '../splice.js';
 import type { Logger } from './logger.js';
 import { connectLocal, describeLocalDialError, LOCAL_HOST } from './local-dial.js';
+import { takesTraffic } from '../engagement.js';
 
 /**
  * Streams parked at each pod while it is quiet: enough for a browser's burst of parallel
@@ -157,7 +158,8 @@ export class DirectTunnels {
       if (agent.tunnelPort <= 0) continue;
       const key = `${agent.namespace}/${agent.podName}:${agent.tunnelPort}`;
       present.add(key);
-      if (ours.some((ic) => ic.spec?.namespace === agent.namespace && ic.spec.workloadName === agent.name)) wanted.set(key, agent);
+      // An ingest takes no traffic: no stream to park for it.
+      if (ours.some((ic) => ic.spec?.namespace === agent.namespace && ic.spec.workloadName === agent.name && takesTraffic(ic.spec))) wanted.set(key, agent);
     }
     for (const [key, pool] of this.#pools) {
       if (wanted.has(key)) {

@@ -8,6 +8,7 @@ import type { InterceptEnvironment, InterceptInfo, InterceptSnapshot, InterceptS
 import { writeFileSync } from 'node:fs';
 import { systemClock, type Clock } from '../clock.js';
 import type { InterceptOptions } from '../daemon-client.js';
+import { takesTraffic } from '../engagement.js';
 import { TpError, toTpError } from '../errors.js';
 import { unary } from '../grpc-call.js';
 import { fromServiceError } from '../wire-errors.js';
@@ -111,12 +112,14 @@ export class InterceptFlow {
   async intercept(s: Session, requested: InterceptSpec, progress: (line: string) => void, options: InterceptOptions = {}): Promise<InterceptInfo> {
     checkInterceptRequest(requested);
     const namespace = requested.namespace !== '' ? requested.namespace : s.conn.target.namespace;
-    const name = requested.name !== '' ? requested.name : `${requested.workloadName}-${namespace}`;
+    const traffic = takesTraffic(requested);
+    // An ingest has a name of its own by default: the workstation may intercept the same workload.
+    const name = requested.name !== '' ? requested.name : traffic ? `${requested.workloadName}-${namespace}` : `${requested.workloadName}-${namespace}-ingest`;
     if (this.intercepts.has(name)) {
       throw new TpError('user', 'intercept-exists', `there is already an intercept named ${name}`, { hint: `run \`kubectl telepresence leave ${name}\` first, or pass --name` });
     }
-    const holder = this.list().find((ii) => ii.spec?.localPort === requested.localPort);
-    if (holder !== undefined || this.pendingPorts.has(requested.localPort)) {
+    const holder = traffic ? this.list().find((ii) => ii.spec?.localPort === requested.localPort) : undefined;
+    if (holder !== undefined || (traffic && this.pendingPorts.has(requested.localPort))) {
       throw new TpError('user', 'local-port-in-use', `local port ${requested.localPort} already receives intercept ${holder?.spec?.name ?? '(being created)'}`, {
         hint: holder !== undefined ? `choose another --port, or run \`kubectl telepresence leave ${holder.spec?.name ?? ''}\`` : 'choose another --port',
       });
@@ -130,8 +133,8 @@ export class InterceptFlow {
       if (this.deps.mounter === undefined) throw new TpError('internal', 'mount-unavailable', 'this daemon cannot mount remote volumes', { hint: 'pass --mount=false' });
       mountAt = await this.deps.mounter.prepare(name, options.mountPoint);
     }
-    const spec: InterceptSpec = { ...requested, name, namespace };
-    this.pendingPorts.add(spec.localPort);
+    const spec: InterceptSpec = { ...requested, name, namespace, ...(traffic ? {} : { localPort: 0 }) };
+    if (traffic) this.pendingPorts.add(spec.localPort);
     this.lost.delete(name);
     let created = false;
     try {
@@ -139,6 +142,13 @@ export class InterceptFlow {
       this.intercepts.set(name, info);
       created = true;
       this.deps.log('info', `intercept ${info.id} created`);
+      if (!traffic) {
+        // Nothing to tunnel: the environment and volumes are all an ingest brings.
+        const remote = await this.bringRemote(s, info, mountAt, options, progress);
+        this.remotes.set(name, { ...remote, remote: { ...remote.remote, traffic: 'none', trafficReason: 'an ingest takes no traffic' } });
+        this.deps.changed();
+        return info;
+      }
       // Streams are parked at the agent while the environment and volumes come.
       s.direct?.update(this.deps.keeper.agents, this.list());
       const direct = s.direct?.ready(namespace, spec.workloadName, DIRECT_READY_WAIT_MS);
@@ -157,7 +167,7 @@ export class InterceptFlow {
       }
       throw err;
     } finally {
-      this.pendingPorts.delete(spec.localPort);
+      if (traffic) this.pendingPorts.delete(spec.localPort);
     }
   }
 

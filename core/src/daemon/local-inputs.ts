@@ -7,6 +7,7 @@ import { accessSync, constants as fsConstants, statSync, type Stats } from 'node
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import type { InterceptSpec } from '@telepresence-ts/proto/manager/v1';
 import type { InterceptOptions } from '../daemon-client.js';
+import { engagementMode, takesTraffic } from '../engagement.js';
 import { TpError } from '../errors.js';
 
 /** Kubernetes' rule for names that must be safe everywhere (a DNS label). */
@@ -17,11 +18,15 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
  * `bad-port` for a port outside 1-65535, `bad-intercept-name` for a name that is not a DNS label
  * (a name becomes part of paths, the mount's temporary folder, and of the intercept's id).
  */
-export function checkInterceptRequest(requested: Pick<InterceptSpec, 'workloadName' | 'localPort' | 'name'>): void {
+export function checkInterceptRequest(requested: Pick<InterceptSpec, 'workloadName' | 'localPort' | 'name'> & { readonly mode?: string }): void {
+  // Also an unknown mode, before anything else.
+  const mode = engagementMode(requested);
   if (requested.workloadName === '') {
-    throw new TpError('user', 'bad-usage', 'no workload given', { hint: 'kubectl telepresence intercept <workload> --port <local port>' });
+    const usage = mode === 'ingest' ? 'kubectl telepresence ingest <workload>' : 'kubectl telepresence intercept <workload> --port <local port>';
+    throw new TpError('user', 'bad-usage', 'no workload given', { hint: usage });
   }
-  if (!Number.isInteger(requested.localPort) || requested.localPort < 1 || requested.localPort > 65535) {
+  // An ingest takes no traffic, so it has no local port.
+  if (takesTraffic(requested) && (!Number.isInteger(requested.localPort) || requested.localPort < 1 || requested.localPort > 65535)) {
     throw new TpError('user', 'bad-port', `local port ${requested.localPort} is not a port number (1-65535)`, { hint: 'pass --port <local port>[:<service port>]' });
   }
   if (requested.name !== '' && !DNS_LABEL.test(requested.name)) {

@@ -141,3 +141,24 @@ t.test('an intercept the manager removes disappears from the daemon too', async 
   const again = await s.daemon.intercept(spec('echo', 8080), () => undefined);
   t.equal(again.spec?.localPort, 8080, 'its local port is free again');
 });
+
+t.test('ingest: no local port, a name of its own beside an intercept of the same workload, no traffic path', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  const intercepted = await s.daemon.intercept(spec('echo', 8080), () => undefined);
+  const ingest = await s.daemon.intercept({ ...spec('echo', 0), mode: 'ingest' }, () => undefined);
+  t.equal(ingest.id, 'sess-1:echo-default-ingest', 'named <workload>-<namespace>-ingest by default');
+  t.equal(ingest.spec?.mode, 'ingest');
+  t.equal(ingest.spec?.localPort, 0, 'no local port');
+  t.equal(s.daemon.remoteOf('echo-default-ingest')?.traffic, 'none', 'and no traffic path');
+  t.equal(s.daemon.remoteOf(intercepted.spec?.name ?? '')?.traffic !== 'none', true, 'the intercept keeps its own');
+  const again = await s.daemon.intercept({ ...spec('echo', 0), name: 'echo-second', mode: 'ingest' }, () => undefined);
+  t.equal(again.spec?.localPort, 0, 'a second ingest is not refused for sharing "port 0"');
+  await t.rejects(s.daemon.intercept({ ...spec('echo', 0), mode: 'mirror' }, () => undefined), { code: 'bad-mode' }, 'an unknown mode is refused');
+  await s.daemon.leave('echo-default-ingest');
+  t.equal(s.daemon.snapshot().intercepts.length, 2);
+});

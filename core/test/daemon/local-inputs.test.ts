@@ -28,8 +28,11 @@ t.test('checkWritableFile refuses what could not be written, naming the flag and
 });
 
 t.test('checkInterceptRequest refuses a missing workload, a bad port and a name that is not a DNS label', async (t) => {
-  const ok = { workloadName: 'echo', localPort: 8080, name: '' };
+  const ok: { workloadName: string; localPort: number; name: string; mode?: string } = { workloadName: 'echo', localPort: 8080, name: '' };
   const cases: { name: string; request: typeof ok; code?: string; message?: RegExp }[] = [
+    { name: 'an ingest needs no port', request: { ...ok, localPort: 0, mode: 'ingest' } },
+    { name: 'an ingest without a workload names the ingest command', request: { ...ok, workloadName: '', mode: 'ingest' }, code: 'bad-usage', message: /no workload given/ },
+    { name: 'an unknown mode', request: { ...ok, mode: 'mirror' }, code: 'bad-mode', message: /"mirror" is not an engagement mode/ },
     { name: 'a workload and a port', request: ok },
     { name: 'a DNS label as name', request: { ...ok, name: 'echo-2' } },
     { name: 'the highest port', request: { ...ok, localPort: 65535 } },

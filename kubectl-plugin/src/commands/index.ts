@@ -4,6 +4,7 @@ import { daemonForegroundCommand } from './daemon-foreground.js';
 import { doctorCommand } from './doctor.js';
 import type { AnyCommand } from './define.js';
 import { installCommand } from './install.js';
+import { ingestCommand } from './ingest.js';
 import { interceptCommand } from './intercept.js';
 import { leaveCommand } from './leave.js';
 import { listCommand } from './list.js';
@@ -24,6 +25,7 @@ export function commands(deps: CommandDeps): readonly AnyCommand[] {
     statusCommand(deps),
     listCommand(deps),
     interceptCommand(deps),
+    ingestCommand(deps),
     leaveCommand(deps),
     uninstallCommand(deps),
     quitCommand(deps),

@@ -1,4 +1,4 @@
-import { InterceptDisposition, LOCAL_HOST, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
+import { InterceptDisposition, LOCAL_HOST, isPersonal, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { connectedDaemon } from '../connection.js';
 import { print, table } from '../output.js';
@@ -11,9 +11,14 @@ export function interceptJson(ii: InterceptInfo) {
     name: ii.spec?.name ?? '',
     namespace: ii.spec?.namespace ?? '',
     workload: ii.spec?.workloadName ?? '',
+    // intercept, or ingest (no traffic: environment and volumes only).
+    mode: engagementModeOf(ii),
     client: ii.clientName,
     // Empty for a global intercept; a personal one takes only requests with all of these.
     headers: (ii.spec?.headers ?? []).map((h) => ({ name: h.name, value: h.value })),
+    // '' and [] for any path and any method; a request must match these as well as the headers.
+    httpPathPrefix: ii.spec?.httpPathPrefix ?? '',
+    httpMethods: [...(ii.spec?.httpMethods ?? [])],
     localPort: ii.spec?.localPort ?? 0,
     service: ii.target?.serviceName ?? '',
     servicePort: ii.target?.servicePortName !== undefined && ii.target.servicePortName !== '' ? ii.target.servicePortName : String(ii.target?.servicePort ?? ''),
@@ -22,6 +27,17 @@ export function interceptJson(ii: InterceptInfo) {
     state: dispositionName(ii.disposition),
     ...(ii.message !== '' ? { message: ii.message } : {}),
   };
+}
+
+/** The engagement's mode for people and scripts; `intercept` for one of an older manager that sent none. */
+export function engagementModeOf(ii: InterceptInfo): string {
+  const mode = ii.spec?.mode ?? '';
+  return mode === '' ? 'intercept' : mode;
+}
+
+/** How `list` and `status` show where an engagement's traffic goes: an ingest takes none. */
+export function destinationText(ii: InterceptInfo): string {
+  return engagementModeOf(ii) === 'ingest' ? 'no traffic (ingest)' : `${LOCAL_HOST}:${ii.spec?.localPort ?? 0}`;
 }
 
 export function dispositionName(d: InterceptDisposition): string {
@@ -51,10 +67,17 @@ export function listJson(res: ListResponse) {
   };
 }
 
-/** ` [x-user=alice]` for a personal intercept (all must match), nothing for a global one. */
+/**
+ * ` [x-user=alice /api/* GET,POST]` for a personal intercept (headers, path prefix, methods; all
+ * must match), nothing for a global one.
+ */
 export function headersSuffix(ii: InterceptInfo): string {
-  const headers = ii.spec?.headers ?? [];
-  return headers.length === 0 ? '' : ` [${headers.map((h) => `${h.name}=${h.value}`).join(' ')}]`;
+  const spec = ii.spec;
+  if (spec === undefined || !isPersonal(spec)) return '';
+  const parts = spec.headers.map((h) => `${h.name}=${h.value}`);
+  if (spec.httpPathPrefix !== '') parts.push(`${spec.httpPathPrefix}*`);
+  if (spec.httpMethods.length > 0) parts.push(spec.httpMethods.join(','));
+  return ` [${parts.join(' ')}]`;
 }
 
 export function formatListText(res: ListResponse): string {
@@ -64,7 +87,7 @@ export function formatListText(res: ListResponse): string {
   const rows: string[][] = [['NAME', 'KIND', 'READY', 'AGENT', 'INTERCEPTED']];
   for (const w of res.workloads) {
     const intercepted = w.intercepts
-      .map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName}${headersSuffix(ii)} -> ${LOCAL_HOST}:${ii.spec?.localPort ?? 0} (${dispositionName(ii.disposition)})`)
+      .map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName}${headersSuffix(ii)} -> ${destinationText(ii)} (${dispositionName(ii.disposition)})`)
       .join(', ');
     rows.push([w.name, w.kind, `${w.readyReplicas}/${w.replicas}`, w.agentState, intercepted === '' ? '-' : intercepted]);
   }

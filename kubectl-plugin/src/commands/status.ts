@@ -1,9 +1,9 @@
-import { ConnectionState, LOCAL_HOST, type ConnectionStatus, type DaemonApi, type InterceptInfo } from '@telepresence-ts/core';
+import { ConnectionState, isPersonal, type ConnectionStatus, type DaemonApi, type InterceptInfo } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { print } from '../output.js';
 import { connectionJson, outboundLines } from './connect.js';
 import { defineCommand, type AnyCommand } from './define.js';
-import { dispositionName, headersSuffix, interceptJson } from './list.js';
+import { destinationText, dispositionName, engagementModeOf, headersSuffix, interceptJson } from './list.js';
 
 export interface StatusReport {
   daemon: { running: boolean; version?: string };
@@ -29,8 +29,11 @@ function interceptLines(intercepts: readonly InterceptInfo[]): string[] {
   return [
     'Intercepts:',
     ...intercepts.map((ii) => {
-      const what = (ii.spec?.headers.length ?? 0) === 0 ? 'all requests' : `requests with${headersSuffix(ii)}`;
-      return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} ${what} -> ${LOCAL_HOST}:${ii.spec?.localPort ?? 0}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
+      if (engagementModeOf(ii) === 'ingest') {
+        return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} environment and volumes, ${destinationText(ii)}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
+      }
+      const what = isPersonal(ii.spec) ? `requests with${headersSuffix(ii)}` : 'all requests';
+      return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} ${what} -> ${destinationText(ii)}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
     }),
   ];
 }
