@@ -1,11 +1,10 @@
 import type { InterceptInfo, InterceptSpec } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
-import { connectedDaemon } from '../connection.js';
 import type { GlobalOptions } from '../global-options.js';
-import { print, progressTo } from '../output.js';
 import { defineCommand, type AnyCommand } from './define.js';
-import { dispositionName, interceptJson } from './list.js';
-import { ExitStatus, checkLaunchable, formatRemoteText, interceptOptions, launchOf, remoteJson, remoteOptions, runIntercepted, type RemoteArgs } from '../launch.js';
+import { engage } from './intercept.js';
+import { dispositionName } from './list.js';
+import { remoteOptions, type RemoteArgs } from '../launch.js';
 
 interface IngestArgs extends GlobalOptions, RemoteArgs {
   workload: string;
@@ -66,21 +65,7 @@ export function ingestCommand(deps: CommandDeps): AnyCommand {
         )
         .parserConfiguration({ 'populate--': true }),
     handler: async (argv) => {
-      const spec = buildIngestSpec(argv);
-      const launch = launchOf(argv);
-      checkLaunchable(launch, deps.findExecutable);
-      const { daemon } = await connectedDaemon(deps, argv);
-      try {
-        const info = await daemon.intercept(spec, progressTo(deps.io), interceptOptions(argv, deps.env.cwd));
-        const out = launch === undefined ? deps.io : { out: (text: string) => deps.io.err(text), err: (text: string) => deps.io.err(text) };
-        print(out, argv.output, { ...interceptJson(info), ...remoteJson(info.remote) }, () => formatIngestText(info) + formatRemoteText(info.remote));
-        if (launch !== undefined) {
-          const code = await runIntercepted({ processes: deps.processes, env: deps.processEnv, note: (line) => deps.io.err(`${line}\n`) }, daemon, info, launch);
-          if (code !== 0) throw new ExitStatus(code);
-        }
-      } finally {
-        daemon.close();
-      }
+      await engage(deps, argv, buildIngestSpec(argv), formatIngestText);
     },
   });
 }

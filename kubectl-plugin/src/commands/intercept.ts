@@ -148,6 +148,35 @@ export function describeHeaders(ii: InterceptInfo): string {
   return `${describeHttpFilter(ii.spec!)} (personal intercept)`;
 }
 
+/**
+ * What `intercept` and `ingest` do once the spec is built: check the command to launch, make the
+ * engagement through the daemon, print it (on stderr when a process runs: stdout is the
+ * process's), call `afterCreate`, then run the process, if any, and leave when it exits.
+ */
+export async function engage(
+  deps: CommandDeps,
+  argv: GlobalOptions & RemoteArgs,
+  spec: InterceptSpec,
+  format: (info: InterceptInfo) => string,
+  afterCreate: (launched: boolean) => Promise<void> = async () => undefined,
+): Promise<void> {
+  const launch = launchOf(argv);
+  checkLaunchable(launch, deps.findExecutable);
+  const { daemon } = await connectedDaemon(deps, argv);
+  try {
+    const info = await daemon.intercept(spec, progressTo(deps.io), interceptOptions(argv, deps.env.cwd));
+    const out = launch === undefined ? deps.io : { out: (text: string) => deps.io.err(text), err: (text: string) => deps.io.err(text) };
+    print(out, argv.output, { ...interceptJson(info), ...remoteJson(info.remote) }, () => format(info) + formatRemoteText(info.remote));
+    await afterCreate(launch !== undefined);
+    if (launch !== undefined) {
+      const code = await runIntercepted({ processes: deps.processes, env: deps.processEnv, note: (line) => deps.io.err(`${line}\n`) }, daemon, info, launch);
+      if (code !== 0) throw new ExitStatus(code);
+    }
+  } finally {
+    daemon.close();
+  }
+}
+
 /** `intercept <workload> --port local[:svcport]`: routes the service port's traffic to a local port. */
 export function interceptCommand(deps: CommandDeps): AnyCommand {
   return defineCommand<InterceptArgs>({
@@ -192,27 +221,14 @@ export function interceptCommand(deps: CommandDeps): AnyCommand {
         .parserConfiguration({ 'populate--': true }),
     handler: async (argv) => {
       const spec = buildSpec(argv);
-      const launch = launchOf(argv);
-      checkLaunchable(launch, deps.findExecutable);
-      const { daemon } = await connectedDaemon(deps, argv);
-      try {
-        const info = await daemon.intercept(spec, progressTo(deps.io), interceptOptions(argv, deps.env.cwd));
-        // With a process to run, the result goes to stderr: stdout is the process's.
-        const out = launch === undefined ? deps.io : { out: (text: string) => deps.io.err(text), err: (text: string) => deps.io.err(text) };
-        print(out, argv.output, { ...interceptJson(info), ...remoteJson(info.remote) }, () => formatInterceptText(info) + formatRemoteText(info.remote));
+      await engage(deps, argv, spec, formatInterceptText, async (launched) => {
         // A launched command starts listening after this; anyone else should already.
-        if (launch === undefined && (await deps.localPortRefuses(spec.localPort))) {
+        if (!launched && (await deps.localPortRefuses(spec.localPort))) {
           deps.io.err(
             `note: nothing listens on ${LOCAL_HOST}:${spec.localPort} (127.0.0.1 or ::1) yet; intercepted connections are refused until your service does\n`,
           );
         }
-        if (launch !== undefined) {
-          const code = await runIntercepted({ processes: deps.processes, env: deps.processEnv, note: (line) => deps.io.err(`${line}\n`) }, daemon, info, launch);
-          if (code !== 0) throw new ExitStatus(code);
-        }
-      } finally {
-        daemon.close();
-      }
+      });
     },
   });
 }
