@@ -292,10 +292,10 @@ t.test('right-click Intercept… on the workload asks the local port and headers
   await step('intercept', async (wb) => {
     const body = await wb.expandView('Workloads');
     await wb.contextMenu(wb.treeRow(body, 'web'), 'Intercept…');
-    // One port: no port question. The local port, then the headers (none: a global intercept).
+    // One port: no port question. The local port, then the request filter (none: a global intercept).
     await wb.answerInput(/local port that receives the traffic/, String(localPort));
-    await wb.answerInput(/Only requests with these headers/, '');
-    t.pass('asked for the local port and the headers, not for the port to intercept');
+    await wb.answerInput(/Only requests that match all of these/, '');
+    t.pass('asked for the local port and the request filter, not for the port to intercept');
     const done = wb.page.locator('.notifications-toasts .notification-toast').filter({ hasText: `Intercepted web: web:80 → localhost:${localPort}` }).first();
     await done.waitFor({ state: 'visible', timeout: INTERCEPT_TIMEOUT_MS });
     t.match(await done.innerText(), /Debug/, 'the notification offers Debug');
