@@ -43,6 +43,13 @@ export function refOf(config: AgentConfig): WorkloadRefKey {
 }
 
 /**
+ * How many times one replacement evicts again a new pod that came without the agent (the webhook
+ * failed open), and how old such a pod must be first.
+ */
+export const STRAY_EVICTIONS = 3;
+export const STRAY_AGE_MS = 5000;
+
+/**
  * How long a PodDisruptionBudget may keep refusing an eviction before the workload is rolled out
  * instead: long enough for a budget that waits on a replacement becoming ready, short against
  * the prepare's own timeout (120 s).
@@ -184,6 +191,7 @@ class PodReplacement {
     let blockedSince: number | undefined;
     let waitingSince: number | undefined;
     let evicted = 0;
+    let strayEvictions = 0;
     try {
       for (;;) {
         if (this.#stopped) return;
@@ -203,12 +211,20 @@ class PodReplacement {
           stopWatch = labels === undefined || Object.keys(labels).length === 0 ? () => undefined : kube.watchPods(ref.namespace, () => this.#wake?.(), labels);
         }
         const stale = pods.filter((p) => isStale(p, wanted));
-        const candidates = stale.filter((p) => this.#candidates?.has(podName(p)) === true);
-        const strays = stale.filter((p) => this.#candidates?.has(podName(p)) !== true);
-        if (strays.length > 0 && 'hash' in wanted) {
-          log.warn('new pods came without the agent; not evicting them', { workload: workloadName, pods: strays.map(podName) });
+        const strays = 'hash' in wanted ? stale.filter((p) => this.#candidates?.has(podName(p)) !== true) : [];
+        // A new pod without the agent: the webhook failed open (the injector restarting, as in an
+        // upgrade). Evicted again once it is STRAY_AGE_MS old, so the injector has had the time
+        // to come back, at most STRAY_EVICTIONS times: a lasting failure must not churn the pods.
+        const retries = strayEvictions < STRAY_EVICTIONS ? strays.filter((p) => clock.now() - (p.metadata?.creationTimestamp?.getTime() ?? clock.now()) >= STRAY_AGE_MS) : [];
+        const candidates = [...stale.filter((p) => this.#candidates?.has(podName(p)) === true), ...retries];
+        if (candidates.length === 0) {
+          if (strays.length > 0 && strayEvictions < STRAY_EVICTIONS) {
+            await this.#changed();
+            continue;
+          }
+          if (strays.length > 0) log.warn('new pods came without the agent; not evicting them again', { workload: workloadName, pods: strays.map(podName) });
+          return;
         }
-        if (candidates.length === 0) return;
 
         const plan = restartPlan(workload);
         if (plan.method === 'rollout') {
@@ -255,6 +271,10 @@ class PodReplacement {
           continue;
         }
         blockedSince = undefined;
+        if (retries.includes(victim)) {
+          strayEvictions++;
+          log.warn('a new pod came without the agent; evicting it again', { workload: workloadName, pod: podName(victim), attempt: strayEvictions });
+        }
         this.#candidates?.delete(podName(victim));
         if (result.outcome === 'evicted') {
           evicted++;

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { buildAgentConfig } from '../../src/manager/agent-config-builder.js';
 import type { KubePod, KubeWorkload } from '../../src/manager/kube.js';
-import { AgentConfigWatcher, EVICTION_WAIT_MS, desiredReplicas, restartPlan } from '../../src/manager/rollout.js';
+import { AgentConfigWatcher, EVICTION_WAIT_MS, STRAY_AGE_MS, STRAY_EVICTIONS, desiredReplicas, restartPlan } from '../../src/manager/rollout.js';
 import { agentConfigHash } from '../../src/shared/agent-config-hash.js';
 import { serializeAgentConfig, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
 import { createLogger } from '../../src/shared/log.js';
@@ -151,16 +151,31 @@ t.test('a change that comes while the pods are being looked at is not lost', asy
   t.strictSame(kube.calls, ['apply default/web', 'remove default/web', 'evict default/web-0', 'evict default/web-1'], 'the removal evicts the pods with the agent');
 });
 
-t.test('a new pod without the agent is not evicted: the webhook did not inject it, and its replacement would not have it either', async (t) => {
+t.test('a new pod that came without the agent is evicted again, once it is a few seconds old, and at most three times', async (t) => {
   const w = web('Deployment', 2);
-  const hash = agentConfigHash(config(w));
-  const { kube, watcher, lines, replaceWith } = setup(w, [podOf('web-0'), podOf('web-1')]);
-  replaceWith({});
+  const { kube, clock, watcher, lines } = setup(w, [podOf('web-0'), podOf('web-1')]);
+  // The webhook keeps failing open: every replacement comes without the agent.
+  let n = 0;
+  kube.onEvict = () => {
+    const fresh = podOf(`web-new-${n++}`, { created: new Date(clock.now()) });
+    queueMicrotask(() => {
+      kube.setPods(refOf(w), [...(kube.pods.get('default/Deployment/web') ?? []), fresh]);
+      kube.emitPod('ADDED', fresh);
+    });
+    return { outcome: 'evicted' };
+  };
   await kube.applyAgentConfig('default', 'web', serializeAgentConfig(config(w)));
+  let done = false;
+  void watcher.idle().then(() => (done = true));
+  for (let i = 0; i < 20 && !done; i++) {
+    await until(() => done || clock.pending > 0);
+    if (!done) clock.advance(STRAY_AGE_MS);
+  }
   await watcher.idle();
-  t.strictSame(kube.calls, ['apply default/web', 'evict default/web-0', 'evict default/web-1'], 'the pods that were there are replaced once');
-  t.match(lines.join(''), /new pods came without the agent; not evicting them.*web-new-0/);
-  t.notOk(kube.calls.includes(`evict default/web-new-0`), `hash ${hash} never reached a pod, and nothing loops`);
+  t.strictSame(kube.calls, ['apply default/web', 'evict default/web-0', 'evict default/web-1', 'evict default/web-new-0', 'evict default/web-new-1', 'evict default/web-new-2'], 'the pods that were there, then three new ones without the agent');
+  t.equal(STRAY_EVICTIONS, 3);
+  t.match(lines.join(''), /a new pod came without the agent; evicting it again.*web-new-0/);
+  t.match(lines.join(''), /new pods came without the agent; not evicting them again/, 'then it gives up, and says so');
 });
 
 t.test('a budget that keeps refusing: asked again each second, then a rollout, said both times', async (t) => {
