@@ -16,7 +16,7 @@ const REMOTE = {
 function withIntercept(): FakeEnv {
   const env = fakeEnv();
   env.daemon.remote_ = REMOTE;
-  env.daemon.intercepts_ = [interceptInfo({ name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' })];
+  env.daemon.intercepts_ = [interceptInfo({ name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] })];
   return env;
 }
 
@@ -40,7 +40,7 @@ t.test('what follows -- is the process', (t) => {
 });
 
 t.test('docker run gets the environment by name, the volumes and the port', (t) => {
-  const outcome = { ...interceptInfo({ name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 9000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' }), remote: REMOTE };
+  const outcome = { ...interceptInfo({ name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 9000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] }), remote: REMOTE };
   t.strictSame(dockerRunArgs(outcome, { kind: 'docker', argv: ['-it', 'img:1', 'serve'], dockerMount: '/var/remote' }, 'tp-x'), [
     'run', '--rm', '--name', 'tp-x',
     '-e', 'GREETING', '-e', 'TELEPRESENCE_MOUNTS', '-e', 'TELEPRESENCE_ROOT',
@@ -121,7 +121,7 @@ t.test('the intercept ends first: the command is stopped and not left twice', as
 });
 
 t.test('with outbound access up, a container runs on the workstation network when the ports agree', (t) => {
-  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', headers: [], httpPathPrefix: '', httpMethods: [], mode: '' };
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] };
   const same = { ...interceptInfo({ ...spec, localPort: 8080 }), remote: REMOTE };
   const other = { ...interceptInfo({ ...spec, localPort: 9000 }), remote: REMOTE };
   t.strictSame(dockerNetworkFor(same, ['img:1'], true), { network: 'host' });

@@ -826,7 +826,7 @@ async function floorRelay(): Promise<void> {
   const server = createNetServer({ allowHalfOpen: true }, (socket) => {
     socket.pause();
     const call: ClientDuplexStream<TunnelMessage, TunnelMessage> = manager.outbound();
-    call.write({ open: { sessionId: session.sessionId, connectionId: randomUUID(), interceptId: '', protocol: 'tcp', destination } });
+    call.write({ open: { sessionId: session.sessionId, connectionId: randomUUID(), interceptId: '', protocol: 'tcp', destination, containerPort: 0 } });
     let open = false;
     let sentClose = false;
     let gotClose = false;

@@ -154,6 +154,7 @@ export class DebugIntegration {
       httpPathPrefix: '',
       httpMethods: [],
       mode: '',
+      ports: [],
     };
     return this.#deps.host.withProgress(`Intercepting ${options.workload}`, (report) => session.intercept(spec, report));
   }

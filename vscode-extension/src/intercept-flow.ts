@@ -117,6 +117,7 @@ export async function askInterceptSpec(host: Host, w: WorkloadView, given: Inter
     localPort: Number(local.trim()),
     ...parseHttpFilter(filterText),
     mode: '',
+    ports: [],
   };
 }
 

@@ -35,7 +35,7 @@ t.test('a configuration without "telepresence" passes through untouched', async 
 t.test('"workload" intercepts it on its container port and injects its environment', async (t) => {
   const { debug, daemon, host } = await setup();
   const resolved = await debug.resolve({ ...RUN, env: { OWN: 'mine', GREETING: 'overridden' }, telepresence: { workload: 'web' } });
-  t.match(daemon.specs, [{ workloadName: 'web', namespace: 'shop', servicePort: '', serviceName: 'web', containerName: 'app', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' }]);
+  t.match(daemon.specs, [{ workloadName: 'web', namespace: 'shop', servicePort: '', serviceName: 'web', containerName: 'app', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] }]);
   t.same(resolved['env'], { GREETING: 'overridden', TELEPRESENCE_INTERCEPT_ID: 'session-1:web-shop', TELEPRESENCE_CONTAINER: 'app', OWN: 'mine' }, "the configuration's own env wins");
   t.equal(resolved[INTERCEPT_MARKER], 'web-shop');
   t.equal(host.progress[0]?.title, 'Intercepting web');
@@ -136,7 +136,7 @@ t.test('formatEnvFile quotes values that need it', (t) => {
 });
 
 t.test('interceptEnvironment without anything known still names the intercept', (t) => {
-  const env = interceptEnvironment({ id: 's:x', spec: undefined, target: undefined, clientSessionId: 's', clientName: '', disposition: 0, message: '', createdAt: 0 }, undefined, undefined);
+  const env = interceptEnvironment({ id: 's:x', spec: undefined, target: undefined, clientSessionId: 's', clientName: '', disposition: 0, message: '', createdAt: 0, stats: undefined }, undefined, undefined);
   t.same(env, { TELEPRESENCE_INTERCEPT_ID: 's:x', TELEPRESENCE_CONTAINER: '' });
   t.end();
 });

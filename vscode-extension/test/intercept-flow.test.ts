@@ -119,8 +119,9 @@ t.test('interceptedMessage names the service port, the local port and the header
     disposition: InterceptDisposition.ACTIVE,
     message: '',
     createdAt: 0,
+    stats: undefined,
   };
-  const spec = { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' };
+  const spec = { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] };
   t.equal(interceptedMessage({ ...base, spec }), 'Intercepted web: web:80 → localhost:8080');
   t.equal(interceptedMessage({ ...base, spec: { ...spec, headers: [{ name: 'x-user', value: 'a' }] } }), 'Intercepted web: web:80 → localhost:8080 (requests with x-user=a)');
   t.equal(
@@ -161,13 +162,14 @@ t.test('the filter answer may name a path prefix and methods: they go into the s
 t.test('interceptedMessage says which requests a path or method filter takes', (t) => {
   const ii = {
     id: 's:web-shop',
-    spec: { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'], mode: '' },
+    spec: { name: 'web-shop', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'], mode: '', ports: [] },
     target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 1, sharedWith: [] },
     clientSessionId: 's',
     clientName: 'me',
     disposition: InterceptDisposition.ACTIVE,
     message: '',
     createdAt: 0,
+    stats: undefined,
   };
   t.equal(interceptedMessage(ii), 'Intercepted web: web:80 → localhost:8080 (requests to /api/ with GET or POST)');
   t.end();

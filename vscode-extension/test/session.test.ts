@@ -28,7 +28,7 @@ t.test('attach without a running daemon starts none and stays disconnected', asy
 t.test('attach to a daemon the CLI connected shows its session and intercepts', async (t) => {
   const { session, daemon, watcher } = setup();
   await daemon.connect({ kube: { kubeconfig: '', context: 'ctx', namespace: 'shop', kubeconfigEnv: '' }, managerNamespace: 'tp-system', product: 'cli', outbound: undefined });
-  await daemon.intercept({ name: '', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' }, () => undefined);
+  await daemon.intercept({ name: '', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] }, () => undefined);
   await session.attach();
   await settle();
   t.equal(session.phase, 'connected');
@@ -154,7 +154,7 @@ t.test('workloads merge the watches with the daemon list and follow both live', 
 
   // An intercept made elsewhere (the CLI) arrives as a snapshot; the namespace is listed again.
   const before = daemon.calls.filter((c) => c === 'list shop').length;
-  await daemon.intercept({ name: '', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' }, () => undefined);
+  await daemon.intercept({ name: '', namespace: 'shop', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] }, () => undefined);
   await settle();
   t.ok(daemon.calls.filter((c) => c === 'list shop').length > before, 'listed again after the snapshot');
   t.same(session.workload('shop', 'web')?.intercepts.map((ii) => ii.spec?.name), ['web-shop']);

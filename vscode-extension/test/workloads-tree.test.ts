@@ -6,13 +6,14 @@ import { WorkloadsTree, headersText, interceptNode, workloadNode, type TreeSourc
 function intercept(name: string, session: string, headers: Array<{ name: string; value: string }> = []): InterceptInfo {
   return {
     id: `${session}:${name}`,
-    spec: { name, namespace: 'shop', workloadName: 'web', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app', localPort: 8080, headers, httpPathPrefix: '', httpMethods: [], mode: '' },
+    spec: { name, namespace: 'shop', workloadName: 'web', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app', localPort: 8080, headers, httpPathPrefix: '', httpMethods: [], mode: '', ports: [] },
     target: { serviceName: 'web', serviceUid: '', servicePortName: 'http', servicePort: 80, protocol: 'TCP', containerName: 'app', containerPort: 8080, agentPort: 9901, sharedWith: [] },
     clientSessionId: session,
     clientName: session === 'me' ? 'me@here' : 'alice@laptop',
     disposition: InterceptDisposition.ACTIVE,
     message: '',
     createdAt: 0,
+    stats: undefined,
   };
 }
 

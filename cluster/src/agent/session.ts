@@ -149,7 +149,7 @@ export class ManagerSession {
     if (sessionId === undefined) return undefined;
     const connectionId = randomUUID();
     this.#log.debug('opening tunnel', { interceptId, connectionId, source });
-    return new TunnelStream(this.#client.tunnel(), { sessionId, connectionId, interceptId, protocol: '', destination: '' });
+    return new TunnelStream(this.#client.tunnel(), { sessionId, connectionId, interceptId, protocol: '', destination: '', containerPort: 0 });
   }
 
   async #run(): Promise<void> {

@@ -2,6 +2,7 @@
  * The Manager gRPC service: a thin edge that maps messages onto State, prepare and the KubeApi,
  * and every error onto a gRPC status with `tp-error-*` trailing metadata.
  */
+import { status } from '@grpc/grpc-js';
 import type {
   Server,
   ServerDuplexStream,
@@ -225,6 +226,16 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
       // Outbound streams share the client's connection with its Tunnel streams: the same window.
       widenConnectionWindow(call);
       outbound.handle(call);
+    },
+
+    // Served once the manager keeps traffic events.
+    reportTraffic: (call, cb) => {
+      call.on('data', () => {});
+      call.on('end', () => cb(null, {}));
+      call.on('error', () => {});
+    },
+    watchTraffic: (call) => {
+      call.emit('error', { code: status.UNIMPLEMENTED, details: 'watching traffic is not available in this traffic-manager' });
     },
   };
   // Tunnel messages pass through unread (proto/src/tunnel.ts); every other method is as generated.

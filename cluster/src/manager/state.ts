@@ -280,6 +280,9 @@ export class State {
       disposition: InterceptDisposition.WAITING,
       message: '',
       createdAt: this.#clock.now(),
+      stats: undefined,
+      watchers: 0,
+      watchBodyBytes: 0,
     };
     this.#intercepts.set(id, info);
     this.#interceptsChanged();
@@ -445,6 +448,7 @@ export class State {
         interceptId: ic.id,
         localPort: spec.localPort,
         source: agent.info.podIp === '' ? agent.info.podName : agent.info.podIp,
+        containerPort: 0,
       };
       for (const [sub, owner] of this.#dialWatchers) {
         if (owner === ic.clientSessionId) sub.next(dial);

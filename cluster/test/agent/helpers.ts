@@ -147,6 +147,7 @@ export function intercept(id: string, agentPort: number, extra: Partial<Intercep
       httpPathPrefix: '',
       httpMethods: [],
       mode: '',
+      ports: [],
     },
     target: {
       serviceName: 'echo',
@@ -164,6 +165,7 @@ export function intercept(id: string, agentPort: number, extra: Partial<Intercep
     disposition: InterceptDisposition.ACTIVE,
     message: '',
     createdAt: 1_700_000_000_000,
+    stats: undefined,
     ...extra,
   };
 }

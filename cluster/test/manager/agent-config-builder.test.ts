@@ -267,7 +267,7 @@ t.test('ambiguous-container: one port served by two containers', async (t) => {
 t.test('resolvedSpec and toInterceptTarget fill in every optional field', async (t) => {
   const config = buildAgentConfig(workload('web', [app]), [service('web', [{ name: 'http', port: 80, targetPort: 'http' }], { app: 'web' })], opts);
   const r = resolveTarget(config, { serviceName: '', servicePort: '', containerName: '' });
-  const spec = { name: '', namespace: 'default', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 3000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' };
+  const spec = { name: '', namespace: 'default', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 3000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] };
   t.strictSame(resolvedSpec(spec, config, r), { ...spec, name: 'web-default', workloadKind: 'Deployment', serviceName: 'web', servicePort: 'http', containerName: 'app' });
   t.strictSame(toInterceptTarget(r, config), {
     serviceName: 'web',

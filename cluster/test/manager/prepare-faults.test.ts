@@ -18,7 +18,7 @@ import { FakeKube, pod, type PodOptions } from './fake-kube.js';
 import { service } from './fixtures.js';
 
 const build: BuildOptions = { agentImage: 'tp-local/traffic-agent:0.1.0', managerHost: 'traffic-manager.tp-system', managerPort: 8081, logLevel: 'info' };
-const spec = { name: '', namespace: 'default', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 3000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' };
+const spec = { name: '', namespace: 'default', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 3000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] };
 const webRef = { kind: 'Deployment' as const, name: 'web', namespace: 'default' };
 const containers = [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }] }];
 

@@ -34,6 +34,7 @@ const spec = (over: Record<string, unknown> = {}) => ({
   httpPathPrefix: '',
   httpMethods: [],
   mode: '',
+  ports: [],
   ...over,
 });
 const web = workload('web', [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }, { name: 'grpc', containerPort: 9090 }] }]);

@@ -32,6 +32,7 @@ const spec = (over: Record<string, unknown> = {}) => ({
   httpPathPrefix: '',
   httpMethods: [],
   mode: '',
+  ports: [],
   ...over,
 });
 

@@ -36,6 +36,7 @@ function spec(over: Partial<InterceptSpec> = {}): InterceptSpec {
     httpPathPrefix: '',
     httpMethods: [],
     mode: '',
+    ports: [],
     ...over,
   };
 }

@@ -3,7 +3,7 @@
  * a status with tp-error-* trailing metadata.
  */
 import { unlinkSync } from 'node:fs';
-import { ServerCredentials, type handleUnaryCall, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { ServerCredentials, status, type handleUnaryCall, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { DaemonService, type DaemonServer, type InterceptEvent, type InterceptRequest, type StateSnapshot } from '@telepresence-ts/proto/daemon/v1';
 import { DEFAULT_MANAGER_NAMESPACE } from '../contracts.js';
 import { toStatus } from '../wire-errors.js';
@@ -47,7 +47,7 @@ export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, o
       const { spec, mount, mountPoint, envFile, envJson, mountAllowOther } = call.request;
       daemon
         .intercept(
-          spec ?? { name: '', namespace: '', workloadName: '', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 0, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' },
+          spec ?? { name: '', namespace: '', workloadName: '', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 0, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] },
           (line) => call.write({ progress: line, remote: undefined }),
           { mount, mountPoint, envFile, envJson, mountAllowOther },
         )
@@ -74,6 +74,10 @@ export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, o
       const unsubscribe = daemon.watchState((snap) => call.write(snap));
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
+    },
+    // Served once the daemon follows the manager's traffic stream.
+    watchTraffic: (call: ServerWritableStream<unknown, unknown>) => {
+      call.emit('error', { code: status.UNIMPLEMENTED, details: 'watching traffic is not available in this daemon' });
     },
   };
   server.addService(DaemonService, impl);

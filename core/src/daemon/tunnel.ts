@@ -17,7 +17,7 @@ export type OpenTunnel = () => ClientDuplexStream<TunnelMessage, TunnelMessage>;
 export function runTunnel(openTunnel: OpenTunnel, sessionId: string, dial: DialRequest, log: Logger): Promise<void> {
   const tag = `tunnel ${dial.connectionId} (${dial.source} -> ${LOCAL_HOST}:${dial.localPort})`;
   const call = openTunnel();
-  call.write({ open: { sessionId, connectionId: dial.connectionId, interceptId: dial.interceptId, protocol: '', destination: '' } });
+  call.write({ open: { sessionId, connectionId: dial.connectionId, interceptId: dial.interceptId, protocol: '', destination: '', containerPort: 0 } });
   // allowHalfOpen: the app may finish sending before it has read everything (and vice versa).
   const socket = connectLocal(dial.localPort, { allowHalfOpen: true, noDelay: true });
   let sentClose = false;

@@ -247,7 +247,7 @@ function readHeader(socket: Socket, onHeader: (header: FlowHeader, rest: Buffer)
 function openStream(ports: FlowServerPorts, header: FlowHeader): ClientDuplexStream<TunnelMessage, TunnelMessage> | undefined {
   try {
     const call = ports.openOutbound();
-    call.write({ open: { sessionId: ports.sessionId(), connectionId: randomUUID(), interceptId: '', protocol: header.proto, destination: header.dst } });
+    call.write({ open: { sessionId: ports.sessionId(), connectionId: randomUUID(), interceptId: '', protocol: header.proto, destination: header.dst, containerPort: 0 } });
     return call;
   } catch (err) {
     ports.log('warn', `flow ${header.proto} ${header.src} -> ${header.dst}: cannot open a stream to the manager: ${err instanceof Error ? err.message : String(err)}`);

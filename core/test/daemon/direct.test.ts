@@ -41,13 +41,14 @@ function agent(tunnelPort: number, podName = 'web-1'): AgentInfo {
 function ours(id: string, localPort: number): InterceptInfo {
   return {
     id,
-    spec: { name: 'web', namespace: 'default', workloadName: 'web', workloadKind: 'Deployment', serviceName: '', servicePort: '', containerName: '', localPort, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' },
+    spec: { name: 'web', namespace: 'default', workloadName: 'web', workloadKind: 'Deployment', serviceName: '', servicePort: '', containerName: '', localPort, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] },
     target: undefined,
     clientSessionId: 'session-1',
     clientName: 'alice@laptop',
     disposition: 2,
     message: '',
     createdAt: 0,
+    stats: undefined,
   };
 }
 

@@ -27,6 +27,7 @@ export function buildIngestSpec(argv: Pick<IngestArgs, 'workload' | 'container' 
     httpPathPrefix: '',
     httpMethods: [],
     mode: 'ingest',
+    ports: [],
   };
 }
 

@@ -116,6 +116,7 @@ export function buildSpec(argv: InterceptArgs): InterceptSpec {
     httpPathPrefix,
     httpMethods,
     mode: '',
+    ports: [],
   };
 }
 

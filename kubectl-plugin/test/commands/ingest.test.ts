@@ -39,7 +39,7 @@ t.test('ingest --output json names the mode', async (t) => {
 });
 
 t.test('the text of an ingest', (t) => {
-  const info = interceptInfo({ name: 'echo-d-ingest', namespace: 'd', workloadName: 'echo', workloadKind: 'Deployment', serviceName: '', servicePort: '', containerName: 'app', localPort: 0, headers: [], httpPathPrefix: '', httpMethods: [], mode: 'ingest' });
+  const info = interceptInfo({ name: 'echo-d-ingest', namespace: 'd', workloadName: 'echo', workloadKind: 'Deployment', serviceName: '', servicePort: '', containerName: 'app', localPort: 0, headers: [], httpPathPrefix: '', httpMethods: [], mode: 'ingest', ports: [] });
   t.match(formatIngestText(info), /^Using Deployment echo\n {3}Ingest name {4}: echo-d-ingest\n/);
   t.end();
 });

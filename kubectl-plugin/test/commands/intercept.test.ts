@@ -27,7 +27,7 @@ for (const c of ports) {
 
 t.test('flags become the spec', (t) => {
   const spec = buildSpec({ workload: 'echo', port: '9000:grpc', service: 'echo-svc', container: 'app', name: 'mine', namespace: 'apps', context: undefined, kubeconfig: undefined, output: 'text' });
-  t.strictSame(spec, { name: 'mine', namespace: 'apps', workloadName: 'echo', workloadKind: '', serviceName: 'echo-svc', servicePort: 'grpc', containerName: 'app', localPort: 9000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' });
+  t.strictSame(spec, { name: 'mine', namespace: 'apps', workloadName: 'echo', workloadKind: '', serviceName: 'echo-svc', servicePort: 'grpc', containerName: 'app', localPort: 9000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] });
   t.end();
 });
 
@@ -55,7 +55,7 @@ t.test('intercept: no such note when something listens', async (t) => {
 });
 
 t.test('an intercept whose container port other Service ports lead to says it takes theirs too', (t) => {
-  const info = interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: 'Deployment', serviceName: 'echo', servicePort: 'http', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' });
+  const info = interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: 'Deployment', serviceName: 'echo', servicePort: 'http', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] });
   const text = formatInterceptText({ ...info, target: { ...info.target!, sharedWith: ['echo-lb:8080', 'echo-lb:alt'] } });
   t.match(text, /\n {3}Service port {3}: echo:http \(80\)\n {3}Also takes {5}: echo-lb:8080, echo-lb:alt \(the same container port\)\n {3}Container {6}: echo:8080\n/);
   t.notMatch(formatInterceptText(info), /Also takes/, 'nothing when no other port shares it');
@@ -82,7 +82,7 @@ t.test('--port is required', async (t) => {
 });
 
 t.test('an intercept without a resolved target prints no target lines', (t) => {
-  const text = formatInterceptText({ ...interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' }), target: undefined });
+  const text = formatInterceptText({ ...interceptInfo({ name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] }), target: undefined });
   t.notMatch(text, /Service port|Container/);
   t.match(text, /Destination {4}: localhost:8080/);
   t.end();
@@ -197,7 +197,7 @@ t.test('path and method flags become the spec; the result says which requests it
 });
 
 t.test('a path prefix or methods alone make a personal intercept', (t) => {
-  const spec = { name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' };
+  const spec = { name: 'x', namespace: 'd', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] };
   t.equal(describeHeaders(interceptInfo(spec)), 'all (global intercept)');
   t.equal(describeHeaders(interceptInfo({ ...spec, httpPathPrefix: '/api/' })), 'to /api/ (personal intercept)');
   t.equal(describeHeaders(interceptInfo({ ...spec, httpMethods: ['POST'] })), 'with POST (personal intercept)');

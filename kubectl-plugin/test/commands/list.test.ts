@@ -4,7 +4,7 @@ import { fakeEnv, interceptInfo, runCli } from '../fixtures/fake-deps.js';
 
 function withWorkloads() {
   const env = fakeEnv();
-  const ii = interceptInfo({ name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' });
+  const ii = interceptInfo({ name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] });
   env.daemon.listResponse = {
     workloads: [
       { name: 'echo', namespace: 'default', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [ii] },
@@ -43,7 +43,7 @@ t.test('list keeps an existing connection when no other context is asked for', a
 
 t.test('list shows each intercept\'s headers and owner', async (t) => {
   const env = fakeEnv();
-  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' };
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] };
   const alice = { ...interceptInfo({ ...spec, headers: [{ name: 'x-user', value: 'alice' }] }) };
   const bob = { ...interceptInfo({ ...spec, localPort: 9090, headers: [{ name: 'x-user', value: 'bob' }, { name: 'x-team', value: 'red' }] }), id: 'sess-2:echo-default', clientName: 'bob@desk' };
   env.daemon.listResponse = { workloads: [{ name: 'echo', namespace: 'default', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [alice, bob] }] };
@@ -62,7 +62,7 @@ t.test('list shows each intercept\'s headers and owner', async (t) => {
 
 t.test('list shows a path prefix and methods as the intercept\'s filter', async (t) => {
   const env = fakeEnv();
-  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'], mode: '' };
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'], mode: '', ports: [] };
   const paths = interceptInfo(spec);
   const posts = { ...interceptInfo({ ...spec, localPort: 9090, httpPathPrefix: '', httpMethods: ['POST'], headers: [{ name: 'x-user', value: 'bob' }] }), id: 'sess-2:echo-default', clientName: 'bob@desk' };
   env.daemon.listResponse = { workloads: [{ name: 'echo', namespace: 'default', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [paths, posts] }] };

@@ -23,8 +23,8 @@ t.test('status when the last connect failed', async (t) => {
 
 t.test('status shows the daemon\'s intercepts with their headers and owner', async (t) => {
   const env = fakeEnv();
-  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [{ name: 'x-user', value: 'alice' }], httpPathPrefix: '', httpMethods: [], mode: '' };
-  env.daemon.intercepts_ = [interceptInfo(spec), interceptInfo({ ...spec, name: 'api', workloadName: 'api', localPort: 9000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '' })];
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [{ name: 'x-user', value: 'alice' }], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] };
+  env.daemon.intercepts_ = [interceptInfo(spec), interceptInfo({ ...spec, name: 'api', workloadName: 'api', localPort: 9000, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] })];
   const text = (await runCli(env, ['status'])).stdout;
   t.match(text, 'Intercepts:\n   echo-default: echo requests with [x-user=alice] -> localhost:8080, by alice@laptop (ACTIVE)\n   api: api all requests -> localhost:9000, by alice@laptop (ACTIVE)\n');
   env.io.stdout = '';

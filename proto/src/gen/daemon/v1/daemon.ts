@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { InterceptInfo, InterceptSpec, UninstallAgentsResponse } from "../../manager/v1/manager.js";
+import { InterceptInfo, InterceptSpec, TrafficEvent, UninstallAgentsResponse } from "../../manager/v1/manager.js";
 
 export const protobufPackage = "telepresence.daemon.v1";
 
@@ -270,6 +270,14 @@ export interface InterceptEvent {
     | undefined;
   /** Sent with `intercept`. */
   remote: InterceptRemote | undefined;
+}
+
+export interface WatchTrafficRequest {
+  /** The engagement's name: one of this daemon's, or "<name>" of another client's as `list` shows it. */
+  name: string;
+  namespace: string;
+  /** Up to how many bytes of each body to see; 0: none. */
+  bodyBytes: number;
 }
 
 export interface LeaveRequest {
@@ -2408,6 +2416,111 @@ export const InterceptEvent: MessageFns<InterceptEvent> = {
   },
 };
 
+function createBaseWatchTrafficRequest(): WatchTrafficRequest {
+  return { name: "", namespace: "", bodyBytes: 0 };
+}
+
+export const WatchTrafficRequest: MessageFns<WatchTrafficRequest> = {
+  encode(message: WatchTrafficRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.bodyBytes !== 0) {
+      writer.uint32(24).int32(message.bodyBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTrafficRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTrafficRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bodyBytes = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTrafficRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      bodyBytes: isSet(object.bodyBytes)
+        ? globalThis.Number(object.bodyBytes)
+        : isSet(object.body_bytes)
+        ? globalThis.Number(object.body_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: WatchTrafficRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.bodyBytes !== 0) {
+      obj.bodyBytes = Math.round(message.bodyBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchTrafficRequest>, I>>(base?: I): WatchTrafficRequest {
+    return WatchTrafficRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchTrafficRequest>, I>>(object: I): WatchTrafficRequest {
+    const message = createBaseWatchTrafficRequest();
+    message.name = object.name ?? "";
+    message.namespace = object.namespace ?? "";
+    message.bodyBytes = object.bodyBytes ?? 0;
+    return message;
+  },
+};
+
 function createBaseLeaveRequest(): LeaveRequest {
   return { name: "" };
 }
@@ -2798,6 +2911,16 @@ export const DaemonService = {
     responseSerialize: (value: StateSnapshot): Buffer => Buffer.from(StateSnapshot.encode(value).finish()),
     responseDeserialize: (value: Buffer): StateSnapshot => StateSnapshot.decode(value),
   },
+  /** The engagement's traffic as it happens (the manager's WatchTraffic), until the caller cancels. */
+  watchTraffic: {
+    path: "/telepresence.daemon.v1.Daemon/WatchTraffic" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchTrafficRequest): Buffer => Buffer.from(WatchTrafficRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchTrafficRequest => WatchTrafficRequest.decode(value),
+    responseSerialize: (value: TrafficEvent): Buffer => Buffer.from(TrafficEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TrafficEvent => TrafficEvent.decode(value),
+  },
 } as const;
 
 export interface DaemonServer extends UntypedServiceImplementation {
@@ -2816,6 +2939,8 @@ export interface DaemonServer extends UntypedServiceImplementation {
   quit: handleUnaryCall<Empty, Empty>;
   /** A snapshot now and on every change, until the caller cancels. */
   watchState: handleServerStreamingCall<Empty, StateSnapshot>;
+  /** The engagement's traffic as it happens (the manager's WatchTraffic), until the caller cancels. */
+  watchTraffic: handleServerStreamingCall<WatchTrafficRequest, TrafficEvent>;
 }
 
 export interface DaemonClient extends Client {
@@ -2923,6 +3048,13 @@ export interface DaemonClient extends Client {
   /** A snapshot now and on every change, until the caller cancels. */
   watchState(request: Empty, options?: Partial<CallOptions>): ClientReadableStream<StateSnapshot>;
   watchState(request: Empty, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<StateSnapshot>;
+  /** The engagement's traffic as it happens (the manager's WatchTraffic), until the caller cancels. */
+  watchTraffic(request: WatchTrafficRequest, options?: Partial<CallOptions>): ClientReadableStream<TrafficEvent>;
+  watchTraffic(
+    request: WatchTrafficRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<TrafficEvent>;
 }
 
 export const DaemonClient = makeGenericClientConstructor(DaemonService, "telepresence.daemon.v1.Daemon") as unknown as {

@@ -14,7 +14,9 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
   type handleBidiStreamingCall,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -212,6 +214,16 @@ export interface InterceptSpec {
    * only), "replace" (the container stops in the cluster and all its ports go to the workstation).
    */
   mode: string;
+  /**
+   * Replace only: where the container's ports go on the workstation. A container port not listed
+   * goes to the workstation port of the same number.
+   */
+  ports: PortMap[];
+}
+
+export interface PortMap {
+  containerPort: number;
+  localPort: number;
 }
 
 /** The one connection between a service port and a container port that an intercept takes over. */
@@ -280,6 +292,19 @@ export interface InterceptInfo {
   message: string;
   /** Unix milliseconds. */
   createdAt: number;
+  /** What its agents reported, summed over them (see "Traffic"); updated at most once a second. */
+  stats:
+    | TrafficStats
+    | undefined;
+  /**
+   * How many clients watch its traffic now. Agents report each HTTP request only while some do;
+   * connections are counted always.
+   */
+  watchers?:
+    | number
+    | undefined;
+  /** The most body bytes of each request and response that a watcher asked to see; 0: none. */
+  watchBodyBytes?: number | undefined;
 }
 
 export interface RemoveInterceptRequest {
@@ -348,6 +373,11 @@ export interface TunnelOpen {
    */
   protocol: string;
   destination: string;
+  /**
+   * Set by the agent for a replace: the app port the connection came to (the owner maps it to
+   * its local port; see InterceptSpec.ports).
+   */
+  containerPort?: number | undefined;
 }
 
 export interface TunnelClose {
@@ -368,6 +398,8 @@ export interface DialRequest {
   localPort: number;
   /** Where the connection came from, for logs: "10.244.0.7:51234". */
   source: string;
+  /** For a replace: the app port the connection came to (local_port is already mapped from it). */
+  containerPort?: number | undefined;
 }
 
 export interface ClusterInfo {
@@ -397,6 +429,69 @@ export interface LookupDNSRequest {
 export interface LookupDNSResponse {
   /** The cluster DNS server's answer, unchanged (wire format). */
   response: Buffer;
+}
+
+export interface TrafficEvent {
+  interceptId: string;
+  /** "tcp": one connection, sent when it ends; "http": one request, sent when its response ends. */
+  kind: string;
+  /** Unix milliseconds when the connection was accepted or the request began. */
+  startedAt: number;
+  durationMs: number;
+  podName: string;
+  /** The caller, "ip:port". */
+  source: string;
+  /**
+   * Who answered the caller: "workstation" (the engagement's owner) or "app" (the container in
+   * the cluster). A wiretap's copy is never the answer: its workstation's reply is discarded.
+   */
+  answeredBy: string;
+  /** Bytes from the caller, and to it. */
+  bytesIn: number;
+  bytesOut: number;
+  /** "http" only. */
+  method: string;
+  path: string;
+  status: number;
+  requestHeaders: Header[];
+  responseHeaders: Header[];
+  /** The first InterceptInfo.watch_body_bytes bytes of each body, only when a watcher asked. */
+  requestBody: Buffer;
+  responseBody: Buffer;
+  /** Empty, or why the connection or request failed. */
+  error: string;
+  /** Wiretap only: the caller's bytes not copied to the workstation (it was slow, absent or gone). */
+  droppedBytes: number;
+}
+
+export interface Header {
+  name: string;
+  value: string;
+}
+
+export interface TrafficStats {
+  /** Connections the engagement took part in (for a wiretap: copied, wholly or in part). */
+  connections: number;
+  /** Requests reported (only while watched). */
+  requests: number;
+  /** Wiretap only: connections of which some bytes were not copied, and how many bytes. */
+  droppedConnections: number;
+  droppedBytes: number;
+}
+
+export interface TrafficReport {
+  session: SessionInfo | undefined;
+  events: TrafficEvent[];
+}
+
+export interface WatchTrafficRequest {
+  session:
+    | SessionInfo
+    | undefined;
+  /** Any client may watch any engagement it can list. */
+  interceptId: string;
+  /** Up to how many bytes of each body to see; 0: none. */
+  bodyBytes: number;
 }
 
 function createBaseEmpty(): Empty {
@@ -1392,6 +1487,7 @@ function createBaseInterceptSpec(): InterceptSpec {
     httpPathPrefix: "",
     httpMethods: [],
     mode: "",
+    ports: [],
   };
 }
 
@@ -1432,6 +1528,9 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
     }
     if (message.mode !== "") {
       writer.uint32(98).string(message.mode);
+    }
+    for (const v of message.ports) {
+      PortMap.encode(v!, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1545,6 +1644,14 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
             message.mode = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.ports.push(PortMap.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1605,6 +1712,7 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
         ? object.http_methods.map((e: any) => globalThis.String(e))
         : [],
       mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      ports: globalThis.Array.isArray(object?.ports) ? object.ports.map((e: any) => PortMap.fromJSON(e)) : [],
     };
   },
 
@@ -1646,6 +1754,9 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
     if (message.mode !== "") {
       obj.mode = message.mode;
     }
+    if (message.ports?.length) {
+      obj.ports = message.ports.map((e) => PortMap.toJSON(e));
+    }
     return obj;
   },
 
@@ -1666,6 +1777,100 @@ export const InterceptSpec: MessageFns<InterceptSpec> = {
     message.httpPathPrefix = object.httpPathPrefix ?? "";
     message.httpMethods = object.httpMethods?.map((e) => e) || [];
     message.mode = object.mode ?? "";
+    message.ports = object.ports?.map((e) => PortMap.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePortMap(): PortMap {
+  return { containerPort: 0, localPort: 0 };
+}
+
+export const PortMap: MessageFns<PortMap> = {
+  encode(message: PortMap, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerPort !== 0) {
+      writer.uint32(8).int32(message.containerPort);
+    }
+    if (message.localPort !== 0) {
+      writer.uint32(16).int32(message.localPort);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PortMap {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePortMap();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.containerPort = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.localPort = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PortMap {
+    return {
+      containerPort: isSet(object.containerPort)
+        ? globalThis.Number(object.containerPort)
+        : isSet(object.container_port)
+        ? globalThis.Number(object.container_port)
+        : 0,
+      localPort: isSet(object.localPort)
+        ? globalThis.Number(object.localPort)
+        : isSet(object.local_port)
+        ? globalThis.Number(object.local_port)
+        : 0,
+    };
+  },
+
+  toJSON(message: PortMap): unknown {
+    const obj: any = {};
+    if (message.containerPort !== 0) {
+      obj.containerPort = Math.round(message.containerPort);
+    }
+    if (message.localPort !== 0) {
+      obj.localPort = Math.round(message.localPort);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PortMap>, I>>(base?: I): PortMap {
+    return PortMap.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PortMap>, I>>(object: I): PortMap {
+    const message = createBasePortMap();
+    message.containerPort = object.containerPort ?? 0;
+    message.localPort = object.localPort ?? 0;
     return message;
   },
 };
@@ -2313,6 +2518,9 @@ function createBaseInterceptInfo(): InterceptInfo {
     disposition: 0,
     message: "",
     createdAt: 0,
+    stats: undefined,
+    watchers: undefined,
+    watchBodyBytes: undefined,
   };
 }
 
@@ -2341,6 +2549,15 @@ export const InterceptInfo: MessageFns<InterceptInfo> = {
     }
     if (message.createdAt !== 0) {
       writer.uint32(64).int64(message.createdAt);
+    }
+    if (message.stats !== undefined) {
+      TrafficStats.encode(message.stats, writer.uint32(74).fork()).join();
+    }
+    if (message.watchers !== undefined) {
+      writer.uint32(80).int32(message.watchers);
+    }
+    if (message.watchBodyBytes !== undefined) {
+      writer.uint32(88).int32(message.watchBodyBytes);
     }
     return writer;
   },
@@ -2422,6 +2639,30 @@ export const InterceptInfo: MessageFns<InterceptInfo> = {
             message.createdAt = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.stats = TrafficStats.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.watchers = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.watchBodyBytes = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2456,6 +2697,13 @@ export const InterceptInfo: MessageFns<InterceptInfo> = {
         : isSet(object.created_at)
         ? globalThis.Number(object.created_at)
         : 0,
+      stats: isSet(object.stats) ? TrafficStats.fromJSON(object.stats) : undefined,
+      watchers: isSet(object.watchers) ? globalThis.Number(object.watchers) : undefined,
+      watchBodyBytes: isSet(object.watchBodyBytes)
+        ? globalThis.Number(object.watchBodyBytes)
+        : isSet(object.watch_body_bytes)
+        ? globalThis.Number(object.watch_body_bytes)
+        : undefined,
     };
   },
 
@@ -2485,6 +2733,15 @@ export const InterceptInfo: MessageFns<InterceptInfo> = {
     if (message.createdAt !== 0) {
       obj.createdAt = Math.round(message.createdAt);
     }
+    if (message.stats !== undefined) {
+      obj.stats = TrafficStats.toJSON(message.stats);
+    }
+    if (message.watchers !== undefined) {
+      obj.watchers = Math.round(message.watchers);
+    }
+    if (message.watchBodyBytes !== undefined) {
+      obj.watchBodyBytes = Math.round(message.watchBodyBytes);
+    }
     return obj;
   },
 
@@ -2505,6 +2762,11 @@ export const InterceptInfo: MessageFns<InterceptInfo> = {
     message.disposition = object.disposition ?? 0;
     message.message = object.message ?? "";
     message.createdAt = object.createdAt ?? 0;
+    message.stats = (object.stats !== undefined && object.stats !== null)
+      ? TrafficStats.fromPartial(object.stats)
+      : undefined;
+    message.watchers = object.watchers ?? undefined;
+    message.watchBodyBytes = object.watchBodyBytes ?? undefined;
     return message;
   },
 };
@@ -3318,7 +3580,7 @@ export const UninstallAgentsResponse: MessageFns<UninstallAgentsResponse> = {
 };
 
 function createBaseTunnelOpen(): TunnelOpen {
-  return { sessionId: "", connectionId: "", interceptId: "", protocol: "", destination: "" };
+  return { sessionId: "", connectionId: "", interceptId: "", protocol: "", destination: "", containerPort: undefined };
 }
 
 export const TunnelOpen: MessageFns<TunnelOpen> = {
@@ -3337,6 +3599,9 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
     }
     if (message.destination !== "") {
       writer.uint32(42).string(message.destination);
+    }
+    if (message.containerPort !== undefined) {
+      writer.uint32(48).int32(message.containerPort);
     }
     return writer;
   },
@@ -3394,6 +3659,14 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
             message.destination = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.containerPort = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3425,6 +3698,11 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
         : "",
       protocol: isSet(object.protocol) ? globalThis.String(object.protocol) : "",
       destination: isSet(object.destination) ? globalThis.String(object.destination) : "",
+      containerPort: isSet(object.containerPort)
+        ? globalThis.Number(object.containerPort)
+        : isSet(object.container_port)
+        ? globalThis.Number(object.container_port)
+        : undefined,
     };
   },
 
@@ -3445,6 +3723,9 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
     if (message.destination !== "") {
       obj.destination = message.destination;
     }
+    if (message.containerPort !== undefined) {
+      obj.containerPort = Math.round(message.containerPort);
+    }
     return obj;
   },
 
@@ -3458,6 +3739,7 @@ export const TunnelOpen: MessageFns<TunnelOpen> = {
     message.interceptId = object.interceptId ?? "";
     message.protocol = object.protocol ?? "";
     message.destination = object.destination ?? "";
+    message.containerPort = object.containerPort ?? undefined;
     return message;
   },
 };
@@ -3635,7 +3917,7 @@ export const TunnelMessage: MessageFns<TunnelMessage> = {
 };
 
 function createBaseDialRequest(): DialRequest {
-  return { connectionId: "", interceptId: "", localPort: 0, source: "" };
+  return { connectionId: "", interceptId: "", localPort: 0, source: "", containerPort: undefined };
 }
 
 export const DialRequest: MessageFns<DialRequest> = {
@@ -3651,6 +3933,9 @@ export const DialRequest: MessageFns<DialRequest> = {
     }
     if (message.source !== "") {
       writer.uint32(34).string(message.source);
+    }
+    if (message.containerPort !== undefined) {
+      writer.uint32(40).int32(message.containerPort);
     }
     return writer;
   },
@@ -3700,6 +3985,14 @@ export const DialRequest: MessageFns<DialRequest> = {
             message.source = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.containerPort = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3730,6 +4023,11 @@ export const DialRequest: MessageFns<DialRequest> = {
         ? globalThis.Number(object.local_port)
         : 0,
       source: isSet(object.source) ? globalThis.String(object.source) : "",
+      containerPort: isSet(object.containerPort)
+        ? globalThis.Number(object.containerPort)
+        : isSet(object.container_port)
+        ? globalThis.Number(object.container_port)
+        : undefined,
     };
   },
 
@@ -3747,6 +4045,9 @@ export const DialRequest: MessageFns<DialRequest> = {
     if (message.source !== "") {
       obj.source = message.source;
     }
+    if (message.containerPort !== undefined) {
+      obj.containerPort = Math.round(message.containerPort);
+    }
     return obj;
   },
 
@@ -3759,6 +4060,7 @@ export const DialRequest: MessageFns<DialRequest> = {
     message.interceptId = object.interceptId ?? "";
     message.localPort = object.localPort ?? 0;
     message.source = object.source ?? "";
+    message.containerPort = object.containerPort ?? undefined;
     return message;
   },
 };
@@ -4070,6 +4372,822 @@ export const LookupDNSResponse: MessageFns<LookupDNSResponse> = {
   },
 };
 
+function createBaseTrafficEvent(): TrafficEvent {
+  return {
+    interceptId: "",
+    kind: "",
+    startedAt: 0,
+    durationMs: 0,
+    podName: "",
+    source: "",
+    answeredBy: "",
+    bytesIn: 0,
+    bytesOut: 0,
+    method: "",
+    path: "",
+    status: 0,
+    requestHeaders: [],
+    responseHeaders: [],
+    requestBody: Buffer.alloc(0),
+    responseBody: Buffer.alloc(0),
+    error: "",
+    droppedBytes: 0,
+  };
+}
+
+export const TrafficEvent: MessageFns<TrafficEvent> = {
+  encode(message: TrafficEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.interceptId !== "") {
+      writer.uint32(10).string(message.interceptId);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.startedAt !== 0) {
+      writer.uint32(24).int64(message.startedAt);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(33).double(message.durationMs);
+    }
+    if (message.podName !== "") {
+      writer.uint32(42).string(message.podName);
+    }
+    if (message.source !== "") {
+      writer.uint32(50).string(message.source);
+    }
+    if (message.answeredBy !== "") {
+      writer.uint32(58).string(message.answeredBy);
+    }
+    if (message.bytesIn !== 0) {
+      writer.uint32(64).int64(message.bytesIn);
+    }
+    if (message.bytesOut !== 0) {
+      writer.uint32(72).int64(message.bytesOut);
+    }
+    if (message.method !== "") {
+      writer.uint32(82).string(message.method);
+    }
+    if (message.path !== "") {
+      writer.uint32(90).string(message.path);
+    }
+    if (message.status !== 0) {
+      writer.uint32(96).int32(message.status);
+    }
+    for (const v of message.requestHeaders) {
+      Header.encode(v!, writer.uint32(106).fork()).join();
+    }
+    for (const v of message.responseHeaders) {
+      Header.encode(v!, writer.uint32(114).fork()).join();
+    }
+    if (message.requestBody.length !== 0) {
+      writer.uint32(122).bytes(message.requestBody);
+    }
+    if (message.responseBody.length !== 0) {
+      writer.uint32(130).bytes(message.responseBody);
+    }
+    if (message.error !== "") {
+      writer.uint32(138).string(message.error);
+    }
+    if (message.droppedBytes !== 0) {
+      writer.uint32(144).int64(message.droppedBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrafficEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrafficEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.interceptId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.startedAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.durationMs = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.podName = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.answeredBy = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.bytesIn = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.bytesOut = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.status = reader.int32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.requestHeaders.push(Header.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.responseHeaders.push(Header.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.requestBody = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.responseBody = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.droppedBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrafficEvent {
+    return {
+      interceptId: isSet(object.interceptId)
+        ? globalThis.String(object.interceptId)
+        : isSet(object.intercept_id)
+        ? globalThis.String(object.intercept_id)
+        : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      startedAt: isSet(object.startedAt)
+        ? globalThis.Number(object.startedAt)
+        : isSet(object.started_at)
+        ? globalThis.Number(object.started_at)
+        : 0,
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      podName: isSet(object.podName)
+        ? globalThis.String(object.podName)
+        : isSet(object.pod_name)
+        ? globalThis.String(object.pod_name)
+        : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      answeredBy: isSet(object.answeredBy)
+        ? globalThis.String(object.answeredBy)
+        : isSet(object.answered_by)
+        ? globalThis.String(object.answered_by)
+        : "",
+      bytesIn: isSet(object.bytesIn)
+        ? globalThis.Number(object.bytesIn)
+        : isSet(object.bytes_in)
+        ? globalThis.Number(object.bytes_in)
+        : 0,
+      bytesOut: isSet(object.bytesOut)
+        ? globalThis.Number(object.bytesOut)
+        : isSet(object.bytes_out)
+        ? globalThis.Number(object.bytes_out)
+        : 0,
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      status: isSet(object.status) ? globalThis.Number(object.status) : 0,
+      requestHeaders: globalThis.Array.isArray(object?.requestHeaders)
+        ? object.requestHeaders.map((e: any) => Header.fromJSON(e))
+        : globalThis.Array.isArray(object?.request_headers)
+        ? object.request_headers.map((e: any) => Header.fromJSON(e))
+        : [],
+      responseHeaders: globalThis.Array.isArray(object?.responseHeaders)
+        ? object.responseHeaders.map((e: any) => Header.fromJSON(e))
+        : globalThis.Array.isArray(object?.response_headers)
+        ? object.response_headers.map((e: any) => Header.fromJSON(e))
+        : [],
+      requestBody: isSet(object.requestBody)
+        ? Buffer.from(bytesFromBase64(object.requestBody))
+        : isSet(object.request_body)
+        ? Buffer.from(bytesFromBase64(object.request_body))
+        : Buffer.alloc(0),
+      responseBody: isSet(object.responseBody)
+        ? Buffer.from(bytesFromBase64(object.responseBody))
+        : isSet(object.response_body)
+        ? Buffer.from(bytesFromBase64(object.response_body))
+        : Buffer.alloc(0),
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      droppedBytes: isSet(object.droppedBytes)
+        ? globalThis.Number(object.droppedBytes)
+        : isSet(object.dropped_bytes)
+        ? globalThis.Number(object.dropped_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: TrafficEvent): unknown {
+    const obj: any = {};
+    if (message.interceptId !== "") {
+      obj.interceptId = message.interceptId;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.startedAt !== 0) {
+      obj.startedAt = Math.round(message.startedAt);
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = floatToJson(message.durationMs);
+    }
+    if (message.podName !== "") {
+      obj.podName = message.podName;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.answeredBy !== "") {
+      obj.answeredBy = message.answeredBy;
+    }
+    if (message.bytesIn !== 0) {
+      obj.bytesIn = Math.round(message.bytesIn);
+    }
+    if (message.bytesOut !== 0) {
+      obj.bytesOut = Math.round(message.bytesOut);
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.status !== 0) {
+      obj.status = Math.round(message.status);
+    }
+    if (message.requestHeaders?.length) {
+      obj.requestHeaders = message.requestHeaders.map((e) => Header.toJSON(e));
+    }
+    if (message.responseHeaders?.length) {
+      obj.responseHeaders = message.responseHeaders.map((e) => Header.toJSON(e));
+    }
+    if (message.requestBody.length !== 0) {
+      obj.requestBody = base64FromBytes(message.requestBody);
+    }
+    if (message.responseBody.length !== 0) {
+      obj.responseBody = base64FromBytes(message.responseBody);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.droppedBytes !== 0) {
+      obj.droppedBytes = Math.round(message.droppedBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrafficEvent>, I>>(base?: I): TrafficEvent {
+    return TrafficEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrafficEvent>, I>>(object: I): TrafficEvent {
+    const message = createBaseTrafficEvent();
+    message.interceptId = object.interceptId ?? "";
+    message.kind = object.kind ?? "";
+    message.startedAt = object.startedAt ?? 0;
+    message.durationMs = object.durationMs ?? 0;
+    message.podName = object.podName ?? "";
+    message.source = object.source ?? "";
+    message.answeredBy = object.answeredBy ?? "";
+    message.bytesIn = object.bytesIn ?? 0;
+    message.bytesOut = object.bytesOut ?? 0;
+    message.method = object.method ?? "";
+    message.path = object.path ?? "";
+    message.status = object.status ?? 0;
+    message.requestHeaders = object.requestHeaders?.map((e) => Header.fromPartial(e)) || [];
+    message.responseHeaders = object.responseHeaders?.map((e) => Header.fromPartial(e)) || [];
+    message.requestBody = object.requestBody ?? Buffer.alloc(0);
+    message.responseBody = object.responseBody ?? Buffer.alloc(0);
+    message.error = object.error ?? "";
+    message.droppedBytes = object.droppedBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseHeader(): Header {
+  return { name: "", value: "" };
+}
+
+export const Header: MessageFns<Header> = {
+  encode(message: Header, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Header {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Header {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Header): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Header>, I>>(base?: I): Header {
+    return Header.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Header>, I>>(object: I): Header {
+    const message = createBaseHeader();
+    message.name = object.name ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseTrafficStats(): TrafficStats {
+  return { connections: 0, requests: 0, droppedConnections: 0, droppedBytes: 0 };
+}
+
+export const TrafficStats: MessageFns<TrafficStats> = {
+  encode(message: TrafficStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.connections !== 0) {
+      writer.uint32(8).int64(message.connections);
+    }
+    if (message.requests !== 0) {
+      writer.uint32(16).int64(message.requests);
+    }
+    if (message.droppedConnections !== 0) {
+      writer.uint32(24).int64(message.droppedConnections);
+    }
+    if (message.droppedBytes !== 0) {
+      writer.uint32(32).int64(message.droppedBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrafficStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrafficStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.connections = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.requests = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.droppedConnections = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.droppedBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrafficStats {
+    return {
+      connections: isSet(object.connections) ? globalThis.Number(object.connections) : 0,
+      requests: isSet(object.requests) ? globalThis.Number(object.requests) : 0,
+      droppedConnections: isSet(object.droppedConnections)
+        ? globalThis.Number(object.droppedConnections)
+        : isSet(object.dropped_connections)
+        ? globalThis.Number(object.dropped_connections)
+        : 0,
+      droppedBytes: isSet(object.droppedBytes)
+        ? globalThis.Number(object.droppedBytes)
+        : isSet(object.dropped_bytes)
+        ? globalThis.Number(object.dropped_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: TrafficStats): unknown {
+    const obj: any = {};
+    if (message.connections !== 0) {
+      obj.connections = Math.round(message.connections);
+    }
+    if (message.requests !== 0) {
+      obj.requests = Math.round(message.requests);
+    }
+    if (message.droppedConnections !== 0) {
+      obj.droppedConnections = Math.round(message.droppedConnections);
+    }
+    if (message.droppedBytes !== 0) {
+      obj.droppedBytes = Math.round(message.droppedBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrafficStats>, I>>(base?: I): TrafficStats {
+    return TrafficStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrafficStats>, I>>(object: I): TrafficStats {
+    const message = createBaseTrafficStats();
+    message.connections = object.connections ?? 0;
+    message.requests = object.requests ?? 0;
+    message.droppedConnections = object.droppedConnections ?? 0;
+    message.droppedBytes = object.droppedBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseTrafficReport(): TrafficReport {
+  return { session: undefined, events: [] };
+}
+
+export const TrafficReport: MessageFns<TrafficReport> = {
+  encode(message: TrafficReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      SessionInfo.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.events) {
+      TrafficEvent.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrafficReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrafficReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = SessionInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.events.push(TrafficEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrafficReport {
+    return {
+      session: isSet(object.session) ? SessionInfo.fromJSON(object.session) : undefined,
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => TrafficEvent.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: TrafficReport): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = SessionInfo.toJSON(message.session);
+    }
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => TrafficEvent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrafficReport>, I>>(base?: I): TrafficReport {
+    return TrafficReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrafficReport>, I>>(object: I): TrafficReport {
+    const message = createBaseTrafficReport();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? SessionInfo.fromPartial(object.session)
+      : undefined;
+    message.events = object.events?.map((e) => TrafficEvent.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWatchTrafficRequest(): WatchTrafficRequest {
+  return { session: undefined, interceptId: "", bodyBytes: 0 };
+}
+
+export const WatchTrafficRequest: MessageFns<WatchTrafficRequest> = {
+  encode(message: WatchTrafficRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      SessionInfo.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    if (message.interceptId !== "") {
+      writer.uint32(18).string(message.interceptId);
+    }
+    if (message.bodyBytes !== 0) {
+      writer.uint32(24).int32(message.bodyBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchTrafficRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchTrafficRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = SessionInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.interceptId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bodyBytes = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchTrafficRequest {
+    return {
+      session: isSet(object.session) ? SessionInfo.fromJSON(object.session) : undefined,
+      interceptId: isSet(object.interceptId)
+        ? globalThis.String(object.interceptId)
+        : isSet(object.intercept_id)
+        ? globalThis.String(object.intercept_id)
+        : "",
+      bodyBytes: isSet(object.bodyBytes)
+        ? globalThis.Number(object.bodyBytes)
+        : isSet(object.body_bytes)
+        ? globalThis.Number(object.body_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: WatchTrafficRequest): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = SessionInfo.toJSON(message.session);
+    }
+    if (message.interceptId !== "") {
+      obj.interceptId = message.interceptId;
+    }
+    if (message.bodyBytes !== 0) {
+      obj.bodyBytes = Math.round(message.bodyBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchTrafficRequest>, I>>(base?: I): WatchTrafficRequest {
+    return WatchTrafficRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchTrafficRequest>, I>>(object: I): WatchTrafficRequest {
+    const message = createBaseWatchTrafficRequest();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? SessionInfo.fromPartial(object.session)
+      : undefined;
+    message.interceptId = object.interceptId ?? "";
+    message.bodyBytes = object.bodyBytes ?? 0;
+    return message;
+  },
+};
+
 export type ManagerService = typeof ManagerService;
 export const ManagerService = {
   /**
@@ -4250,6 +5368,25 @@ export const ManagerService = {
     responseSerialize: (value: TunnelMessage): Buffer => Buffer.from(TunnelMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer): TunnelMessage => TunnelMessage.decode(value),
   },
+  /** Traffic (see "Traffic" above): an agent's events, and a client's live view of one engagement. */
+  reportTraffic: {
+    path: "/telepresence.manager.v1.Manager/ReportTraffic" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: TrafficReport): Buffer => Buffer.from(TrafficReport.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TrafficReport => TrafficReport.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  watchTraffic: {
+    path: "/telepresence.manager.v1.Manager/WatchTraffic" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchTrafficRequest): Buffer => Buffer.from(WatchTrafficRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchTrafficRequest => WatchTrafficRequest.decode(value),
+    responseSerialize: (value: TrafficEvent): Buffer => Buffer.from(TrafficEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TrafficEvent => TrafficEvent.decode(value),
+  },
 } as const;
 
 export interface ManagerServer extends UntypedServiceImplementation {
@@ -4287,6 +5424,9 @@ export interface ManagerServer extends UntypedServiceImplementation {
   getClusterInfo: handleUnaryCall<SessionInfo, ClusterInfo>;
   lookupDns: handleUnaryCall<LookupDNSRequest, LookupDNSResponse>;
   outbound: handleBidiStreamingCall<TunnelMessage, TunnelMessage>;
+  /** Traffic (see "Traffic" above): an agent's events, and a client's live view of one engagement. */
+  reportTraffic: handleClientStreamingCall<TrafficReport, Empty>;
+  watchTraffic: handleServerStreamingCall<WatchTrafficRequest, TrafficEvent>;
 }
 
 export interface ManagerClient extends Client {
@@ -4496,6 +5636,27 @@ export interface ManagerClient extends Client {
   outbound(): ClientDuplexStream<TunnelMessage, TunnelMessage>;
   outbound(options: Partial<CallOptions>): ClientDuplexStream<TunnelMessage, TunnelMessage>;
   outbound(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<TunnelMessage, TunnelMessage>;
+  /** Traffic (see "Traffic" above): an agent's events, and a client's live view of one engagement. */
+  reportTraffic(callback: (error: ServiceError | null, response: Empty) => void): ClientWritableStream<TrafficReport>;
+  reportTraffic(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientWritableStream<TrafficReport>;
+  reportTraffic(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientWritableStream<TrafficReport>;
+  reportTraffic(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientWritableStream<TrafficReport>;
+  watchTraffic(request: WatchTrafficRequest, options?: Partial<CallOptions>): ClientReadableStream<TrafficEvent>;
+  watchTraffic(
+    request: WatchTrafficRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<TrafficEvent>;
 }
 
 export const ManagerClient = makeGenericClientConstructor(
@@ -4513,6 +5674,10 @@ function bytesFromBase64(b64: string): Uint8Array {
 
 function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
+}
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
