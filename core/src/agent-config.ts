@@ -16,7 +16,7 @@ export { canonicalResources, resourcesProblem } from './resources.js';
 
 /**
  * Bumped when the shape changes incompatibly; readers refuse versions they do not know. Optional
- * fields added since (`resources`) did not bump it: an entry without them stays valid.
+ * fields added since (`resources`, a container's `replaced`) did not bump it: an entry without them stays valid.
  */
 export const AGENT_CONFIG_VERSION = 1;
 
@@ -59,6 +59,12 @@ export interface AgentContainer {
   intercepts: AgentIntercept[];
   /** Where the agent mounts this container's volumes so the client can reach them. */
   mountPoint: string;
+  /**
+   * Set while a replace holds the container: the injector makes its pods without it, and the
+   * agent alone serves its ports (with its environment and volumes). Absent otherwise, never
+   * false, so that an entry without a replace keeps the hash it had before the field existed.
+   */
+  replaced?: true;
 }
 
 export interface AgentConfig {
@@ -143,6 +149,9 @@ export function parseAgentConfig(key: string, text: string): AgentConfig {
     if (!isRecord(c) || typeof c['name'] !== 'string' || !Array.isArray(c['intercepts'])) {
       throw new AgentConfigError(key, 'every container needs a name and a list of intercepts');
     }
+    if (c['replaced'] !== undefined && c['replaced'] !== true) {
+      throw new AgentConfigError(key, `container ${c['name']}: replaced is true or absent`);
+    }
     for (const ic of c['intercepts'] as unknown[]) {
       if (!isRecord(ic) || !isPort(ic['containerPort']) || !isPort(ic['agentPort']) || !isPort(ic['servicePort'])) {
         throw new AgentConfigError(key, `container ${c['name']}: every intercept needs servicePort, containerPort and agentPort`);
@@ -171,4 +180,25 @@ export function servicePortLabel(ic: Pick<AgentIntercept, 'serviceName' | 'servi
 /** Every intercept of a configuration with the container that holds it. */
 export function allIntercepts(config: AgentConfig): Array<{ container: AgentContainer; intercept: AgentIntercept }> {
   return config.containers.flatMap((container) => container.intercepts.map((intercept) => ({ container, intercept })));
+}
+
+/** The names of the containers a replace holds (see `AgentContainer.replaced`). */
+export function replacedContainers(config: AgentConfig): string[] {
+  return config.containers.filter((c) => c.replaced === true).map((c) => c.name);
+}
+
+/**
+ * The configuration with exactly the containers `names` marked replaced (names it has no
+ * container of are ignored). Never mutates `config`; the marker is left out, not set false, on
+ * the others.
+ */
+export function withReplaced(config: AgentConfig, names: Iterable<string>): AgentConfig {
+  const wanted = new Set(names);
+  return {
+    ...config,
+    containers: config.containers.map((c) => {
+      const { replaced: _, ...rest } = c;
+      return wanted.has(c.name) ? { ...rest, replaced: true as const } : rest;
+    }),
+  };
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { AGENT_CONFIG_VERSION, parseAgentConfig, serializeAgentConfig, type AgentConfig } from '../src/agent-config.js';
+import { AGENT_CONFIG_VERSION, parseAgentConfig, replacedContainers, serializeAgentConfig, withReplaced, type AgentConfig } from '../src/agent-config.js';
 
 const config: AgentConfig = {
   version: AGENT_CONFIG_VERSION,
@@ -31,4 +31,19 @@ t.test('resources: refused as the API server would refuse the pod, naming the en
   for (const [resources, message] of cases) {
     t.throws(() => parseAgentConfig('web', JSON.stringify({ ...config, resources })), { name: 'AgentConfigError', message: new RegExp(`^agent configuration "web": ${message.source}`) }, JSON.stringify(resources));
   }
+});
+
+t.test('replaced: optional, true or absent; withReplaced marks exactly the named containers', async (t) => {
+  const two: AgentConfig = { ...config, containers: [...config.containers, { name: 'worker', mountPoint: '/tel_app_mounts/worker', intercepts: [] }] };
+  t.strictSame(parseAgentConfig('web', serializeAgentConfig(two)), two, 'an entry without the marker');
+  const marked = withReplaced(two, ['worker', 'no-such-container']);
+  t.strictSame(replacedContainers(marked), ['worker']);
+  t.strictSame(parseAgentConfig('web', serializeAgentConfig(marked)), marked, 'an entry with it');
+  t.notOk('replaced' in marked.containers[0]!, 'the others have no key at all');
+  t.equal(serializeAgentConfig(withReplaced(marked, [])), serializeAgentConfig(two), 'unmarked again: the entry it was, byte for byte');
+  t.notOk('replaced' in two.containers[1]!, 'the input is not mutated');
+  t.throws(() => parseAgentConfig('web', JSON.stringify({ ...config, containers: [{ ...config.containers[0], replaced: false }] })), {
+    name: 'AgentConfigError',
+    message: /container app: replaced is true or absent/,
+  });
 });

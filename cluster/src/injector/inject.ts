@@ -191,7 +191,8 @@ function addAgent(pod: V1Pod, config: AgentConfig, hash: string): V1Pod {
     seenNumbers.add(intercept.agentPort);
     agentPorts.push({ name, containerPort: intercept.agentPort, protocol: intercept.protocol });
     const app = spec.containers.find((c) => c.name === container.name);
-    if (app !== undefined) hidePort(spec.containers, app, name);
+    // A replaced container leaves the pod (below): its port needs no hiding, the name is free.
+    if (app !== undefined && container.replaced !== true) hidePort(spec.containers, app, name);
   }
 
   // Each served container's env and volumes, for the kubelet to resolve as it does for the app
@@ -225,7 +226,12 @@ function addAgent(pod: V1Pod, config: AgentConfig, hash: string): V1Pod {
     resources: config.resources ?? AGENT_RESOURCES,
     securityContext: agentSecurityContext(pod),
   };
-  spec.containers.push(agent);
+  // A replaced container does not run: the agent, which has its env, volumes and ports (symbolic
+  // ones by name, numeric ones by the init container's redirect), serves them alone. Its probes
+  // and lifecycle hooks go with it. Not undone by `removeAgent` (a pod cannot get a container
+  // back); pods are only ever injected as they are created from their template, which has it.
+  const replaced = new Set(config.containers.filter((c) => c.replaced === true).map((c) => c.name));
+  spec.containers = [...spec.containers.filter((c) => !replaced.has(c.name)), agent];
 
   if (numeric.length > 0) {
     const init: V1Container = {

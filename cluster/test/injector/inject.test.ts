@@ -12,6 +12,7 @@ import {
   removeAgent,
 } from '../../src/injector/inject.js';
 import { diffToJsonPatch, jsonEqual } from '../../src/injector/patch.js';
+import { withReplaced } from '@telepresence-ts/core/agent-config';
 import { config, container, intercept, pod } from './samples.js';
 
 // IANA_SVC_NAME as Kubernetes validates container port names.
@@ -298,5 +299,52 @@ t.test('removeAgent undoes an injection (probes keep their numbers)', (t) => {
   t.equal(back.spec?.containers[0]?.ports?.[0]?.name, 'http', 'the port name is restored');
   t.equal(back.spec?.containers[0]?.readinessProbe?.tcpSocket?.port, 8080, 'the probe keeps the number');
   t.notOk(isInjected(original));
+  t.end();
+});
+
+t.test('a replaced container: the pod has no such container; the agent has its env, volumes and every port it served', (t) => {
+  const app = container('app', ['http:8080', ':9090'], {
+    env: [{ name: 'QUEUE_URL', value: 'amqp://queue' }],
+    envFrom: [{ secretRef: { name: 'app-secrets' } }],
+    volumeMounts: [{ name: 'data', mountPath: '/data' }],
+    readinessProbe: { httpGet: { path: '/ready', port: 'http' } },
+    livenessProbe: { tcpSocket: { port: 9090 } },
+  });
+  const sidecar = container('sidecar', ['metrics:7070']);
+  const cfg = withReplaced(config({ app: [intercept('http', 8080, 9901), intercept('', 9090, 9902, { numeric: true, service: 'm' })] }), ['app']);
+  const out = injectAgent(pod([app, sidecar]), cfg);
+
+  t.strictSame(
+    out.spec?.containers.map((c) => c.name),
+    ['sidecar', AGENT_CONTAINER_NAME],
+    'the app container is gone (its probes with it); the other containers stay',
+  );
+  t.strictSame(find(out, 'sidecar'), sidecar, 'a container not replaced is untouched');
+  const agent = find(out, AGENT_CONTAINER_NAME);
+  t.strictSame(agent.ports, [{ name: 'http', containerPort: 9901, protocol: 'TCP' }, { containerPort: 9902, protocol: 'TCP' }], "the symbolic port's name leads to the agent");
+  t.strictSame(
+    out.spec?.initContainers?.map((c) => [c.name, c.env?.find((e) => e.name === 'TP_AGENT_INIT_PORTS')?.value]),
+    [[AGENT_INIT_CONTAINER_NAME, '9090:9902']],
+    'the numeric port is redirected to the agent, which now receives what reaches it',
+  );
+  const env = Object.fromEntries((agent.env ?? []).map((e) => [e.name, e.value]));
+  t.equal(env['TP_APP0_QUEUE_URL'], 'amqp://queue', "the app's environment, prefixed as for an intercept");
+  t.strictSame(agent.envFrom, [{ secretRef: { name: 'app-secrets' }, prefix: 'TP_APP0_' }]);
+  t.ok(
+    agent.volumeMounts?.some((m) => m.name === 'data' && m.mountPath === '/tel_app_mounts/app/data'),
+    "the app's volumes, under its mount point",
+  );
+  t.equal(out.metadata?.annotations?.[AGENT_CONFIG_HASH_ANNOTATION], agentConfigHash(cfg));
+  t.equal(diffToJsonPatch(out, injectAgent(out, cfg)).length, 0, 'a second pass changes nothing');
+  t.end();
+});
+
+t.test('a replaced container whose hidden port name is taken: no conflict, the port is not hidden but removed', (t) => {
+  const cfg = withReplaced(config({ app: [intercept('http', 8080, 9901)] }), ['app']);
+  const out = injectAgent(pod([container('app', ['http:8080', 'tm-http:8081'])]), cfg);
+  t.strictSame(
+    out.spec?.containers.map((c) => c.name),
+    [AGENT_CONTAINER_NAME],
+  );
   t.end();
 });

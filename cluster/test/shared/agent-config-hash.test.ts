@@ -1,6 +1,6 @@
 import t from 'tap';
 import { AGENT_CONFIG_HASH_ANNOTATION, agentConfigHash } from '../../src/shared/agent-config-hash.js';
-import { AGENT_CONFIG_VERSION, serializeAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
+import { AGENT_CONFIG_VERSION, serializeAgentConfig, withReplaced, type AgentConfig } from '@telepresence-ts/core/agent-config';
 import { createHash } from 'node:crypto';
 
 const config: AgentConfig = {
@@ -58,6 +58,14 @@ t.test("the agent's resources: absent hashes as an entry written before the fiel
   t.not(agentConfigHash(limited), agentConfigHash(config), 'resources set');
   t.not(agentConfigHash({ ...limited, resources: { limits: { memory: '512Mi' }, requests: { cpu: '25m' } } }), agentConfigHash(limited), 'another limit');
   t.not(agentConfigHash({ ...config, logLevel: 'debug' }), agentConfigHash(config), 'the log level');
+  t.end();
+});
+
+t.test('a replaced container: unmarked hashes as an entry written before the marker existed; marked, it is a new hash', (t) => {
+  t.notMatch(serializeAgentConfig(config), /replaced/, 'an entry without a replace has no such key');
+  const marked = withReplaced(config, ['app']);
+  t.not(agentConfigHash(marked), agentConfigHash(config), 'marked: new pods');
+  t.equal(agentConfigHash(withReplaced(marked, [])), agentConfigHash(config), 'unmarked: the hash of before');
   t.end();
 });
 
