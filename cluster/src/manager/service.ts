@@ -2,7 +2,6 @@
  * The Manager gRPC service: a thin edge that maps messages onto State, prepare and the KubeApi,
  * and every error onto a gRPC status with `tp-error-*` trailing metadata.
  */
-import { status } from '@grpc/grpc-js';
 import type {
   Server,
   ServerDuplexStream,
@@ -16,6 +15,7 @@ import { TpError, isTpError } from '@telepresence-ts/core/errors';
 import { VERSION } from '@telepresence-ts/core/version';
 import { encodeTunnelMessage, RAW_TUNNEL_SERVICE, rawTunnelKind, tryDecodeTunnelMessage, type RawTunnelManagerServer } from '@telepresence-ts/proto/manager/v1/tunnel';
 import { parseAgentConfig } from '@telepresence-ts/core/agent-config';
+import type { TrafficReport } from '@telepresence-ts/proto/manager/v1';
 import type { Clock } from '../shared/clock.js';
 import { toServiceError } from '../shared/grpc-errors.js';
 import { widenConnectionWindow } from '../shared/grpc-window.js';
@@ -28,6 +28,7 @@ import type { KubeApi } from './kube.js';
 import { OutboundFlows, type OutboundOptions } from './outbound.js';
 import { prepareIntercept, type PrepareDeps, type RoutingProbe } from './prepare.js';
 import type { State } from './state.js';
+import { Traffic } from './traffic.js';
 
 export interface ServiceDeps {
   readonly state: State;
@@ -104,6 +105,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
   const podIps = deps.podIps ?? [];
   // Agents answer probes only from an address they were given: without one, probing is pointless.
   const probeRouting = podIps.length > 0 ? deps.probeRouting : undefined;
+  const traffic = new Traffic(state, deps.clock);
   const outbound = new OutboundFlows({ log, requireClient: (id) => state.requireClient(id), ...deps.outbound });
   const impl: RawTunnelManagerServer = {
     version: unary(log, 'Version', () => ({ version: VERSION, name: 'traffic-manager', agentImage: deps.build.agentImage })),
@@ -228,14 +230,40 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
       outbound.handle(call);
     },
 
-    // Served once the manager keeps traffic events.
     reportTraffic: (call, cb) => {
-      call.on('data', () => {});
-      call.on('end', () => cb(null, {}));
+      // One stream per agent session; a batch from a session that is gone fails the stream, and
+      // the agent opens a new one when it arrives again.
+      let failed = false;
+      call.on('data', (report: TrafficReport) => {
+        if (failed) return;
+        try {
+          if (report.session === undefined) throw missing('session');
+          traffic.report(report.session.sessionId, report.events);
+        } catch (err: unknown) {
+          failed = true;
+          cb(logFailure(log, 'ReportTraffic', err));
+        }
+      });
+      call.on('end', () => {
+        if (!failed) cb(null, {});
+      });
       call.on('error', () => {});
     },
     watchTraffic: (call) => {
-      call.emit('error', { code: status.UNIMPLEMENTED, details: 'watching traffic is not available in this traffic-manager' });
+      const { session, interceptId, bodyBytes } = call.request;
+      let unsubscribe: () => void;
+      try {
+        if (session === undefined) throw missing('session');
+        unsubscribe = traffic.watch(session.sessionId, interceptId, bodyBytes, {
+          next: (e) => void call.write(e),
+          end: (err) => (err === undefined ? call.end() : call.emit('error', toServiceError(err))),
+        });
+      } catch (err: unknown) {
+        call.emit('error', logFailure(log, 'WatchTraffic', err));
+        return;
+      }
+      call.once('cancelled', unsubscribe);
+      call.once('close', unsubscribe);
     },
   };
   // Tunnel messages pass through unread (proto/src/tunnel.ts); every other method is as generated.

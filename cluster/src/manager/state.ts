@@ -99,6 +99,8 @@ export class State {
   readonly #pending = new Map<string, PendingTunnel>();
   /** Called whenever the set of agents changes (prepare waits on it). */
   readonly #agentListeners = new Set<() => void>();
+  /** Called whenever an intercept is created, removed or changed (traffic.ts forgets the removed). */
+  readonly #interceptListeners = new Set<() => void>();
 
   constructor(clock: Clock, options: StateOptions = {}) {
     this.#clock = clock;
@@ -169,6 +171,13 @@ export class State {
 
   #armExpiry(id: string): () => void {
     return this.#clock.setTimer(EXPIRY_SECONDS * 1000, () => this.#end(id));
+  }
+
+  /** The agent of the session: `session-expired` when unknown, `not-an-agent` for a client's. */
+  requireAgent(sessionId: string): AgentInfo {
+    const s = this.#session(sessionId);
+    if (s.kind !== 'agent') throw new TpError('user', 'not-an-agent', `session ${sessionId} is a client's, not an agent's`);
+    return s.info;
   }
 
   #session(sessionId: string): Session {
@@ -333,6 +342,28 @@ export class State {
     });
   }
 
+  /** The intercept `id` as kept (its disposition aside), or undefined when there is none. */
+  interceptById(id: string): InterceptInfo | undefined {
+    return this.#intercepts.get(id);
+  }
+
+  /**
+   * Puts what traffic.ts keeps (stats, watchers) on intercept `id` and sends the snapshot; an
+   * intercept that is gone is left alone.
+   */
+  setTraffic(id: string, fields: Partial<Pick<InterceptInfo, 'stats' | 'watchers' | 'watchBodyBytes'>>): void {
+    const ic = this.#intercepts.get(id);
+    if (ic === undefined) return;
+    this.#intercepts.set(id, { ...ic, ...fields });
+    this.#interceptsChanged();
+  }
+
+  /** Calls `listener` after every change of the intercepts; returns the unsubscribe function. */
+  onInterceptsChanged(listener: () => void): () => void {
+    this.#interceptListeners.add(listener);
+    return () => this.#interceptListeners.delete(listener);
+  }
+
   /** Every intercept, with its disposition as of now. */
   intercepts(): InterceptInfo[] {
     return [...this.#intercepts.values()].map((ic) => this.#withDisposition(ic));
@@ -386,6 +417,7 @@ export class State {
 
   #interceptsChanged(): void {
     for (const [sub, sessionId] of this.#interceptWatchers) sub.next(this.#interceptsFor(sessionId));
+    for (const l of this.#interceptListeners) l();
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -354,3 +354,26 @@ t.test('Tunnel: a client that never dials fails the agent after 10 s', async (t)
   t.equal(err.code, status.UNAVAILABLE);
   t.equal(err.metadata.get('tp-error-code')[0], 'dial-timeout');
 });
+
+t.test('ReportTraffic feeds WatchTraffic; the watch ends with intercept-ended when the intercept goes', async (t) => {
+  const { client, kube, state } = await startManager(t);
+  kube.maps.set('default', { web: serializeAgentConfig(buildAgentConfig(web, kube.services, build)) });
+  const a = await call<typeof alice, SessionInfo>(client.arriveAsClient.bind(client), alice);
+  const agent = await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
+  const ic = await call<CreateInterceptRequest, InterceptInfo>(client.createIntercept.bind(client), { session: a, spec: spec() });
+  const watch = client.watchTraffic({ session: a, interceptId: ic.id, bodyBytes: 0 });
+  const seen = collect(watch);
+  await eventually(() => state.interceptById(ic.id)?.watchers === 1);
+  const report = client.reportTraffic(() => undefined);
+  const ev = (path: string) => ({ interceptId: ic.id, kind: 'http', startedAt: 1, durationMs: 2, podName: '', source: '10.0.0.5:1', answeredBy: 'app', bytesIn: 0, bytesOut: 0, method: 'GET', path, status: 200, requestHeaders: [], responseHeaders: [], requestBody: Buffer.alloc(0), responseBody: Buffer.alloc(0), error: '', droppedBytes: 0 });
+  report.write({ session: agent, events: [ev('/one'), ev('/two')] });
+  const got: string[] = [];
+  watch.on('data', (e: { path: string; podName: string }) => got.push(`${e.path} ${e.podName}`));
+  await eventually(() => got.length === 2);
+  t.strictSame(got, ['/one web-1', '/two web-1'], 'in order, with the agent’s pod');
+  await call(client.removeIntercept.bind(client), { session: a, name: 'web-default' });
+  const { error } = await seen;
+  t.equal(error?.metadata.get('tp-error-code')[0], 'intercept-ended');
+  await t.rejects(collect(client.watchTraffic({ session: a, interceptId: ic.id, bodyBytes: 0 })).then((r) => Promise.reject(r.error)), { code: status.INVALID_ARGUMENT, details: /no intercept/ });
+  report.end();
+});
