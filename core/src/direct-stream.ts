@@ -23,6 +23,8 @@ export interface DirectHandoff {
   readonly interceptId: string;
   /** Where the connection came from, for logs: "10.244.0.7:51234". */
   readonly source: string;
+  /** The app port the connection came to; a replace's owner maps it to its local port. */
+  readonly containerPort?: number;
 }
 
 /** Headers are a few hundred bytes; a larger one is not our peer speaking. */

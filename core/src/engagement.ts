@@ -65,3 +65,12 @@ export function describeReplacePorts(ports: readonly ReplacePort[]): string {
   return ports.map((p) => (p.containerPort === p.localPort ? String(p.containerPort) : `${p.containerPort} -> ${p.localPort}`)).join(', ');
 }
 
+/**
+ * Whether the engagement takes the connections (or requests) it matches away from the app, as an
+ * intercept and a replace do. A wiretap takes a copy and an ingest nothing: neither conflicts
+ * with any other engagement, and any number of them may share a port.
+ */
+export function takesOver(spec: { readonly mode?: string }): boolean {
+  const mode = spec.mode ?? '';
+  return mode !== 'ingest' && mode !== 'wiretap';
+}

@@ -82,8 +82,14 @@ interface UserBufferHandle {
  * yet, someone else listens for its 'data', it reads into a buffer already, it is a TLS socket, or
  * the runtime keeps its sockets' reads otherwise. The caller then reads it as any stream.
  */
+/**
+ * Set (to true) on a socket whose reads something watches as the stream takes them in (a tap on
+ * `push`): such a socket keeps Node's own reads, which reused buffers would go around.
+ */
+export const READS_OBSERVED = Symbol('telepresence.readsObserved');
+
 export function readIntoReusedBuffer(socket: Socket, sink: ReusedReadSink, max = REUSED_READ_MAX_BYTES): boolean {
-  if (!(socket instanceof Socket) || 'encrypted' in socket || socket.destroyed) return false;
+  if (!(socket instanceof Socket) || 'encrypted' in socket || socket.destroyed || (socket as Partial<Record<symbol, unknown>>)[READS_OBSERVED] === true) return false;
   if (socket.readableLength > 0 || socket.listenerCount('data') > 0) return false;
   const handle = (socket as unknown as { _handle?: Partial<UserBufferHandle> | null })._handle;
   if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;

@@ -2,6 +2,18 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pendingWriteBytes, readIntoReusedBuffer } from './reused-reads.js';
 
+export { READS_OBSERVED } from './reused-reads.js';
+
+/**
+ * Sees the bytes of a splice as they pass, each piece before it is written on. A piece may be a
+ * view of a buffer that is read into again: it is valid only during the call, so an observer
+ * copies what it keeps. Observers must not throw and must return at once: they run on the data path.
+ */
+export interface SpliceObserver {
+  readonly aToB?: (piece: Uint8Array) => void;
+  readonly bToA?: (piece: Uint8Array) => void;
+}
+
 /** How a spliced pair ended, for logs. */
 export interface SpliceResult {
   /** Bytes read from `a` (and written to `b`), and the other way. */
@@ -35,12 +47,13 @@ export interface SpliceResult {
  *   that side's data had ended cleanly, the other first finishes writing it. A side that closed
  *   cleanly both ways is left alone: destroying the other then could drop bytes it still writes.
  */
-export function splice(a: Duplex, b: Duplex): Promise<SpliceResult> {
+export function splice(a: Duplex, b: Duplex, observer: SpliceObserver = {}): Promise<SpliceResult> {
   let aToB = 0;
   let bToA = 0;
   let error: Error | undefined;
-  connect(a, b, (n) => (aToB += n));
-  connect(b, a, (n) => (bToA += n));
+  const { aToB: seeAToB, bToA: seeBToA } = observer;
+  connect(a, b, seeAToB === undefined ? (n) => (aToB += n) : (n, piece) => ((aToB += n), seeAToB(piece)));
+  connect(b, a, seeBToA === undefined ? (n) => (bToA += n) : (n, piece) => ((bToA += n), seeBToA(piece)));
   return new Promise((resolve) => {
     let closed = 0;
     const watch = (self: Duplex, other: Duplex): void => {
@@ -75,13 +88,13 @@ export const SPLICE_WINDOW_BYTES = 256 * 1024;
 /** Options for a socket (`net.connect`, `net.createServer`) whose data a splice moves. */
 export const spliceSocketOptions = { highWaterMark: SPLICE_WINDOW_BYTES } as const;
 
-/** Moves what `from` reads to `to`, ending `to` after it; `count` sees each piece's length. */
-function connect(from: Duplex, to: Duplex, count: (n: number) => void): void {
+/** Moves what `from` reads to `to`, ending `to` after it; `count` sees each piece (and its length). */
+function connect(from: Duplex, to: Duplex, count: (n: number, piece: Uint8Array) => void): void {
   const pending = (): number => pendingWriteBytes(to) ?? Infinity;
   if (pendingWriteBytes(to) !== undefined && from instanceof Socket) {
     const reusing = readIntoReusedBuffer(from, {
       data: (view) => {
-        count(view.length);
+        count(view.length, view);
         if (to.write(view)) return true;
         to.once('drain', () => from.resume());
         return false;
@@ -103,7 +116,7 @@ function connect(from: Duplex, to: Duplex, count: (n: number) => void): void {
     // Before pipe's own listener: the socket is corked before pipe writes to it.
     from.on('data', () => corkForThisTurn(to));
   }
-  from.on('data', (chunk: Buffer) => count(chunk.length));
+  from.on('data', (chunk: Buffer) => count(chunk.length, chunk));
   from.pipe(to);
 }
 

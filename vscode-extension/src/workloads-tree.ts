@@ -135,6 +135,22 @@ export function interceptNode(w: WorkloadView, ii: InterceptInfo, sessionId: str
   }
   const headers = headersText(ii);
   const target = ii.target !== undefined ? `${ii.target.serviceName}:${ii.target.servicePort}` : w.name;
+  if (ii.spec?.mode === 'wiretap') {
+    // A copy of the port's traffic: the app (or an intercept) still answers every caller.
+    return {
+      kind: 'intercept',
+      id: `intercept/${ii.id}`,
+      label: ii.spec.name,
+      description: [`wiretap of ${target} → localhost:${ii.spec.localPort}`, mine ? 'yours' : `by ${ii.clientName}`, 'a copy'].join(' · '),
+      tooltip: `Wiretap ${ii.spec.name} owned by ${ii.clientName}: a copy of every connection to ${target}; the callers are answered as before and the copy's answers discarded`,
+      contextValue: mine ? 'intercept.mine' : 'intercept.other',
+      collapsible: 'none',
+      icon: 'eye',
+      namespace: w.namespace,
+      workload: w,
+      intercept: ii,
+    };
+  }
   return {
     kind: 'intercept',
     id: `intercept/${ii.id}`,

@@ -4,10 +4,12 @@ import { startHealthServer } from '../shared/healthz.js';
 import type { Logger } from '../shared/log.js';
 import { DirectTunnels } from './direct.js';
 import type { AgentSettings } from './env.js';
-import { dialLocalApp, Forwarder, type ForwarderOptions } from './forwarder.js';
-import { chooseIntercept, forwardRoutes, personalIntercepts } from './routes.js';
+import { dialLocalApp, Forwarder, type ConnectionTap, type ForwarderOptions, type TappedConnection } from './forwarder.js';
+import { chooseIntercept, forwardRoutes, personalIntercepts, wiretapsOn } from './routes.js';
+import { WiretapCopy, type WiretapOutcome } from './wiretap.js';
 import type { ManagerClient } from '@telepresence-ts/proto/manager/v1';
 import type { BackoffPolicy } from '@telepresence-ts/core/backoff';
+import type { Duplex } from 'node:stream';
 import { createManagerClient, ManagerSession } from './session.js';
 import { startSftpServer, type SftpServer } from './sftp.js';
 
@@ -32,6 +34,8 @@ export interface AgentOptions {
   readonly directHost?: string;
   /** Starts the sftp-server of each volume connection; the real one by default. */
   readonly spawn?: (command: string, args: readonly string[]) => PipedProcess;
+  /** Told of each wiretapped connection once it and its copy are done. */
+  readonly onWiretap?: (outcome: WiretapOutcome) => void;
 }
 
 /**
@@ -85,6 +89,30 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
     log,
     backoff: options.backoff,
   });
+  const openTunnel = (interceptId: string, source: string, containerPort: number): Duplex | undefined => {
+    // A stream the owner parked here skips the manager; without one, the manager relays.
+    const owner = session.intercepts.find((ic) => ic.id === interceptId)?.clientSessionId;
+    const parked = owner === undefined ? undefined : direct.take(owner, { interceptId, source, containerPort }, () => session.openTunnel(interceptId, source, containerPort));
+    if (parked !== undefined) {
+      log.debug('connection handed to a direct tunnel', { interceptId, source });
+      return parked;
+    }
+    return session.openTunnel(interceptId, source, containerPort);
+  };
+  const wiretapDone = (outcome: WiretapOutcome): void => {
+    const { interceptId, source, copiedBytes, droppedBytes, problem } = outcome;
+    if (droppedBytes > 0) log.info('wiretap copy incomplete', { interceptId, source, copiedBytes, droppedBytes, problem });
+    else log.debug('wiretap copy done', { interceptId, source, copiedBytes });
+    options.onWiretap?.(outcome);
+  };
+  const tapsFor = (connection: TappedConnection): ConnectionTap[] =>
+    wiretapsOn(session.intercepts, connection.route).map(
+      (wiretap) =>
+        new WiretapCopy(wiretap.id, connection, {
+          openTunnel: () => openTunnel(wiretap.id, connection.source, connection.route.containerPort),
+          done: wiretapDone,
+        }),
+    );
   let forwarder: Forwarder | undefined;
   try {
     forwarder = await Forwarder.start(
@@ -92,16 +120,8 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
       {
         interceptFor: (route) => chooseIntercept(session.intercepts, route)?.id,
         personalFor: (route) => personalIntercepts(session.intercepts, route),
-        openTunnel: (interceptId, source) => {
-          // A stream the owner parked here skips the manager; without one, the manager relays.
-          const owner = session.intercepts.find((ic) => ic.id === interceptId)?.clientSessionId;
-          const parked = owner === undefined ? undefined : direct.take(owner, { interceptId, source }, () => session.openTunnel(interceptId, source));
-          if (parked !== undefined) {
-            log.debug('connection handed to a direct tunnel', { interceptId, source });
-            return parked;
-          }
-          return session.openTunnel(interceptId, source);
-        },
+        openTunnel,
+        tapsFor,
         dialApp: dialLocalApp,
         isRoutingProbe: (address) => session.managerPodIps.includes(address),
       },

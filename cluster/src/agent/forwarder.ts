@@ -5,7 +5,42 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
 import { HttpRouter } from './http-router.js';
 import { matchRequest, type ForwardRoute, type PersonalIntercept } from './routes.js';
-import { splice, spliceSocketOptions } from '@telepresence-ts/core/splice';
+import { READS_OBSERVED, splice, spliceSocketOptions, type SpliceObserver } from '@telepresence-ts/core/splice';
+
+/** One accepted connection, as a tap is told of it. */
+export interface TappedConnection {
+  readonly route: ForwardRoute;
+  /** The caller, "ip:port". */
+  readonly source: string;
+  /** Unix milliseconds when it was accepted. */
+  readonly startedAt: number;
+  /**
+   * The global intercept (or replace) that takes the whole connection, or undefined: the app
+   * answers it, or, when `routed`, the personal intercepts' router chooses per request.
+   */
+  readonly interceptId: string | undefined;
+  readonly routed: boolean;
+}
+
+/** How a tapped connection ended. */
+export interface TapSummary {
+  /** Bytes from the caller, and to it. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly durationMs: number;
+  readonly error: string | undefined;
+}
+
+/**
+ * Something that sees a connection's bytes as they pass (a wiretap's copy, the traffic report).
+ * Pieces are valid only during the call (copy what you keep); every method runs on the data path,
+ * so it must return at once and never throw.
+ */
+export interface ConnectionTap {
+  fromCaller?(piece: Uint8Array): void;
+  toCaller?(piece: Uint8Array): void;
+  closed?(summary: TapSummary): void;
+}
 
 /** Where a connection (or, on a port with personal intercepts, a request) is sent. */
 export interface ForwarderPorts {
@@ -17,7 +52,9 @@ export interface ForwarderPorts {
    * A tunnel to the intercept's owner for one connection from `source` ("ip:port"), or undefined
    * when there is no manager session to open one on (the connection then goes to the app).
    */
-  readonly openTunnel: (interceptId: string, source: string) => Duplex | undefined;
+  readonly openTunnel: (interceptId: string, source: string, containerPort: number) => Duplex | undefined;
+  /** What sees this connection's bytes (none for most: taps are for engaged routes only). */
+  readonly tapsFor?: (connection: TappedConnection) => readonly ConnectionTap[];
   /** A connection to the app's port (connecting; writes are buffered until it is). */
   readonly dialApp: (port: number) => Duplex;
   /**
@@ -176,13 +213,15 @@ export class Forwarder {
     let peer: Duplex | undefined;
     let via = 'app';
     const interceptId = this.#ports.interceptFor(route);
-    if (interceptId === undefined && this.#ports.personalFor(route).length > 0) {
-      this.#route(route, socket, source);
+    const routed = interceptId === undefined && this.#ports.personalFor(route).length > 0;
+    const taps = this.#ports.tapsFor?.({ route, source, startedAt: Date.now(), interceptId, routed }) ?? [];
+    if (routed) {
+      this.#route(route, socket, source, taps);
       return;
     }
     if (interceptId !== undefined) {
       try {
-        peer = this.#ports.openTunnel(interceptId, source);
+        peer = this.#ports.openTunnel(interceptId, source, route.containerPort);
         via = `intercept ${interceptId}`;
       } catch (err: unknown) {
         // Better the app than a refused connection: the intercept's owner just misses this one.
@@ -192,9 +231,11 @@ export class Forwarder {
     peer ??= this.#ports.dialApp(route.containerPort);
     this.#connections.add(socket);
     this.#log.debug('connection accepted', { route: route.label, source, via });
-    void splice(socket, peer).then((result) => {
+    const started = performance.now();
+    void splice(socket, peer, spliceObserver(taps)).then((result) => {
       this.#connections.delete(socket);
       this.#log.debug('connection closed', { route: route.label, source, via, sent: result.aToB, received: result.bToA, error: result.error?.message });
+      tapsClosed(taps, { bytesIn: result.aToB, bytesOut: result.bToA, durationMs: performance.now() - started, error: result.error?.message });
     });
   }
 
@@ -206,13 +247,13 @@ export class Forwarder {
     socket.end(ROUTING_PROBE_REPLY);
   }
 
-  #route(route: ForwardRoute, socket: Socket, source: string): void {
+  #route(route: ForwardRoute, socket: Socket, source: string, taps: readonly ConnectionTap[]): void {
     let router = this.#routers.get(route);
     if (router === undefined) {
       router = new HttpRouter(
         {
           destinationFor: (request) => this.#ports.interceptFor(route) ?? matchRequest(this.#ports.personalFor(route), request),
-          openTunnel: (interceptId, from) => this.#ports.openTunnel(interceptId, from),
+          openTunnel: (interceptId, from) => this.#ports.openTunnel(interceptId, from, route.containerPort),
           dialApp: () => this.#ports.dialApp(route.containerPort),
         },
         this.#log,
@@ -222,9 +263,12 @@ export class Forwarder {
     }
     this.#connections.add(socket);
     this.#log.debug('connection accepted', { route: route.label, source, via: 'http router' });
+    const counted = taps.length > 0 ? tapSocket(socket, taps) : undefined;
+    const started = performance.now();
     void router.handle(socket, source).then(() => {
       this.#connections.delete(socket);
       this.#log.debug('connection closed', { route: route.label, source, via: 'http router' });
+      if (counted !== undefined) tapsClosed(taps, { bytesIn: counted.bytesIn, bytesOut: counted.bytesOut, durationMs: performance.now() - started, error: undefined });
     });
   }
 
@@ -234,6 +278,53 @@ export class Forwarder {
     for (const socket of this.#connections) socket.destroy();
     await Promise.all(closing);
   }
+}
+
+/** The splice observer that hands each piece to every tap; none when there are no taps. */
+function spliceObserver(taps: readonly ConnectionTap[]): SpliceObserver {
+  if (taps.length === 0) return {};
+  return {
+    aToB: (piece) => {
+      for (const tap of taps) tap.fromCaller?.(piece);
+    },
+    bToA: (piece) => {
+      for (const tap of taps) tap.toCaller?.(piece);
+    },
+  };
+}
+
+function tapsClosed(taps: readonly ConnectionTap[], summary: TapSummary): void {
+  for (const tap of taps) tap.closed?.(summary);
+}
+
+/**
+ * Taps a socket that something else reads and writes (the personal intercepts' router): its
+ * received pieces as the stream takes them in, its sent ones as they are written. Bytes that a
+ * reader puts back (`unshift`, as protocol sniffing does) are not seen twice. An h2c connection
+ * is read by the HTTP/2 server from the socket's handle directly, past `push`: only what it
+ * writes is seen.
+ */
+function tapSocket(socket: Socket, taps: readonly ConnectionTap[]): { bytesIn: number; bytesOut: number } {
+  const counted = { bytesIn: 0, bytesOut: 0 };
+  (socket as unknown as Record<symbol, unknown>)[READS_OBSERVED] = true;
+  const push = socket.push.bind(socket);
+  socket.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk instanceof Uint8Array) {
+      counted.bytesIn += chunk.length;
+      for (const tap of taps) tap.fromCaller?.(chunk);
+    }
+    return push(chunk, encoding);
+  };
+  const write = socket.write.bind(socket) as (chunk: unknown, ...rest: unknown[]) => boolean;
+  socket.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
+    const piece = typeof chunk === 'string' ? Buffer.from(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : 'utf8') : chunk;
+    if (piece instanceof Uint8Array) {
+      counted.bytesOut += piece.length;
+      for (const tap of taps) tap.toCaller?.(piece);
+    }
+    return write(chunk, ...rest);
+  }) as Socket['write'];
+  return counted;
 }
 
 function listen(server: Server, port: number, host: string | undefined): Promise<number> {

@@ -1,7 +1,7 @@
 import { InterceptDisposition, type InterceptInfo } from '@telepresence-ts/proto/manager/v1';
 import { allIntercepts, servicePortLabel, type AgentConfig } from '@telepresence-ts/core/agent-config';
 import { compareSpecificity, isPersonal, requestMatches, type HttpFilter, type HttpRequestHead } from '@telepresence-ts/core/http-filter';
-import { takesTraffic } from '@telepresence-ts/core/engagement';
+import { engagementMode, takesTraffic } from '@telepresence-ts/core/engagement';
 
 /** One port the agent listens on, and where its traffic goes while nobody intercepts it. */
 export interface ForwardRoute {
@@ -33,18 +33,35 @@ export function forwardRoutes(config: AgentConfig): ForwardRoute[] {
   return [...routes.values()];
 }
 
+/** The engagement's mode; an unknown one (a newer manager's) is served as nothing. */
+function modeOf(ic: InterceptInfo): ReturnType<typeof engagementMode> | undefined {
+  try {
+    return engagementMode(ic.spec ?? {});
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Whether `ic` is an intercept of `route` that the agent serves (an ingest never is). WAITING counts as well as ACTIVE:
- * the manager decides dispositions (the agent has no review call in v1) and answers AGENT_ERROR
- * for one that must not be served.
+ * Whether `ic` is an engagement of `route` that the agent serves (an ingest never is): an
+ * intercept or wiretap of the route's agent port, or a replace of the route's container, which
+ * takes every port of it. WAITING counts as well as ACTIVE: the manager decides dispositions (the
+ * agent has no review call in v1) and answers AGENT_ERROR for one that must not be served.
  */
 function servedOn(ic: InterceptInfo, route: ForwardRoute): boolean {
   // An ingest takes no traffic: the app keeps every connection.
   if (ic.spec !== undefined && !takesTraffic(ic.spec)) return false;
+  const mode = modeOf(ic);
   const target = ic.target;
-  if (target === undefined || target.agentPort !== route.agentPort) return false;
+  if (mode === undefined || target === undefined) return false;
+  if (mode === 'replace' ? target.containerName !== route.containerName : target.agentPort !== route.agentPort) return false;
   if (target.containerName !== '' && target.containerName !== route.containerName) return false;
   return ic.disposition === InterceptDisposition.ACTIVE || ic.disposition === InterceptDisposition.WAITING;
+}
+
+/** Whether `ic` takes the connections (or requests) it matches, as intercepts and replaces do; a wiretap only copies them. */
+function takesOver(ic: InterceptInfo): boolean {
+  return modeOf(ic) !== 'wiretap';
 }
 
 /** Older first, then the smaller id: an order every replica agrees on. */
@@ -53,7 +70,7 @@ function olderFirst(a: { createdAt: number; id: string }, b: { createdAt: number
 }
 
 /**
- * The global intercept, if any, that takes every connection on `route`.
+ * The global intercept (or replace), if any, that takes every connection on `route`.
  *
  * One with an HTTP filter is a personal intercept (see `personalIntercepts`). When several global ones
  * match (the manager prevents that), the oldest wins, so every replica agrees.
@@ -61,7 +78,7 @@ function olderFirst(a: { createdAt: number; id: string }, b: { createdAt: number
 export function chooseIntercept(intercepts: readonly InterceptInfo[], route: ForwardRoute): InterceptInfo | undefined {
   let chosen: InterceptInfo | undefined;
   for (const ic of intercepts) {
-    if (!servedOn(ic, route) || isPersonal(ic.spec)) continue;
+    if (!servedOn(ic, route) || !takesOver(ic) || isPersonal(ic.spec)) continue;
     if (chosen === undefined || olderFirst(ic, chosen) < 0) chosen = ic;
   }
   return chosen;
@@ -81,9 +98,17 @@ export interface PersonalIntercept extends HttpFilter {
  */
 export function personalIntercepts(intercepts: readonly InterceptInfo[], route: ForwardRoute): PersonalIntercept[] {
   return intercepts
-    .filter((ic) => servedOn(ic, route) && isPersonal(ic.spec))
+    .filter((ic) => servedOn(ic, route) && takesOver(ic) && isPersonal(ic.spec))
     .map((ic) => ({ id: ic.id, headers: ic.spec?.headers ?? [], httpPathPrefix: ic.spec?.httpPathPrefix ?? '', httpMethods: ic.spec?.httpMethods ?? [], createdAt: ic.createdAt }))
     .sort((a, b) => compareSpecificity(a, b) || olderFirst(a, b));
+}
+
+/**
+ * The wiretaps of `route`, oldest first: each gets a copy of every connection the route accepts,
+ * whoever answers it (the app, a global intercept or the personal intercepts' router).
+ */
+export function wiretapsOn(intercepts: readonly InterceptInfo[], route: ForwardRoute): InterceptInfo[] {
+  return intercepts.filter((ic) => servedOn(ic, route) && !takesOver(ic)).sort(olderFirst);
 }
 
 /** A request's header lines as (name, value) pairs, in any case, repeated names allowed. */

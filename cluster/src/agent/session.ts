@@ -144,12 +144,12 @@ export class ManagerSession {
    * Opens a Tunnel for one accepted connection to the owner of `interceptId`. Undefined when not
    * in session: the manager could not pair a tunnel from an agent it does not know.
    */
-  openTunnel(interceptId: string, source: string): Duplex | undefined {
+  openTunnel(interceptId: string, source: string, containerPort = 0): Duplex | undefined {
     const sessionId = this.#session?.sessionId;
     if (sessionId === undefined) return undefined;
     const connectionId = randomUUID();
     this.#log.debug('opening tunnel', { interceptId, connectionId, source });
-    return new TunnelStream(this.#client.tunnel(), { sessionId, connectionId, interceptId, protocol: '', destination: '', containerPort: 0 });
+    return new TunnelStream(this.#client.tunnel(), { sessionId, connectionId, interceptId, protocol: '', destination: '', containerPort });
   }
 
   async #run(): Promise<void> {

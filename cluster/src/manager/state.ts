@@ -3,7 +3,7 @@
  * It imports neither grpc-js nor the Kubernetes client: the gRPC service (service.ts) translates
  * messages onto it, and tests drive it with a fake clock.
  */
-import { takesTraffic } from '@telepresence-ts/core/engagement';
+import { takesOver } from '@telepresence-ts/core/engagement';
 import { TpError } from '@telepresence-ts/core/errors';
 import { describeHttpFilter, httpFilterKey, httpFilterProblem, isPersonal } from '@telepresence-ts/core/http-filter';
 import {
@@ -252,8 +252,9 @@ export class State {
     }
     const key = targetKey(spec, target);
     const headers = filterKey(spec);
-    // An ingest takes no traffic: it shares the workload with any intercept, and they with it.
-    const others = takesTraffic(spec) ? [...this.#intercepts.values()].filter((o) => o.spec !== undefined && takesTraffic(o.spec)) : [];
+    // An ingest takes no traffic and a wiretap only a copy: they share the workload with any
+    // engagement, and every engagement with them.
+    const others = takesOver(spec) ? [...this.#intercepts.values()].filter((o) => o.spec !== undefined && takesOver(o.spec)) : [];
     for (const other of others) {
       if (other.spec === undefined || other.target === undefined || targetKey(other.spec, other.target) !== key) continue;
       const otherHeaders = filterKey(other.spec);

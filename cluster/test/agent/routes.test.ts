@@ -7,6 +7,7 @@ import {
   pairsFromObject,
   pairsFromRaw,
   personalIntercepts,
+  wiretapsOn,
   type ForwardRoute,
   type PersonalIntercept,
 } from '../../src/agent/routes.js';
@@ -59,10 +60,27 @@ t.test('which intercept takes a route', (t) => {
     { name: 'personal (headers): not a global one', intercepts: [{ ...base, spec: { ...base.spec!, headers: [{ name: 'x', value: 'y' }] } }], want: undefined },
     { name: 'an ingest takes no traffic', intercepts: [{ ...base, spec: { ...base.spec!, mode: 'ingest' } }], want: undefined },
     { name: 'an ingest beside a global intercept', intercepts: [{ ...intercept('c0:echo', 9901), createdAt: 0, spec: { ...base.spec!, mode: 'ingest' } }, { ...base, createdAt: 5 }], want: 'c1:echo' },
+    { name: 'a wiretap takes only a copy', intercepts: [{ ...base, spec: { ...base.spec!, mode: 'wiretap' } }], want: undefined },
+    { name: 'a replace of the container, targeted at another of its ports', intercepts: [{ ...intercept('c4:echo', 9902), spec: { ...base.spec!, mode: 'replace' } }], want: 'c4:echo' },
+    { name: 'a replace of another container', intercepts: [{ ...intercept('c4:echo', 9902, { target: { ...base.target!, agentPort: 9902, containerName: 'sidecar' } }), spec: { ...base.spec!, mode: 'replace' } }], want: undefined },
+    { name: 'an unknown mode (a newer manager) is not served', intercepts: [{ ...base, spec: { ...base.spec!, mode: 'mirror' } }], want: undefined },
     { name: 'the oldest of several', intercepts: [{ ...intercept('c2:echo', 9901), createdAt: 2 }, { ...intercept('c3:echo', 9901), createdAt: 1 }], want: 'c3:echo' },
     { name: 'equal ages: the smaller id', intercepts: [intercept('c2:echo', 9901), intercept('c1:echo', 9901)], want: 'c1:echo' },
   ];
   for (const c of cases) t.equal(chooseIntercept(c.intercepts, route)?.id, c.want, c.name);
+  t.end();
+});
+
+t.test('the wiretaps of a route: every one of its port, oldest first, beside any intercept', (t) => {
+  const route: ForwardRoute = { containerName: 'app', containerPort: 8080, agentPort: 9901, label: 'echo:http' };
+  const tap = (id: string, agentPort: number, createdAt: number) => {
+    const ic = intercept(id, agentPort, { createdAt });
+    return { ...ic, spec: { ...ic.spec!, mode: 'wiretap' } };
+  };
+  const intercepts = [tap('c2:tap', 9901, 5), intercept('c1:echo', 9901), tap('c3:tap', 9902, 1), tap('c4:tap', 9901, 2)];
+  t.strictSame(wiretapsOn(intercepts, route).map((ic) => ic.id), ['c4:tap', 'c2:tap']);
+  t.equal(chooseIntercept(intercepts, route)?.id, 'c1:echo', 'the intercept still takes the connections');
+  t.strictSame(personalIntercepts([{ ...tap('c5:tap', 9901, 1), spec: { ...tap('c5:tap', 9901, 1).spec!, headers: [{ name: 'x', value: 'y' }] } }], route), [], 'a wiretap is never a personal intercept');
   t.end();
 });
 

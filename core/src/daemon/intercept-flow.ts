@@ -8,7 +8,7 @@ import type { InterceptEnvironment, InterceptInfo, InterceptSnapshot, InterceptS
 import { writeFileSync } from 'node:fs';
 import { systemClock, type Clock } from '../clock.js';
 import type { InterceptOptions } from '../daemon-client.js';
-import { takesTraffic } from '../engagement.js';
+import { engagementMode, takesTraffic } from '../engagement.js';
 import { TpError, toTpError } from '../errors.js';
 import { unary } from '../grpc-call.js';
 import { fromServiceError } from '../wire-errors.js';
@@ -113,8 +113,10 @@ export class InterceptFlow {
     checkInterceptRequest(requested);
     const namespace = requested.namespace !== '' ? requested.namespace : s.conn.target.namespace;
     const traffic = takesTraffic(requested);
-    // An ingest has a name of its own by default: the workstation may intercept the same workload.
-    const name = requested.name !== '' ? requested.name : traffic ? `${requested.workloadName}-${namespace}` : `${requested.workloadName}-${namespace}-ingest`;
+    // Other modes have names of their own by default (`-ingest`, `-wiretap`, `-replace`): the
+    // workstation may intercept the same workload beside them.
+    const mode = engagementMode(requested);
+    const name = requested.name !== '' ? requested.name : `${requested.workloadName}-${namespace}${mode === 'intercept' ? '' : `-${mode}`}`;
     if (this.intercepts.has(name)) {
       throw new TpError('user', 'intercept-exists', `there is already an intercept named ${name}`, { hint: `run \`kubectl telepresence leave ${name}\` first, or pass --name` });
     }

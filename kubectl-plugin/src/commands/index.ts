@@ -13,6 +13,7 @@ import { quitCommand } from './quit.js';
 import { statusCommand } from './status.js';
 import { uninstallCommand } from './uninstall.js';
 import { versionCommand } from './version.js';
+import { wiretapCommand } from './wiretap.js';
 
 /**
  * Every verb of the CLI, in help order. Listed by hand because esbuild cannot bundle a directory
@@ -26,6 +27,7 @@ export function commands(deps: CommandDeps): readonly AnyCommand[] {
     listCommand(deps),
     interceptCommand(deps),
     ingestCommand(deps),
+    wiretapCommand(deps),
     leaveCommand(deps),
     uninstallCommand(deps),
     quitCommand(deps),

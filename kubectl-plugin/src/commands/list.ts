@@ -35,9 +35,12 @@ export function engagementModeOf(ii: InterceptInfo): string {
   return mode === '' ? 'intercept' : mode;
 }
 
-/** How `list` and `status` show where an engagement's traffic goes: an ingest takes none. */
+/** How `list` and `status` show where an engagement's traffic goes: an ingest takes none, a wiretap a copy. */
 export function destinationText(ii: InterceptInfo): string {
-  return engagementModeOf(ii) === 'ingest' ? 'no traffic (ingest)' : `${LOCAL_HOST}:${ii.spec?.localPort ?? 0}`;
+  const mode = engagementModeOf(ii);
+  if (mode === 'ingest') return 'no traffic (ingest)';
+  if (mode === 'wiretap') return `a copy to ${LOCAL_HOST}:${ii.spec?.localPort ?? 0} (wiretap)`;
+  return `${LOCAL_HOST}:${ii.spec?.localPort ?? 0}`;
 }
 
 export function dispositionName(d: InterceptDisposition): string {
