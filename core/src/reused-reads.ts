@@ -89,7 +89,7 @@ interface UserBufferHandle {
 export const READS_OBSERVED = Symbol('telepresence.readsObserved');
 
 export function readIntoReusedBuffer(socket: Socket, sink: ReusedReadSink, max = REUSED_READ_MAX_BYTES): boolean {
-  if (!(socket instanceof Socket) || 'encrypted' in socket || socket.destroyed || (socket as Partial<Record<symbol, unknown>>)[READS_OBSERVED] === true) return false;
+  if (!(socket instanceof Socket) || 'encrypted' in socket || socket.destroyed || (socket as unknown as Partial<Record<symbol, unknown>>)[READS_OBSERVED] === true) return false;
   if (socket.readableLength > 0 || socket.listenerCount('data') > 0) return false;
   const handle = (socket as unknown as { _handle?: Partial<UserBufferHandle> | null })._handle;
   if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;
