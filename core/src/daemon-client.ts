@@ -13,8 +13,9 @@ import {
   type StateSnapshot,
   type UninstallAgentsRequest,
   type VersionResponse,
+  type WatchTrafficRequest,
 } from '@telepresence-ts/proto/daemon/v1';
-import type { InterceptInfo, InterceptSpec, UninstallAgentsResponse } from '@telepresence-ts/proto/manager/v1';
+import type { InterceptInfo, InterceptSpec, TrafficEvent, UninstallAgentsResponse } from '@telepresence-ts/proto/manager/v1';
 import { existsSync } from 'node:fs';
 import { systemClock, type Clock } from './clock.js';
 import { TpError } from './errors.js';
@@ -54,6 +55,12 @@ export interface DaemonApi {
   quit(): Promise<void>;
   /** Calls `onSnapshot` on every change until the returned function is called or the daemon goes. */
   watchState(onSnapshot: (s: StateSnapshot) => void, onEnd: (err: TpError | undefined) => void): () => void;
+  /**
+   * The traffic of an engagement (ours, or another client's as `list` names it) as it happens:
+   * `onEvent` for each event (the last ones kept first), `onEnd` once, when the stream ends
+   * (`err` undefined when cleanly). The returned function stops watching; `onEnd` is not called then.
+   */
+  watchTraffic(req: WatchTrafficRequest, onEvent: (e: TrafficEvent) => void, onEnd: (err: TpError | undefined) => void): () => void;
   /** Closes this client's channel (the daemon keeps running). */
   close(): void;
 }
@@ -155,6 +162,27 @@ export class GrpcDaemonClient implements DaemonApi {
     });
     return () => {
       cancelled = true;
+      stream.cancel();
+    };
+  }
+
+  watchTraffic(req: WatchTrafficRequest, onEvent: (e: TrafficEvent) => void, onEnd: (err: TpError | undefined) => void): () => void {
+    const stream = this.client.watchTraffic(req);
+    let stopped = false;
+    stream.on('data', (e: TrafficEvent) => {
+      if (!stopped) onEvent(e);
+    });
+    stream.on('error', (err: Error) => {
+      if (!stopped) onEnd(fromServiceError(err, { unavailable: daemonUnavailable }));
+      stopped = true;
+    });
+    stream.on('end', () => {
+      if (!stopped) onEnd(undefined);
+      stopped = true;
+    });
+    return () => {
+      if (stopped) return;
+      stopped = true;
       stream.cancel();
     };
   }

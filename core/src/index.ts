@@ -8,6 +8,7 @@ export * from './http-filter.js';
 export * from './engagement.js';
 export * from './version.js';
 export * from './wire-errors.js';
+export * from './traffic-view.js';
 export * from './kube/index.js';
 export * from './kube/watch.js';
 export * from './install/install.js';

@@ -16,6 +16,7 @@ import type { Logger } from './logger.js';
 import type { ManagerConnector } from './manager-connection.js';
 import type { Mounter } from './mounts.js';
 import { callOptions, SessionKeeper, type ConnectArgs, type Session } from './session-keeper.js';
+import { relayTraffic, resolveEngagement, type TrafficSink } from './traffic-watch.js';
 import { listWorkloads } from './workloads.js';
 
 export { checkManagerVersion, majorMinor, type ConnectArgs } from './session-keeper.js';
@@ -239,6 +240,17 @@ export class Daemon {
   /** The environment and mount of our intercept `name`, once it is set up. */
   remoteOf(name: string): InterceptRemote | undefined {
     return this.flow.remoteOf(name);
+  }
+
+  /**
+   * The traffic of the engagement `name` (ours first, else another client's; see
+   * resolveEngagement), relayed from the manager to `sink` until the returned function is called
+   * or the stream ends. Throws at once when not connected or the name is unknown.
+   */
+  watchTraffic(req: { name: string; namespace: string; bodyBytes: number }, sink: TrafficSink): () => void {
+    const s = this.keeper.require();
+    const ii = resolveEngagement(req.name, req.namespace, this.flow.list(), this.keeper.allIntercepts);
+    return relayTraffic(s.conn.manager, s.info, ii.id, req.bodyBytes, sink);
   }
 
   async leave(name: string): Promise<void> {

@@ -3,8 +3,9 @@
  * a status with tp-error-* trailing metadata.
  */
 import { unlinkSync } from 'node:fs';
-import { ServerCredentials, status, type handleUnaryCall, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
-import { DaemonService, type DaemonServer, type InterceptEvent, type InterceptRequest, type StateSnapshot } from '@telepresence-ts/proto/daemon/v1';
+import { ServerCredentials, type handleUnaryCall, type Server, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { DaemonService, type DaemonServer, type InterceptEvent, type InterceptRequest, type StateSnapshot, type WatchTrafficRequest } from '@telepresence-ts/proto/daemon/v1';
+import type { TrafficEvent } from '@telepresence-ts/proto/manager/v1';
 import { DEFAULT_MANAGER_NAMESPACE } from '../contracts.js';
 import { toStatus } from '../wire-errors.js';
 import type { Daemon } from './daemon.js';
@@ -75,9 +76,21 @@ export function addDaemonToServer(server: Server, daemon: Daemon, log: Logger, o
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },
-    // Served once the daemon follows the manager's traffic stream.
-    watchTraffic: (call: ServerWritableStream<unknown, unknown>) => {
-      call.emit('error', { code: status.UNIMPLEMENTED, details: 'watching traffic is not available in this daemon' });
+    watchTraffic: (call: ServerWritableStream<WatchTrafficRequest, TrafficEvent>) => {
+      let cancel: () => void;
+      try {
+        cancel = daemon.watchTraffic(call.request, {
+          next: (e) => void call.write(e),
+          end: (err) => (err === undefined ? call.end() : call.emit('error', toStatus(err))),
+        });
+      } catch (err: unknown) {
+        const s = toStatus(err);
+        log('info', `WatchTraffic failed: ${s.details}`);
+        call.emit('error', s);
+        return;
+      }
+      call.on('cancelled', cancel);
+      call.on('close', cancel);
     },
   };
   server.addService(DaemonService, impl);
