@@ -24,6 +24,8 @@ export interface CommandDeps {
   readonly findExecutable: (command: string) => string | undefined;
   /** Whether nothing listens on this port of the loopback (IPv4 or IPv6), which `intercept` warns of. */
   readonly localPortRefuses: (port: number) => Promise<boolean>;
+  /** Calls `fn` once on Ctrl-C (SIGINT) or SIGTERM; the returned function stops listening. */
+  readonly onInterrupt: (fn: () => void) => () => void;
   /** Runs the daemon in this process until it quits (the hidden `daemon-foreground`). */
   readonly runDaemon: () => Promise<void>;
 }

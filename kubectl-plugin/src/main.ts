@@ -43,6 +43,19 @@ const deps: CommandDeps = {
   localPortRefuses,
   findExecutable: (command) => findExecutable(command, process.env, process.cwd()),
   daemon: ({ start }) => openDaemon({ socketPath, logPath, start: start ? detachedDaemonLauncher(cliPath, logPath) : undefined }),
+  onInterrupt: (fn) => {
+    const handler = (): void => {
+      off();
+      fn();
+    };
+    const off = (): void => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    };
+    process.once('SIGINT', handler);
+    process.once('SIGTERM', handler);
+    return off;
+  },
   runDaemon: async () => {
     const stop = new AbortController();
     process.once('SIGTERM', () => stop.abort());

@@ -13,6 +13,7 @@ import { quitCommand } from './quit.js';
 import { statusCommand } from './status.js';
 import { uninstallCommand } from './uninstall.js';
 import { versionCommand } from './version.js';
+import { watchCommand } from './watch.js';
 import { wiretapCommand } from './wiretap.js';
 
 /**
@@ -28,6 +29,7 @@ export function commands(deps: CommandDeps): readonly AnyCommand[] {
     interceptCommand(deps),
     ingestCommand(deps),
     wiretapCommand(deps),
+    watchCommand(deps),
     leaveCommand(deps),
     uninstallCommand(deps),
     quitCommand(deps),

@@ -1,4 +1,4 @@
-import { InterceptDisposition, LOCAL_HOST, isPersonal, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
+import { InterceptDisposition, LOCAL_HOST, formatBytes, isPersonal, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { connectedDaemon } from '../connection.js';
 import { print, table } from '../output.js';
@@ -26,7 +26,22 @@ export function interceptJson(ii: InterceptInfo) {
     containerPort: ii.target?.containerPort ?? 0,
     state: dispositionName(ii.disposition),
     ...(ii.message !== '' ? { message: ii.message } : {}),
+    // What its agents reported (connections always, requests while watched), when the manager keeps it.
+    ...(ii.stats !== undefined ? { stats: { ...ii.stats } } : {}),
   };
+}
+
+/**
+ * ` (12 connections, 3 requests, 2 dropped: 4.0 KiB)` from the traffic stats, nothing when there
+ * are none (or an older manager sent none).
+ */
+export function statsSuffix(ii: InterceptInfo): string {
+  const s = ii.stats;
+  if (s === undefined || (s.connections === 0 && s.requests === 0)) return '';
+  const parts = [`${s.connections} connection${s.connections === 1 ? '' : 's'}`];
+  if (s.requests > 0) parts.push(`${s.requests} request${s.requests === 1 ? '' : 's'}`);
+  if (s.droppedConnections > 0) parts.push(`${s.droppedConnections} dropped: ${formatBytes(s.droppedBytes)}`);
+  return ` (${parts.join(', ')})`;
 }
 
 /** The engagement's mode for people and scripts; `intercept` for one of an older manager that sent none. */
@@ -90,7 +105,7 @@ export function formatListText(res: ListResponse): string {
   const rows: string[][] = [['NAME', 'KIND', 'READY', 'AGENT', 'INTERCEPTED']];
   for (const w of res.workloads) {
     const intercepted = w.intercepts
-      .map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName}${headersSuffix(ii)} -> ${destinationText(ii)} (${dispositionName(ii.disposition)})`)
+      .map((ii) => `${ii.spec?.name ?? ''} by ${ii.clientName}${headersSuffix(ii)} -> ${destinationText(ii)} (${dispositionName(ii.disposition)})${statsSuffix(ii)}`)
       .join(', ');
     rows.push([w.name, w.kind, `${w.readyReplicas}/${w.replicas}`, w.agentState, intercepted === '' ? '-' : intercepted]);
   }

@@ -3,7 +3,7 @@ import type { CommandDeps } from '../command-deps.js';
 import { print } from '../output.js';
 import { connectionJson, outboundLines } from './connect.js';
 import { defineCommand, type AnyCommand } from './define.js';
-import { destinationText, dispositionName, engagementModeOf, headersSuffix, interceptJson } from './list.js';
+import { destinationText, dispositionName, engagementModeOf, headersSuffix, interceptJson, statsSuffix } from './list.js';
 
 export interface StatusReport {
   daemon: { running: boolean; version?: string };
@@ -33,7 +33,7 @@ function interceptLines(intercepts: readonly InterceptInfo[]): string[] {
         return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} environment and volumes, ${destinationText(ii)}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
       }
       const what = isPersonal(ii.spec) ? `requests with${headersSuffix(ii)}` : 'all requests';
-      return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} ${what} -> ${destinationText(ii)}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
+      return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} ${what} -> ${destinationText(ii)}, by ${ii.clientName} (${dispositionName(ii.disposition)})${statsSuffix(ii)}`;
     }),
   ];
 }

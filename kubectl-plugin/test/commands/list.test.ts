@@ -110,3 +110,19 @@ t.test('any other connect failure still fails the command', async (t) => {
   t.equal(res.code, 4);
   t.match(res.stderr, /cannot reach the traffic-manager/);
 });
+
+t.test('list and status show the traffic stats an engagement has, text and JSON', async (t) => {
+  const env = fakeEnv();
+  const spec = { name: 'echo-default', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 8080, headers: [], httpPathPrefix: '', httpMethods: [], mode: '', ports: [] };
+  const ii = { ...interceptInfo(spec), stats: { connections: 12, requests: 3, droppedConnections: 2, droppedBytes: 4096 } };
+  const quiet = { ...interceptInfo({ ...spec, name: 'other' }), stats: { connections: 0, requests: 0, droppedConnections: 0, droppedBytes: 0 } };
+  env.daemon.listResponse = { workloads: [{ name: 'echo', namespace: 'default', kind: 'Deployment', readyReplicas: 1, replicas: 1, agentState: 'installed', intercepts: [ii, quiet] }] };
+  const text = (await runCli(env, ['list'])).stdout;
+  t.match(text, 'echo-default by alice@laptop -> localhost:8080 (ACTIVE) (12 connections, 3 requests, 2 dropped: 4.0 KiB), other by alice@laptop -> localhost:8080 (ACTIVE)\n');
+  env.io.stdout = '';
+  const json = JSON.parse((await runCli(env, ['list', '-o', 'json'])).stdout) as { workloads: Array<{ intercepts: Array<Record<string, unknown>> }> };
+  t.strictSame(json.workloads[0]?.intercepts[0]?.stats, { connections: 12, requests: 3, droppedConnections: 2, droppedBytes: 4096 });
+  env.io.stdout = '';
+  env.daemon.intercepts_ = [ii];
+  t.match((await runCli(env, ['status'])).stdout, 'echo-default: echo all requests -> localhost:8080, by alice@laptop (ACTIVE) (12 connections, 3 requests, 2 dropped: 4.0 KiB)');
+});
