@@ -49,8 +49,14 @@
  *                    without the throughput figures, right after and 10 s later; and a bare
  *                    `node` in the same container
  *
+ *   wiretap          the app's round trip (no intercept) with a wiretap attached, against the same
+ *                    round trip without one measured just before and just after (their mean), on
+ *                    one keep-alive connection and with a connection per request; then with the
+ *                    wiretap's local process stopped (every copy fails and is dropped). The
+ *                    wiretap's server runs as a process of its own, as on a workstation.
+ *
  * TP_BENCH_PARTS picks parts by name (comma-separated: connect, cold, pulled, evicted, warm, trips,
- * personal, relayed, concurrency, memory); the others are skipped. `pulled` needs `cold` (its
+ * personal, wiretap, relayed, concurrency, memory); the others are skipped. `pulled` needs `cold` (its
  * baseline).
  */
 import { execFile } from 'node:child_process';
@@ -71,7 +77,7 @@ import { createRestrictedUser } from '../src/restricted-user.js';
 import { createTelepresenceCli } from '../src/telepresence-cli.js';
 
 /** The parts of the benchmark, in the order they run; TP_BENCH_PARTS picks some (all by default). */
-const ALL_PARTS = ['connect', 'cold', 'pulled', 'evicted', 'warm', 'trips', 'personal', 'relayed', 'concurrency', 'memory'] as const;
+const ALL_PARTS = ['connect', 'cold', 'pulled', 'evicted', 'warm', 'trips', 'personal', 'wiretap', 'relayed', 'concurrency', 'memory'] as const;
 type Part = (typeof ALL_PARTS)[number];
 const PARTS = partsFromEnv('TP_BENCH_PARTS');
 const want = (part: Part): boolean => PARTS.has(part);
@@ -298,6 +304,33 @@ async function roundTrips(paths: readonly RoundTripPath[], count: number): Promi
     for (const agent of agents) agent.destroy();
   }
 }
+
+/**
+ * Round trips of GET /ping on a connection of their own each (no keep-alive), in milliseconds,
+ * after 20 warm-up requests: what a caller that does not keep connections pays, which for a
+ * wiretapped port includes opening the copy's tunnel.
+ */
+async function freshTrips(base: string, count: number): Promise<number[]> {
+  const once = async (): Promise<number> => {
+    const t0 = performance.now();
+    const r = await get(`${base}/ping`, false);
+    if (r.status !== 200) throw new Error(`GET ${base}/ping answered ${r.status}`);
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 20; i++) await once();
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) out.push(await once());
+  return out;
+}
+
+/** A wiretap's receiving server, as its own process: prints `seen <n>` at its first request and on each `count` line. */
+const TAP_SERVER = `
+let n = 0;
+const server = require('node:http').createServer((req, res) => { n++; if (n === 1) console.log('seen 1'); req.resume(); req.on('end', () => res.end('tap')); });
+server.keepAliveTimeout = 60000;
+server.listen(0, '127.0.0.1', () => console.log('port ' + server.address().port));
+process.stdin.on('data', () => console.log('seen ' + n));
+`;
 
 /**
  * The client of a bulk transfer, run as its own process as a pod's client would be: otherwise
@@ -603,6 +636,66 @@ async function relayedFigures(
     await forward.stop();
     await dev.dispose();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The wiretap part (see the file's comment). */
+async function wiretapFigures(cli: ReturnType<typeof createTelepresenceCli>, base: string, app: string): Promise<void> {
+  const count = RUNS.requests;
+  const tripsBoth = async (): Promise<{ keep: number[]; fresh: number[] }> => {
+    const [keep = []] = await roundTrips([{ base }], count);
+    return { keep, fresh: await freshTrips(base, Math.ceil(count / 2)) };
+  };
+  progress(`app round trips without a wiretap x${count} (keep-alive) and x${Math.ceil(count / 2)} (a connection each)`);
+  const before = await tripsBoth();
+  const tap = execFile(process.execPath, ['-e', TAP_SERVER]);
+  const lines: string[] = [];
+  tap.stdout?.setEncoding('utf8');
+  tap.stdout?.on('data', (chunk: string) => lines.push(...chunk.split('\n').filter((l) => l !== '')));
+  const tapExited = new Promise<void>((ok) => tap.once('exit', () => ok()));
+  try {
+    const port = await eventually(() => {
+      const line = lines.find((l) => l.startsWith('port '));
+      if (line === undefined) throw new Error('the wiretap server has not started');
+      return Number(line.slice(5));
+    }, { timeoutMs: 10_000, intervalMs: 20, what: 'the wiretap server listening' });
+    await cli.ok(['wiretap', app, '--mount=false', '--port', `${port}:http`, '--name', 'bench-tap'], 60_000);
+    await eventually(async () => {
+      await get(`${base}/ping`, false);
+      if (!lines.includes('seen 1')) throw new Error('no copy yet');
+    }, { timeoutMs: 30_000, intervalMs: 100, what: 'a copy at the wiretap' });
+    progress('app round trips with a wiretap attached');
+    const tapped = await tripsBoth();
+    lines.length = 0;
+    tap.stdin?.write('count\n');
+    const copied = await eventually(() => {
+      const line = lines.find((l) => l.startsWith('seen '));
+      if (line === undefined) throw new Error('no count yet');
+      return Number(line.slice(5));
+    }, { timeoutMs: 5000, intervalMs: 20, what: 'the wiretap server\'s count' });
+    tap.kill();
+    await tapExited;
+    progress('app round trips with the wiretap\'s process stopped');
+    const stopped = await tripsBoth();
+    await cli.ok(['leave', 'bench-tap']);
+    progress('app round trips without a wiretap, again');
+    const after = await tripsBoth();
+    const p50 = (xs: readonly number[]): number => percentile(xs, 50);
+    const mean2 = (a: number, b: number): number => (a + b) / 2;
+    for (const kind of ['keep', 'fresh'] as const) {
+      const label = kind === 'keep' ? 'keep-alive' : 'a connection each';
+      const baseline = mean2(p50(before[kind]), p50(after[kind]));
+      const withTap = p50(tapped[kind]);
+      const withStopped = p50(stopped[kind]);
+      record(`app round trip, ${label}, no wiretap (before / after), p50`, `${ms(p50(before[kind]))} / ${ms(p50(after[kind]))}`);
+      record(`app round trip, ${label}, wiretap attached, p50 / p99`, `${ms(withTap)} / ${ms(percentile(tapped[kind], 99))}`);
+      record(`wiretap ratio p50, ${label} (attached / none)`, (withTap / baseline).toFixed(3), '<= 1.05', withTap / baseline <= 1.05);
+      record(`app round trip, ${label}, wiretap process stopped, p50`, ms(withStopped));
+      record(`wiretap ratio p50, ${label} (process stopped / none)`, (withStopped / baseline).toFixed(3), '<= 1.05', withStopped / baseline <= 1.05);
+    }
+    record('requests copied to the wiretap (of those sent while attached, warm-ups included)', `${copied} of ${count + 50 + Math.ceil(count / 2) + 20}`);
+  } finally {
+    tap.kill();
   }
 }
 
@@ -988,6 +1081,15 @@ async function main(): Promise<void> {
       record('round trip to the app beside a personal intercept, p50 / p99', `${ms(percentile(viaRouterToApp, 50))} / ${ms(percentile(viaRouterToApp, 99))}`);
       await cli.ok(['leave', 'bench-personal']);
       await firstAnswerFrom(base, 'app', 30_000, mine);
+    }
+
+    if (routed && want('wiretap')) {
+      if (!injected) {
+        await interceptGlobal();
+        await leaveGlobal();
+        injected = true;
+      }
+      await wiretapFigures(cli, base, app);
     }
 
     if (routed && want('relayed')) {
