@@ -13,7 +13,7 @@ import {
   type AgentContainer,
   type AgentIntercept,
 } from '@telepresence-ts/core/agent-config';
-import { takesTraffic } from '@telepresence-ts/core/engagement';
+import { isReplace, replaceLocalPort, takesContainer } from '@telepresence-ts/core/engagement';
 import type { V1ResourceRequirements } from '@kubernetes/client-node';
 import type { KubeService, KubeWorkload } from './kube.js';
 
@@ -188,8 +188,8 @@ export function resolveTarget(config: AgentConfig, spec: Pick<InterceptSpec, 'se
   if (candidates.length === 0) {
     throw new TpError('user', 'no-service', `${ref} has no interceptable port`, { hint: `expose it with a Service first (kubectl expose ${ref})` });
   }
-  // An ingest takes a container, not a port: its first port only names it.
-  if (!takesTraffic(spec)) return resolveContainer(ref, candidates, spec.containerName);
+  // An ingest and a replace take a container, not a port: its first port only names it.
+  if (takesContainer(spec)) return resolveContainer(ref, candidates, spec.containerName);
   if (spec.serviceName !== '') {
     const services = distinct(candidates.map((c) => c.intercept.serviceName)).sort();
     candidates = candidates.filter((c) => c.intercept.serviceName === spec.serviceName);
@@ -292,15 +292,46 @@ function resolveContainer(ref: string, candidates: readonly ResolvedTarget[], co
   });
 }
 
-/** The spec with every optional field filled in from the resolved connection. */
+/**
+ * Every port of a replaced container that the agent serves (those its Services lead to), each with
+ * the workstation port it goes to: the one `spec.ports` names, else the same number. Sorted by
+ * container port. `unknown-container-port` when `spec.ports` names a port the container is not
+ * reached on, listing those it is.
+ */
+export function replacePorts(spec: Pick<InterceptSpec, 'ports'>, config: AgentConfig, t: ResolvedTarget): Array<{ containerPort: number; localPort: number }> {
+  const served = distinct(t.container.intercepts.map((ic) => ic.containerPort)).sort((a, b) => a - b);
+  const unknown = spec.ports.filter((p) => !served.includes(p.containerPort)).map((p) => p.containerPort);
+  if (unknown.length > 0) {
+    const ref = `${config.workloadKind.toLowerCase()}/${config.workloadName}`;
+    throw new TpError(
+      'user',
+      'unknown-container-port',
+      `container ${t.container.name} of ${ref} is not reached on port ${unknown.join(', ')} by any of its Services; its ports: ${served.join(', ')}`,
+      { hint: `map one of them with --port <local port>:<container port>, e.g. --port 8080:${served[0] ?? ''}; a port not mapped keeps its number` },
+    );
+  }
+  return served.map((containerPort) => ({ containerPort, localPort: replaceLocalPort(spec, containerPort) }));
+}
+
+/** The name an engagement gets when the spec has none: ingests and replaces have their own. */
+function defaultName(spec: InterceptSpec, config: AgentConfig): string {
+  const base = `${config.workloadName}-${config.namespace}`;
+  return spec.mode === 'ingest' || spec.mode === 'replace' ? `${base}-${spec.mode}` : base;
+}
+
+/**
+ * The spec with every optional field filled in from the resolved connection; a replace's `ports`
+ * list every port of the container (see `replacePorts`).
+ */
 export function resolvedSpec(spec: InterceptSpec, config: AgentConfig, t: ResolvedTarget): InterceptSpec {
   return {
     ...spec,
-    name: spec.name === '' ? `${config.workloadName}-${config.namespace}` : spec.name,
+    name: spec.name === '' ? defaultName(spec, config) : spec.name,
     namespace: config.namespace,
     workloadKind: config.workloadKind,
     serviceName: t.intercept.serviceName,
     servicePort: portId(t.intercept),
     containerName: t.container.name,
+    ...(isReplace(spec) ? { ports: replacePorts(spec, config, t) } : {}),
   };
 }

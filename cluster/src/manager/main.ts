@@ -23,6 +23,7 @@ import { ClientNodeInjectorHealth } from './injector-health.js';
 import { ClientNodeKubeApi } from './kube.js';
 import { parseManagerMode, removeAgents, type ManagerMode } from './remove-agents.js';
 import { AgentConfigWatcher } from './rollout.js';
+import { ReplaceSync } from './replace.js';
 import { probeRouting } from './routing-probe.js';
 import { addToServer } from './service.js';
 import { State } from './state.js';
@@ -79,6 +80,7 @@ if (mode === 'remove-agents') {
         logLevel: config.agentLogLevel,
         ...(config.agentResources === undefined ? {} : { resources: config.agentResources }),
       };
+      const replaceSync = new ReplaceSync({ kube, state, log });
       const server = new Server();
       if (!widenServerStreamWindow(server)) log.warn('cannot widen the HTTP/2 stream window: this grpc-js differs; tunnels will be slower');
       addToServer(server, {
@@ -93,6 +95,7 @@ if (mode === 'remove-agents') {
         probeRouting,
         injector: ClientNodeInjectorHealth.fromEnvironment(config.namespace),
         rollouts: watcher,
+        replaceSync,
         clusterInfo: new ClusterInfoProvider({
           kube,
           namespace: config.namespace,
@@ -107,12 +110,15 @@ if (mode === 'remove-agents') {
       const listener = await listenGrpcAndHealth(server, config.port, '0.0.0.0', () => !stopping);
       log.info('serving gRPC and /healthz', { port: listener.port, dialPort: dialPort?.port });
       watcher.start();
+      // Replaces held on an earlier manager are made again by their clients; the rest end then.
+      const stopGrace = replaceSync.syncAllAfterGrace(systemClock);
       // After the watcher has started: it replaces the pods of every entry written again.
       void refreshAgentConfigs({ kube, build, log }).catch((err: unknown) =>
         log.error('could not bring the agents of an earlier version along', { error: err instanceof Error ? err.message : String(err) }),
       );
       return async () => {
         stopping = true;
+        stopGrace();
         watcher.stop();
         // Ends every watch stream and fails pending tunnels, so the graceful shutdown can finish.
         state.close();

@@ -10,9 +10,10 @@ import { ANNOTATIONS, ENV_AGENT_IMAGE } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import type { InterceptSpec, PreparedIntercept } from '@telepresence-ts/proto/manager/v1';
 import { agentConfigHash } from '../shared/agent-config-hash.js';
-import { WORKLOAD_KINDS, allIntercepts, serializeAgentConfig, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
+import { WORKLOAD_KINDS, allIntercepts, serializeAgentConfig, withReplaced, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
+import { isReplace } from '@telepresence-ts/core/engagement';
 import type { Clock } from '../shared/clock.js';
-import { buildAgentConfig, resolveTarget, resolvedSpec, toInterceptTarget, workloadRef, type BuildOptions } from './agent-config-builder.js';
+import { buildAgentConfig, replacePorts, resolveTarget, resolvedSpec, toInterceptTarget, workloadRef, type BuildOptions } from './agent-config-builder.js';
 import { injectorProblem, webhookConfigurationName, type InjectorHealthApi } from './injector-health.js';
 import type { KubeApi, KubeEvent, KubePod, KubeWorkload } from './kube.js';
 import { desiredReplicas, isLivePod, isReadyPod, podConfigHash, podHasAgent, refOf, type RolloutNotice } from './rollout.js';
@@ -74,6 +75,16 @@ export interface PrepareDeps {
    * progress while the prepare waits. Undefined in tests that do not need them.
    */
   readonly rollouts?: { onNotice(listener: RolloutNotice): () => void };
+  /**
+   * The replaces in force: the entry is written with their containers marked replaced (so that
+   * an intercept's prepare keeps them so), a replace's or intercept's conflict with one is refused
+   * before anything is written, and a replace holds its container while it is prepared.
+   * Undefined in tests that do not need them: nothing is marked then.
+   */
+  readonly replaces?: {
+    readonly sessionId: string;
+    readonly state: Pick<State, 'replaceConflict' | 'replacedContainers' | 'holdReplace' | 'releaseReplace'>;
+  };
 }
 
 /** Finds the one workload the spec names: `unknown-workload` / `ambiguous-workload` otherwise. */
@@ -276,8 +287,21 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
   const { kube, clock } = deps;
   const workload = await findWorkload(kube, spec);
   const services = await kube.listServices(workload.namespace);
-  const config = buildAgentConfig(workload, services, deps.build);
-  const target = resolveTarget(config, spec);
+  const built = buildAgentConfig(workload, services, deps.build);
+  const target = resolveTarget(built, spec);
+  const replace = isReplace(spec);
+  // A replace's ports must be the container's: refused now rather than after the restart.
+  if (replace) replacePorts(spec, built, target);
+  const named = resolvedSpec(spec, built, target);
+  let config = built;
+  const replaces = deps.replaces;
+  if (replaces !== undefined) {
+    const refusal = replaces.state.replaceConflict(replaces.sessionId, named, target.container.name);
+    if (refusal !== undefined) throw refusal;
+    // Containers that replaces hold stay out of the pods, whoever's prepare writes the entry.
+    const held = replaces.state.replacedContainers(workload.namespace, workload.name);
+    config = withReplaced(built, replace ? [...held, target.container.name] : held);
+  }
   // Only the init container of numeric target ports can be refused: otherwise no need to ask.
   if (allIntercepts(config).some(({ intercept }) => intercept.targetPortNumeric)) {
     const refused = podSecurityProblem(config, await kube.namespaceLabels(workload.namespace));
@@ -306,11 +330,21 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
   const stopNotices = deps.rollouts?.onNotice((about, line) => {
     if (about.namespace === ref.namespace && about.kind === ref.kind && about.name === ref.name) progress(line);
   });
+  // Held from before the write: another client's engagement of the container is refused from now.
+  if (replace) replaces?.state.holdReplace(replaces.sessionId, named, target.container.name);
   const wrote = await kube.applyAgentConfig(workload.namespace, workload.name, entry).catch((err: unknown) => {
     stopNotices?.();
+    if (replace) replaces?.state.releaseReplace(replaces.sessionId, named.name);
     throw err;
   });
-  if (wrote) progress(`wrote the traffic-agent configuration of ${name}; replacing its pods`);
+  if (wrote && replace) {
+    progress(
+      `wrote the traffic-agent configuration of ${name} without its container ${target.container.name}; ` +
+        'replacing its pods: every replica loses the container while the replace lasts',
+    );
+  } else if (wrote) {
+    progress(`wrote the traffic-agent configuration of ${name}; replacing its pods`);
+  }
 
   let podName: string;
   try {
@@ -333,6 +367,8 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
       if (previous === undefined) await kube.removeAgentConfig(workload.namespace, workload.name);
       else await kube.applyAgentConfig(workload.namespace, workload.name, previous);
     }
+    // After the entry is back: whoever then syncs the replaced containers starts from it.
+    if (replace) replaces?.state.releaseReplace(replaces.sessionId, named.name);
     if (err instanceof NotInjected) throw await notInjectedError(deps, workload, err.pods, !wrote ? 'kept' : previous === undefined ? 'removed' : 'restored');
     if (err instanceof TpError && err.code === 'agent-timeout') {
       const [pods, events] = await Promise.all([kube.listWorkloadPods(ref), kube.listEvents(workload.namespace)]);

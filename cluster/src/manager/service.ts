@@ -15,6 +15,7 @@ import { TpError, isTpError } from '@telepresence-ts/core/errors';
 import { VERSION } from '@telepresence-ts/core/version';
 import { encodeTunnelMessage, RAW_TUNNEL_SERVICE, rawTunnelKind, tryDecodeTunnelMessage, type RawTunnelManagerServer } from '@telepresence-ts/proto/manager/v1/tunnel';
 import { parseAgentConfig } from '@telepresence-ts/core/agent-config';
+import { isReplace } from '@telepresence-ts/core/engagement';
 import type { TrafficReport } from '@telepresence-ts/proto/manager/v1';
 import type { Clock } from '../shared/clock.js';
 import { toServiceError } from '../shared/grpc-errors.js';
@@ -27,6 +28,7 @@ import { askDns, checkDnsQuery, DNS_PORT } from './dns.js';
 import type { KubeApi } from './kube.js';
 import { OutboundFlows, type OutboundOptions } from './outbound.js';
 import { prepareIntercept, type PrepareDeps, type RoutingProbe } from './prepare.js';
+import { ReplaceSync } from './replace.js';
 import type { State } from './state.js';
 import { Traffic } from './traffic.js';
 
@@ -51,6 +53,8 @@ export interface ServiceDeps {
   readonly dnsPort?: number;
   /** The dial port of the outbound fast path (dial-port.ts), which GetClusterInfo reports; none when absent. */
   readonly dialPort?: number;
+  /** Gives replaced containers back when their replace ends; one of its own when absent. */
+  readonly replaceSync?: ReplaceSync;
   /** Outbound's timeouts and TCP dial (outbound.ts), for tests. */
   readonly outbound?: Pick<OutboundOptions, 'connectTimeoutMs' | 'udpIdleMs' | 'dialTcp'>;
 }
@@ -106,6 +110,8 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
   // Agents answer probes only from an address they were given: without one, probing is pointless.
   const probeRouting = podIps.length > 0 ? deps.probeRouting : undefined;
   const traffic = new Traffic(state, deps.clock);
+  const replaceSync = deps.replaceSync ?? new ReplaceSync({ kube, state, log });
+  state.onReplaceEnded((namespace, name) => void replaceSync.sync(namespace, name));
   const outbound = new OutboundFlows({ log, requireClient: (id) => state.requireClient(id), ...deps.outbound });
   const impl: RawTunnelManagerServer = {
     version: unary(log, 'Version', () => ({ version: VERSION, name: 'traffic-manager', agentImage: deps.build.agentImage })),
@@ -139,8 +145,9 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
           const { session, spec } = call.request;
           if (session === undefined || spec === undefined) throw missing('session or spec');
           state.requireClient(session.sessionId);
+          const replaces = { sessionId: session.sessionId, state };
           return prepareIntercept(
-            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs, probeRouting, injector: deps.injector, rollouts: deps.rollouts },
+            { kube, state, clock: deps.clock, build: deps.build, timeoutMs: deps.prepareTimeoutMs, probeRouting, injector: deps.injector, rollouts: deps.rollouts, replaces },
             spec,
             (progress) => void call.write({ progress }),
             ac.signal,
@@ -148,6 +155,8 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
         })
         .then(
           (prepared) => {
+            // A replace that ended while this prepare wrote the entry from an older view of them.
+            if (prepared.spec !== undefined) void replaceSync.sync(prepared.spec.namespace, prepared.spec.workloadName);
             call.write({ prepared });
             call.end();
           },
@@ -168,7 +177,15 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
       }
       const config = parseAgentConfig(spec.workloadName, text);
       const target = resolveTarget(config, spec);
-      const info = state.createIntercept(session.sessionId, resolvedSpec(spec, config, target), toInterceptTarget(target, config));
+      const resolved = resolvedSpec(spec, config, target);
+      let info;
+      try {
+        info = state.createIntercept(session.sessionId, resolved, toInterceptTarget(target, config));
+      } catch (err: unknown) {
+        // Its prepare held the container and marked it in the entry: give it back.
+        if (isReplace(resolved)) state.releaseReplace(session.sessionId, resolved.name);
+        throw err;
+      }
       log.info('intercept created', { id: info.id, client: info.clientName });
       return info;
     }),

@@ -6,6 +6,7 @@
 import { takesOver } from '@telepresence-ts/core/engagement';
 import { TpError } from '@telepresence-ts/core/errors';
 import { describeHttpFilter, httpFilterKey, httpFilterProblem, isPersonal } from '@telepresence-ts/core/http-filter';
+import { isReplace, replaceLocalPort } from '@telepresence-ts/core/engagement';
 import {
   InterceptDisposition,
   type AgentInfo,
@@ -77,6 +78,22 @@ function describeTarget(spec: InterceptSpec, target: InterceptTarget): string {
   return `${kind}/${spec.workloadName} (namespace ${spec.namespace}, container ${target.containerName} port ${target.containerPort})`;
 }
 
+/**
+ * A replace that holds a container: created, or being prepared (its entry may already be written,
+ * and another client must not take the container in the meantime).
+ */
+interface HeldReplace {
+  readonly sessionId: string;
+  readonly clientName: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly workloadName: string;
+  readonly containerName: string;
+}
+
+/** Hears that a replace of the workload ended (removed, or its session gone): its entry may need its app back. */
+export type ReplaceEnded = (namespace: string, workloadName: string) => void;
+
 /** Ends (and forgets) the subscriptions a session holds. */
 function endWatchersOf<T>(watchers: Map<Subscriber<T>, string>, sessionId: string): void {
   for (const [sub, owner] of watchers) {
@@ -85,6 +102,19 @@ function endWatchersOf<T>(watchers: Map<Subscriber<T>, string>, sessionId: strin
       sub.end();
     }
   }
+}
+
+/** The container a created replace holds; undefined for any other engagement. */
+function heldReplaceOf(ic: InterceptInfo): HeldReplace | undefined {
+  if (ic.spec === undefined || !isReplace(ic.spec)) return undefined;
+  return {
+    sessionId: ic.clientSessionId,
+    clientName: ic.clientName,
+    name: ic.spec.name,
+    namespace: ic.spec.namespace,
+    workloadName: ic.spec.workloadName,
+    containerName: ic.target?.containerName ?? ic.spec.containerName,
+  };
 }
 
 export class State {
@@ -101,6 +131,10 @@ export class State {
   readonly #agentListeners = new Set<() => void>();
   /** Called whenever an intercept is created, removed or changed (traffic.ts forgets the removed). */
   readonly #interceptListeners = new Set<() => void>();
+
+  /** Replaces being prepared, by `<client session>:<name>`, until created (or given up). */
+  readonly #preparingReplaces = new Map<string, HeldReplace>();
+  readonly #replaceListeners = new Set<ReplaceEnded>();
 
   constructor(clock: Clock, options: StateOptions = {}) {
     this.#clock = clock;
@@ -212,13 +246,23 @@ export class State {
     if (s.kind === 'client') {
       // An expired client's intercepts go with it: the agent passes traffic to the app again.
       let removed = false;
+      const ended: HeldReplace[] = [];
       for (const [id, ic] of this.#intercepts) {
         if (ic.clientSessionId === sessionId) {
+          const held = heldReplaceOf(ic);
+          if (held !== undefined) ended.push(held);
           this.#intercepts.delete(id);
           removed = true;
         }
       }
+      for (const [key, held] of this.#preparingReplaces) {
+        if (held.sessionId === sessionId) {
+          this.#preparingReplaces.delete(key);
+          ended.push(held);
+        }
+      }
       if (removed) this.#interceptsChanged();
+      this.#replacesEnded(ended);
     } else {
       this.#agentsChanged();
     }
@@ -250,6 +294,8 @@ export class State {
         hint: 'a path prefix starts with "/" and has no spaces, "?" or "#"; methods are upper-case HTTP tokens, e.g. --http-path-prefix /api/ --http-method GET',
       });
     }
+    const replaceConflict = this.replaceConflict(sessionId, spec, target.containerName);
+    if (replaceConflict !== undefined) throw replaceConflict;
     const key = targetKey(spec, target);
     const headers = filterKey(spec);
     // An ingest takes no traffic and a wiretap only a copy: they share the workload with any
@@ -295,6 +341,8 @@ export class State {
       watchBodyBytes: 0,
     };
     this.#intercepts.set(id, info);
+    // Its prepare's hold becomes the replace itself.
+    this.#preparingReplaces.delete(id);
     this.#interceptsChanged();
     return this.#withDisposition(info);
   }
@@ -302,12 +350,114 @@ export class State {
   /** Removes the client's intercept `name`; `unknown-intercept` when it has none. */
   removeIntercept(sessionId: string, name: string): void {
     this.#client(sessionId);
+    const ic = this.#intercepts.get(`${sessionId}:${name}`);
     if (!this.#intercepts.delete(`${sessionId}:${name}`)) {
       throw new TpError('user', 'unknown-intercept', `you have no intercept named "${name}"`, {
         hint: 'see your intercepts with `kubectl telepresence list`',
       });
     }
     this.#interceptsChanged();
+    const held = ic === undefined ? undefined : heldReplaceOf(ic);
+    this.#replacesEnded(held === undefined ? [] : [held]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Replaces: a replace holds a whole container, from its prepare (before anything in the cluster
+  // changes) until it is removed or its session ends; then its workload's entry must get the
+  // container back, which the listeners of `onReplaceEnded` see to.
+
+  /**
+   * The error an engagement must be refused with because of a replace, or undefined:
+   * - a replace conflicts with every intercept and replace of the same container, whoever holds
+   *   it (a replace takes all of the container's traffic, and its app is gone);
+   * - an intercept of a container a replace holds (created or being prepared) is refused.
+   * An ingest and a wiretap conflict with neither. The client's own replace of the same name being
+   * prepared is not a conflict (that is its create).
+   */
+  replaceConflict(sessionId: string, spec: InterceptSpec, containerName: string): TpError | undefined {
+    const mode = spec.mode ?? '';
+    if (mode === 'ingest' || mode === 'wiretap') return undefined;
+    const sameContainer = (h: { namespace: string; workloadName: string; containerName: string }): boolean =>
+      h.namespace === spec.namespace && h.workloadName === spec.workloadName && h.containerName === containerName;
+    const kind = spec.workloadKind === '' ? 'workload' : spec.workloadKind.toLowerCase();
+    const where = `container ${containerName} of ${kind}/${spec.workloadName} (namespace ${spec.namespace})`;
+    const ownId = `${sessionId}:${spec.name}`;
+    const replaces = [
+      ...[...this.#intercepts.values()].flatMap((ic) => {
+        const held = heldReplaceOf(ic);
+        return held === undefined ? [] : [held];
+      }),
+      ...[...this.#preparingReplaces.entries()].filter(([key]) => key !== ownId).map(([, held]) => held),
+    ];
+    const replacer = replaces.find(sameContainer);
+    if (replacer !== undefined) {
+      return new TpError('user', 'replace-conflict', `${where} is replaced by ${replacer.clientName} (replace "${replacer.name}"): its app is not running in the cluster`, {
+        hint: `ask ${replacer.clientName} to leave "${replacer.name}"; until then every connection to the container goes to their workstation`,
+      });
+    }
+    if (!isReplace(spec)) return undefined;
+    const holder = [...this.#intercepts.values()].find(
+      (ic) =>
+        ic.spec !== undefined &&
+        ic.id !== ownId &&
+        ic.spec.mode !== 'ingest' &&
+        ic.spec.mode !== 'wiretap' &&
+        sameContainer({ namespace: ic.spec.namespace, workloadName: ic.spec.workloadName, containerName: ic.target?.containerName ?? '' }),
+    );
+    if (holder === undefined) return undefined;
+    const port = holder.target === undefined ? '' : ` port ${holder.target.containerPort}`;
+    return new TpError('user', 'replace-conflict', `${where} cannot be replaced: ${holder.clientName} intercepts its${port} (intercept "${holder.spec?.name ?? ''}")`, {
+      hint: `a replace takes every port of the container; ask ${holder.clientName} to leave "${holder.spec?.name ?? ''}" first`,
+    });
+  }
+
+  /**
+   * Holds the container for the client's replace being prepared (the prepare calls this after
+   * `replaceConflict`, before it writes): other clients' engagements of it are refused, and
+   * `replacedContainers` names it. Held until the replace is created, `releaseReplace`, or the
+   * session ends.
+   */
+  holdReplace(sessionId: string, spec: InterceptSpec, containerName: string): void {
+    const client = this.#client(sessionId);
+    this.#preparingReplaces.set(`${sessionId}:${spec.name}`, {
+      sessionId,
+      clientName: client.info.name,
+      name: spec.name,
+      namespace: spec.namespace,
+      workloadName: spec.workloadName,
+      containerName,
+    });
+  }
+
+  /** Lets go of a replace being prepared that will not be created (its prepare failed). */
+  releaseReplace(sessionId: string, name: string): void {
+    const held = this.#preparingReplaces.get(`${sessionId}:${name}`);
+    if (held === undefined) return;
+    this.#preparingReplaces.delete(`${sessionId}:${name}`);
+    this.#replacesEnded([held]);
+  }
+
+  /** The containers of the workload that replaces hold (created or being prepared), sorted. */
+  replacedContainers(namespace: string, workloadName: string): string[] {
+    const held = [...this.#intercepts.values()].flatMap((ic) => {
+      const h = heldReplaceOf(ic);
+      return h === undefined ? [] : [h];
+    });
+    const names = [...held, ...this.#preparingReplaces.values()]
+      .filter((h) => h.namespace === namespace && h.workloadName === workloadName)
+      .map((h) => h.containerName);
+    return [...new Set(names)].sort();
+  }
+
+  /** Calls `listener` for each workload a replace of which ended; returns the unsubscribe function. */
+  onReplaceEnded(listener: ReplaceEnded): () => void {
+    this.#replaceListeners.add(listener);
+    return () => this.#replaceListeners.delete(listener);
+  }
+
+  #replacesEnded(ended: readonly HeldReplace[]): void {
+    const workloads = new Map(ended.map((h) => [`${h.namespace}/${h.workloadName}`, h]));
+    for (const h of workloads.values()) for (const l of this.#replaceListeners) l(h.namespace, h.workloadName);
   }
 
   /**
@@ -476,12 +626,16 @@ export class State {
         ),
       };
       this.#pending.set(open.connectionId, pending);
+      // A replace's connection goes to the local port of the container port it came to (an agent
+      // that names none came to the target's).
+      const containerPort = open.containerPort !== undefined && open.containerPort > 0 ? open.containerPort : (ic.target?.containerPort ?? 0);
       const dial: DialRequest = {
         connectionId: open.connectionId,
         interceptId: ic.id,
-        localPort: spec.localPort,
+        localPort: isReplace(spec) ? replaceLocalPort(spec, containerPort) : spec.localPort,
         source: agent.info.podIp === '' ? agent.info.podName : agent.info.podIp,
-        containerPort: 0,
+        // Absent for any other engagement (an optional field on the wire).
+        ...(isReplace(spec) ? { containerPort } : {}),
       };
       for (const [sub, owner] of this.#dialWatchers) {
         if (owner === ic.clientSessionId) sub.next(dial);

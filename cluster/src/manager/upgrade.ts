@@ -5,7 +5,7 @@
  * from its workload and written, and the ConfigMap watcher then replaces that workload's pods,
  * by eviction as for any change, so each gets the new agent without anyone intercepting again.
  */
-import { parseAgentConfig, serializeAgentConfig, type AgentConfig } from '@telepresence-ts/core/agent-config';
+import { parseAgentConfig, replacedContainers, serializeAgentConfig, withReplaced, type AgentConfig } from '@telepresence-ts/core/agent-config';
 import type { Logger } from '../shared/log.js';
 import { buildAgentConfig, type BuildOptions } from './agent-config-builder.js';
 import type { KubeApi } from './kube.js';
@@ -46,7 +46,8 @@ export async function refreshAgentConfigs(deps: { kube: KubeApi; build: BuildOpt
         result.failed.push({ entry, error: `its ${old.workloadKind} ${old.workloadName} no longer exists` });
         continue;
       }
-      const fresh = serializeAgentConfig(buildAgentConfig(workload, await kube.listServices(namespace), build));
+      // Replaced containers stay so: their replaces are made again on this manager (replace.ts).
+      const fresh = serializeAgentConfig(withReplaced(buildAgentConfig(workload, await kube.listServices(namespace), build), replacedContainers(old)));
       if (await kube.applyAgentConfig(namespace, name, fresh)) {
         result.refreshed.push(entry);
         log.info('brought an agent configuration to this version', { entry, from: old.agentImage, to: build.agentImage });

@@ -296,3 +296,28 @@ t.test('toInterceptTarget names the other Service ports that lead to the same ap
   t.strictSame(target('web', 'http').sharedWith, ['web-lb:8080', 'web-lb:alt']);
   t.strictSame(target('web', 'grpc').sharedWith, [], 'a port of its own');
 });
+
+t.test('a replace: the container, every port its Services reach, each to its local port', async (t) => {
+  const config = buildAgentConfig(
+    workload('web', [app, side]),
+    [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' }), service('admin', [{ port: 9100, targetPort: 9100 }], { app: 'web' })],
+    opts,
+  );
+  const replace = { name: '', namespace: 'default', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: 'app', localPort: 0, headers: [], httpPathPrefix: '', httpMethods: [], mode: 'replace', ports: [{ containerPort: 9090, localPort: 19090 }] };
+  const r = resolveTarget(config, replace);
+  t.equal(r.container.name, 'app', 'the container named, as for an ingest');
+  t.throws(() => resolveTarget(config, { ...replace, containerName: '' }), { code: 'ambiguous-container' });
+  const resolved = resolvedSpec(replace, config, r);
+  t.equal(resolved.name, 'web-default-replace', 'a name of its own by default');
+  t.strictSame(resolved.ports, [
+    { containerPort: 8080, localPort: 8080 },
+    { containerPort: 9090, localPort: 19090 },
+  ], 'every port of the container; one not mapped keeps its number');
+  t.throws(() => resolvedSpec({ ...replace, ports: [{ containerPort: 9100, localPort: 9100 }] }, config, r), {
+    code: 'unknown-container-port',
+    category: 'user',
+    message: 'container app of deployment/web is not reached on port 9100 by any of its Services; its ports: 8080, 9090',
+    hint: /--port 8080:8080/,
+  });
+  t.equal(resolvedSpec({ ...replace, mode: 'ingest' }, config, r).name, 'web-default-ingest');
+});
