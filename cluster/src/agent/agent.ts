@@ -11,6 +11,8 @@ import type { ManagerClient } from '@telepresence-ts/proto/manager/v1';
 import type { BackoffPolicy } from '@telepresence-ts/core/backoff';
 import type { Duplex } from 'node:stream';
 import { createManagerClient, ManagerSession } from './session.js';
+import { TrafficReporter } from './traffic-reporter.js';
+import { AgentTraffic } from './traffic-tap.js';
 import { startSftpServer, type SftpServer } from './sftp.js';
 
 /** A running traffic-agent. */
@@ -99,7 +101,11 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
     }
     return session.openTunnel(interceptId, source, containerPort);
   };
+  // The live traffic view: what engagements take part in goes to the manager, in batches.
+  const reporter = new TrafficReporter({ client: () => session.client, sessionId: () => session.sessionId, log });
+  const traffic = new AgentTraffic(() => session.intercepts, settings.podName, (event) => reporter.add(event));
   const wiretapDone = (outcome: WiretapOutcome): void => {
+    traffic.wiretapDone(outcome);
     const { interceptId, source, copiedBytes, droppedBytes, problem } = outcome;
     if (droppedBytes > 0) log.info('wiretap copy incomplete', { interceptId, source, copiedBytes, droppedBytes, problem });
     else log.debug('wiretap copy done', { interceptId, source, copiedBytes });
@@ -121,7 +127,7 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
         interceptFor: (route) => chooseIntercept(session.intercepts, route)?.id,
         personalFor: (route) => personalIntercepts(session.intercepts, route),
         openTunnel,
-        tapsFor,
+        tapsFor: (connection) => [...tapsFor(connection), ...traffic.tapsFor(connection)],
         dialApp: dialLocalApp,
         isRoutingProbe: (address) => session.managerPodIps.includes(address),
       },
@@ -138,6 +144,7 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
       direct,
       apiPort: health.port,
       async stop() {
+        reporter.stop();
         await session.stop();
         await running.close();
         await direct.close();

@@ -39,6 +39,8 @@ export interface TapSummary {
 export interface ConnectionTap {
   fromCaller?(piece: Uint8Array): void;
   toCaller?(piece: Uint8Array): void;
+  /** On a routed connection: where the router sent each request, in order (undefined: the app). */
+  routedTo?(interceptId: string | undefined): void;
   closed?(summary: TapSummary): void;
 }
 
@@ -265,7 +267,12 @@ export class Forwarder {
     this.#log.debug('connection accepted', { route: route.label, source, via: 'http router' });
     const counted = taps.length > 0 ? tapSocket(socket, taps) : undefined;
     const started = performance.now();
-    void router.handle(socket, source).then(() => {
+    const routed = taps.some((tap) => tap.routedTo !== undefined)
+      ? (interceptId: string | undefined): void => {
+          for (const tap of taps) tap.routedTo?.(interceptId);
+        }
+      : undefined;
+    void router.handle(socket, source, routed).then(() => {
       this.#connections.delete(socket);
       this.#log.debug('connection closed', { route: route.label, source, via: 'http router' });
       if (counted !== undefined) tapsClosed(taps, { bytesIn: counted.bytesIn, bytesOut: counted.bytesOut, durationMs: performance.now() - started, error: undefined });

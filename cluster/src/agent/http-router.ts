@@ -32,10 +32,13 @@ class Upstreams {
   /** Keyed by intercept id; '' is the app. */
   readonly #sessions = new Map<string, ClientHttp2Session>();
   readonly #open: (destination: string | undefined) => Duplex;
+  /** Told where each stream goes (see HttpRouter.handle). */
+  readonly routed: ((destination: string | undefined) => void) | undefined;
   #closed = false;
 
-  constructor(open: (destination: string | undefined) => Duplex) {
+  constructor(open: (destination: string | undefined) => Duplex, routed?: (destination: string | undefined) => void) {
     this.#open = open;
+    this.routed = routed;
   }
 
   /** An HTTP/2 session to `destination`, shared by every stream of the downstream session that goes there. */
@@ -108,20 +111,27 @@ export class HttpRouter {
     this.#h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#stream(stream, headers));
   }
 
-  /** Serves one accepted connection; resolves when it has closed. */
-  async handle(socket: Socket, source: string): Promise<void> {
+  /**
+   * Serves one accepted connection; resolves when it has closed. `routed`, when given, is told
+   * where each request went, in the order they came (the traffic view's "answered by").
+   */
+  async handle(socket: Socket, source: string, routed?: (destination: string | undefined) => void): Promise<void> {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const { protocol, head } = await readProtocol(socket);
     this.#log.debug('connection protocol', { route: this.#label, source, protocol });
     if (protocol === 'http1') {
       await proxyHttp1(socket, head, {
-        destinationFor: (request) => this.#ports.destinationFor(request),
+        destinationFor: (request) => {
+          const destination = this.#ports.destinationFor(request);
+          routed?.(destination);
+          return destination;
+        },
         connect: (destination) => this.#connect(destination, source),
         onRequest: (method, path, via) => this.#log.debug('request', { route: this.#label, method, path, via: via ?? 'app' }),
         onProblem: (message) => this.#log.debug('HTTP/1 exchange failed', { route: this.#label, source, error: message }),
       });
     } else if (protocol === 'h2c') {
-      const upstreams = new Upstreams((destination) => this.#connect(destination, source));
+      const upstreams = new Upstreams((destination) => this.#connect(destination, source), routed);
       socket.once('close', () => upstreams.close());
       this.#handing = upstreams;
       try {
@@ -161,6 +171,7 @@ export class HttpRouter {
     // The same match as HTTP/1: `:method` and `:path` (the request target) with the other headers.
     const destination = this.#ports.destinationFor({ method: String(headers[':method'] ?? ''), target: String(headers[':path'] ?? ''), headers: pairsFromObject(headers) });
     this.#log.debug('stream', { route: this.#label, method: headers[':method'], path: headers[':path'], via: destination ?? 'app' });
+    upstreams.routed?.(destination);
     let up;
     try {
       up = upstreams.session(destination).request(h2Headers(headers));

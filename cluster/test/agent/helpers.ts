@@ -1,5 +1,5 @@
 /** Test helpers of the traffic-agent suites: real sockets on 127.0.0.1, a fake manager, polling. */
-import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerReadableStream, type ServerWritableStream } from '@grpc/grpc-js';
 import {
   InterceptDisposition,
   ManagerService,
@@ -7,6 +7,8 @@ import {
   type InterceptInfo,
   type InterceptSnapshot,
   type SessionInfo,
+  type TrafficEvent,
+  type TrafficReport,
   type TunnelMessage,
   type TunnelOpen,
 } from '@telepresence-ts/proto/manager/v1';
@@ -185,6 +187,8 @@ export interface SeenTunnel {
 export class FakeManager {
   readonly arrivals: AgentInfo[] = [];
   readonly tunnels: SeenTunnel[] = [];
+  /** Every traffic event agents reported, with the session of its report. */
+  readonly traffic: Array<TrafficEvent & { sessionId: string }> = [];
   remains = 0;
   departs = 0;
   /** When set, Remain answers NOT_FOUND (an expired session) once per set. */
@@ -232,6 +236,11 @@ export class FakeManager {
         this.#watchers.add(call);
         call.on('cancelled', () => this.#watchers.delete(call));
         call.write({ intercepts: this.#intercepts });
+      },
+      reportTraffic: (call: ServerReadableStream<TrafficReport, object>, cb: (err: null, res: object) => void) => {
+        call.on('data', (report: TrafficReport) => this.traffic.push(...report.events.map((e) => ({ ...e, sessionId: report.session?.sessionId ?? '' }))));
+        call.on('end', () => cb(null, {}));
+        call.on('error', () => {});
       },
       tunnel: (call: ServerDuplexStream<TunnelMessage, TunnelMessage>) => {
         const seen: SeenTunnel = { open: undefined, data: '', closed: false };
