@@ -296,7 +296,7 @@ function resolveContainer(ref: string, candidates: readonly ResolvedTarget[], co
  * Every port of a replaced container that the agent serves (those its Services lead to), each with
  * the workstation port it goes to: the one `spec.ports` names, else the same number. Sorted by
  * container port. `unknown-container-port` when `spec.ports` names a port the container is not
- * reached on, listing those it is.
+ * reached on, listing those it is; `bad-port` when two container ports would go to one local port.
  */
 export function replacePorts(spec: Pick<InterceptSpec, 'ports'>, config: AgentConfig, t: ResolvedTarget): Array<{ containerPort: number; localPort: number }> {
   const served = distinct(t.container.intercepts.map((ic) => ic.containerPort)).sort((a, b) => a - b);
@@ -310,7 +310,20 @@ export function replacePorts(spec: Pick<InterceptSpec, 'ports'>, config: AgentCo
       { hint: `map one of them with --port <local port>:<container port>, e.g. --port 8080:${served[0] ?? ''}; a port not mapped keeps its number` },
     );
   }
-  return served.map((containerPort) => ({ containerPort, localPort: replaceLocalPort(spec, containerPort) }));
+  const mapped = served.map((containerPort) => ({ containerPort, localPort: replaceLocalPort(spec, containerPort) }));
+  // `--port 8080:9090` beside a port 8080 that keeps its number: one local port for two.
+  for (const p of mapped) {
+    const other = mapped.find((q) => q !== p && q.localPort === p.localPort);
+    if (other !== undefined) {
+      throw new TpError(
+        'user',
+        'bad-port',
+        `container ports ${Math.min(p.containerPort, other.containerPort)} and ${Math.max(p.containerPort, other.containerPort)} of ${t.container.name} would both go to local port ${p.localPort}`,
+        { hint: `move the one that keeps its number too, e.g. --port ${p.localPort + 10000}:${p.localPort}` },
+      );
+    }
+  }
+  return mapped;
 }
 
 /** The name an engagement gets when the spec has none: ingests and replaces have their own. */

@@ -321,3 +321,13 @@ t.test('a replace: the container, every port its Services reach, each to its loc
   });
   t.equal(resolvedSpec({ ...replace, mode: 'ingest' }, config, r).name, 'web-default-ingest');
 });
+
+t.test('a replace that would send two container ports to one local port: refused', async (t) => {
+  const config = buildAgentConfig(workload('web', [app]), [service('web', [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'grpc', port: 90, targetPort: 'grpc' }], { app: 'web' })], opts);
+  const replace = { name: '', namespace: 'default', workloadName: 'web', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 0, headers: [], httpPathPrefix: '', httpMethods: [], mode: 'replace', ports: [{ containerPort: 9090, localPort: 8080 }] };
+  t.throws(() => resolvedSpec(replace, config, resolveTarget(config, replace)), {
+    code: 'bad-port',
+    message: 'container ports 8080 and 9090 of app would both go to local port 8080',
+    hint: 'move the one that keeps its number too, e.g. --port 18080:8080',
+  });
+});

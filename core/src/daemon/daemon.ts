@@ -87,7 +87,7 @@ export class Daemon {
       events: {
         changed: () => this.emit(),
         intercepts: (s, snap) => this.flow.onSnapshot(s, snap),
-        localPortOf: (id) => this.flow.localPortOf(id),
+        localPortOf: (id, containerPort) => this.flow.localPortOf(id, containerPort),
         arrivedAgain: (s) => this.flow.restore(s),
         recoveryState: (message) => {
           this.lastError = message ?? this.flow.lostSummary();

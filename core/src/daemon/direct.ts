@@ -44,8 +44,11 @@ const SHORT_LIVED_MS = 1000;
 export interface DirectTunnelDeps {
   readonly sessionId: string;
   readonly openPodStream: (namespace: string, pod: string, port: number) => Promise<Duplex>;
-  /** The local port of our intercept `id`; undefined when it is not (or no longer) ours. */
-  readonly localPortOf: (interceptId: string) => number | undefined;
+  /**
+   * The local port of our intercept `id` (for a replace, the one `containerPort` maps to);
+   * undefined when it is not (or no longer) ours.
+   */
+  readonly localPortOf: (interceptId: string, containerPort?: number) => number | undefined;
   readonly log: Logger;
   /** Called for each connection received this way. */
   readonly onConnection?: () => void;
@@ -317,14 +320,17 @@ export class DirectTunnels {
   #serve(stream: DirectStream, bytes: Buffer): Promise<void> | undefined {
     let interceptId: unknown;
     let source: unknown;
+    let containerPort: unknown;
     try {
-      ({ interceptId, source } = parseHeader(bytes));
+      ({ interceptId, source, containerPort } = parseHeader(bytes));
     } catch (err: unknown) {
       this.#deps.log('warn', `direct tunnel: ${(err as Error).message}`);
       stream.destroy();
       return undefined;
     }
-    const localPort = typeof interceptId === 'string' ? this.#deps.localPortOf(interceptId) : undefined;
+    // A replace's agent says which of the container's ports the connection came to.
+    const port = typeof containerPort === 'number' && Number.isInteger(containerPort) && containerPort > 0 ? containerPort : undefined;
+    const localPort = typeof interceptId === 'string' ? this.#deps.localPortOf(interceptId, port) : undefined;
     if (localPort === undefined) {
       this.#deps.log('warn', `direct tunnel: a connection for ${String(interceptId)}, which is not one of our intercepts; closing it`);
       stream.destroy();

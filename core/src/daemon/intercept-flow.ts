@@ -8,7 +8,7 @@ import type { InterceptEnvironment, InterceptInfo, InterceptSnapshot, InterceptS
 import { writeFileSync } from 'node:fs';
 import { systemClock, type Clock } from '../clock.js';
 import type { InterceptOptions } from '../daemon-client.js';
-import { engagementMode, takesTraffic } from '../engagement.js';
+import { engagementMode, isReplace, replaceLocalPort, takesTraffic } from '../engagement.js';
 import { TpError, toTpError } from '../errors.js';
 import { unary } from '../grpc-call.js';
 import { fromServiceError } from '../wire-errors.js';
@@ -49,6 +49,15 @@ export interface InterceptFlowDeps {
  * one that a user must hear about.
  */
 export const RESTORE_ATTEMPTS = 5;
+
+/**
+ * The workstation ports an engagement's connections go to: an intercept's (or wiretap's) one, each
+ * of a replace's `ports` (before its prepare, only those named), none for an ingest.
+ */
+export function localPortsOf(spec: Pick<InterceptSpec, 'mode' | 'localPort' | 'ports'>): number[] {
+  if (isReplace(spec)) return spec.ports.map((p) => p.localPort);
+  return takesTraffic(spec) ? [spec.localPort] : [];
+}
 
 export class InterceptFlow {
   private readonly deps: InterceptFlowDeps;
@@ -100,8 +109,13 @@ export class InterceptFlow {
   }
 
   /** The local port of our intercept with this id. */
-  localPortOf(id: string): number | undefined {
-    return this.list().find((ii) => ii.id === id)?.spec?.localPort;
+  localPortOf(id: string, containerPort?: number): number | undefined {
+    const ii = this.list().find((x) => x.id === id);
+    if (ii?.spec === undefined) return undefined;
+    // A replace sends each of its container's ports to a local port of its own (the target's
+    // when the agent named none).
+    if (isReplace(ii.spec)) return replaceLocalPort(ii.spec, containerPort ?? ii.target?.containerPort ?? 0);
+    return ii.spec.localPort;
   }
 
   /**
@@ -120,11 +134,15 @@ export class InterceptFlow {
     if (this.intercepts.has(name)) {
       throw new TpError('user', 'intercept-exists', `there is already an intercept named ${name}`, { hint: `run \`kubectl telepresence leave ${name}\` first, or pass --name` });
     }
-    const holder = traffic ? this.list().find((ii) => ii.spec?.localPort === requested.localPort) : undefined;
-    if (holder !== undefined || (traffic && this.pendingPorts.has(requested.localPort))) {
-      throw new TpError('user', 'local-port-in-use', `local port ${requested.localPort} already receives intercept ${holder?.spec?.name ?? '(being created)'}`, {
-        hint: holder !== undefined ? `choose another --port, or run \`kubectl telepresence leave ${holder.spec?.name ?? ''}\`` : 'choose another --port',
-      });
+    // A replace's ports that keep their number are known after its prepare only (see below).
+    const wantedPorts = localPortsOf(requested);
+    for (const port of wantedPorts) {
+      const holder = this.list().find((ii) => ii.spec !== undefined && localPortsOf(ii.spec).includes(port));
+      if (holder !== undefined || this.pendingPorts.has(port)) {
+        throw new TpError('user', 'local-port-in-use', `local port ${port} already receives intercept ${holder?.spec?.name ?? '(being created)'}`, {
+          hint: holder !== undefined ? `choose another --port, or run \`kubectl telepresence leave ${holder.spec?.name ?? ''}\`` : 'choose another --port',
+        });
+      }
     }
     // Every local input is checked before the cluster is touched: a file that cannot be written
     // found after the rollout would leave the workload restarted for nothing.
@@ -135,8 +153,9 @@ export class InterceptFlow {
       if (this.deps.mounter === undefined) throw new TpError('internal', 'mount-unavailable', 'this daemon cannot mount remote volumes', { hint: 'pass --mount=false' });
       mountAt = await this.deps.mounter.prepare(name, options.mountPoint);
     }
-    const spec: InterceptSpec = { ...requested, name, namespace, ...(traffic ? {} : { localPort: 0 }) };
-    if (traffic) this.pendingPorts.add(spec.localPort);
+    // A replace has a local port per container port (`ports`), none of its own.
+    const spec: InterceptSpec = { ...requested, name, namespace, ...(traffic && !isReplace(requested) ? {} : { localPort: 0 }) };
+    for (const port of wantedPorts) this.pendingPorts.add(port);
     this.lost.delete(name);
     let created = false;
     try {
@@ -144,6 +163,7 @@ export class InterceptFlow {
       this.intercepts.set(name, info);
       created = true;
       this.deps.log('info', `intercept ${info.id} created`);
+      if (info.spec !== undefined && isReplace(info.spec)) this.noteSharedPorts(info, wantedPorts, progress);
       if (!traffic) {
         // Nothing to tunnel: the environment and volumes are all an ingest brings.
         const remote = await this.bringRemote(s, info, mountAt, options, progress);
@@ -169,7 +189,20 @@ export class InterceptFlow {
       }
       throw err;
     } finally {
-      if (traffic) this.pendingPorts.delete(spec.localPort);
+      for (const port of wantedPorts) this.pendingPorts.delete(port);
+    }
+  }
+
+  /**
+   * Says which ports of a created replace, not named with --port (they keep their number), also
+   * receive another of our intercepts: both then reach whatever listens there. Not refused, as the
+   * ports named are: the container's ports are known only once the workload has restarted.
+   */
+  private noteSharedPorts(info: InterceptInfo, named: readonly number[], progress: (line: string) => void): void {
+    for (const port of localPortsOf(info.spec!)) {
+      if (named.includes(port)) continue;
+      const other = this.list().find((ii) => ii !== info && ii.spec !== undefined && ii.spec.name !== info.spec?.name && localPortsOf(ii.spec).includes(port));
+      if (other !== undefined) progress(`note: local port ${port} also receives intercept ${other.spec?.name ?? ''}; pass --port <another local port>:${port} to keep them apart`);
     }
   }
 

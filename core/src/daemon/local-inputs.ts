@@ -18,21 +18,51 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
  * `bad-port` for a port outside 1-65535, `bad-intercept-name` for a name that is not a DNS label
  * (a name becomes part of paths, the mount's temporary folder, and of the intercept's id).
  */
-export function checkInterceptRequest(requested: Pick<InterceptSpec, 'workloadName' | 'localPort' | 'name'> & { readonly mode?: string }): void {
+export function checkInterceptRequest(
+  requested: Pick<InterceptSpec, 'workloadName' | 'localPort' | 'name'> & { readonly mode?: string; readonly ports?: InterceptSpec['ports'] },
+): void {
   // Also an unknown mode, before anything else.
   const mode = engagementMode(requested);
   if (requested.workloadName === '') {
-    const usage = mode === 'ingest' ? 'kubectl telepresence ingest <workload>' : 'kubectl telepresence intercept <workload> --port <local port>';
+    const usage =
+      mode === 'ingest' || mode === 'replace' ? `kubectl telepresence ${mode} <workload>` : 'kubectl telepresence intercept <workload> --port <local port>';
     throw new TpError('user', 'bad-usage', 'no workload given', { hint: usage });
   }
-  // An ingest takes no traffic, so it has no local port.
-  if (takesTraffic(requested) && (!Number.isInteger(requested.localPort) || requested.localPort < 1 || requested.localPort > 65535)) {
+  if (mode === 'replace') checkReplacePorts(requested.ports ?? []);
+  // An ingest takes no traffic, so it has no local port; a replace has one per port (`ports`).
+  if (mode !== 'replace' && takesTraffic(requested) && (!Number.isInteger(requested.localPort) || requested.localPort < 1 || requested.localPort > 65535)) {
     throw new TpError('user', 'bad-port', `local port ${requested.localPort} is not a port number (1-65535)`, { hint: 'pass --port <local port>[:<service port>]' });
   }
   if (requested.name !== '' && !DNS_LABEL.test(requested.name)) {
     throw new TpError('user', 'bad-intercept-name', `intercept name ${JSON.stringify(requested.name)} is not a DNS label`, {
       hint: 'pass --name with lower-case letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
     });
+  }
+}
+
+const REPLACE_PORT_HINT = 'pass --port <local port>:<container port> once per container port to move, e.g. --port 18080:8080; a port not named keeps its number';
+
+/**
+ * A replace's port map: `bad-port` unless every port is 1-65535, no container port is mapped
+ * twice and no two container ports go to one local port (its connections could not be told apart).
+ */
+export function checkReplacePorts(ports: InterceptSpec['ports']): void {
+  const isPort = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 65535;
+  const byLocal = new Map<number, number>();
+  const seen = new Set<number>();
+  for (const p of ports) {
+    if (!isPort(p.containerPort) || !isPort(p.localPort)) {
+      throw new TpError('user', 'bad-port', `${p.localPort}:${p.containerPort} is not a pair of port numbers (1-65535)`, { hint: REPLACE_PORT_HINT });
+    }
+    if (seen.has(p.containerPort)) {
+      throw new TpError('user', 'bad-port', `container port ${p.containerPort} is mapped twice`, { hint: REPLACE_PORT_HINT });
+    }
+    seen.add(p.containerPort);
+    const other = byLocal.get(p.localPort);
+    if (other !== undefined) {
+      throw new TpError('user', 'bad-port', `container ports ${other} and ${p.containerPort} both go to local port ${p.localPort}`, { hint: REPLACE_PORT_HINT });
+    }
+    byLocal.set(p.localPort, p.containerPort);
   }
 }
 

@@ -138,8 +138,11 @@ export interface SessionEvents {
   changed(): void;
   /** A WatchIntercepts snapshot of session `s` came (after `allIntercepts` was updated). */
   intercepts(s: Session, snap: InterceptSnapshot): void;
-  /** The local port of our intercept `id`, for a connection an agent hands to a parked stream. */
-  localPortOf(interceptId: string): number | undefined;
+  /**
+   * The local port of our intercept `id`, for a connection an agent hands to a parked stream (a
+   * replace's: the one its container port maps to).
+   */
+  localPortOf(interceptId: string, containerPort?: number): number | undefined;
   /**
    * The manager had lost the session and it arrived again (its watches are open): our intercepts
    * must be made again. A throw makes the recovery try again.
@@ -290,7 +293,7 @@ export class SessionKeeper {
       s.direct = new DirectTunnels({
         sessionId: s.info.sessionId,
         openPodStream: (namespace, pod, port) => s.conn.kube.openPodStream(namespace, pod, port),
-        localPortOf: (id) => this.deps.events.localPortOf(id),
+        localPortOf: (id, containerPort) => this.deps.events.localPortOf(id, containerPort),
         log: this.deps.log,
         onConnection: () => this.directConnections++,
       });

@@ -193,3 +193,27 @@ t.test('while connections are open, a pool parks as many more as it had in use a
   await eventually(() => direct.parked('default', 'web-1') === 2, 5_000, 'back to two once nobody took any for a while');
   await eventually(() => fake.parked.filter((p) => !p.stream.destroyed && !handed.has(p.stream)).length === 2, 5_000, 'the others closed at the agent');
 });
+
+t.test("a replace's handoff names the container port: the connection goes to the local port that port maps to", async (t) => {
+  const fake = await fakeAgent(t);
+  const first = await localApp(t);
+  const second = await localApp(t);
+  const asked: Array<number | undefined> = [];
+  const localPortOf = (_id: string, containerPort?: number): number => {
+    asked.push(containerPort);
+    return containerPort === 9090 ? second : first;
+  };
+  const direct = new DirectTunnels({ sessionId: 'session-1', openPodStream: tcp, localPortOf, log: () => undefined, streamsPerPod: 2, maxStreamsPerPod: 2 });
+  t.teardown(() => direct.close());
+  direct.update([agent(fake.port)], [ours('session-1:web', 0)]);
+  await eventually(() => fake.parked.length === 2, 5_000, 'two streams parked');
+  const hand = async (stream: DirectStream, header: Record<string, unknown>): Promise<void> => {
+    stream.sendHeader({ interceptId: 'session-1:web', source: '10.0.0.1:5000', ...header });
+    stream.resume();
+    stream.end('hi');
+    await once(stream, 'end');
+  };
+  await hand(fake.parked[0]!.stream, { containerPort: 9090 });
+  await hand(fake.parked[1]!.stream, { containerPort: 'x' });
+  t.strictSame(asked, [9090, undefined], 'the port named, and none for a header whose port is no number');
+});

@@ -162,3 +162,29 @@ t.test('ingest: no local port, a name of its own beside an intercept of the same
   await s.daemon.leave('echo-default-ingest');
   t.equal(s.daemon.snapshot().intercepts.length, 2);
 });
+
+t.test('replace: a name of its own, no single local port; its local ports are checked before the cluster is touched', async (t) => {
+  const s = await daemonSetup();
+  t.teardown(async () => {
+    await s.daemon.shutdown();
+    s.manager.stop();
+  });
+  await s.daemon.connect(CONNECT_ARGS);
+  await s.daemon.intercept(spec('api', 18080), () => undefined);
+  const replaceOf = (ports: Array<{ containerPort: number; localPort: number }>, name = '') => ({ ...spec('echo', 0), name, mode: 'replace', ports });
+  const prepares = () => s.manager.calls.filter((c) => c === 'PrepareIntercept').length;
+  const before = prepares();
+  await t.rejects(s.daemon.intercept(replaceOf([{ containerPort: 8080, localPort: 18080 }]), () => undefined), {
+    code: 'local-port-in-use',
+    message: 'local port 18080 already receives intercept api-default',
+  });
+  await t.rejects(s.daemon.intercept(replaceOf([{ containerPort: 8080, localPort: 70000 }]), () => undefined), { code: 'bad-port' });
+  t.equal(prepares(), before, 'nothing prepared for either');
+  const replaced = await s.daemon.intercept(replaceOf([{ containerPort: 8080, localPort: 28080 }]), () => undefined);
+  t.equal(replaced.id, 'sess-1:echo-default-replace', 'named <workload>-<namespace>-replace by default');
+  t.equal(replaced.spec?.localPort, 0, 'no single local port');
+  t.not(s.daemon.remoteOf('echo-default-replace')?.traffic, 'none', 'its traffic has a path');
+  await t.rejects(s.daemon.intercept(spec('web', 28080), () => undefined), { code: 'local-port-in-use', message: 'local port 28080 already receives intercept echo-default-replace' }, 'an intercept after it');
+  await s.daemon.leave('echo-default-replace');
+  t.equal(s.daemon.snapshot().intercepts.length, 1);
+});

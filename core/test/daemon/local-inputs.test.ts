@@ -56,3 +56,19 @@ t.test('checkOutputFiles checks --env-file and --env-json, and nothing when neit
   t.throws(() => checkOutputFiles({ envFile: '/nonexistent-folder/web.env' }), { code: 'env-file-unwritable', message: /--env-file/ });
   t.throws(() => checkOutputFiles({ envJson: 'web.json' }), { code: 'env-file-unwritable', message: /cannot write --env-json web\.json: the path is not absolute/ });
 });
+
+t.test("checkInterceptRequest of a replace: no local port of its own; each pair of its port map checked", async (t) => {
+  const replace = (ports: Array<{ containerPort: number; localPort: number }>) => ({ workloadName: 'web', localPort: 0, name: '', mode: 'replace', ports });
+  t.doesNotThrow(() => checkInterceptRequest(replace([])), 'no ports: each keeps its number');
+  t.doesNotThrow(() => checkInterceptRequest(replace([{ containerPort: 8080, localPort: 18080 }, { containerPort: 9090, localPort: 9090 }])));
+  const cases: Array<[string, Array<{ containerPort: number; localPort: number }>, RegExp]> = [
+    ['a local port out of range', [{ containerPort: 8080, localPort: 0 }], /^0:8080 is not a pair of port numbers/],
+    ['a container port out of range', [{ containerPort: 65536, localPort: 8080 }], /^8080:65536 is not a pair/],
+    ['a container port twice', [{ containerPort: 8080, localPort: 1 }, { containerPort: 8080, localPort: 2 }], /^container port 8080 is mapped twice$/],
+    ['two container ports to one local port', [{ containerPort: 8080, localPort: 1 }, { containerPort: 9090, localPort: 1 }], /^container ports 8080 and 9090 both go to local port 1$/],
+  ];
+  for (const [name, ports, message] of cases) {
+    t.test(name, async (t) => t.throws(() => checkInterceptRequest(replace(ports)), { code: 'bad-port', category: 'user', message, hint: /--port <local port>:<container port>/ }));
+  }
+  t.throws(() => checkInterceptRequest({ ...replace([]), workloadName: '' }), { code: 'bad-usage', hint: 'kubectl telepresence replace <workload>' });
+});
