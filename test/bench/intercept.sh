@@ -3,7 +3,7 @@
 # and throughput against kubectl port-forward, requests/s under concurrency, traffic-agent memory)
 # on the cluster `npm run cluster:up` made.
 #   bash test/bench/intercept.sh
-# Knobs: TP_BENCH_PARTS (all: connect,cold,warm,trips,personal,relayed,concurrency,memory),
+# Knobs: TP_BENCH_PARTS (all: connect,cold,pulled,evicted,warm,trips,personal,wiretap,relayed,concurrency,memory),
 # TP_BENCH_CONNECT_RUNS (5), TP_BENCH_WARM_RUNS (5), TP_BENCH_COLD_RUNS (3),
 # TP_BENCH_REQUESTS (1000), TP_BENCH_BULK_MB (256), TP_BENCH_SKIP_ROUTED=1 (no ClusterIP route),
 # TP_BENCH_CPU=1 (CPU seconds per GB moved, process by process, for each transfer),

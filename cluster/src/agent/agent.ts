@@ -6,7 +6,7 @@ import { DirectTunnels } from './direct.js';
 import type { AgentSettings } from './env.js';
 import { dialLocalApp, Forwarder, type ConnectionTap, type ForwarderOptions, type TappedConnection } from './forwarder.js';
 import { chooseIntercept, forwardRoutes, personalIntercepts, wiretapsOn } from './routes.js';
-import { WiretapCopy, type WiretapOutcome } from './wiretap.js';
+import { CopyChannel, WiretapCopy, type WiretapOutcome } from './wiretap.js';
 import type { ManagerClient } from '@telepresence-ts/proto/manager/v1';
 import type { BackoffPolicy } from '@telepresence-ts/core/backoff';
 import type { Duplex } from 'node:stream';
@@ -111,13 +111,25 @@ export async function startAgent(settings: AgentSettings, log: Logger, options: 
     else log.debug('wiretap copy done', { interceptId, source, copiedBytes });
     options.onWiretap?.(outcome);
   };
+  // One copy stream per wiretap, for all its connections; dropped once the wiretap is gone.
+  const channels = new Map<string, CopyChannel>();
+  const channelOf = (id: string, containerPort: number): CopyChannel => {
+    let channel = channels.get(id);
+    if (channel === undefined) {
+      for (const [known, old] of channels) {
+        if (!session.intercepts.some((ic) => ic.id === known)) {
+          old.close();
+          channels.delete(known);
+        }
+      }
+      channel = new CopyChannel(() => openTunnel(id, 'copies', containerPort));
+      channels.set(id, channel);
+    }
+    return channel;
+  };
   const tapsFor = (connection: TappedConnection): ConnectionTap[] =>
     wiretapsOn(session.intercepts, connection.route).map(
-      (wiretap) =>
-        new WiretapCopy(wiretap.id, connection, {
-          openTunnel: () => openTunnel(wiretap.id, connection.source, connection.route.containerPort),
-          done: wiretapDone,
-        }),
+      (wiretap) => new WiretapCopy(wiretap.id, connection, { channel: channelOf(wiretap.id, connection.route.containerPort), done: wiretapDone }),
     );
   let forwarder: Forwarder | undefined;
   try {

@@ -1,16 +1,17 @@
 import type { Duplex } from 'node:stream';
+import { COPY_KIND, CopyFrameReader, encodeCopyFrame } from '@telepresence-ts/core/copy-frames';
 import type { ConnectionTap, TappedConnection, TapSummary } from './forwarder.js';
 
 /**
- * How many of a connection's bytes may wait for a wiretap's workstation. Past this the copy of
- * that connection is given up: the rest of its bytes are counted as dropped, never waited for,
- * so a slow or absent local process costs the caller nothing.
+ * How many bytes may wait for a wiretap's workstation, over all the connections it copies. Past
+ * this a connection's copy is given up: the rest of its bytes are counted as dropped, never
+ * waited for, so a slow or absent local process costs the callers nothing.
  */
 export const WIRETAP_BUFFER_BYTES = 1024 * 1024;
 
 /**
- * How long the copy may still deliver what it holds once the connection itself has closed;
- * past it the copy is cut (its workstation was slow to take the last bytes or to close).
+ * How long a copy may wait, once its connection has closed, for the workstation to say how it
+ * ended; past it the copy is reported as it stands.
  */
 export const WIRETAP_LINGER_MS = 10_000;
 
@@ -24,62 +25,162 @@ export interface WiretapOutcome {
   readonly droppedBytes: number;
   /** Why the copy failed or was given up; undefined when all of it went. */
   readonly problem: string | undefined;
-  /** The connection's own summary (bytes both ways, its duration, who answered). */
+  /** The connection's own summary (bytes both ways, its duration). */
   readonly connection: TapSummary;
 }
 
-export interface WiretapPorts {
-  /** A tunnel to the wiretap's owner, as for an intercept; undefined without a session. */
-  readonly openTunnel: () => Duplex | undefined;
-  /** Called once per connection, when it and its copy have ended. */
+/** What the channel tells a copy about its connection's fate on the workstation. */
+interface CopyListener {
+  settled(problem: string | undefined): void;
+}
+
+/**
+ * The one stream of a wiretap (in this agent) that carries the copies of all its connections
+ * (core/src/copy-frames.ts). Opened when the first copy needs it and again after it ends; when
+ * it ends, every copy still on it has failed.
+ */
+export class CopyChannel {
+  readonly #open: () => Duplex | undefined;
+  #stream: Duplex | undefined;
+  #next = 1;
+  readonly #copies = new Map<number, CopyListener>();
+  #closed = false;
+
+  constructor(open: () => Duplex | undefined) {
+    this.#open = open;
+  }
+
+  /** Bytes written and not yet taken by the stream. */
+  get waiting(): number {
+    return this.#stream?.writableLength ?? 0;
+  }
+
+  /** A number for a new connection's copy, or undefined when no stream can be had (no session). */
+  attach(listener: CopyListener): number | undefined {
+    if (this.#closed) return undefined;
+    const stream = this.#stream ?? this.#start();
+    if (stream === undefined) return undefined;
+    const n = this.#next++;
+    this.#copies.set(n, listener);
+    return n;
+  }
+
+  data(n: number, piece: Uint8Array): void {
+    this.#stream?.write(encodeCopyFrame(n, COPY_KIND.data, piece));
+  }
+
+  end(n: number): void {
+    this.#stream?.write(encodeCopyFrame(n, COPY_KIND.end));
+  }
+
+  /** The copy was given up: the workstation drops it; nothing more is heard of it. */
+  abort(n: number): void {
+    this.#copies.delete(n);
+    this.#stream?.write(encodeCopyFrame(n, COPY_KIND.abort));
+  }
+
+  /** The wiretap ended: its stream goes, and copies still on it are settled as failed. */
+  close(): void {
+    this.#closed = true;
+    this.#stream?.destroy();
+    this.#failAll('the wiretap ended');
+  }
+
+  #start(): Duplex | undefined {
+    let stream: Duplex | undefined;
+    try {
+      stream = this.#open();
+    } catch {
+      stream = undefined;
+    }
+    if (stream === undefined) return undefined;
+    this.#stream = stream;
+    const reader = new CopyFrameReader();
+    stream.on('data', (piece: Buffer) => {
+      let frames;
+      try {
+        frames = reader.push(piece);
+      } catch (err: unknown) {
+        stream.destroy(err as Error);
+        return;
+      }
+      for (const frame of frames) {
+        const listener = this.#copies.get(frame.connection);
+        if (listener === undefined) continue;
+        this.#copies.delete(frame.connection);
+        listener.settled(frame.kind === COPY_KIND.failed ? frame.payload.toString('utf8') || 'the workstation could not take the copy' : undefined);
+      }
+    });
+    let problem: string | undefined;
+    stream.on('error', (err: Error) => (problem ??= err.message));
+    stream.once('close', () => {
+      if (this.#stream === stream) this.#stream = undefined;
+      this.#failAll(problem ?? 'the copy stream ended');
+    });
+    stream.once('end', () => stream.end());
+    return stream;
+  }
+
+  #failAll(problem: string): void {
+    const copies = [...this.#copies.values()];
+    this.#copies.clear();
+    for (const listener of copies) listener.settled(problem);
+  }
+}
+
+export interface WiretapCopyPorts {
+  readonly channel: CopyChannel;
+  /** Called once per connection, when it and its copy are done. */
   readonly done: (outcome: WiretapOutcome) => void;
   readonly setTimer?: (ms: number, fn: () => void) => () => void;
 }
 
 /**
- * A wiretap's copy of one connection: the caller's bytes go to the wiretap's owner as well as to
- * whoever answers; what the owner's process sends back is read and discarded.
+ * A wiretap's copy of one connection: the caller's bytes go on the wiretap's channel as well as
+ * to whoever answers.
  *
- * Nothing here can slow the connection: the bytes are copied as they pass and written on at the
- * end of the event loop's turn (the tunnel is opened then too, off the accept path); a tunnel that
- * cannot take them within WIRETAP_BUFFER_BYTES is cut and the rest counted as dropped. A copy that
- * fails (no session, the owner's process not listening) drops what it had not yet delivered: all
- * of it when the failure comes before the end, since the tunnel cannot say how much arrived.
+ * Nothing here can slow the connection: the bytes are copied as they pass and framed onto the
+ * channel at the end of the event loop's turn; a channel more than WIRETAP_BUFFER_BYTES behind
+ * makes the copy give up, and the rest is counted as dropped. A copy the workstation could not
+ * take (its process not listening, the stream gone) counts all it carried as dropped.
  */
 export class WiretapCopy implements ConnectionTap {
   readonly #interceptId: string;
   readonly #connection: TappedConnection;
-  readonly #ports: WiretapPorts;
-  #tunnel: Duplex | undefined;
+  readonly #ports: WiretapCopyPorts;
+  #n: number | undefined;
   #pending: Buffer[] = [];
+  #pendingBytes = 0;
   #flushScheduled = false;
   #copied = 0;
   #dropped = 0;
   #problem: string | undefined;
-  #given = false;
+  /** No more bytes go: given up, or failed. */
+  #stopped = false;
+  /** The workstation's word on it (or none to wait for) is in. */
+  #settled = false;
   #summary: TapSummary | undefined;
-  #tunnelDone = false;
   #reported = false;
   #cancelLinger: (() => void) | undefined;
 
-  constructor(interceptId: string, connection: TappedConnection, ports: WiretapPorts) {
+  constructor(interceptId: string, connection: TappedConnection, ports: WiretapCopyPorts) {
     this.#interceptId = interceptId;
     this.#connection = connection;
     this.#ports = ports;
   }
 
   fromCaller(piece: Uint8Array): void {
-    if (this.#given) {
+    if (this.#stopped) {
       this.#dropped += piece.length;
       return;
     }
-    const waiting = (this.#tunnel?.writableLength ?? 0) + this.#pendingBytes();
-    if (waiting + piece.length > WIRETAP_BUFFER_BYTES) {
-      this.#giveUp(`the workstation took less than ${WIRETAP_BUFFER_BYTES} bytes behind the caller`);
+    if (this.#ports.channel.waiting + this.#pendingBytes + piece.length > WIRETAP_BUFFER_BYTES) {
+      this.#giveUp(`the workstation was more than ${WIRETAP_BUFFER_BYTES} bytes behind`);
       this.#dropped += piece.length;
       return;
     }
     this.#pending.push(Buffer.from(piece));
+    this.#pendingBytes += piece.length;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(() => this.#flush());
@@ -88,90 +189,73 @@ export class WiretapCopy implements ConnectionTap {
 
   closed(summary: TapSummary): void {
     this.#summary = summary;
-    if (this.#given || this.#tunnel === undefined) {
-      // Nothing was copied (no bytes yet) or the copy is over: end it now.
-      this.#flush();
-      this.#tunnel?.end();
-      if (this.#tunnel === undefined) this.#tunnelDone = true;
-      this.#maybeReport();
+    this.#flush();
+    if (this.#n === undefined || this.#stopped) {
+      // Nothing was copied (no bytes came) or the copy is over: nothing to wait for.
+      this.#settled = true;
+      this.#report();
       return;
     }
-    if (!this.#flushScheduled) this.#tunnel.end();
-    const setTimer = this.#ports.setTimer ?? defaultTimer;
-    this.#cancelLinger = setTimer(WIRETAP_LINGER_MS, () => {
+    this.#ports.channel.end(this.#n);
+    this.#cancelLinger = (this.#ports.setTimer ?? defaultTimer)(WIRETAP_LINGER_MS, () => {
       this.#problem ??= `the workstation had not closed its copy ${WIRETAP_LINGER_MS / 1000} s after the connection ended`;
-      this.#tunnel?.destroy();
+      if (this.#n !== undefined) this.#ports.channel.abort(this.#n);
+      this.#settled = true;
+      this.#report();
     });
-  }
-
-  #pendingBytes(): number {
-    let n = 0;
-    for (const b of this.#pending) n += b.length;
-    return n;
   }
 
   #flush(): void {
     this.#flushScheduled = false;
-    if (this.#pending.length === 0 || this.#given) return;
-    const tunnel = this.#tunnel ?? this.#open();
-    if (tunnel === undefined) return;
+    if (this.#pending.length === 0 || this.#stopped) return;
+    if (this.#n === undefined) {
+      this.#n = this.#ports.channel.attach({ settled: (problem) => this.#onSettled(problem) });
+      if (this.#n === undefined) {
+        this.#giveUp('no session with the traffic-manager');
+        return;
+      }
+    }
     const pieces = this.#pending;
     this.#pending = [];
+    this.#pendingBytes = 0;
     for (const piece of pieces) {
-      tunnel.write(piece);
+      this.#ports.channel.data(this.#n, piece);
       this.#copied += piece.length;
     }
-    if (this.#summary !== undefined) tunnel.end();
   }
 
-  #open(): Duplex | undefined {
-    let tunnel: Duplex | undefined;
-    try {
-      tunnel = this.#ports.openTunnel();
-    } catch (err: unknown) {
-      this.#giveUp(`cannot open a tunnel: ${(err as Error).message}`);
-      return undefined;
+  /** The workstation's word: done (problem undefined) or failed, which drops all that was copied. */
+  #onSettled(problem: string | undefined): void {
+    if (problem === undefined && this.#summary === undefined) {
+      // The local process closed its side while the caller's connection goes on (an idle
+      // keep-alive connection timed out there): later bytes open another copy.
+      this.#n = undefined;
+      return;
     }
-    if (tunnel === undefined) {
-      this.#giveUp('no session with the traffic-manager');
-      return undefined;
-    }
-    this.#tunnel = tunnel;
-    // The workstation's answer is not the caller's: read and let go.
-    tunnel.on('data', () => {});
-    tunnel.on('error', (err: Error) => {
-      if (!this.#tunnelDone) this.#fail(err.message);
-    });
-    tunnel.once('close', () => {
-      if (!tunnel.writableFinished && !this.#tunnelDone && this.#problem === undefined) this.#fail('the copy was cut before its end');
-      this.#tunnelDone = true;
-      this.#cancelLinger?.();
-      this.#maybeReport();
-    });
-    return tunnel;
-  }
-
-  /** The copy failed: what it had not surely delivered is dropped (all of it before the connection ended). */
-  #fail(message: string): void {
-    this.#problem ??= message;
-    if (!this.#given) {
-      this.#given = true;
-      this.#dropped += this.#copied + this.#pendingBytes();
+    if (problem !== undefined) {
+      this.#problem ??= problem;
+      this.#dropped += this.#copied + this.#pendingBytes;
       this.#copied = 0;
       this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#stopped = true;
     }
+    this.#settled = true;
+    this.#cancelLinger?.();
+    this.#report();
   }
 
   #giveUp(problem: string): void {
     this.#problem ??= problem;
-    this.#given = true;
-    this.#dropped += this.#pendingBytes();
+    this.#stopped = true;
+    this.#dropped += this.#pendingBytes;
     this.#pending = [];
-    this.#tunnel?.destroy();
+    this.#pendingBytes = 0;
+    if (this.#n !== undefined) this.#ports.channel.abort(this.#n);
   }
 
-  #maybeReport(): void {
-    if (this.#reported || this.#summary === undefined || !this.#tunnelDone) return;
+  #report(): void {
+    if (this.#reported || this.#summary === undefined || !this.#settled) return;
     this.#reported = true;
     this.#ports.done({
       interceptId: this.#interceptId,

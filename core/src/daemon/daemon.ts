@@ -88,6 +88,7 @@ export class Daemon {
         changed: () => this.emit(),
         intercepts: (s, snap) => this.flow.onSnapshot(s, snap),
         localPortOf: (id, containerPort) => this.flow.localPortOf(id, containerPort),
+        isWiretap: (id) => this.flow.isWiretap(id),
         arrivedAgain: (s) => this.flow.restore(s),
         recoveryState: (message) => {
           this.lastError = message ?? this.flow.lostSummary();

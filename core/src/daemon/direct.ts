@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import { splice, spliceSocketOptions } from '../splice.js';
 import type { Logger } from './logger.js';
 import { connectLocal, describeLocalDialError, LOCAL_HOST } from './local-dial.js';
+import { serveCopies } from './copies.js';
 import { takesTraffic } from '../engagement.js';
 
 /**
@@ -52,6 +53,8 @@ export interface DirectTunnelDeps {
   readonly log: Logger;
   /** Called for each connection received this way. */
   readonly onConnection?: () => void;
+  /** Whether our intercept `id` is a wiretap, whose streams carry copies (core/src/copy-frames.ts). */
+  readonly isWiretap?: (interceptId: string) => boolean;
   readonly streamsPerPod?: number;
   readonly maxStreamsPerPod?: number;
   readonly shrinkMs?: number;
@@ -335,6 +338,10 @@ export class DirectTunnels {
       this.#deps.log('warn', `direct tunnel: a connection for ${String(interceptId)}, which is not one of our intercepts; closing it`);
       stream.destroy();
       return undefined;
+    }
+    if (typeof interceptId === 'string' && this.#deps.isWiretap?.(interceptId) === true) {
+      this.#deps.log('debug', `direct tunnel: copies of wiretap ${interceptId} -> ${LOCAL_HOST}:${localPort}`);
+      return serveCopies(stream, localPort, this.#deps.log);
     }
     const tag = `direct tunnel (${String(source)} -> ${LOCAL_HOST}:${localPort})`;
     this.#deps.log('debug', `${tag}: open`);

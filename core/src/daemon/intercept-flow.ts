@@ -109,6 +109,11 @@ export class InterceptFlow {
   }
 
   /** The local port of our intercept with this id. */
+  /** Whether our intercept `id` is a wiretap (its tunnels carry copies, core/src/copy-frames.ts). */
+  isWiretap(id: string): boolean {
+    return this.list().find((ii) => ii.id === id)?.spec?.mode === 'wiretap';
+  }
+
   localPortOf(id: string, containerPort?: number): number | undefined {
     const ii = this.list().find((x) => x.id === id);
     if (ii?.spec === undefined) return undefined;

@@ -17,6 +17,7 @@ import { DirectTunnels } from './direct.js';
 import type { Logger } from './logger.js';
 import type { ManagerConnection, ManagerConnector } from './manager-connection.js';
 import { runTunnel } from './tunnel.js';
+import { serveCopies, tunnelCallDuplex } from './copies.js';
 
 export interface ConnectArgs {
   readonly flags: KubeFlags;
@@ -143,6 +144,8 @@ export interface SessionEvents {
    * replace's: the one its container port maps to).
    */
   localPortOf(interceptId: string, containerPort?: number): number | undefined;
+  /** Whether our intercept `id` is a wiretap: its tunnels carry copies (core/src/copy-frames.ts). */
+  isWiretap?(interceptId: string): boolean;
   /**
    * The manager had lost the session and it arrived again (its watches are open): our intercepts
    * must be made again. A throw makes the recovery try again.
@@ -296,6 +299,7 @@ export class SessionKeeper {
         localPortOf: (id, containerPort) => this.deps.events.localPortOf(id, containerPort),
         log: this.deps.log,
         onConnection: () => this.directConnections++,
+        isWiretap: (id) => this.deps.events.isWiretap?.(id) === true,
       });
     }
     const mgr = s.conn.manager;
@@ -339,7 +343,14 @@ export class SessionKeeper {
     this.deps.log('debug', `dial ${dial.connectionId} from ${dial.source} to localhost:${dial.localPort}`);
     this.relayedConnections++;
     const mgr = s.conn.manager;
-    const done = runTunnel(() => mgr.tunnel(), s.info.sessionId, dial, this.deps.log);
+    let done: Promise<void>;
+    if (this.deps.events.isWiretap?.(dial.interceptId) === true) {
+      const call = mgr.tunnel();
+      call.write({ open: { sessionId: s.info.sessionId, connectionId: dial.connectionId, interceptId: dial.interceptId, protocol: '', destination: '', containerPort: 0 } });
+      done = serveCopies(tunnelCallDuplex(call), dial.localPort, this.deps.log);
+    } else {
+      done = runTunnel(() => mgr.tunnel(), s.info.sessionId, dial, this.deps.log);
+    }
     this.tunnels.add(done);
     void done.finally(() => this.tunnels.delete(done));
   }
