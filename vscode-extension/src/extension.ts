@@ -16,7 +16,9 @@ import { outboundFailureMessage, outboundRequest } from './outbound.js';
 import { Session } from './session.js';
 import { showVersion } from './show-version.js';
 import { statusBarView } from './status-bar.js';
+import { TrafficPanels } from './traffic-panel.js';
 import { fileStore, readSettings, vscodeDebugHost, vscodeHost } from './vscode-host.js';
+import { vscodeTrafficView } from './vscode-traffic-view.js';
 import { WorkloadsTreeProvider } from './vscode-tree.js';
 import { WorkloadsTree } from './workloads-tree.js';
 
@@ -71,6 +73,7 @@ export function activate(context: vscode.ExtensionContext): void {
     },
   });
 
+  const trafficPanels = new TrafficPanels({ session, host, createView: vscodeTrafficView });
   const tree = new WorkloadsTreeProvider(new WorkloadsTree(session));
   const status = vscode.window.createStatusBarItem('telepresence.status', vscode.StatusBarAlignment.Left, 10);
   status.name = 'Telepresence';
@@ -137,6 +140,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('telepresence.leave', (node?: Parameters<Commands['leave']>[0]) => commands.leave(node)),
     vscode.commands.registerCommand('telepresence.debug', (node?: Parameters<Commands['debug']>[0]) => commands.debug(node)),
     vscode.commands.registerCommand('telepresence.openEnvironmentFile', (node?: Parameters<Commands['openEnvironmentFile']>[0]) => commands.openEnvironmentFile(node)),
+    vscode.commands.registerCommand('telepresence.watchTraffic', (node?: Parameters<TrafficPanels['open']>[0]) => trafficPanels.open(node)),
     vscode.commands.registerCommand('telepresence.showLogs', () => output.show(true)),
     vscode.debug.registerDebugConfigurationProvider('*', resolver((c) => debug.resolve(c))),
     vscode.debug.registerDebugConfigurationProvider('telepresence', resolver((c) => debug.resolveWrapper(c))),

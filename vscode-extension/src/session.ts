@@ -19,6 +19,7 @@ import {
   type KubeFlags,
   type KubeObject,
   type KubeWatcher,
+  type TrafficEvent,
   type OutboundRequest,
   type StateSnapshot,
   type WatchedKind,
@@ -235,6 +236,14 @@ export class Session {
 
   async leave(name: string): Promise<void> {
     await this.#connected().leave(name);
+  }
+
+  /**
+   * The traffic of an engagement (this daemon's, or another client's as the tree shows it) as it
+   * happens, until the returned function is called or the stream ends (`onEnd`).
+   */
+  watchTraffic(name: string, namespace: string, onEvent: (e: TrafficEvent) => void, onEnd: (err: TpError | undefined) => void): () => void {
+    return this.#connected().watchTraffic({ name, namespace, bodyBytes: 0 }, onEvent, onEnd);
   }
 
   /** The workload as the tree shows it, once its namespace's watches have delivered it. */
