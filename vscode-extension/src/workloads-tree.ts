@@ -133,6 +133,26 @@ export function interceptNode(w: WorkloadView, ii: InterceptInfo, sessionId: str
       intercept: ii,
     };
   }
+  if (ii.spec?.mode === 'replace') {
+    // The container does not run in the cluster: every port of it comes to the owner.
+    const container = ii.target?.containerName ?? ii.spec.containerName;
+    const ports = ii.spec.ports.map((p) => (p.containerPort === p.localPort ? String(p.containerPort) : `${p.containerPort}→${p.localPort}`)).join(', ');
+    return {
+      kind: 'intercept',
+      id: `intercept/${ii.id}`,
+      label: ii.spec.name,
+      description: [`replace of ${container} → localhost${ports === '' ? '' : `:${ports}`}`, mine ? 'yours' : `by ${ii.clientName}`, 'not running in the cluster'].join(' · '),
+      tooltip:
+        `Replace ${ii.spec.name} owned by ${ii.clientName}: container ${container} does not run in any replica of ${w.name}; ` +
+        `every connection to its ports goes to ${mine ? 'your' : 'their'} workstation${ports === '' ? '' : ` (${ports})`}`,
+      contextValue: mine ? 'intercept.mine' : 'intercept.other',
+      collapsible: 'none',
+      icon: 'arrow-swap',
+      namespace: w.namespace,
+      workload: w,
+      intercept: ii,
+    };
+  }
   const headers = headersText(ii);
   const target = ii.target !== undefined ? `${ii.target.serviceName}:${ii.target.servicePort}` : w.name;
   if (ii.spec?.mode === 'wiretap') {

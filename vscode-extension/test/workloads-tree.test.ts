@@ -158,3 +158,13 @@ t.test('an ingest shows as one: its container, no traffic, no local port', (t) =
   t.equal(node.contextValue, 'intercept.mine', 'left like an intercept');
   t.end();
 });
+
+t.test('a replace shows as one: its container, where its ports go, that it does not run in the cluster', (t) => {
+  const base = intercept('web-shop-replace', 'other');
+  const spec = { ...base.spec!, mode: 'replace', localPort: 0, ports: [{ containerPort: 8080, localPort: 8080 }, { containerPort: 9090, localPort: 19090 }] };
+  const node = interceptNode(web(), { ...base, spec }, 'me');
+  t.equal(node.description, `replace of app → localhost:8080, 9090→19090 · by ${base.clientName} · not running in the cluster`);
+  t.match(node.tooltip, /container app does not run in any replica of web; every connection to its ports goes to their workstation \(8080, 9090→19090\)$/);
+  t.equal(node.contextValue, 'intercept.other');
+  t.end();
+});

@@ -10,6 +10,7 @@ import { leaveCommand } from './leave.js';
 import { listCommand } from './list.js';
 import { networkDaemonCommand } from './network-daemon.js';
 import { quitCommand } from './quit.js';
+import { replaceCommand } from './replace.js';
 import { statusCommand } from './status.js';
 import { uninstallCommand } from './uninstall.js';
 import { versionCommand } from './version.js';
@@ -28,6 +29,7 @@ export function commands(deps: CommandDeps): readonly AnyCommand[] {
     listCommand(deps),
     interceptCommand(deps),
     ingestCommand(deps),
+    replaceCommand(deps),
     wiretapCommand(deps),
     watchCommand(deps),
     leaveCommand(deps),

@@ -1,4 +1,4 @@
-import { InterceptDisposition, LOCAL_HOST, formatBytes, isPersonal, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
+import { InterceptDisposition, LOCAL_HOST, describeReplacePorts, formatBytes, isPersonal, type InterceptInfo, type ListResponse } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { connectedDaemon } from '../connection.js';
 import { print, table } from '../output.js';
@@ -11,7 +11,8 @@ export function interceptJson(ii: InterceptInfo) {
     name: ii.spec?.name ?? '',
     namespace: ii.spec?.namespace ?? '',
     workload: ii.spec?.workloadName ?? '',
-    // intercept, or ingest (no traffic: environment and volumes only).
+    // intercept, ingest (no traffic: environment and volumes only), wiretap (a copy) or replace
+    // (the container stops in the cluster; all its ports go to `ports`).
     mode: engagementModeOf(ii),
     client: ii.clientName,
     // Empty for a global intercept; a personal one takes only requests with all of these.
@@ -26,6 +27,8 @@ export function interceptJson(ii: InterceptInfo) {
     containerPort: ii.target?.containerPort ?? 0,
     state: dispositionName(ii.disposition),
     ...(ii.message !== '' ? { message: ii.message } : {}),
+    // A replace: each container port and the local port its connections go to.
+    ...(engagementModeOf(ii) === 'replace' ? { ports: (ii.spec?.ports ?? []).map((p) => ({ containerPort: p.containerPort, localPort: p.localPort })) } : {}),
     // What its agents reported (connections always, requests while watched), when the manager keeps it.
     ...(ii.stats !== undefined ? { stats: { ...ii.stats } } : {}),
   };
@@ -50,10 +53,20 @@ export function engagementModeOf(ii: InterceptInfo): string {
   return mode === '' ? 'intercept' : mode;
 }
 
-/** How `list` and `status` show where an engagement's traffic goes: an ingest takes none, a wiretap a copy. */
+/** `127.0.0.1: 8080, 9090 -> 19090`: where a replace's container ports go (its ports once prepared). */
+export function replacePortsText(ii: InterceptInfo): string {
+  const ports = ii.spec?.ports ?? [];
+  return ports.length === 0 ? `${LOCAL_HOST}, each port to its own number` : `${LOCAL_HOST}: ${describeReplacePorts(ports)}`;
+}
+
+/**
+ * How `list` and `status` show where an engagement's traffic goes: an ingest takes none, a wiretap
+ * a copy, a replace every port of its container.
+ */
 export function destinationText(ii: InterceptInfo): string {
   const mode = engagementModeOf(ii);
   if (mode === 'ingest') return 'no traffic (ingest)';
+  if (mode === 'replace') return `${replacePortsText(ii)} (replace: container ${ii.target?.containerName ?? ii.spec?.containerName ?? ''} not running in the cluster)`;
   if (mode === 'wiretap') return `a copy to ${LOCAL_HOST}:${ii.spec?.localPort ?? 0} (wiretap)`;
   return `${LOCAL_HOST}:${ii.spec?.localPort ?? 0}`;
 }

@@ -32,6 +32,9 @@ function interceptLines(intercepts: readonly InterceptInfo[]): string[] {
       if (engagementModeOf(ii) === 'ingest') {
         return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} environment and volumes, ${destinationText(ii)}, by ${ii.clientName} (${dispositionName(ii.disposition)})`;
       }
+      if (engagementModeOf(ii) === 'replace') {
+        return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} every port -> ${destinationText(ii)}, by ${ii.clientName} (${dispositionName(ii.disposition)})${statsSuffix(ii)}`;
+      }
       const what = isPersonal(ii.spec) ? `requests with${headersSuffix(ii)}` : 'all requests';
       return `   ${ii.spec?.name ?? ''}: ${ii.spec?.workloadName ?? ''} ${what} -> ${destinationText(ii)}, by ${ii.clientName} (${dispositionName(ii.disposition)})${statsSuffix(ii)}`;
     }),

@@ -16,6 +16,7 @@ t.test('flags become an ingest spec: no port, mode ingest', (t) => {
     httpPathPrefix: '',
     httpMethods: [],
     mode: 'ingest',
+    ports: [],
   });
   t.end();
 });
