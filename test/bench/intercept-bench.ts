@@ -666,13 +666,18 @@ async function wiretapFigures(cli: ReturnType<typeof createTelepresenceCli>, bas
     }, { timeoutMs: 30_000, intervalMs: 100, what: 'a copy at the wiretap' });
     progress('app round trips with a wiretap attached');
     const tapped = await tripsBoth();
-    lines.length = 0;
-    tap.stdin?.write('count\n');
-    const copied = await eventually(() => {
-      const line = lines.find((l) => l.startsWith('seen '));
-      if (line === undefined) throw new Error('no count yet');
-      return Number(line.slice(5));
-    }, { timeoutMs: 5000, intervalMs: 20, what: 'the wiretap server\'s count' });
+    // Copies arrive a few milliseconds after their requests: the count is read until it holds still.
+    const countNow = async (): Promise<number> => {
+      lines.length = 0;
+      tap.stdin?.write('count\n');
+      return eventually(() => {
+        const line = lines.find((l) => l.startsWith('seen '));
+        if (line === undefined) throw new Error('no count yet');
+        return Number(line.slice(5));
+      }, { timeoutMs: 5000, intervalMs: 20, what: 'the wiretap server\'s count' });
+    };
+    let copied = await countNow();
+    for (let again = await countNow(); again !== copied; again = await countNow()) copied = again;
     tap.kill();
     await tapExited;
     progress('app round trips with the wiretap\'s process stopped');

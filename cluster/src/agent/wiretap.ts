@@ -15,6 +15,17 @@ export const WIRETAP_BUFFER_BYTES = 1024 * 1024;
  */
 export const WIRETAP_LINGER_MS = 10_000;
 
+/**
+ * How long frames gather before they are written to the copy stream. Each write wakes every
+ * process the stream crosses (the kubelet, the API server, the daemon), all on the app's node or
+ * beside it: written as they come, a copy costs those wake-ups per request, and the caller pays
+ * for that CPU in latency; gathered, a copy reaches the workstation at most this much later.
+ */
+export const COPY_GATHER_MS = 10;
+
+/** Gathered frames are written at once when they reach this many bytes. */
+export const COPY_GATHER_BYTES = 64 * 1024;
+
 /** What one copied connection came to, once both it and its copy are done. */
 export interface WiretapOutcome {
   readonly interceptId: string;
@@ -45,14 +56,17 @@ export class CopyChannel {
   #next = 1;
   readonly #copies = new Map<number, CopyListener>();
   #closed = false;
+  #gathered: Buffer[] = [];
+  #gatheredBytes = 0;
+  #gatherTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(open: () => Duplex | undefined) {
     this.#open = open;
   }
 
-  /** Bytes written and not yet taken by the stream. */
+  /** Bytes gathered or written and not yet taken by the stream. */
   get waiting(): number {
-    return this.#stream?.writableLength ?? 0;
+    return (this.#stream?.writableLength ?? 0) + this.#gatheredBytes;
   }
 
   /** A number for a new connection's copy, or undefined when no stream can be had (no session). */
@@ -66,22 +80,42 @@ export class CopyChannel {
   }
 
   data(n: number, piece: Uint8Array): void {
-    this.#stream?.write(encodeCopyFrame(n, COPY_KIND.data, piece));
+    this.#gather(encodeCopyFrame(n, COPY_KIND.data, piece));
   }
 
   end(n: number): void {
-    this.#stream?.write(encodeCopyFrame(n, COPY_KIND.end));
+    this.#gather(encodeCopyFrame(n, COPY_KIND.end));
   }
 
   /** The copy was given up: the workstation drops it; nothing more is heard of it. */
   abort(n: number): void {
     this.#copies.delete(n);
-    this.#stream?.write(encodeCopyFrame(n, COPY_KIND.abort));
+    this.#gather(encodeCopyFrame(n, COPY_KIND.abort));
+  }
+
+  #gather(frame: Buffer): void {
+    if (this.#stream === undefined) return;
+    this.#gathered.push(frame);
+    this.#gatheredBytes += frame.length;
+    if (this.#gatheredBytes >= COPY_GATHER_BYTES) this.#flush();
+    else this.#gatherTimer ??= setTimeout(() => this.#flush(), COPY_GATHER_MS);
+  }
+
+  #flush(): void {
+    if (this.#gatherTimer !== undefined) clearTimeout(this.#gatherTimer);
+    this.#gatherTimer = undefined;
+    const frames = this.#gathered;
+    this.#gathered = [];
+    this.#gatheredBytes = 0;
+    if (frames.length > 0 && this.#stream !== undefined && !this.#stream.destroyed) this.#stream.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
   }
 
   /** The wiretap ended: its stream goes, and copies still on it are settled as failed. */
   close(): void {
     this.#closed = true;
+    if (this.#gatherTimer !== undefined) clearTimeout(this.#gatherTimer);
+    this.#gathered = [];
+    this.#gatheredBytes = 0;
     this.#stream?.destroy();
     this.#failAll('the wiretap ended');
   }
@@ -114,7 +148,11 @@ export class CopyChannel {
     let problem: string | undefined;
     stream.on('error', (err: Error) => (problem ??= err.message));
     stream.once('close', () => {
-      if (this.#stream === stream) this.#stream = undefined;
+      if (this.#stream === stream) {
+        this.#stream = undefined;
+        this.#gathered = [];
+        this.#gatheredBytes = 0;
+      }
       this.#failAll(problem ?? 'the copy stream ended');
     });
     stream.once('end', () => stream.end());

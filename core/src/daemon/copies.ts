@@ -18,6 +18,9 @@ import type { Logger } from './logger.js';
  */
 export const COPY_SOCKET_BACKLOG_BYTES = 1024 * 1024;
 
+/** How long the replies (how each copy ended) gather before they are written. */
+export const REPLY_GATHER_MS = 10;
+
 /** Serves one copy stream until it ends; every local connection it made is closed then. */
 export function serveCopies(stream: Duplex, localPort: number, log: Logger): Promise<void> {
   const tag = `wiretap copies -> ${LOCAL_HOST}:${localPort}`;
@@ -25,8 +28,17 @@ export function serveCopies(stream: Duplex, localPort: number, log: Logger): Pro
   const sockets = new Map<number, Socket>();
   let refusedLogged = false;
   let paused = false;
+  // Replies gather like the agent's frames (COPY_GATHER_MS there): one write per turn of a few ms.
+  let replies: Buffer[] = [];
+  let replyTimer: ReturnType<typeof setTimeout> | undefined;
   const reply = (n: number, kind: typeof COPY_KIND.done | typeof COPY_KIND.failed, why = ''): void => {
-    if (!stream.destroyed && !stream.writableEnded) stream.write(encodeCopyFrame(n, kind, Buffer.from(why, 'utf8')));
+    replies.push(encodeCopyFrame(n, kind, Buffer.from(why, 'utf8')));
+    replyTimer ??= setTimeout(() => {
+      replyTimer = undefined;
+      const out = Buffer.concat(replies);
+      replies = [];
+      if (!stream.destroyed && !stream.writableEnded) stream.write(out);
+    }, REPLY_GATHER_MS);
   };
   const open = (n: number): Socket => {
     const socket = connectLocal(localPort, { allowHalfOpen: true, noDelay: true });
@@ -84,6 +96,7 @@ export function serveCopies(stream: Duplex, localPort: number, log: Logger): Pro
     stream.on('error', (err: Error) => log('debug', `${tag}: ${err.message}`));
     stream.once('end', () => stream.end());
     stream.once('close', () => {
+      if (replyTimer !== undefined) clearTimeout(replyTimer);
       for (const socket of sockets.values()) socket.destroy();
       sockets.clear();
       resolve();
