@@ -698,7 +698,7 @@ async function wiretapFigures(cli: ReturnType<typeof createTelepresenceCli>, bas
       record(`app round trip, ${label}, wiretap process stopped, p50`, ms(withStopped));
       record(`wiretap ratio p50, ${label} (process stopped / none)`, (withStopped / baseline).toFixed(3), '<= 1.05', withStopped / baseline <= 1.05);
     }
-    record('requests copied to the wiretap (of those sent while attached, warm-ups included)', `${copied} of ${count + 50 + Math.ceil(count / 2) + 20}`);
+    record('requests copied to the wiretap / sent while it was attached', `${copied} / ${count + 50 + Math.ceil(count / 2) + 20} and the probes that waited for its first copy`);
   } finally {
     tap.kill();
   }
