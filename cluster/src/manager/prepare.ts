@@ -10,7 +10,16 @@ import { ANNOTATIONS, ENV_AGENT_IMAGE } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import type { InterceptSpec, PreparedIntercept } from '@telepresence-ts/proto/manager/v1';
 import { agentConfigHash } from '../shared/agent-config-hash.js';
-import { WORKLOAD_KINDS, allIntercepts, serializeAgentConfig, withReplaced, type AgentConfig, type WorkloadKind } from '@telepresence-ts/core/agent-config';
+import {
+  WORKLOAD_KINDS,
+  allIntercepts,
+  parseAgentConfig,
+  replacedContainers,
+  serializeAgentConfig,
+  withReplaced,
+  type AgentConfig,
+  type WorkloadKind,
+} from '@telepresence-ts/core/agent-config';
 import { isReplace } from '@telepresence-ts/core/engagement';
 import type { Clock } from '../shared/clock.js';
 import { buildAgentConfig, replacePorts, resolveTarget, resolvedSpec, toInterceptTarget, workloadRef, type BuildOptions } from './agent-config-builder.js';
@@ -295,12 +304,15 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
   const named = resolvedSpec(spec, built, target);
   let config = built;
   const replaces = deps.replaces;
+  const previous = await kube.getAgentConfig(workload.namespace, workload.name);
   if (replaces !== undefined) {
     const refusal = replaces.state.replaceConflict(replaces.sessionId, named, target.container.name);
     if (refusal !== undefined) throw refusal;
-    // Containers that replaces hold stay out of the pods, whoever's prepare writes the entry.
+    // Containers that replaces hold stay out of the pods, whoever's prepare writes the entry; so do
+    // those the entry marks already (a replace that a restarted manager has not been told of
+    // again yet): only replace.ts gives a container back.
     const held = replaces.state.replacedContainers(workload.namespace, workload.name);
-    config = withReplaced(built, replace ? [...held, target.container.name] : held);
+    config = withReplaced(built, [...held, ...markedIn(workload.name, previous), ...(replace ? [target.container.name] : [])]);
   }
   // Only the init container of numeric target ports can be refused: otherwise no need to ask.
   if (allIntercepts(config).some(({ intercept }) => intercept.targetPortNumeric)) {
@@ -314,7 +326,6 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
   const hash = agentConfigHash(config);
   const startedAt = clock.now();
 
-  const previous = await kube.getAgentConfig(workload.namespace, workload.name);
   const entry = serializeAgentConfig(config);
   // A new entry means new pods, which only the injector can give the agent: when it cannot be
   // reached, say so now rather than restart the workload into pods without it.
@@ -381,6 +392,16 @@ export async function prepareIntercept(deps: PrepareDeps, spec: InterceptSpec, p
     stopNotices?.();
   }
   return { spec: resolvedSpec(spec, config, target), target: toInterceptTarget(target, config), podName, rolledOut: wrote };
+}
+
+/** The containers an entry marks replaced; none when there is no entry or it cannot be read. */
+function markedIn(name: string, entry: string | undefined): string[] {
+  if (entry === undefined) return [];
+  try {
+    return replacedContainers(parseAgentConfig(name, entry));
+  } catch {
+    return [];
+  }
 }
 
 /**

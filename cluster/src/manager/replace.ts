@@ -63,6 +63,8 @@ export class ReplaceSync {
   readonly #deps: ReplaceSyncDeps;
   readonly #running = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
+  /** Until when `afterPrepare` syncs nothing (see `syncAllAfterGrace`). */
+  #grace: { clock: Clock; until: number } | undefined;
 
   constructor(deps: ReplaceSyncDeps) {
     this.#deps = deps;
@@ -89,6 +91,16 @@ export class ReplaceSync {
     return run;
   }
 
+  /**
+   * After a prepare of the workload: it wrote the entry from its view of the replaces, which one
+   * that ended meanwhile may have left behind. Nothing during the grace after a restart, when
+   * replaces not yet made again are marked but not held (the grace's end syncs every entry).
+   */
+  afterPrepare(namespace: string, name: string): Promise<void> {
+    if (this.#grace !== undefined && this.#grace.clock.now() < this.#grace.until) return Promise.resolve();
+    return this.sync(namespace, name);
+  }
+
   /** Syncs every entry that marks a container replaced (after `RESTART_GRACE_MS` from start). */
   async syncAll(): Promise<void> {
     const entries = await this.#deps.kube.listAgentConfigs();
@@ -97,6 +109,7 @@ export class ReplaceSync {
 
   /** Calls `syncAll` once, `RESTART_GRACE_MS` from now; returns the cancel function. */
   syncAllAfterGrace(clock: Clock): () => void {
+    this.#grace = { clock, until: clock.now() + RESTART_GRACE_MS };
     return clock.setTimer(RESTART_GRACE_MS, () => {
       void this.syncAll().catch((err: unknown) =>
         this.#deps.log.error('could not look for replaced containers left without a replace', { error: err instanceof Error ? err.message : String(err) }),

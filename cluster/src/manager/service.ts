@@ -156,7 +156,7 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
         .then(
           (prepared) => {
             // A replace that ended while this prepare wrote the entry from an older view of them.
-            if (prepared.spec !== undefined) void replaceSync.sync(prepared.spec.namespace, prepared.spec.workloadName);
+            if (prepared.spec !== undefined) void replaceSync.afterPrepare(prepared.spec.namespace, prepared.spec.workloadName);
             call.write({ prepared });
             call.end();
           },

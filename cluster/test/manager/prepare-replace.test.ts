@@ -187,3 +187,27 @@ t.test('ReplaceSync: the end of a replace gives the container back; a manager th
   t.strictSame(kube.calls, ['apply default/web'], 'then every container no replace holds, and only those entries');
   t.equal(kube.maps.get('default')?.['web'], serializeAgentConfig(plain));
 });
+
+t.test("a prepare keeps the containers the entry marks, though no replace holds them yet (a restarted manager's)", async (t) => {
+  const { kube, state, alice, depsFor, entry, progress } = setup();
+  kube.maps.set('default', { web: serializeAgentConfig(withReplaced(plain, ['app'])) });
+  const hash = agentConfigHash(withReplaced(plain, ['app']));
+  kube.setPods(webRef, [pod('web-1', { agent: true, hash })]);
+  state.arriveAsAgent(agentOf('web-1'));
+  const prepared = await prepareIntercept(depsFor(alice.sessionId), spec({ mode: 'ingest', containerName: 'side', ports: [] }), progress);
+  t.equal(prepared.rolledOut, false, 'nothing written, nothing restarted');
+  t.strictSame(replacedContainers(entry()), ['app']);
+});
+
+t.test('ReplaceSync.afterPrepare: nothing during the grace after a restart, a sync after it', async (t) => {
+  const { kube, clock, state } = setup();
+  const sync = new ReplaceSync({ kube, state, log });
+  kube.maps.set('default', { web: serializeAgentConfig(withReplaced(plain, ['app'])) });
+  sync.syncAllAfterGrace(clock);
+  await sync.afterPrepare('default', 'web');
+  t.equal(kube.maps.get('default')?.['web'], serializeAgentConfig(withReplaced(plain, ['app'])), 'in the grace: left for its owner to make again');
+  clock.advance(RESTART_GRACE_MS);
+  await flush();
+  await sync.afterPrepare('default', 'web');
+  t.equal(kube.maps.get('default')?.['web'], serializeAgentConfig(plain), 'after it: given back');
+});
