@@ -59,6 +59,16 @@ export function choosesNetwork(argv: readonly string[]): boolean {
  */
 export function dockerNetworkFor(outcome: InterceptOutcome, argv: readonly string[], outboundUp: boolean): { network: DockerNetwork; note?: string } {
   if (!outboundUp || choosesNetwork(argv)) return { network: 'bridge' };
+  if (outcome.spec?.mode === 'replace') {
+    const moved = outcome.spec.ports.filter((p) => p.localPort !== p.containerPort);
+    if (moved.length === 0) return { network: 'host' };
+    return {
+      network: 'bridge',
+      note:
+        `the container runs on Docker's bridge, where it reaches the cluster's addresses but not its DNS names: ` +
+        `the replace moves container port ${moved.map((p) => `${p.containerPort} to ${p.localPort}`).join(', ')}. Replace without --port to run it on this workstation's network instead`,
+    };
+  }
   const localPort = outcome.spec?.localPort ?? 0;
   const containerPort = outcome.target?.containerPort ?? 0;
   // An ingest has no port to map: the workstation's network, with outbound access's routes.
@@ -93,6 +103,9 @@ export function dockerRunArgs(outcome: InterceptOutcome, launch: Extract<Launch,
     // The app listens on the workstation's own port, the intercept's (dockerNetworkFor checked
     // that it is the app's port in the pod); it shares the routes and DNS of outbound access.
     out.push('--network', 'host');
+  } else if (outcome.spec?.mode === 'replace') {
+    // Every port of the replaced container, each from its local port to its own number.
+    for (const p of outcome.spec.ports) out.push('-p', `127.0.0.1:${p.localPort}:${p.containerPort}`);
   } else if (localPort > 0) {
     // The daemon dials the loopback, 127.0.0.1 first; the app listens on the port it has in the pod.
     out.push('-p', `127.0.0.1:${localPort}:${containerPort}`);

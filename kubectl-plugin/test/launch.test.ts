@@ -140,3 +140,14 @@ t.test('with outbound access up, a container runs on the workstation network whe
   ]);
   t.end();
 });
+
+t.test('--docker-run of a replace publishes every port of the container; the host network only when none is moved', (t) => {
+  const spec = { name: 'echo-default-replace', namespace: 'default', workloadName: 'echo', workloadKind: '', serviceName: '', servicePort: '', containerName: '', localPort: 0, headers: [], httpPathPrefix: '', httpMethods: [], mode: 'replace' };
+  const moved = { ...interceptInfo({ ...spec, ports: [{ containerPort: 8080, localPort: 18080 }, { containerPort: 9090, localPort: 9090 }] }), remote: REMOTE };
+  const args = dockerRunArgs(moved, { kind: 'docker', argv: ['img:1'], dockerMount: undefined }, 'tp-x');
+  t.strictSame(args.filter((_, i) => args[i - 1] === '-p'), ['127.0.0.1:18080:8080', '127.0.0.1:9090:9090']);
+  t.match(dockerNetworkFor(moved, ['img:1'], true), { network: 'bridge', note: /moves container port 8080 to 18080/ });
+  const kept = { ...interceptInfo({ ...spec, ports: [{ containerPort: 8080, localPort: 8080 }] }), remote: REMOTE };
+  t.strictSame(dockerNetworkFor(kept, ['img:1'], true), { network: 'host' });
+  t.end();
+});
