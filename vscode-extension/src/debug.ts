@@ -5,7 +5,7 @@
  * the debuggee listens on the intercept's local port and so receives the traffic. Nothing here
  * depends on the debugger type: every debug adapter VS Code knows takes an `env` object.
  */
-import { TpError, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
+import { TpError, methodProblem, pathPrefixProblem, type InterceptInfo, type InterceptSpec } from '@telepresence-ts/core';
 import type { DebugHost, FileStore, Host, LaunchConfig, Settings } from './host.js';
 import { parseHeaders } from './intercept-flow.js';
 import type { InterceptRemote, Session, WorkloadView } from './session.js';
@@ -23,6 +23,37 @@ export interface TelepresenceOptions {
   readonly localPort?: number;
   /** `name=value, ...` for a personal intercept. */
   readonly headers?: string;
+  /** A personal intercept of the requests whose path starts with this (`/api/`). */
+  readonly httpPathPrefix?: string;
+  /** A personal intercept of the requests with these methods: `GET,POST` or `["GET", "POST"]`. */
+  readonly httpMethods?: string | readonly string[];
+}
+
+/**
+ * The path prefix and methods of the options, checked as the CLI checks `--http-path-prefix` and
+ * `--http-method` (core's http-filter), with an error that names the launch configuration.
+ */
+export function httpFilterOf(options: TelepresenceOptions, configName: string): { httpPathPrefix: string; httpMethods: string[] } {
+  const httpPathPrefix = options.httpPathPrefix ?? '';
+  if (typeof httpPathPrefix !== 'string' || (httpPathPrefix !== '' && pathPrefixProblem(httpPathPrefix) !== undefined)) {
+    throw new TpError('config', 'bad-launch-config', `"httpPathPrefix" of launch configuration "${configName}": ${typeof httpPathPrefix === 'string' ? pathPrefixProblem(httpPathPrefix) : 'not a string'}`, {
+      hint: 'a path as requests send it, starting with "/", e.g. "httpPathPrefix": "/api/"',
+    });
+  }
+  const raw = options.httpMethods ?? [];
+  const list = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : undefined;
+  const httpMethods: string[] = [];
+  for (const item of list ?? [undefined]) {
+    const method = typeof item === 'string' ? item.trim().toUpperCase() : '';
+    const problem = list === undefined || typeof item !== 'string' ? 'not a string or a list of strings' : methodProblem(method);
+    if (problem !== undefined) {
+      throw new TpError('config', 'bad-launch-config', `"httpMethods" of launch configuration "${configName}": ${problem}`, {
+        hint: 'HTTP methods, e.g. "httpMethods": "GET,POST" or ["GET", "POST"]',
+      });
+    }
+    if (!httpMethods.includes(method)) httpMethods.push(method);
+  }
+  return { httpPathPrefix, httpMethods };
 }
 
 /** Carried by a resolved configuration, so the end of its session knows what to leave. */
@@ -95,9 +126,11 @@ export class DebugIntegration {
   async resolve(config: LaunchConfig): Promise<LaunchConfig> {
     const options = optionsOf(config);
     if (options === undefined) return config;
+    // Checked before anything is asked of the daemon or the cluster.
+    const filter = httpFilterOf(options, config.name);
     const { session } = this.#deps;
     if (session.phase !== 'connected') await session.connect();
-    const ii = await this.#interceptFor(options);
+    const ii = await this.#interceptFor(options, filter);
     const w = session.workload(ii.spec?.namespace ?? '', ii.spec?.workloadName ?? '');
     const remote = session.remote(ii.spec?.name ?? '');
     const own = typeof config['env'] === 'object' && config['env'] !== null ? (config['env'] as Record<string, string>) : {};
@@ -106,7 +139,7 @@ export class DebugIntegration {
     return { ...config, env: { ...interceptEnvironment(ii, remote, w), ...own }, [INTERCEPT_MARKER]: ii.spec?.name ?? '' };
   }
 
-  async #interceptFor(options: TelepresenceOptions): Promise<InterceptInfo> {
+  async #interceptFor(options: TelepresenceOptions, filter: { httpPathPrefix: string; httpMethods: string[] }): Promise<InterceptInfo> {
     const { session } = this.#deps;
     const ours = session.intercepts;
     if (options.intercept !== undefined) {
@@ -151,8 +184,7 @@ export class DebugIntegration {
       containerName: port?.containerName ?? '',
       localPort,
       headers: parseHeaders(options.headers ?? ''),
-      httpPathPrefix: '',
-      httpMethods: [],
+      ...filter,
       mode: '',
       ports: [],
     };

@@ -61,6 +61,21 @@ t.test('"intercept" names an existing intercept; an unknown one is an error nami
   await t.rejects(debug.resolve({ ...RUN, telepresence: { intercept: 'nope' } }), { code: 'unknown-intercept', hint: 'intercepts: web-shop' });
 });
 
+t.test('a path prefix and methods make a personal intercept; malformed ones are refused before the daemon is asked', async (t) => {
+  const { debug, daemon } = await setup();
+  await debug.resolve({ ...RUN, telepresence: { workload: 'web', localPort: 3000, httpPathPrefix: '/api/', httpMethods: 'get, POST,get' } });
+  t.match(daemon.specs[0], { localPort: 3000, headers: [], httpPathPrefix: '/api/', httpMethods: ['GET', 'POST'] });
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ httpPathPrefix: 'api/' }, /"httpPathPrefix" of launch configuration "Run server": .*"\/"/],
+    [{ httpMethods: ['GET', 'NOT A METHOD'] }, /"httpMethods" of launch configuration "Run server": /],
+    [{ httpMethods: 7 }, /"httpMethods" .*not a string or a list of strings/],
+  ];
+  for (const [options, message] of bad) {
+    await t.rejects(debug.resolve({ ...RUN, telepresence: { workload: 'web', localPort: 3001, ...options } }), { code: 'bad-launch-config', message }, JSON.stringify(options));
+  }
+  t.equal(daemon.specs.length, 1, 'none of them reached the daemon');
+});
+
 t.test('an existing intercept with another local port is an error, not a silent mismatch', async (t) => {
   const { debug, daemon } = await setup();
   await debug.resolve({ ...RUN, telepresence: { workload: 'web', localPort: 3000 } });
