@@ -6,7 +6,7 @@ import { TpError, type InterceptInfo } from '@telepresence-ts/core';
 import type { CliLookup } from './cli-bundle.js';
 import type { DebugIntegration } from './debug.js';
 import type { FileStore, Host } from './host.js';
-import { askInterceptSpec, interceptedMessage } from './intercept-flow.js';
+import { askInterceptSpec, askWiretapSpec, interceptedMessage, wiretappedMessage } from './intercept-flow.js';
 import { OPEN_SETTINGS, SHOW_LOGS, reportError } from './notify.js';
 import { OUTBOUND_SETTINGS_QUERY, outboundMissingMessage } from './outbound.js';
 import type { Session } from './session.js';
@@ -98,6 +98,25 @@ export class Commands {
       await this.#offerNext(ii);
     } catch (err: unknown) {
       await reportError(host, 'Cannot intercept', err, () => this.intercept(node));
+    }
+  }
+
+  /** Wiretap… on a workload or one of its ports: a copy of its traffic to a local port. */
+  async wiretap(node: TreeNode | undefined): Promise<void> {
+    const { host, session } = this.#deps;
+    try {
+      const w = node?.workload;
+      if (w === undefined) {
+        throw new TpError('user', 'no-workload', 'Wiretap… needs a workload', { hint: 'right-click a workload or a port in the Telepresence view' });
+      }
+      const taken = new Set(session.intercepts.map((ii) => ii.spec?.localPort ?? 0));
+      const spec = await askWiretapSpec(host, w, node?.port, taken);
+      if (spec === undefined) return;
+      const ii = await host.withProgress(`Wiretapping ${w.name}`, (report) => session.intercept(spec, report));
+      host.log(wiretappedMessage(ii));
+      await host.showMessage('info', wiretappedMessage(ii), []);
+    } catch (err: unknown) {
+      await reportError(host, 'Cannot wiretap', err, () => this.wiretap(node));
     }
   }
 

@@ -121,6 +121,46 @@ export async function askInterceptSpec(host: Host, w: WorkloadView, given: Inter
   };
 }
 
+/**
+ * Asks what a wiretap needs (the port when the workload has several, and the local port that
+ * receives the copy); undefined when the user cancels. A wiretap has no filter: it copies all.
+ */
+export async function askWiretapSpec(host: Host, w: WorkloadView, given: InterceptablePort | undefined, taken: ReadonlySet<number>): Promise<InterceptSpec | undefined> {
+  const port = await choosePort(host, w, given);
+  if (port === undefined) return undefined;
+  let suggested = port.containerPort;
+  while (taken.has(suggested) && suggested < 65535) suggested++;
+  const local = await host.askText({
+    title: `Wiretap ${w.name}: ${portLabel(port)}`,
+    prompt: 'The local port that receives a copy of every connection (the app still answers them; what your process answers is discarded)',
+    value: String(suggested),
+    validate: (v) => localPortProblem(v, taken),
+  });
+  if (local === undefined) return undefined;
+  return {
+    name: '',
+    namespace: w.namespace,
+    workloadName: w.name,
+    workloadKind: w.kind,
+    serviceName: port.serviceName,
+    servicePort: portId(port),
+    containerName: port.containerName,
+    localPort: Number(local.trim()),
+    headers: [],
+    httpPathPrefix: '',
+    httpMethods: [],
+    mode: 'wiretap',
+    ports: [],
+  };
+}
+
+/** `Wiretapping web: a copy of web:80 → localhost:8080` */
+export function wiretappedMessage(ii: InterceptInfo): string {
+  const t = ii.target;
+  const from = t !== undefined ? `${t.serviceName}:${t.servicePort}` : (ii.spec?.workloadName ?? '');
+  return `Wiretapping ${ii.spec?.workloadName ?? ''}: a copy of ${from} → localhost:${ii.spec?.localPort ?? 0} (the callers are answered as before)`;
+}
+
 /** `Intercepted web: web:80 → localhost:8080` */
 export function interceptedMessage(ii: InterceptInfo): string {
   const t = ii.target;

@@ -158,6 +158,18 @@ t.test('Intercept… asks the daemon for an env file; Open Environment File open
   t.equal(s.files.files.size, 0, 'the extension wrote nothing itself');
 });
 
+t.test('Wiretap… on a workload: asks the local port, makes a wiretap with progress, says the app still answers', async (t) => {
+  const { commands, host, daemon, node } = await setup();
+  host.answers = ['9090'];
+  await commands.wiretap(node('web'));
+  t.match(daemon.specs, [{ workloadName: 'web', localPort: 9090, servicePort: 'http', mode: 'wiretap', headers: [], httpPathPrefix: '', httpMethods: [] }]);
+  t.match(host.progress[0], { title: 'Wiretapping web' });
+  t.match(host.messages.at(-1), { level: 'info', text: 'Wiretapping web: a copy of web:80 → localhost:9090 (the callers are answered as before)' });
+  host.answers = [undefined];
+  await commands.wiretap(node('web'));
+  t.equal(daemon.specs.length, 1, 'a cancelled prompt makes nothing');
+});
+
 t.test('Intercept… on a workload without ports warns with the fix', async (t) => {
   const { commands, host, node, daemon } = await setup();
   await commands.intercept(node('lonely'));

@@ -1,6 +1,6 @@
 import { InterceptDisposition } from '@telepresence-ts/core';
 import t from 'tap';
-import { askInterceptSpec, interceptedMessage, localPortProblem, parseHeaders, parseHttpFilter } from '../src/intercept-flow.js';
+import { askInterceptSpec, askWiretapSpec, interceptedMessage, localPortProblem, parseHeaders, parseHttpFilter } from '../src/intercept-flow.js';
 import type { InterceptablePort } from '../src/ports.js';
 import type { WorkloadView } from '../src/session.js';
 import { FakeHost } from './fixtures/fake-host.js';
@@ -65,6 +65,30 @@ t.test('one port: asks only the local port and headers', async (t) => {
     httpPathPrefix: '',
     httpMethods: [],
     mode: '',
+    ports: [],
+  });
+});
+
+t.test('a wiretap asks the port and the local port, and has no filter', async (t) => {
+  const host = new FakeHost();
+  host.picks = ['web:9100 → side:9100'];
+  host.answers = ['9200'];
+  const spec = await askWiretapSpec(host, web([HTTP, METRICS]), undefined, new Set([9100]));
+  t.same(host.prompts.map((p) => [p.kind, p.value]).at(-1), ['text', '9101'], 'a free port is suggested');
+  t.same(spec, {
+    name: '',
+    namespace: 'shop',
+    workloadName: 'web',
+    workloadKind: 'Deployment',
+    serviceName: 'web',
+    servicePort: '9100',
+    containerName: 'side',
+    localPort: 9200,
+    headers: [],
+    httpPathPrefix: '',
+    httpMethods: [],
+    mode: 'wiretap',
+    ports: [],
   });
 });
 
