@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { daemonLogPath } from '@telepresence-ts/core';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatCommandLine, processRunner, type ProcessRunner, type RunResult } from './process-runner.js';
+import { formatCommandLine, processRunner, type LongRunning, type ProcessRunner, type RunResult } from './process-runner.js';
 
 export interface TelepresenceCliOptions {
   readonly repoRoot: string;
@@ -52,6 +52,8 @@ export interface TelepresenceCli {
   run(args: readonly string[], timeoutMs?: number): Promise<RunResult>;
   /** Runs a command that must succeed; returns stdout. */
   ok(args: readonly string[], timeoutMs?: number): Promise<string>;
+  /** Starts a command that keeps running until stopped (`watch`). */
+  start(args: readonly string[]): LongRunning;
   /** Runs a command with `--output json` that must succeed; returns the parsed stdout. */
   json<T>(args: readonly string[], timeoutMs?: number): Promise<T>;
   /** The end (up to `chars`) of this instance's daemon log; '' while there is none. */
@@ -98,6 +100,7 @@ export function createTelepresenceCli(options: TelepresenceCliOptions): Telepres
     runtimeDir,
     run,
     ok,
+    start: (args) => runner.start('kubectl', ['telepresence', ...withNamespace(args)], { env }),
     async json<T>(args: readonly string[], timeoutMs?: number): Promise<T> {
       const out = await ok([...args, '--output', 'json'], timeoutMs);
       try {
