@@ -275,3 +275,10 @@ export const INTERCEPT_ENV = {
   /** The intercepted container's name. */
   container: 'TELEPRESENCE_CONTAINER',
 } as const;
+
+/**
+ * The most body bytes of each request and response a traffic watcher may ask for (WatchTraffic
+ * `body_bytes`): the traffic-manager cuts a request to it, the CLI's `--bodies` refuses more.
+ * Events travel in batches of up to 100, so bodies are kept small.
+ */
+export const MAX_WATCH_BODY_BYTES = 64 * 1024;

@@ -5,6 +5,7 @@
  * `watch_body_bytes` current, which is how agents learn to report HTTP requests (and how much of
  * each body). Like State, it imports no grpc-js.
  */
+import { MAX_WATCH_BODY_BYTES } from '@telepresence-ts/core/contracts';
 import { TpError } from '@telepresence-ts/core/errors';
 import type { TrafficEvent, TrafficStats } from '@telepresence-ts/proto/manager/v1';
 import type { Clock } from '../shared/clock.js';
@@ -17,8 +18,6 @@ export const TRAFFIC_RING_SIZE = 100;
  * snapshot to every WatchIntercepts stream, and a busy engagement ends many connections a second.
  */
 export const STATS_INTERVAL_MS = 1_000;
-/** The most body bytes a watcher may ask for: events travel in batches of up to 100. */
-export const MAX_WATCH_BODY_BYTES = 64 * 1024;
 
 /** A WatchTraffic stream: `end` with an error when the engagement ended under it. */
 export interface TrafficSubscriber {

@@ -1,4 +1,4 @@
-import { TpError, formatTrafficEvent, viewOf, type TrafficEvent } from '@telepresence-ts/core';
+import { MAX_WATCH_BODY_BYTES, TpError, formatTrafficEvent, viewOf, type TrafficEvent } from '@telepresence-ts/core';
 import type { CommandDeps } from '../command-deps.js';
 import { connectedDaemon } from '../connection.js';
 import type { GlobalOptions } from '../global-options.js';
@@ -13,8 +13,6 @@ interface WatchArgs extends GlobalOptions {
 
 /** What `--bodies` without a size shows of each body. */
 export const DEFAULT_BODY_BYTES = 4096;
-/** The most the manager passes on of each body (cluster/src/manager/traffic.ts MAX_WATCH_BODY_BYTES). */
-const MAX_BODY_BYTES = 64 * 1024;
 
 /** `--bodies` as a byte count: absent 0, bare the default, else a number up to 64 KiB. */
 export function bodyBytesOf(flag: string | undefined): number {
@@ -22,8 +20,8 @@ export function bodyBytesOf(flag: string | undefined): number {
   if (flag === '' || flag === 'true') return DEFAULT_BODY_BYTES;
   if (flag === 'false') return 0;
   const n = Number(flag);
-  if (!Number.isInteger(n) || n < 0 || n > MAX_BODY_BYTES) {
-    throw new TpError('user', 'bad-flag', `--bodies takes a number of bytes from 0 to ${MAX_BODY_BYTES}, not "${flag}"`, { hint: `e.g. --bodies=1024, or --bodies alone for ${DEFAULT_BODY_BYTES}` });
+  if (!Number.isInteger(n) || n < 0 || n > MAX_WATCH_BODY_BYTES) {
+    throw new TpError('user', 'bad-flag', `--bodies takes a number of bytes from 0 to ${MAX_WATCH_BODY_BYTES}, not "${flag}"`, { hint: `e.g. --bodies=1024, or --bodies alone for ${DEFAULT_BODY_BYTES}` });
   }
   return n;
 }
