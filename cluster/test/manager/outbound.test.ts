@@ -114,7 +114,7 @@ t.test('TCP: open echo, data both ways, the client half-closes first', async (t)
   const { client, session, logs } = await startManager(t);
   const f = openFlow(client, session.sessionId, 'tcp', `127.0.0.1:${dest.port}`);
   await eventually(() => f.messages.length >= 1);
-  t.strictSame(f.messages[0]?.open, { sessionId: '', connectionId: 'c1', interceptId: '', protocol: 'tcp', destination: `127.0.0.1:${dest.port}` }, 'the open echo comes first');
+  t.strictSame(f.messages[0]?.open, { sessionId: '', connectionId: 'c1', interceptId: '', protocol: 'tcp', destination: `127.0.0.1:${dest.port}`, containerPort: undefined }, 'the open echo comes first');
   f.stream.write({ data: Buffer.from('hello') });
   await eventually(() => received(f).toString() === 'hello');
   f.stream.write({ close: { error: '' } });

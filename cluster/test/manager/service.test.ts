@@ -321,7 +321,7 @@ t.test('Tunnel relays 1 MiB each way with half-close', async (t) => {
   const agentStream = client.tunnel();
   agentStream.write({ open: { sessionId: agent.sessionId, connectionId: 'conn-1', interceptId: ic.id, protocol: '', destination: '' } });
   const dial = await dialed;
-  t.strictSame(dial, { connectionId: 'conn-1', interceptId: ic.id, localPort: 3000, source: '10.0.0.9' });
+  t.strictSame(dial, { connectionId: 'conn-1', interceptId: ic.id, localPort: 3000, source: '10.0.0.9', containerPort: undefined });
   const agentSide = endpoint(agentStream, toClient);
   const clientStream = client.tunnel();
   clientStream.write({ open: { sessionId: a.sessionId, connectionId: 'conn-1', interceptId: '', protocol: '', destination: '' } });
