@@ -16,6 +16,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -154,12 +155,12 @@ function accepts(port: number): Promise<void> {
   });
 }
 
-/** GETs a URL from the client pod, waiting as long as a paused debugger may hold the answer. */
-async function getFromPod(url: string): Promise<string> {
-  const script = `fetch(process.argv[1], { signal: AbortSignal.timeout(150000) })
+/** GETs a URL from the client pod (with `headers`), waiting as long as a paused debugger may hold the answer. */
+async function getFromPod(url: string, headers: Record<string, string> = {}): Promise<string> {
+  const script = `fetch(process.argv[1], { headers: JSON.parse(process.argv[2]), signal: AbortSignal.timeout(150000) })
     .then((r) => r.text()).then((b) => console.log(b))
     .catch((e) => { console.log('ERROR ' + e.message); process.exit(1); });`;
-  return (await kube.kubectl(['-n', ns, 'exec', 'client', '--', 'node', '-e', script, url], { timeoutMs: 160_000 })).trim();
+  return (await kube.kubectl(['-n', ns, 'exec', 'client', '--', 'node', '-e', script, url, JSON.stringify(headers)], { timeoutMs: 160_000 })).trim();
 }
 
 interface ListedWorkload {
@@ -335,6 +336,64 @@ t.test('an intercept made with the CLI appears in the tree', async (t) => {
     await status.waitFor({ state: 'attached', timeout: TREE_TIMEOUT_MS });
     t.equal(await status.count(), 1, 'the status bar counts both');
     await wb.screenshot('cli-intercept-in-tree');
+  });
+});
+
+t.test('right-click Watch Traffic on the CLI-made intercept: its requests appear live, in order; a click shows the headers, credentials masked', async (t) => {
+  await step('watch-traffic', async (wb) => {
+    // The CLI intercept's local process: answers each request with 201.
+    const local = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.statusCode = 201;
+        res.end('{"handledBy":"workstation"}');
+      });
+    });
+    await new Promise<void>((ok) => local.listen(cliPort, '127.0.0.1', ok));
+    t.teardown(async () => {
+      local.closeAllConnections();
+      await new Promise<void>((ok) => local.close(() => ok()));
+    });
+    const body = await wb.expandView('Workloads');
+    await wb.contextMenu(wb.treeRow(body, `api-${ns}`), 'Watch Traffic');
+    const panel = wb.activeWebview();
+    await panel.locator('#status').filter({ hasText: `Watching api-${ns}` }).waitFor({ state: 'visible', timeout: TREE_TIMEOUT_MS });
+    t.pass('a panel for the intercept opened');
+    const rows = panel.locator('#requests tbody tr.row.http');
+    // The agent reports requests once it has learnt of the watcher (the manager's next snapshot).
+    let probes = 0;
+    await eventually(
+      async () => {
+        if ((await rows.filter({ hasText: '/probe-' }).count()) > 0) return;
+        await getFromPod(`http://api.${ns}/probe-${probes++}`);
+        throw new Error('no probe row yet');
+      },
+      { timeoutMs: TREE_TIMEOUT_MS, intervalMs: 500, what: 'a probe request in the panel' },
+    );
+    const paths = ['/orders/1', '/orders/2', '/orders/3'];
+    for (const path of paths) await getFromPod(`http://api.${ns}${path}`, { authorization: 'Bearer vscode-secret' });
+    const ordered = rows.filter({ hasText: '/orders/' });
+    await eventually(
+      async () => {
+        const n = await ordered.count();
+        if (n < paths.length) throw new Error(`${n} of ${paths.length} rows`);
+      },
+      { timeoutMs: TREE_TIMEOUT_MS, intervalMs: 250, what: 'a row per request' },
+    );
+    const texts = await ordered.allInnerTexts();
+    t.strictSame(
+      texts.map((row) => /GET (\/orders\/\d)/.exec(row)?.[1]),
+      paths,
+      'one row per request, in the order sent',
+    );
+    t.ok(texts.every((row) => /\b201\b/.test(row) && /workstation/.test(row)), `each with its status and who answered:\n${texts.join('\n')}`);
+    await ordered.nth(1).click();
+    const headers = panel.locator('#request-headers');
+    await headers.filter({ hasText: /authorization/i }).waitFor({ state: 'visible', timeout: TREE_TIMEOUT_MS });
+    t.match(await panel.locator('#details-title').innerText(), /GET \/orders\/2/, 'the clicked request');
+    t.match(await headers.innerText(), /authorization: Bearer ••••••/i, 'its headers, the credential masked');
+    t.notMatch(await headers.innerText(), /vscode-secret/);
+    await wb.screenshot('watch-traffic');
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Locator, Page } from 'playwright-core';
+import type { FrameLocator, Locator, Page } from 'playwright-core';
 
 export interface WorkbenchOptions {
   /** Screenshots go here, named NN-<name>.png in the order they were taken. */
@@ -267,6 +267,14 @@ export class Workbench {
   /** The states the Call Stack shows beside its sessions and threads ("Paused on breakpoint", "Running"). */
   callStackStates(): Locator {
     return this.page.locator('.debug-call-stack .state.label');
+  }
+
+  /**
+   * The content of the webview panel whose tab is active: VS Code puts a webview's page in an
+   * inner iframe (#active-frame) of its own iframe (.webview.ready), one per open webview.
+   */
+  activeWebview(): FrameLocator {
+    return this.page.locator('iframe.webview.ready:visible').last().contentFrame().locator('iframe#active-frame').contentFrame();
   }
 
   /** Saves a screenshot of the whole page as NN-<name>.png in the artifacts folder; returns its path. */
