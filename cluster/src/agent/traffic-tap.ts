@@ -9,7 +9,7 @@
  * else that is not HTTP/1) is reported per connection only.
  */
 import type { InterceptInfo, TrafficEvent } from '@telepresence-ts/proto/manager/v1';
-import type { ConnectionTap, TappedConnection, TapSummary } from './forwarder.js';
+import { unmappedAddress, type ConnectionTap, type TappedConnection, type TapSummary } from './forwarder.js';
 import { Http1Observer, type ObservedExchange } from './http-observer.js';
 import { personalIntercepts, wiretapsOn } from './routes.js';
 import type { WiretapOutcome } from './wiretap.js';
@@ -22,6 +22,17 @@ export interface TrafficTapPorts {
   readonly watched: (interceptId: string) => boolean;
 }
 
+/**
+ * "ip:port" as people write it: an IPv4 peer of a dual-stack listener without its `::ffff:`
+ * prefix, an IPv6 one in brackets ("[fd00::7]:4321").
+ */
+export function plainSource(source: string): string {
+  const colon = source.lastIndexOf(':');
+  if (colon < 0 || source.startsWith('[')) return source;
+  const host = unmappedAddress(source.slice(0, colon));
+  return `${host.includes(':') ? `[${host}]` : host}${source.slice(colon)}`;
+}
+
 function baseEvent(interceptId: string, kind: 'tcp' | 'http', podName: string, source: string): TrafficEvent {
   return {
     interceptId,
@@ -29,7 +40,7 @@ function baseEvent(interceptId: string, kind: 'tcp' | 'http', podName: string, s
     startedAt: 0,
     durationMs: 0,
     podName,
-    source,
+    source: plainSource(source),
     answeredBy: 'app',
     bytesIn: 0,
     bytesOut: 0,

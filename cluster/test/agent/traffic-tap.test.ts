@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { InterceptInfo, TrafficEvent } from '@telepresence-ts/proto/manager/v1';
 import type { TappedConnection } from '../../src/agent/forwarder.js';
-import { AgentTraffic, trafficTapFor } from '../../src/agent/traffic-tap.js';
+import { AgentTraffic, plainSource, trafficTapFor } from '../../src/agent/traffic-tap.js';
 import { intercept } from './helpers.js';
 
 const route: TappedConnection['route'] = { containerName: 'app', containerPort: 8080, agentPort: 9901, label: 'app:http' };
@@ -99,4 +99,11 @@ t.test('an observer that throws costs only the request view', async (t) => {
     tap?.closed({ bytesIn: 1, bytesOut: 1, durationMs: 1, error: undefined });
   });
   t.equal(events.length, 1, 'the connection is still counted');
+});
+
+t.test('sources read as people write them', async (t) => {
+  t.equal(plainSource('::ffff:10.0.0.5:4321'), '10.0.0.5:4321', 'an IPv4 peer of a dual-stack listener');
+  t.equal(plainSource('10.0.0.5:4321'), '10.0.0.5:4321');
+  t.equal(plainSource('fd00::7:4321'), '[fd00::7]:4321', 'IPv6 in brackets');
+  t.equal(plainSource('[fd00::7]:4321'), '[fd00::7]:4321');
 });
