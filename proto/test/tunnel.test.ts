@@ -20,7 +20,7 @@ t.test('a data message encodes to the bytes the generated code writes', async (t
 });
 
 t.test('open and close encode as the generated code does', async (t) => {
-  const open: TunnelMessage = { open: { sessionId: 's', connectionId: 'c', interceptId: 'i', protocol: '', destination: '' }, data: undefined, close: undefined };
+  const open: TunnelMessage = { open: { sessionId: 's', connectionId: 'c', interceptId: 'i', protocol: '', destination: '', containerPort: undefined }, data: undefined, close: undefined };
   const close: TunnelMessage = { open: undefined, data: undefined, close: { error: 'refused' } };
   t.same(encodeTunnelMessage(open), generated(open));
   t.same(encodeTunnelMessage(close), generated(close));
@@ -75,7 +75,7 @@ function exchange(client: ManagerClient, messages: TunnelMessage[]): Promise<Tun
 }
 
 const MESSAGES: TunnelMessage[] = [
-  { open: { sessionId: 's', connectionId: 'c', interceptId: '', protocol: '', destination: '' }, data: undefined, close: undefined },
+  { open: { sessionId: 's', connectionId: 'c', interceptId: '', protocol: '', destination: '', containerPort: undefined }, data: undefined, close: undefined },
   data(70_000),
   data(5),
   { open: undefined, data: undefined, close: { error: '' } },
