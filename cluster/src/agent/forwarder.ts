@@ -330,7 +330,7 @@ function tapSocket(socket: Socket, taps: readonly ConnectionTap[]): { bytesIn: n
       for (const tap of taps) tap.toCaller?.(piece);
     }
     return write(chunk, ...rest);
-  }) as Socket['write'];
+  });
   return counted;
 }
 

@@ -80,7 +80,7 @@ t.test('the wiretaps of a route: every one of its port, oldest first, beside any
   const intercepts = [tap('c2:tap', 9901, 5), intercept('c1:echo', 9901), tap('c3:tap', 9902, 1), tap('c4:tap', 9901, 2)];
   t.strictSame(wiretapsOn(intercepts, route).map((ic) => ic.id), ['c4:tap', 'c2:tap']);
   t.equal(chooseIntercept(intercepts, route)?.id, 'c1:echo', 'the intercept still takes the connections');
-  t.strictSame(personalIntercepts([{ ...tap('c5:tap', 9901, 1), spec: { ...tap('c5:tap', 9901, 1).spec!, headers: [{ name: 'x', value: 'y' }] } }], route), [], 'a wiretap is never a personal intercept');
+  t.strictSame(personalIntercepts([{ ...tap('c5:tap', 9901, 1), spec: { ...tap('c5:tap', 9901, 1).spec, headers: [{ name: 'x', value: 'y' }] } }], route), [], 'a wiretap is never a personal intercept');
   t.end();
 });
 
