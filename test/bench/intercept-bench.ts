@@ -53,7 +53,10 @@
  *                    round trip without one measured just before and just after (their mean), on
  *                    one keep-alive connection and with a connection per request; then with the
  *                    wiretap's local process stopped (every copy fails and is dropped). The
- *                    wiretap's server runs as a process of its own, as on a workstation.
+ *                    wiretap's server runs as a process of its own, as on a workstation, but
+ *                    on this machine's cores: the floor sends each request to it straight from
+ *                    here as well, with nothing of ours in between, to show what serving the
+ *                    copies costs the machine by itself.
  *
  * TP_BENCH_PARTS picks parts by name (comma-separated: connect, cold, pulled, evicted, warm, trips,
  * personal, wiretap, relayed, concurrency, memory); the others are skipped. `pulled` needs `cold` (its
@@ -310,9 +313,10 @@ async function roundTrips(paths: readonly RoundTripPath[], count: number): Promi
  * after 20 warm-up requests: what a caller that does not keep connections pays, which for a
  * wiretapped port includes opening the copy's tunnel.
  */
-async function freshTrips(base: string, count: number): Promise<number[]> {
+async function freshTrips(base: string, count: number, alongside?: () => void): Promise<number[]> {
   const once = async (): Promise<number> => {
     const t0 = performance.now();
+    alongside?.();
     const r = await get(`${base}/ping`, false);
     if (r.status !== 200) throw new Error(`GET ${base}/ping answered ${r.status}`);
     return performance.now() - t0;
@@ -659,13 +663,6 @@ async function wiretapFigures(cli: ReturnType<typeof createTelepresenceCli>, bas
       if (line === undefined) throw new Error('the wiretap server has not started');
       return Number(line.slice(5));
     }, { timeoutMs: 10_000, intervalMs: 20, what: 'the wiretap server listening' });
-    await cli.ok(['wiretap', app, '--mount=false', '--port', `${port}:http`, '--name', 'bench-tap'], 60_000);
-    await eventually(async () => {
-      await get(`${base}/ping`, false);
-      if (!lines.includes('seen 1')) throw new Error('no copy yet');
-    }, { timeoutMs: 30_000, intervalMs: 100, what: 'a copy at the wiretap' });
-    progress('app round trips with a wiretap attached');
-    const tapped = await tripsBoth();
     // Copies arrive a few milliseconds after their requests: the count is read until it holds still.
     const countNow = async (): Promise<number> => {
       lines.length = 0;
@@ -676,8 +673,25 @@ async function wiretapFigures(cli: ReturnType<typeof createTelepresenceCli>, bas
         return Number(line.slice(5));
       }, { timeoutMs: 5000, intervalMs: 20, what: 'the wiretap server\'s count' });
     };
+    // The floor: the same requests, each also sent by this process straight to the wiretap's
+    // server on a connection of its own, as a copy makes it do, with nothing of ours in between.
+    // What that costs the app's callers is the workstation's share of the machine, not the copy's.
+    progress('app round trips, each request also sent straight to the local server (the floor)');
+    const floor = await freshTrips(base, Math.ceil(count / 2), () => {
+      void get(`http://127.0.0.1:${port}/ping`, false).catch(() => undefined);
+    });
+    let floorCount = await countNow();
+    for (let again = await countNow(); again !== floorCount; again = await countNow()) floorCount = again;
+    await cli.ok(['wiretap', app, '--mount=false', '--port', `${port}:http`, '--name', 'bench-tap'], 60_000);
+    await eventually(async () => {
+      await get(`${base}/ping`, false);
+      if ((await countNow()) <= floorCount) throw new Error('no copy yet');
+    }, { timeoutMs: 30_000, intervalMs: 100, what: 'a copy at the wiretap' });
+    progress('app round trips with a wiretap attached');
+    const tapped = await tripsBoth();
     let copied = await countNow();
     for (let again = await countNow(); again !== copied; again = await countNow()) copied = again;
+    copied -= floorCount;
     tap.kill();
     await tapExited;
     progress('app round trips with the wiretap\'s process stopped');
@@ -698,6 +712,10 @@ async function wiretapFigures(cli: ReturnType<typeof createTelepresenceCli>, bas
       record(`app round trip, ${label}, wiretap process stopped, p50`, ms(withStopped));
       record(`wiretap ratio p50, ${label} (process stopped / none)`, (withStopped / baseline).toFixed(3), '<= 1.05', withStopped / baseline <= 1.05);
     }
+    const baselineFresh = mean2(p50(before.fresh), p50(after.fresh));
+    record('app round trip, a connection each, each also sent straight to the local server (floor), p50', ms(p50(floor)));
+    record('floor ratio p50, a connection each (floor / none)', (p50(floor) / baselineFresh).toFixed(3));
+    record('wiretap ratio p50 over the floor, a connection each (attached / floor)', (p50(tapped.fresh) / p50(floor)).toFixed(3), '<= 1.05', p50(tapped.fresh) / p50(floor) <= 1.05);
     record('requests copied to the wiretap / sent while it was attached', `${copied} / ${count + 50 + Math.ceil(count / 2) + 20} and the probes that waited for its first copy`);
   } finally {
     tap.kill();
