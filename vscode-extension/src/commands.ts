@@ -6,7 +6,7 @@ import { TpError, type InterceptInfo } from '@telepresence-ts/core';
 import type { CliLookup } from './cli-bundle.js';
 import type { DebugIntegration } from './debug.js';
 import type { FileStore, Host } from './host.js';
-import { askInterceptSpec, askWiretapSpec, interceptedMessage, wiretappedMessage } from './intercept-flow.js';
+import { askInterceptSpec, askReplaceSpec, askWiretapSpec, interceptedMessage, replacedMessage, wiretappedMessage } from './intercept-flow.js';
 import { OPEN_SETTINGS, SHOW_LOGS, reportError } from './notify.js';
 import { OUTBOUND_SETTINGS_QUERY, outboundMissingMessage } from './outbound.js';
 import type { Session } from './session.js';
@@ -120,8 +120,27 @@ export class Commands {
     }
   }
 
-  async #offerNext(ii: InterceptInfo): Promise<void> {
-    const choice = await this.#deps.host.showMessage('info', interceptedMessage(ii), [DEBUG, OPEN_ENV_FILE]);
+  /** Replace… on a workload: its container stops in the cluster and its ports come here. */
+  async replace(node: TreeNode | undefined): Promise<void> {
+    const { host, session } = this.#deps;
+    try {
+      const w = node?.workload;
+      if (w === undefined) {
+        throw new TpError('user', 'no-workload', 'Replace… needs a workload', { hint: 'right-click a workload in the Telepresence view' });
+      }
+      const spec = await askReplaceSpec(host, w);
+      if (spec === undefined) return;
+      const envFile = await this.#deps.files.pathFor(`${w.name}-${w.namespace}-replace.env`);
+      const ii = await host.withProgress(`Replacing ${spec.containerName} of ${w.name}`, (report) => session.intercept(spec, report, envFile));
+      host.log(replacedMessage(ii));
+      await this.#offerNext(ii, replacedMessage(ii));
+    } catch (err: unknown) {
+      await reportError(host, 'Cannot replace', err, () => this.replace(node));
+    }
+  }
+
+  async #offerNext(ii: InterceptInfo, message = interceptedMessage(ii)): Promise<void> {
+    const choice = await this.#deps.host.showMessage('info', message, [DEBUG, OPEN_ENV_FILE]);
     if (choice === DEBUG) await this.#deps.debug.debugIntercept(ii);
     else if (choice === OPEN_ENV_FILE) await this.#deps.debug.openEnvironmentFile(ii);
   }

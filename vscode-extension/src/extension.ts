@@ -137,6 +137,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('telepresence.disconnect', () => commands.disconnect()),
     vscode.commands.registerCommand('telepresence.installManager', () => commands.installManager()),
     vscode.commands.registerCommand('telepresence.intercept', (node?: Parameters<Commands['intercept']>[0]) => commands.intercept(node)),
+    vscode.commands.registerCommand('telepresence.replace', (node?: Parameters<Commands['replace']>[0]) => commands.replace(node)),
     vscode.commands.registerCommand('telepresence.wiretap', (node?: Parameters<Commands['wiretap']>[0]) => commands.wiretap(node)),
     vscode.commands.registerCommand('telepresence.leave', (node?: Parameters<Commands['leave']>[0]) => commands.leave(node)),
     vscode.commands.registerCommand('telepresence.debug', (node?: Parameters<Commands['debug']>[0]) => commands.debug(node)),

@@ -154,6 +154,61 @@ export async function askWiretapSpec(host: Host, w: WorkloadView, given: Interce
   };
 }
 
+/**
+ * Asks what a replace needs: the container, when the workload's Services lead to several, and a
+ * confirmation, since the container stops in every replica. Its ports keep their numbers on the
+ * workstation (`kubectl telepresence replace --port` moves them). Undefined when the user cancels.
+ */
+export async function askReplaceSpec(host: Host, w: WorkloadView): Promise<InterceptSpec | undefined> {
+  const containers = [...new Set(w.ports.map((p) => p.containerName))];
+  if (containers.length === 0) {
+    throw new TpError('user', 'no-service', `${w.kind.toLowerCase()}/${w.name} has no Service port that reaches one of its containers`, {
+      hint: `expose it first, e.g. kubectl expose ${w.kind.toLowerCase()}/${w.name} -n ${w.namespace} --port 80 --target-port <container port>`,
+    });
+  }
+  const container =
+    containers.length === 1
+      ? containers[0]
+      : await host.pick(
+          `Replace in ${w.name}: which container?`,
+          containers.map((c) => ({ label: c, value: c })),
+        );
+  if (container === undefined) return undefined;
+  const ports = [...new Set(w.ports.filter((p) => p.containerName === container).map((p) => p.containerPort))].sort((a, b) => a - b);
+  const replicas = w.replicas === 1 ? 'its one replica' : `all ${w.replicas} replicas`;
+  const go = await host.showMessage(
+    'warning',
+    `Replace ${container} of ${w.name}? It stops running in ${replicas} until you leave, and its ports ${ports.join(', ')} come to the same ports on this machine.`,
+    [REPLACE],
+  );
+  if (go !== REPLACE) return undefined;
+  return {
+    name: '',
+    namespace: w.namespace,
+    workloadName: w.name,
+    workloadKind: w.kind,
+    serviceName: '',
+    servicePort: '',
+    containerName: container,
+    localPort: 0,
+    headers: [],
+    httpPathPrefix: '',
+    httpMethods: [],
+    mode: 'replace',
+    ports: [],
+  };
+}
+
+/** The confirmation's action. */
+export const REPLACE = 'Replace';
+
+/** `Replacing app of web: 8080 → localhost:8080, 9090 → localhost:19090 (not running in the cluster until you leave)` */
+export function replacedMessage(ii: InterceptInfo): string {
+  const ports = (ii.spec?.ports ?? []).map((p) => `${p.containerPort} → localhost:${p.localPort}`).join(', ');
+  const container = ii.target?.containerName ?? ii.spec?.containerName ?? '';
+  return `Replacing ${container} of ${ii.spec?.workloadName ?? ''}: ${ports !== '' ? ports : 'its ports → localhost'} (not running in the cluster until you leave)`;
+}
+
 /** `Wiretapping web: a copy of web:80 → localhost:8080` */
 export function wiretappedMessage(ii: InterceptInfo): string {
   const t = ii.target;

@@ -170,6 +170,18 @@ t.test('Wiretap… on a workload: asks the local port, makes a wiretap with prog
   t.equal(daemon.specs.length, 1, 'a cancelled prompt makes nothing');
 });
 
+t.test('Replace… on a workload: asks to confirm, naming the replicas and ports, then replaces with progress', async (t) => {
+  const { commands, host, daemon, node } = await setup();
+  host.choices = [undefined];
+  await commands.replace(node('web'));
+  t.match(host.messages.at(-1), { level: 'warning', text: /^Replace app of web\? It stops running in its one replica until you leave, and its ports 8080 come to the same ports on this machine\.$/, actions: ['Replace'] });
+  t.same(daemon.specs, [], 'not confirmed: nothing asked of the daemon');
+  host.choices = ['Replace', undefined];
+  await commands.replace(node('web'));
+  t.match(daemon.specs, [{ workloadName: 'web', containerName: 'app', mode: 'replace', localPort: 0, ports: [] }]);
+  t.match(host.progress.at(-1), { title: 'Replacing app of web' });
+});
+
 t.test('Intercept… on a workload without ports warns with the fix', async (t) => {
   const { commands, host, node, daemon } = await setup();
   await commands.intercept(node('lonely'));

@@ -1,6 +1,6 @@
 import { InterceptDisposition } from '@telepresence-ts/core';
 import t from 'tap';
-import { askInterceptSpec, askWiretapSpec, interceptedMessage, localPortProblem, parseHeaders, parseHttpFilter } from '../src/intercept-flow.js';
+import { askInterceptSpec, askReplaceSpec, askWiretapSpec, interceptedMessage, replacedMessage, localPortProblem, parseHeaders, parseHttpFilter } from '../src/intercept-flow.js';
 import type { InterceptablePort } from '../src/ports.js';
 import type { WorkloadView } from '../src/session.js';
 import { FakeHost } from './fixtures/fake-host.js';
@@ -197,4 +197,18 @@ t.test('interceptedMessage says which requests a path or method filter takes', (
   };
   t.equal(interceptedMessage(ii), 'Intercepted web: web:80 → localhost:8080 (requests to /api/ with GET or POST)');
   t.end();
+});
+
+t.test('a replace asks which container when the Services lead to several, and to confirm', async (t) => {
+  const host = new FakeHost();
+  host.picks = ['side'];
+  host.choices = ['Replace'];
+  const spec = await askReplaceSpec(host, { ...web([HTTP, METRICS]), replicas: 3 });
+  t.match(host.messages, [{ level: 'warning', text: /stops running in all 3 replicas until you leave, and its ports 9100 come/ }]);
+  t.match(spec, { workloadName: 'web', containerName: 'side', mode: 'replace', localPort: 0, ports: [] });
+  await t.rejects(askReplaceSpec(new FakeHost(), web([])), { code: 'no-service' });
+  t.equal(
+    replacedMessage({ id: 's:x', spec: { ...spec!, ports: [{ containerPort: 9100, localPort: 9100 }, { containerPort: 8080, localPort: 18080 }] }, target: undefined, clientSessionId: 's', clientName: '', disposition: 2, message: '', createdAt: 0, stats: undefined }),
+    'Replacing side of web: 9100 → localhost:9100, 8080 → localhost:18080 (not running in the cluster until you leave)',
+  );
 });
