@@ -83,7 +83,7 @@ if (mode === 'remove-agents') {
       const replaceSync = new ReplaceSync({ kube, state, log });
       const server = new Server();
       if (!widenServerStreamWindow(server)) log.warn('cannot widen the HTTP/2 stream window: this grpc-js differs; tunnels will be slower');
-      addToServer(server, {
+      const service = addToServer(server, {
         state,
         kube,
         clock: systemClock,
@@ -122,6 +122,7 @@ if (mode === 'remove-agents') {
         watcher.stop();
         // Ends every watch stream and fails pending tunnels, so the graceful shutdown can finish.
         state.close();
+        service.endClientStreams();
         // Fast-path flows are cut as Outbound calls are: the client sees each broken.
         await dialPort?.close();
         await new Promise<void>((resolve) => {

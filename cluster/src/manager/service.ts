@@ -104,12 +104,26 @@ function watch<Req, Res, T>(
 const missing = (what: string): TpError => new TpError('user', 'bad-request', `the request has no ${what}`);
 
 /** Adds the Manager service to a grpc-js server. */
-export function addToServer(server: Server, deps: ServiceDeps): void {
+/** What the manager's shutdown asks of the service beyond State.close(). */
+export interface ServiceHandle {
+  /**
+   * Ends the streams that only their clients end (the agents' ReportTraffic), so a graceful
+   * shutdown finishes at once rather than serving its grace out: meanwhile a client that lost
+   * its watches would arrive again at this stopping manager, and its calls be cut at the end.
+   */
+  endClientStreams(): void;
+  /** How many such streams are open. */
+  readonly clientStreams: number;
+}
+
+export function addToServer(server: Server, deps: ServiceDeps): ServiceHandle {
   const { state, kube, log } = deps;
   const podIps = deps.podIps ?? [];
   // Agents answer probes only from an address they were given: without one, probing is pointless.
   const probeRouting = podIps.length > 0 ? deps.probeRouting : undefined;
   const traffic = new Traffic(state, deps.clock);
+  /** Ends each open ReportTraffic stream (see ServiceHandle). */
+  const openReports = new Set<() => void>();
   const replaceSync = deps.replaceSync ?? new ReplaceSync({ kube, state, log });
   state.onReplaceEnded((namespace, name) => void replaceSync.sync(namespace, name));
   const outbound = new OutboundFlows({ log, requireClient: (id) => state.requireClient(id), ...deps.outbound });
@@ -251,6 +265,13 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
       // One stream per agent session; a batch from a session that is gone fails the stream, and
       // the agent opens a new one when it arrives again.
       let failed = false;
+      const finish = (): void => {
+        openReports.delete(finish);
+        if (failed) return;
+        failed = true;
+        cb(null, {});
+      };
+      openReports.add(finish);
       call.on('data', (report: TrafficReport) => {
         if (failed) return;
         try {
@@ -258,13 +279,13 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
           traffic.report(report.session.sessionId, report.events);
         } catch (err: unknown) {
           failed = true;
+          openReports.delete(finish);
           cb(logFailure(log, 'ReportTraffic', err));
         }
       });
-      call.on('end', () => {
-        if (!failed) cb(null, {});
-      });
-      call.on('error', () => {});
+      call.on('end', finish);
+      call.on('error', () => openReports.delete(finish));
+      call.on('cancelled', () => openReports.delete(finish));
     },
     watchTraffic: (call) => {
       const { session, interceptId, bodyBytes } = call.request;
@@ -285,6 +306,14 @@ export function addToServer(server: Server, deps: ServiceDeps): void {
   };
   // Tunnel messages pass through unread (proto/src/tunnel.ts); every other method is as generated.
   server.addService(RAW_TUNNEL_SERVICE, impl);
+  return {
+    endClientStreams: () => {
+      for (const finish of [...openReports]) finish();
+    },
+    get clientStreams() {
+      return openReports.size;
+    },
+  };
 }
 
 /** A Tunnel stream whose messages stay encoded (RAW_TUNNEL_SERVICE). */

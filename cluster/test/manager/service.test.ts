@@ -50,7 +50,7 @@ async function startManager(
   const clock = new FakeClock();
   const state = new State(clock);
   const server = new Server();
-  addToServer(server, { state, kube, clock, build, prepareTimeoutMs: 120_000, log: createLogger('traffic-manager', 'error', () => undefined), clusterInfo: staticClusterInfo, ...probing });
+  const handle = addToServer(server, { state, kube, clock, build, prepareTimeoutMs: 120_000, log: createLogger('traffic-manager', 'error', () => undefined), clusterInfo: staticClusterInfo, ...probing });
   const listener = await listenGrpcAndHealth(server, 0, '127.0.0.1');
   const client = new ManagerClient(`127.0.0.1:${listener.port}`, credentials.createInsecure());
   t.teardown(async () => {
@@ -59,7 +59,7 @@ async function startManager(
     await listener.close();
     server.forceShutdown();
   });
-  return { kube, clock, state, client };
+  return { kube, clock, state, client, handle, server };
 }
 
 /** A unary call as a promise. */
@@ -353,6 +353,22 @@ t.test('Tunnel: a client that never dials fails the agent after 10 s', async (t)
   const err = await failed;
   t.equal(err.code, status.UNAVAILABLE);
   t.equal(err.metadata.get('tp-error-code')[0], 'dial-timeout');
+});
+
+t.test('a stopping manager ends the agents\' ReportTraffic streams, so its graceful shutdown finishes at once', async (t) => {
+  const { client, state, handle, server } = await startManager(t);
+  await call<ReturnType<typeof agentInfo>, SessionInfo>(client.arriveAsAgent.bind(client), agentInfo());
+  const ended = new Promise<ServiceError | null>((resolve) => {
+    const report = client.reportTraffic((err) => resolve(err));
+    report.on('error', () => undefined);
+  });
+  await eventually(() => handle.clientStreams === 1);
+  state.close();
+  handle.endClientStreams();
+  t.equal(await ended, null, 'the stream ended with OK');
+  t.equal(handle.clientStreams, 0);
+  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  t.pass('tryShutdown finished with no stream left open');
 });
 
 t.test('ReportTraffic feeds WatchTraffic; the watch ends with intercept-ended when the intercept goes', async (t) => {
